@@ -1,0 +1,79 @@
+"""Channel-neutral messages: what adapters turn updates into, and what services return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+CALLBACK_DATA_MAX_BYTES = 64
+MAX_INBOUND_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice offered to the user: a label key and a namespaced action such as 'ack:12'."""
+
+    key: str
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse actions that Telegram would reject (over 64 bytes, no namespace)."""
+        if len(self.action.encode("utf-8")) > CALLBACK_DATA_MAX_BYTES:
+            raise ValueError(f"button action over {CALLBACK_DATA_MAX_BYTES} bytes: {self.action!r}")
+        if ":" not in self.action:
+            raise ValueError(f"button action needs a namespace, like 'ns:arg': {self.action!r}")
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message to send: an i18n key, its parameters and rows of buttons; never rendered text."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """One thing a user did in a chat, whatever the channel."""
+
+    channel: str
+    external_id: str
+    chat_id: str
+    display_name: str | None = None
+    language_code: str | None = None
+    text: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    action: str | None = None
+    message_id: str | None = None
+    chat_type: str = "private"
+    has_attachment: bool = False
+
+    @property
+    def payload(self) -> str | None:
+        """Return the deep-link payload of '/start <payload>'."""
+        return self.args[0] if self.command == "start" and self.args else None
+
+
+def parse_command(text: str, bot_username: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """Split '/cmd@bot a b' into ('cmd', ('a', 'b')); return (None, ()) for plain text."""
+    if not text.startswith("/") or len(text) < 2:
+        return None, ()
+    head, *rest = text.split()
+    name, _, target = head[1:].partition("@")
+    if target and bot_username and target.lower() != bot_username.lower():
+        return None, ()
+    if not name or not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
+        return None, ()
+    return name.lower(), tuple(rest)
+
+
+class Sender(Protocol):
+    """What an adapter offers to send messages out."""
+
+    async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> str | None:
+        """Send one message; return the platform's message id."""
+        ...

@@ -1,0 +1,256 @@
+"""Settings: a TOML file, overridden by REFORMBOT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "REFORMBOT_"
+CONFIG_ENV = "REFORMBOT_CONFIG"
+DEFAULT_CONFIG = Path("config.toml")
+TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
+SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+PLACEHOLDERS = {"", "changeme", "change_me", "change-me", "your-token", "token", "secret", "xxx"}
+
+
+def _refuse_placeholder(value: SecretStr | None, what: str) -> SecretStr | None:
+    """Reject secrets that are still the example's placeholder."""
+    if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
+        raise ValueError(f"{what} is still a placeholder; set a real value")
+    return value
+
+
+class TelegramSettings(BaseModel):
+    """How the bot reaches Telegram (or the sandbox)."""
+
+    token: SecretStr | None = None
+    username: str | None = None
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+    webhook_path: str = "telegram"
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        """Check the token looks like a Bot API token."""
+        v = _refuse_placeholder(v, "token")
+        if v is not None and not TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError("token must look like 123456789:AA... (digits, colon, 20+ characters)")
+        return v
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        """Check the webhook secret is one Telegram accepts."""
+        v = _refuse_placeholder(v, "webhook_secret")
+        if v is not None and not SECRET_TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError("webhook_secret must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+        return v
+
+    @field_validator("username")
+    @classmethod
+    def _strip_at(cls, v: str | None) -> str | None:
+        """Accept the username with or without its @."""
+        return v.lstrip("@") if v else v
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> TelegramSettings:
+        """Require a public URL and a secret in webhook mode."""
+        if self.mode == "webhook":
+            if not self.webhook_url:
+                raise ValueError("webhook mode needs telegram.webhook_url")
+            if self.webhook_secret is None:
+                raise ValueError("webhook mode needs telegram.webhook_secret")
+        return self
+
+
+class ZaloSettings(BaseModel):
+    """Zalo Official Account (reserved for a later release)."""
+
+    enabled: bool = False
+    oa_access_token: SecretStr | None = None
+    app_secret: SecretStr | None = None
+
+
+class DatabaseSettings(BaseModel):
+    """Where the data lives."""
+
+    url: str = "sqlite+aiosqlite:///data/reformbot.db"
+    echo: bool = False
+    migrate_on_start: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        """Accept the async SQLite and PostgreSQL drivers; upgrade bare schemes."""
+        if v.startswith("sqlite:///"):
+            v = "sqlite+aiosqlite:///" + v.removeprefix("sqlite:///")
+        elif v.startswith(("postgresql://", "postgres://")):
+            v = "postgresql+asyncpg://" + v.split("://", 1)[1]
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class SchedulerSettings(BaseModel):
+    """Clock settings for jobs."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "07:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        """Require an IANA time zone name."""
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        """Require HH:MM."""
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("must be HH:MM, for example 21:00")
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Return the display time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class I18nSettings(BaseModel):
+    """Languages."""
+
+    default_locale: Literal["vi", "en"] = "vi"
+
+
+class BootstrapAdmin(BaseModel):
+    """A chat account that is an administrator before any staff import."""
+
+    channel: Literal["telegram", "zalo"] = "telegram"
+    external_id: str = Field(pattern=r"^[0-9A-Za-z_-]{1,64}$")
+    full_name: str = Field("Quản trị hệ thống", min_length=1, max_length=200)
+
+
+class BootstrapSettings(BaseModel):
+    """Accounts set up at start."""
+
+    admins: list[BootstrapAdmin] = []
+
+
+class InviteSettings(BaseModel):
+    """Staff invitations."""
+
+    valid_days: int = Field(14, ge=1, le=365)
+
+
+class LoggingSettings(BaseModel):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """All settings of one installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    telegram: TelegramSettings = TelegramSettings()
+    zalo: ZaloSettings = ZaloSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    i18n: I18nSettings = I18nSettings()
+    bootstrap: BootstrapSettings = BootstrapSettings()
+    invites: InviteSettings = InviteSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Let environment variables win over the file's values (passed as init kwargs)."""
+        return env_settings, init_settings
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the configuration."""
+
+    key: str
+    message: str
+    source: str
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("; ".join(f"{p.key}: {p.message} ({p.source})" for p in problems))
+        self.problems = problems
+
+
+def resolve_path(path: Path | str | None) -> Path | None:
+    """Return the config file to read: the argument, $REFORMBOT_CONFIG, or ./config.toml."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def _env_name(key: str) -> str:
+    """Return the environment variable that overrides a dotted key."""
+    return ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def load_settings(path: Path | str | None = None, *, required: bool = False) -> Settings:
+    """Read and validate settings; raise ConfigError naming each bad key and its source."""
+    file = resolve_path(path)
+    data: dict[str, Any] = {}
+    source = str(file) if file else "defaults"
+    if file is not None:
+        if not file.exists():
+            raise ConfigError([ConfigProblem("-", "file not found", str(file))])
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([ConfigProblem("-", f"not valid TOML: {exc}", str(file))]) from exc
+    elif required:
+        raise ConfigError([ConfigProblem("-", "no config file given", "command line")])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "-"
+            env = _env_name(key)
+            where = f"environment {env}" if env in os.environ else source
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(ConfigProblem(key, message, where))
+        raise ConfigError(problems) from exc

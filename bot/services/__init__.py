@@ -1,0 +1,1 @@
+"""The rules of reformbot: pure Python and the database, no chat platform."""

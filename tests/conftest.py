@@ -1,0 +1,79 @@
+"""Shared fixtures: databases on SQLite (always) and PostgreSQL (when a URL is given)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine.url import make_url
+from sqlmodel import SQLModel
+
+import bot.models  # noqa: F401  (registers the tables)
+from bot.clock import FakeClock
+from bot.db import SessionMaker, create_engine, session_maker
+
+PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
+PG_SKIP = f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres)"
+
+
+def postgres_url() -> str | None:
+    """Return the PostgreSQL server URL for tests, normalised to asyncpg, or None."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        return None
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """Create a throwaway PostgreSQL database for this test run; drop it afterwards."""
+    base = postgres_url()
+    if base is None:
+        yield None
+        return
+    import asyncio
+
+    name = f"reformbot_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+
+    async def run(sql: str) -> None:
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield url
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin.dispose())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, pg_database: str | None) -> str:
+    """Yield each database backend to test against; PostgreSQL skips without a URL."""
+    if request.param == "postgres":
+        if pg_database is None:
+            pytest.skip(PG_SKIP)
+        return pg_database
+    return "sqlite+aiosqlite:///:memory:"
+
+
+@pytest.fixture
+async def maker(db_url: str) -> AsyncIterator[SessionMaker]:
+    """Give a session maker on an empty schema of the backend under test."""
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.drop_all)
+        await conn.run_sync(SQLModel.metadata.create_all)
+    yield session_maker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Give a fake clock at a Monday morning in Hanoi (01:00 UTC)."""
+    return FakeClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
