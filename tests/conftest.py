@@ -38,18 +38,18 @@ def pg_database() -> Iterator[str | None]:
     import asyncio
 
     name = f"reformbot_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
 
     async def run(sql: str) -> None:
+        admin = create_engine(base)
         async with admin.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(sql))
+        await admin.dispose()
 
     asyncio.run(run(f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     yield url
     asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(admin.dispose())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -77,3 +77,54 @@ async def maker(db_url: str) -> AsyncIterator[SessionMaker]:
 def clock() -> FakeClock:
     """Give a fake clock at a Monday morning in Hanoi (01:00 UTC)."""
     return FakeClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+
+
+class BotHarness:
+    """A real python-telegram-bot Application whose HTTP goes to the fake Bot API."""
+
+    def __init__(self, app, api, maker) -> None:
+        self.app = app
+        self.api = api
+        self.maker = maker
+
+    async def feed(self, data: dict) -> None:
+        """Process one update dict as if Telegram had sent it."""
+        from telegram import Update
+
+        await self.app.process_update(Update.de_json(data, self.app.bot))
+
+    async def send(self, uid: int, text: str, **kw) -> list[str]:
+        """Send text as a user; return the texts the bot sent back to that chat."""
+        from tests import tg
+
+        self.api.clear()
+        await self.feed(tg.text_update(uid, text, **kw))
+        return self.api.texts()
+
+    async def press(self, uid: int, data: str, message_id: int = 5) -> list[str]:
+        """Press an inline button as a user; return the texts sent or edited in."""
+        from tests import tg
+
+        self.api.clear()
+        await self.feed(tg.callback_update(uid, data, message_id))
+        return self.api.texts()
+
+
+@pytest.fixture
+async def bot_harness(maker: SessionMaker, clock: FakeClock) -> AsyncIterator[BotHarness]:
+    """Give a started Application against the fake Bot API, on the database under test."""
+    from telegram.request import HTTPXRequest
+
+    from bot.app import build_application
+    from bot.config import Settings
+    from tests.fakes import TOKEN, FakeBotAPI
+
+    api = FakeBotAPI()
+    settings = Settings(telegram={"token": TOKEN})
+    request = HTTPXRequest(httpx_kwargs={"transport": api.transport()})
+    app = build_application(settings, maker=maker, clock=clock, request=request, rate_limit=False)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    yield BotHarness(app, api, maker)
+    await app.shutdown()

@@ -26,13 +26,34 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Items:
+    """A list parameter: each row rendered with `key`, joined by `sep`."""
+
+    key: str
+    rows: tuple[dict[str, Any], ...]
+    sep: str = "\n"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A parameter that is itself a catalog message (rendered, then inserted as is)."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
-    """A message to send: an i18n key, its parameters and rows of buttons; never rendered text."""
+    """A message to send: an i18n key, its parameters and rows of buttons; never rendered text.
+
+    `edit` asks to replace the message whose button the user pressed instead of sending anew.
+    """
 
     key: str
     params: dict[str, Any] = field(default_factory=dict)
     buttons: tuple[tuple[Button, ...], ...] = ()
     locale: str | None = None
+    edit: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""Wiring: the python-telegram-bot Application, its handlers, and running it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import BaseRequest
+
+from bot.channels.base import OutboundMessage
+from bot.channels.telegram import TelegramSender, blocked_change, to_event
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db import SessionMaker, create_engine, session_maker, transaction
+from bot.i18n import LOCALES, t
+from bot.services import bootstrap, contacts
+from handlers import router
+from handlers.context import Deps
+from handlers.registry import COMMANDS, EVERYONE
+
+log = logging.getLogger(__name__)
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+
+
+class NoToken(Exception):
+    """No bot token is configured."""
+
+
+@dataclass
+class Runtime:
+    """What the handlers share, kept in the Application's bot_data."""
+
+    settings: Settings
+    maker: SessionMaker
+    clock: Clock
+    deps: Deps | None = None
+    sender: TelegramSender | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+    """Return the runtime stored in the application."""
+    rt = context.application.bot_data["runtime"]
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Turn an update into an event, route it, and deliver the replies."""
+    rt = runtime_of(context)
+    assert rt.deps is not None
+    assert rt.sender is not None
+    blocked = blocked_change(update)
+    if blocked is not None and update.effective_user is not None:
+        await _note_blocked(rt, str(update.effective_user.id), blocked)
+        return
+    event = to_event(update, context.bot.username)
+    if event is None:
+        return
+    contact, replies = await router.handle(event, rt.deps)
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    await rt.sender.deliver(event, replies, contact.locale)
+
+
+async def _note_blocked(rt: Runtime, external_id: str, blocked: bool) -> None:
+    """Record that a user blocked the bot, or started it again."""
+    async with transaction(rt.maker) as session:
+        if blocked:
+            await contacts.mark_blocked(
+                session, channel="telegram", external_id=external_id, now=rt.clock.now()
+            )
+        else:
+            contact = await contacts.find(session, channel="telegram", external_id=external_id)
+            if contact is not None:
+                contact.blocked_at = None
+                session.add(contact)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and tell the user, without leaking internals."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s failed", update_id, exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    rt = runtime_of(context)
+    if rt.sender is None:
+        return
+    try:
+        await rt.sender.send(
+            str(update.effective_chat.id),
+            OutboundMessage("errors.internal"),
+            rt.settings.i18n.default_locale,
+        )
+    except Exception:  # the platform may be what failed; the log already has it
+        log.warning("could not tell chat about the failure of update %s", update_id)
+
+
+async def _set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Publish the commands open to everyone in the chat menu, in each language."""
+    public = [c for c in COMMANDS.values() if c.audience == EVERYONE]
+    for locale in LOCALES:
+        commands = [BotCommand(c.name, t(c.help_key, locale)[:256]) for c in public]
+        await app.bot.set_my_commands(commands, language_code=None if locale == "vi" else locale)
+
+
+async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Finish start-up once the bot knows who it is."""
+    rt: Runtime = app.bot_data["runtime"]
+    rt.deps = Deps(rt.maker, rt.settings, rt.clock, bot_username=app.bot.username)
+    rt.sender = TelegramSender(app.bot, rt.settings.scheduler.tz)
+    async with transaction(rt.maker) as session:
+        for admin in rt.settings.bootstrap.admins:
+            await bootstrap.ensure_admin(
+                session, admin=admin, now=rt.clock.now(), locale=rt.settings.i18n.default_locale
+            )
+    await _set_commands(app)
+    log.info("bot @%s ready (%s mode)", app.bot.username, rt.settings.telegram.mode)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    maker: SessionMaker,
+    clock: Clock | None = None,
+    request: BaseRequest | None = None,
+    rate_limit: bool = True,
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """Build the Application: one handler that routes every update, and the error handler."""
+    if settings.telegram.token is None:
+        raise NoToken
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram.token.get_secret_value())
+        .base_url(settings.telegram.api_base_url)
+        .base_file_url(settings.telegram.api_file_url)
+        .post_init(_post_init)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
+    app = builder.build()
+    app.bot_data["runtime"] = Runtime(settings=settings, maker=maker, clock=clock or SystemClock())
+    app.add_handler(TypeHandler(Update, on_update))
+    app.add_error_handler(on_error)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Run the bot until SIGINT or SIGTERM, by polling or by webhook as configured."""
+    if settings.telegram.token is None:
+        raise NoToken
+    if settings.database.migrate_on_start:
+        from bot.migrate import upgrade_sync
+
+        upgrade_sync(settings.database.url)
+    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    app = build_application(settings, maker=session_maker(engine))
+
+    async def _dispose(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        await engine.dispose()
+
+    app.post_shutdown = _dispose
+    tg = settings.telegram
+    stop = (signal.SIGINT, signal.SIGTERM)
+    if tg.mode == "webhook":
+        assert tg.webhook_secret is not None
+        app.run_webhook(
+            listen=tg.webhook_listen,
+            port=tg.webhook_port,
+            url_path=tg.webhook_path,
+            webhook_url=tg.webhook_url,
+            secret_token=tg.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+            stop_signals=stop,
+        )
+    else:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=stop)

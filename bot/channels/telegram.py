@@ -1,0 +1,139 @@
+"""The Telegram adapter: Update -> InboundEvent, OutboundMessage -> Bot API calls."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
+
+from bot.channels.base import InboundEvent, OutboundMessage, parse_command
+from bot.channels.render import html_escape, plain, render, render_key, split_text
+
+CHANNEL = "telegram"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def _callback_event(update: Update) -> InboundEvent | None:
+    """Turn a button press into an event."""
+    query = update.callback_query
+    if query is None or query.from_user.is_bot:
+        return None
+    message = query.message
+    chat_id = message.chat.id if message else query.from_user.id
+    return InboundEvent(
+        channel=CHANNEL,
+        external_id=str(query.from_user.id),
+        chat_id=str(chat_id),
+        display_name=query.from_user.full_name,
+        language_code=query.from_user.language_code,
+        action=query.data or "",
+        message_id=str(message.message_id) if message else None,
+        chat_type=message.chat.type if message else "private",
+    )
+
+
+def to_event(update: Update, bot_username: str | None = None) -> InboundEvent | None:
+    """Turn a Telegram update into a channel-neutral event; None for what the bot ignores."""
+    if update.callback_query is not None:
+        return _callback_event(update)
+    message = update.message
+    user = message.from_user if message else None
+    if message is None or user is None or user.is_bot:
+        return None
+    text = message.text if message.text is not None else message.caption
+    command, args = parse_command(text, bot_username) if text else (None, ())
+    return InboundEvent(
+        channel=CHANNEL,
+        external_id=str(user.id),
+        chat_id=str(message.chat.id),
+        display_name=user.full_name,
+        language_code=user.language_code,
+        text=text,
+        command=command,
+        args=args,
+        message_id=str(message.message_id),
+        chat_type=message.chat.type,
+        has_attachment=bool(message.document or message.photo),
+    )
+
+
+def blocked_change(update: Update) -> bool | None:
+    """Tell whether a my_chat_member update means the user blocked (True) or restarted (False)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return None
+    status = change.new_chat_member.status
+    if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+        return True
+    return False if status == ChatMemberStatus.MEMBER else None
+
+
+def keyboard(message: OutboundMessage, locale: str) -> InlineKeyboardMarkup | None:
+    """Render the message's buttons as an inline keyboard."""
+    if not message.buttons:
+        return None
+    loc = message.locale or locale
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    render_key(b.key, b.params, loc, escape=plain), callback_data=b.action
+                )
+                for b in row
+            ]
+            for row in message.buttons
+        ]
+    )
+
+
+class TelegramSender:
+    """Send and edit rendered messages through a python-telegram-bot Bot."""
+
+    def __init__(self, bot: Bot, tz: ZoneInfo) -> None:
+        self.bot = bot
+        self.tz = tz
+
+    def text(self, message: OutboundMessage, locale: str) -> str:
+        """Render a message as Telegram HTML."""
+        return render(message, locale, escape=html_escape, tz=self.tz)
+
+    async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> str | None:
+        """Send a message (split at line breaks over 4096 characters); return the last id."""
+        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
+        last_id: str | None = None
+        for i, chunk in enumerate(chunks):
+            markup = keyboard(message, locale) if i == len(chunks) - 1 else None
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
+            )
+            last_id = str(sent.message_id)
+        return last_id
+
+    async def edit(
+        self, chat_id: str, message_id: str, message: OutboundMessage, locale: str
+    ) -> None:
+        """Replace the text and buttons of a message the bot sent."""
+        text = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)[0]
+        await self.bot.edit_message_text(
+            chat_id=chat_id,
+            message_id=int(message_id),
+            text=text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(message, locale),
+            link_preview_options=NO_PREVIEW,
+        )
+
+    async def deliver(
+        self, event: InboundEvent, replies: list[OutboundMessage], locale: str
+    ) -> None:
+        """Send the replies to an event, editing the pressed message where asked."""
+        for reply in replies:
+            if reply.edit and event.action is not None and event.message_id is not None:
+                await self.edit(event.chat_id, event.message_id, reply, locale)
+            else:
+                await self.send(event.chat_id, reply, locale)

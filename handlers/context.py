@@ -1,0 +1,54 @@
+"""What a handler gets: the event, a database session, the actor, settings and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels.base import Button, InboundEvent, OutboundMessage
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db import SessionMaker
+from bot.models import Contact
+from bot.services.access import Actor
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Long-lived things every handler may use."""
+
+    maker: SessionMaker
+    settings: Settings
+    clock: Clock
+    bot_username: str | None = None
+
+
+@dataclass
+class Context:
+    """One event being handled, inside one database transaction."""
+
+    event: InboundEvent
+    session: AsyncSession
+    actor: Actor
+    contact: Contact
+    deps: Deps
+
+    @property
+    def now(self) -> datetime:
+        """Return the current time from the injected clock."""
+        return self.deps.clock.now()
+
+    @property
+    def locale(self) -> str:
+        """Return the language to answer in."""
+        return self.contact.locale
+
+
+def msg(
+    key: str, *, buttons: tuple[tuple[Button, ...], ...] = (), edit: bool = False, **params: Any
+) -> OutboundMessage:
+    """Build an outbound message from a catalog key and its parameters."""
+    return OutboundMessage(key=key, params=params, buttons=buttons, edit=edit)

@@ -1,0 +1,119 @@
+"""Commands every chat account has: /start, /help, /lang, /me, /stop."""
+
+from __future__ import annotations
+
+from bot.channels.base import Button, Items, OutboundMessage, Text
+from bot.i18n import LOCALES
+from bot.models import Role
+from bot.services import contacts, invites, org
+from bot.services.access import Actor
+from handlers.context import Context, msg
+from handlers.registry import COMMANDS, EVERYONE, STAFF, action, command
+
+ROLE_ORDER = (Role.ADMIN, Role.LEADER, Role.UNIT_HEAD, Role.STAFF)
+
+
+def roles_text(roles: frozenset[Role]) -> Items:
+    """Return the actor's roles as a translated, comma-separated list."""
+    ordered = [r for r in ROLE_ORDER if r in roles] or [Role.STAFF]
+    return Items(
+        "roles.list.item", tuple({"role": Text(f"roles.{r.value}")} for r in ordered), ", "
+    )
+
+
+def unit_name(ctx: Context) -> str:
+    """Return the actor's unit name, or a dash."""
+    return ctx.actor.unit.name if ctx.actor.unit else "–"
+
+
+@command("start")
+async def start(ctx: Context) -> list[OutboundMessage]:
+    """Welcome the user; link a staff account when the payload is an invite code."""
+    payload = ctx.event.payload
+    if payload and invites.is_invite_payload(payload):
+        person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
+        unit = await org.unit_of(ctx.session, person)
+        return [msg("start.linked", name=person.full_name, unit=unit.name if unit else "–")]
+    replies = []
+    if ctx.contact.opted_out:
+        contacts.set_opted_out(ctx.session, contact=ctx.contact, opted_out=False)
+        replies.append(msg("start.resubscribed"))
+    if ctx.actor.is_staff:
+        assert ctx.actor.person is not None
+        replies.append(
+            msg("start.welcome_staff", name=ctx.actor.person.full_name, unit=unit_name(ctx))
+        )
+    else:
+        replies.append(msg("start.welcome_citizen"))
+    return replies
+
+
+def visible_to(actor: Actor, audience: str | frozenset[Role]) -> bool:
+    """Tell whether /help should offer a command to this actor."""
+    if audience == EVERYONE:
+        return True
+    if audience == STAFF:
+        return actor.is_staff
+    return isinstance(audience, frozenset) and actor.has_any(audience)
+
+
+@command("help")
+async def help_(ctx: Context) -> list[OutboundMessage]:
+    """List the commands this person's roles may use."""
+    rows = tuple(
+        {"command": c.name, "description": Text(c.help_key)}
+        for c in COMMANDS.values()
+        if visible_to(ctx.actor, c.audience)
+    )
+    lines = Items("help.line", rows)
+    if ctx.actor.is_staff:
+        return [msg("help.header_staff", roles=roles_text(ctx.actor.roles), lines=lines)]
+    return [msg("help.header_citizen", lines=lines)]
+
+
+@command("lang")
+async def lang(ctx: Context) -> list[OutboundMessage]:
+    """Offer the languages as buttons, or switch at once with '/lang en'."""
+    if ctx.event.args:
+        await contacts.set_locale(
+            ctx.session, contact=ctx.contact, locale=ctx.event.args[0].lower()
+        )
+        return [msg("lang.changed")]
+    buttons = (tuple(Button(f"lang.{code}", f"lang:{code}") for code in LOCALES),)
+    return [msg("lang.choose", buttons=buttons)]
+
+
+@action("lang")
+async def lang_pressed(ctx: Context) -> list[OutboundMessage]:
+    """Switch language from a button and replace the question with the answer."""
+    code = (ctx.event.action or "").partition(":")[2]
+    await contacts.set_locale(ctx.session, contact=ctx.contact, locale=code)
+    return [msg("lang.changed", edit=True)]
+
+
+@command("me", STAFF)
+async def me(ctx: Context) -> list[OutboundMessage]:
+    """Show the person's name, unit, roles and linked channels."""
+    if not ctx.actor.is_staff:
+        return [msg("me.not_staff")]
+    p = await org.profile(ctx.session, actor=ctx.actor)
+    none = Text("me.none")
+    return [
+        msg(
+            "me.profile",
+            name=p.person.full_name,
+            code=p.person.code,
+            title=p.person.title or none,
+            unit=p.unit.name if p.unit else none,
+            roles=roles_text(p.roles),
+            channels=", ".join(p.channels) or none,
+            locale=Text(f"lang.{ctx.locale}"),
+        )
+    ]
+
+
+@command("stop")
+async def stop(ctx: Context) -> list[OutboundMessage]:
+    """Opt out of optional messages; tell staff which notices still come."""
+    contacts.set_opted_out(ctx.session, contact=ctx.contact, opted_out=True)
+    return [msg("stop.done_staff" if ctx.actor.is_staff else "stop.done_citizen")]
