@@ -1,0 +1,257 @@
+"""`import staff`: create or update people and their roles from a file, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import Person, PersonRole, Role, Unit
+from bot.services.imports.report import (
+    ImportReport,
+    Problems,
+    Progress,
+    Ticker,
+    chunks,
+    record_import,
+)
+from bot.services.imports.table import ColumnSpec, SourceRow, Table, TableSpec
+from bot.services.imports.values import (
+    parse_code,
+    parse_email,
+    parse_flag,
+    parse_locale,
+    parse_phone,
+    parse_roles,
+    text_parser,
+)
+
+TEXT_MAX = 255
+DEFAULT_ROLES = frozenset({Role.STAFF})
+DEFAULTS: dict[str, Any] = {"title": None, "phone": None, "email": None, "locale": "vi"}
+OPTIONAL = ("title", "phone", "email", "locale", "active")
+WRITE_CHUNK = 1000
+
+STAFF = TableSpec(
+    "staff",
+    (
+        ColumnSpec("code", "Mã cán bộ", "code", required=True, others=("staff_code",)),
+        ColumnSpec("full_name", "Họ và tên", "full_name", required=True, others=("Họ tên",)),
+        ColumnSpec("unit_code", "Mã đơn vị", "unit_code", required=True),
+        ColumnSpec("title", "Chức vụ", "title"),
+        ColumnSpec("roles", "Vai trò", "roles"),
+        ColumnSpec("phone", "Điện thoại", "phone", others=("Số điện thoại",)),
+        ColumnSpec("email", "Email", "email", others=("Thư điện tử", "e-mail")),
+        ColumnSpec("locale", "Ngôn ngữ", "locale", others=("language",)),
+        ColumnSpec("active", "Đang công tác", "active"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class StaffRecord:
+    """One valid staff row: the person's fields the file gives, and the roles (None: keep)."""
+
+    row: int
+    code: str
+    attrs: dict[str, Any]
+    roles: frozenset[Role] | None
+
+
+@dataclass
+class StaffPlan:
+    """What an import will do to people and their roles."""
+
+    create: list[StaffRecord] = field(default_factory=list)
+    update: list[tuple[Person, StaffRecord]] = field(default_factory=list)
+    new_roles: dict[str, frozenset[Role]] = field(default_factory=dict)
+    unchanged: int = 0
+
+    def report(self, *, dry_run: bool) -> ImportReport:
+        """Return the counts as a report."""
+        return ImportReport(len(self.create), len(self.update), self.unchanged, dry_run=dry_run)
+
+
+@dataclass
+class StaffState:
+    """The people the file names, as the database holds them."""
+
+    people: dict[str, Person]
+    roles: dict[int, frozenset[Role]]
+
+
+async def import_staff(
+    session: AsyncSession,
+    *,
+    table: Table,
+    actor: str,
+    now: datetime,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    source: str | None = None,
+) -> ImportReport:
+    """Check every staff row, then create or update all of them in the session (or none)."""
+    if table.spec is not STAFF:
+        raise ValueError("import_staff needs a table read with the STAFF spec")
+    ticker = Ticker(progress, len(table.rows) * (1 if dry_run else 2))
+    problems = Problems(table)
+    unit_ids = await _load_unit_ids(session)
+    records = _parse_rows(table, problems, unit_ids, ticker)
+    if problems:
+        return ImportReport(problems=problems.sorted(), dry_run=dry_run)
+    state = await _load_state(session, codes=[r.code for r in records])
+    plan = _plan(records, state)
+    report = plan.report(dry_run=dry_run)
+    if not dry_run:
+        await _apply(session, plan=plan, now=now, ticker=ticker)
+        record_import(
+            session, action="import.staff", report=report, actor=actor, now=now, source=source
+        )
+        await session.flush()
+    ticker.finish()
+    return report
+
+
+async def _load_unit_ids(session: AsyncSession) -> dict[str, int]:
+    """Return every unit's id by code, in one query."""
+    rows = (await session.exec(select(Unit.code, Unit.id))).all()
+    return {code: unit_id for code, unit_id in rows if unit_id is not None}
+
+
+def _parse_rows(
+    table: Table, problems: Problems, unit_ids: dict[str, int], ticker: Ticker
+) -> list[StaffRecord]:
+    """Parse every row, flag duplicates and unknown units; return the valid rows."""
+    records: list[StaffRecord] = []
+    first_row: dict[str, int] = {}
+    for row in table.rows:
+        before = len(problems)
+        code = problems.cell(row, "code", parse_code)
+        if code is not None and code in first_row:
+            dup = {"code": code, "first_row": first_row[code]}
+            problems.add(row.number, "code", "import.error.duplicate_code", **dup)
+        elif code is not None:
+            first_row[code] = row.number
+        attrs = _parse_attrs(table, row, problems, unit_ids)
+        roles = problems.cell(row, "roles", parse_roles) if table.has("roles") else None
+        if len(problems) == before and code is not None:
+            records.append(StaffRecord(row.number, code, attrs, roles or _default_roles(table)))
+        ticker.step()
+    return records
+
+
+def _default_roles(table: Table) -> frozenset[Role] | None:
+    """Return the roles of an empty cell: staff, or None (keep) when the column is absent."""
+    return DEFAULT_ROLES if table.has("roles") else None
+
+
+def _parse_attrs(
+    table: Table, row: SourceRow, problems: Problems, unit_ids: dict[str, int]
+) -> dict[str, Any]:
+    """Parse a row's person fields; leave out optional columns the file does not have."""
+    text = text_parser(TEXT_MAX)
+    attrs: dict[str, Any] = {
+        "full_name": problems.cell(row, "full_name", text),
+        "unit_id": _unit_id(row, problems, unit_ids),
+        "title": problems.cell(row, "title", text),
+        "phone": problems.cell(row, "phone", parse_phone),
+        "email": problems.cell(row, "email", parse_email),
+        "locale": problems.cell(row, "locale", parse_locale) or "vi",
+        "active": problems.cell(row, "active", parse_flag),
+    }
+    if attrs["active"] is None:
+        attrs["active"] = True
+    return {k: v for k, v in attrs.items() if k not in OPTIONAL or table.has(k)}
+
+
+def _unit_id(row: SourceRow, problems: Problems, unit_ids: dict[str, int]) -> int | None:
+    """Return the id of the row's unit, recording a problem when it is not in the database."""
+    code = problems.cell(row, "unit_code", str.upper)
+    if code is None:
+        return None
+    if code not in unit_ids:
+        problems.add(row.number, "unit_code", "import.error.unknown_unit", code=code)
+        return None
+    return unit_ids[code]
+
+
+async def _load_state(session: AsyncSession, *, codes: Sequence[str]) -> StaffState:
+    """Load the people the file names and their roles, a chunk of codes per query."""
+    people: dict[str, Person] = {}
+    for part in chunks(codes):
+        found = await session.exec(select(Person).where(col(Person.code).in_(part)))
+        people.update({person.code: person for person in found})
+    roles = await _load_roles(session, [p.id for p in people.values() if p.id is not None])
+    return StaffState(people, roles)
+
+
+async def _load_roles(session: AsyncSession, ids: Sequence[int]) -> dict[int, frozenset[Role]]:
+    """Return the roles of some people, a chunk of ids per query."""
+    held: dict[int, set[Role]] = {}
+    for part in chunks(ids):
+        query = select(PersonRole.person_id, PersonRole.role)
+        rows = await session.exec(query.where(col(PersonRole.person_id).in_(part)))
+        for person_id, role in rows:
+            held.setdefault(person_id, set()).add(Role(role))
+    return {person_id: frozenset(roles) for person_id, roles in held.items()}
+
+
+def _plan(records: list[StaffRecord], state: StaffState) -> StaffPlan:
+    """Sort the rows into new people, changed people and unchanged ones."""
+    plan = StaffPlan()
+    for rec in records:
+        person = state.people.get(rec.code)
+        if person is None:
+            plan.create.append(rec)
+            plan.new_roles[rec.code] = rec.roles or DEFAULT_ROLES
+            continue
+        old_roles = state.roles.get(person.id or 0, frozenset())
+        roles_changed = rec.roles is not None and rec.roles != old_roles
+        if roles_changed and rec.roles is not None:
+            plan.new_roles[rec.code] = rec.roles
+        if roles_changed or any(getattr(person, k) != v for k, v in rec.attrs.items()):
+            plan.update.append((person, rec))
+        else:
+            plan.unchanged += 1
+    return plan
+
+
+async def _apply(session: AsyncSession, *, plan: StaffPlan, now: datetime, ticker: Ticker) -> None:
+    """Insert new people, update changed ones, then replace the roles that changed."""
+    ids: dict[str, int] = {}
+    for part in chunks(plan.create, WRITE_CHUNK):
+        fresh = [_new_person(rec, now) for rec in part]
+        session.add_all(fresh)
+        await session.flush()
+        ids.update({p.code: p.id for p in fresh if p.id is not None})
+        ticker.step(len(part))
+    for person, rec in plan.update:
+        for key, value in rec.attrs.items():
+            setattr(person, key, value)
+        person.updated_at = now
+        if person.id is not None:
+            ids[person.code] = person.id
+        ticker.step()
+    await session.flush()
+    await _replace_roles(session, {ids[code]: roles for code, roles in plan.new_roles.items()})
+
+
+def _new_person(rec: StaffRecord, now: datetime) -> Person:
+    """Build a person for a new row, with defaults for the columns the file lacks."""
+    values = {**DEFAULTS, "active": True, **rec.attrs}
+    return Person(code=rec.code, created_at=now, updated_at=now, **values)
+
+
+async def _replace_roles(session: AsyncSession, roles: dict[int, frozenset[Role]]) -> None:
+    """Delete the roles of some people and insert the given ones instead."""
+    ids = list(roles)
+    for part in chunks(ids):
+        await session.exec(delete(PersonRole).where(col(PersonRole.person_id).in_(part)))
+    rows = [{"person_id": pid, "role": role.value} for pid, held in roles.items() for role in held]
+    for batch in chunks(rows, WRITE_CHUNK):
+        await session.exec(insert(PersonRole), params=list(batch))
