@@ -28,6 +28,19 @@ async def _touch(event: InboundEvent, deps: Deps) -> Contact:
         )
 
 
+def _gate(event: InboundEvent, handler: Handler) -> Handler:
+    """Check a command's roles before its handler runs (services check again)."""
+    cmd = COMMANDS.get(event.command or "")
+    if cmd is None or not cmd.roles:
+        return handler
+
+    async def gated(ctx: Context) -> list[OutboundMessage]:
+        access.require(ctx.actor, *cmd.roles)
+        return await handler(ctx)
+
+    return gated
+
+
 def _pick(event: InboundEvent) -> tuple[Handler | None, OutboundMessage | None]:
     """Choose the handler for an event, or the message that explains why there is none."""
     if event.text is not None and len(event.text) > MAX_INBOUND_TEXT:
@@ -40,7 +53,7 @@ def _pick(event: InboundEvent) -> tuple[Handler | None, OutboundMessage | None]:
             return None, msg("errors.private_only")
         cmd = COMMANDS.get(event.command)
         return (
-            (cmd.handler, None)
+            (_gate(event, cmd.handler), None)
             if cmd
             else (None, msg("errors.unknown_command", command=event.command[:32]))
         )

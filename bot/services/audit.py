@@ -20,8 +20,6 @@ def record(
     detail: str | None = None,
 ) -> AuditLog:
     """Add one audit row to the session's transaction."""
-    row = AuditLog(
-        at=now, actor=actor, action=action, subject=subject, count=count, detail=detail
-    )
+    row = AuditLog(at=now, actor=actor, action=action, subject=subject, count=count, detail=detail)
     session.add(row)
     return row
