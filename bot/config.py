@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,10 +21,10 @@ SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 PLACEHOLDERS = {"", "changeme", "change_me", "change-me", "your-token", "token", "secret", "xxx"}
 
 
-def _refuse_placeholder(value: SecretStr | None, what: str) -> SecretStr | None:
+def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
     """Reject secrets that are still the example's placeholder."""
     if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
-        raise ValueError(f"{what} is still a placeholder; set a real value")
+        raise ValueError("placeholder")
     return value
 
 
@@ -46,18 +46,18 @@ class TelegramSettings(BaseModel):
     @classmethod
     def _token_shape(cls, v: SecretStr | None) -> SecretStr | None:
         """Check the token looks like a Bot API token."""
-        v = _refuse_placeholder(v, "token")
+        v = _refuse_placeholder(v)
         if v is not None and not TOKEN_RE.match(v.get_secret_value()):
-            raise ValueError("token must look like 123456789:AA... (digits, colon, 20+ characters)")
+            raise ValueError("token_shape")
         return v
 
     @field_validator("webhook_secret")
     @classmethod
     def _secret_shape(cls, v: SecretStr | None) -> SecretStr | None:
         """Check the webhook secret is one Telegram accepts."""
-        v = _refuse_placeholder(v, "webhook_secret")
+        v = _refuse_placeholder(v)
         if v is not None and not SECRET_TOKEN_RE.match(v.get_secret_value()):
-            raise ValueError("webhook_secret must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+            raise ValueError("secret_shape")
         return v
 
     @field_validator("username")
@@ -71,9 +71,9 @@ class TelegramSettings(BaseModel):
         """Require a public URL and a secret in webhook mode."""
         if self.mode == "webhook":
             if not self.webhook_url:
-                raise ValueError("webhook mode needs telegram.webhook_url")
+                raise ValueError("webhook_url_missing")
             if self.webhook_secret is None:
-                raise ValueError("webhook mode needs telegram.webhook_secret")
+                raise ValueError("webhook_secret_missing")
         return self
 
 
@@ -101,7 +101,7 @@ class DatabaseSettings(BaseModel):
         elif v.startswith(("postgresql://", "postgres://")):
             v = "postgresql+asyncpg://" + v.split("://", 1)[1]
         if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+            raise ValueError("db_scheme")
         return v
 
 
@@ -119,7 +119,7 @@ class SchedulerSettings(BaseModel):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
+            raise ValueError("timezone") from exc
         return v
 
     @field_validator("quiet_hours_start", "quiet_hours_end")
@@ -127,7 +127,7 @@ class SchedulerSettings(BaseModel):
     def _hh_mm(cls, v: str) -> str:
         """Require HH:MM."""
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
-            raise ValueError("must be HH:MM, for example 21:00")
+            raise ValueError("hh_mm")
         return v
 
     @property
@@ -200,11 +200,46 @@ class Settings(BaseSettings):
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One thing wrong with the configuration."""
+    """One thing wrong with the configuration: key, reason (an i18n key) and source."""
 
     key: str
-    message: str
+    reason: str
     source: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """Return the reason in English, for logs and exceptions."""
+        from bot.i18n import t
+
+        return t(self.reason, "en", **self.params)
+
+
+def _reason(err: Any) -> tuple[str, dict[str, Any]]:
+    """Map a pydantic error to a catalog key and its parameters."""
+    if err["type"] == "value_error":
+        return f"config.error.{err['ctx']['error']}", {}
+    known = {
+        "missing",
+        "extra_forbidden",
+        "literal_error",
+        "int_parsing",
+        "bool_parsing",
+        "string_type",
+        "greater_than_equal",
+        "less_than_equal",
+        "string_pattern_mismatch",
+        "too_short",
+        "string_too_short",
+        "string_too_long",
+        "list_type",
+        "dict_type",
+        "model_type",
+    }
+    if err["type"] in known:
+        ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items()}
+        return f"config.error.{err['type']}", {"input": str(err.get("input"))[:60], **ctx}
+    return "config.error.other", {"detail": err["msg"]}
 
 
 class ConfigError(Exception):
@@ -236,13 +271,14 @@ def load_settings(path: Path | str | None = None, *, required: bool = False) -> 
     source = str(file) if file else "defaults"
     if file is not None:
         if not file.exists():
-            raise ConfigError([ConfigProblem("-", "file not found", str(file))])
+            raise ConfigError([ConfigProblem("-", "config.error.no_file", str(file))])
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError([ConfigProblem("-", f"not valid TOML: {exc}", str(file))]) from exc
+            problem = ConfigProblem("-", "config.error.toml", str(file), {"detail": str(exc)})
+            raise ConfigError([problem]) from exc
     elif required:
-        raise ConfigError([ConfigProblem("-", "no config file given", "command line")])
+        raise ConfigError([ConfigProblem("-", "config.error.no_file", "-")])
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -251,6 +287,6 @@ def load_settings(path: Path | str | None = None, *, required: bool = False) -> 
             key = ".".join(str(p) for p in err["loc"]) or "-"
             env = _env_name(key)
             where = f"environment {env}" if env in os.environ else source
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(ConfigProblem(key, message, where))
+            reason, params = _reason(err)
+            problems.append(ConfigProblem(key, reason, where, params))
         raise ConfigError(problems) from exc

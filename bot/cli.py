@@ -1,0 +1,243 @@
+"""The command line: `reformbot run | check-config | db | import | invite`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import migrate
+from bot.channels.render import format_value
+from bot.cli_imports import import_app
+from bot.clock import SystemClock
+from bot.config import ConfigError, Settings, load_settings, resolve_path
+from bot.db import create_engine, session_maker, transaction
+from bot.i18n import t
+from bot.services import invites
+from bot.services.access import system_actor
+from bot.services.errors import ServiceError
+
+app = typer.Typer(
+    help="reformbot: directives, deadlines and citizen ratings on Telegram and Zalo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+EXIT_USAGE = 2
+
+
+def settings_or_exit(config: Path | None) -> Settings:
+    """Load settings, or print what is wrong (key and file) and exit with status 2."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(t("cli.config_error", None), style="red", markup=False)
+        for p in exc.problems:
+            err.print(
+                t(
+                    "cli.config_problem",
+                    None,
+                    key=p.key,
+                    message=t(p.reason, None, **p.params),
+                    source=p.source,
+                ),
+                markup=False,
+            )
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def say(settings: Settings, key: str, **params: object) -> None:
+    """Print a catalog message in the configured language."""
+    console.print(t(key, settings.i18n.default_locale, **params), markup=False, highlight=False)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the configuration and print what is wrong."""
+    settings = settings_or_exit(config)
+    file = resolve_path(config)
+    tg = settings.telegram
+    say(settings, "cli.config_ok", source=str(file) if file else "defaults")
+    loc = settings.i18n.default_locale
+    say(
+        settings,
+        "cli.config_summary",
+        database=make_url(settings.database.url).render_as_string(hide_password=True),
+        mode=tg.mode,
+        token=t("cli.token_set" if tg.token else "cli.token_missing", loc),
+        api=tg.api_base_url,
+        timezone=settings.scheduler.timezone,
+        locale=loc,
+        admins=len(settings.bootstrap.admins),
+    )
+
+
+@app.command("run")
+def run(config: ConfigOpt = None) -> None:
+    """Run the bot (polling, or webhook as configured) until SIGINT or SIGTERM."""
+    from bot import app as bot_app
+    from bot import logs
+
+    settings = settings_or_exit(config)
+    logs.configure(settings.logging)
+    if settings.telegram.token is None:
+        err.print(t("cli.no_token", settings.i18n.default_locale), markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    bot_app.run(settings)
+    say(settings, "cli.stopped")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply every pending migration."""
+    settings = settings_or_exit(config)
+    try:
+        migrate.upgrade_sync(settings.database.url)
+        revision = asyncio.run(migrate.current(settings.database.url))
+    except (SQLAlchemyError, OSError) as exc:
+        err.print(
+            t("cli.db_error", settings.i18n.default_locale, reason=str(exc)[:300]), markup=False
+        )
+        raise typer.Exit(1) from None
+    say(settings, "cli.db_upgraded", revision=revision)
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None) -> None:
+    """Print the schema version of the database."""
+    settings = settings_or_exit(config)
+    revision = asyncio.run(migrate.current(settings.database.url))
+    say(
+        settings,
+        "cli.db_current",
+        revision=revision or t("cli.db_empty", settings.i18n.default_locale),
+    )
+
+
+async def _username(settings: Settings) -> str | None:
+    """Return the bot's username from the config, or by asking the Bot API."""
+    if settings.telegram.username:
+        return settings.telegram.username
+    if settings.telegram.token is None:
+        return None
+    from telegram import Bot
+
+    bot = Bot(settings.telegram.token.get_secret_value(), base_url=settings.telegram.api_base_url)
+    async with bot:
+        return bot.username
+
+
+async def _make_invites(
+    settings: Settings, *, person: str | None, unit: str | None, all_unlinked: bool, days: int
+) -> invites.InviteBatch:
+    """Make invites in one transaction."""
+    engine = create_engine(settings.database.url)
+    try:
+        async with transaction(session_maker(engine)) as session:
+            return await invites.create_invites(
+                session,
+                actor=system_actor(f"cli:{getpass.getuser()}"),
+                now=SystemClock().now(),
+                valid_days=days,
+                person_code=person,
+                unit_code=unit,
+                all_unlinked=all_unlinked,
+            )
+    finally:
+        await engine.dispose()
+
+
+def _write_invites(
+    path: Path, batch: invites.InviteBatch, username: str, settings: Settings
+) -> None:
+    """Write the invite links as a CSV for mail merge."""
+    loc = settings.i18n.default_locale
+    cols = ("code", "name", "unit", "link", "expires")
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([t(f"cli.invite_col_{c}", loc) for c in cols])
+        for i in batch.issued:
+            writer.writerow(
+                [
+                    i.person_code,
+                    i.full_name,
+                    i.unit_code or "",
+                    invites.deep_link(username, i.code),
+                    format_value(i.expires_at, loc, settings.scheduler.tz),
+                ]
+            )
+
+
+@app.command("invite")
+def invite(
+    person: Annotated[str | None, typer.Option(help="Staff code of one person.")] = None,
+    unit: Annotated[str | None, typer.Option(help="Unit code: its staff not yet linked.")] = None,
+    all_unlinked: Annotated[
+        bool, typer.Option("--all-unlinked", help="Everyone not linked.")
+    ] = False,
+    days: Annotated[int | None, typer.Option(help="Days the codes stay valid.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the links to this CSV file.")] = None,
+    username: Annotated[str | None, typer.Option(help="Bot username for the links.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Make single-use invite links that link staff chat accounts to their records."""
+    settings = settings_or_exit(config)
+    loc = settings.i18n.default_locale
+    name = (username or "").lstrip("@") or asyncio.run(_username(settings))
+    if not name:
+        err.print(t("cli.invite_need_username", loc), markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    migrate.upgrade_sync(settings.database.url)
+    try:
+        batch = asyncio.run(
+            _make_invites(
+                settings,
+                person=person,
+                unit=unit,
+                all_unlinked=all_unlinked,
+                days=days or settings.invites.valid_days,
+            )
+        )
+    except ServiceError as exc:
+        err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
+        raise typer.Exit(1) from None
+    if not batch.issued:
+        say(settings, "cli.invite_none", skipped=batch.skipped_linked)
+        return
+    expires = format_value(batch.issued[0].expires_at, loc, settings.scheduler.tz)
+    say(
+        settings,
+        "cli.invite_done",
+        count=len(batch.issued),
+        skipped=batch.skipped_linked,
+        expires=expires,
+    )
+    if out is not None:
+        _write_invites(out, batch, name, settings)
+        say(settings, "cli.invite_written", path=str(out))
+        return
+    table = Table(*(t(f"cli.invite_col_{c}", loc) for c in ("code", "name", "unit", "link")))
+    for i in batch.issued:
+        table.add_row(
+            i.person_code, i.full_name, i.unit_code or "", invites.deep_link(name, i.code)
+        )
+    console.print(table)
+
+
+def main() -> None:
+    """Run the command line."""
+    app()
