@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
 from bot.services import invites
 from bot.services.access import system_actor
-import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from handlers.registry import COMMANDS
 from tests import factories as f
 from tests import tg
@@ -30,8 +30,9 @@ async def org(bot_harness):
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở Giáo dục và Đào tạo", kind=UnitKind.DEPARTMENT)
         vp = await f.unit(s, "VP", "Văn phòng Sở", parent=root)
-        dist = await f.unit(s, "PGD01", "Phòng GD&ĐT huyện Đông Sơn",
-                            kind=UnitKind.DISTRICT_OFFICE, parent=root)
+        dist = await f.unit(
+            s, "PGD01", "Phòng GD&ĐT huyện Đông Sơn", kind=UnitKind.DISTRICT_OFFICE, parent=root
+        )
         admin = await f.person(s, "AD01", vp, Role.ADMIN, Role.STAFF, name="Trần Văn Quản")
         head = await f.person(s, "HD01", dist, Role.UNIT_HEAD, name="Lê Thị Hạnh")
         staff = await f.person(s, "ST01", dist, name="Nguyễn Văn An")
@@ -47,7 +48,9 @@ async def test_start_without_code_makes_a_citizen(bot_harness):
     texts = await bot_harness.send(CITIZEN_UID, "/start")
     assert texts == [t("start.welcome_citizen", "vi")]
     async with bot_harness.maker() as s:
-        contact = (await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))).one()
+        contact = (
+            await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))
+        ).one()
     assert contact.person_id is None
     assert contact.locale == "vi"
 
