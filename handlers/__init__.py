@@ -1,0 +1,1 @@
+"""What the bot does when someone writes: commands, buttons and flows."""

@@ -1,0 +1,1 @@
+"""Scheduled jobs (reminder sweeps, outbox dispatch, digests); registered by later releases."""
