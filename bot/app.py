@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import Forbidden
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
@@ -62,9 +63,13 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if event is None:
         return
     contact, replies = await router.handle(event, rt.deps)
-    if update.callback_query is not None:
-        await update.callback_query.answer()
-    await rt.sender.deliver(event, replies, contact.locale)
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        await rt.sender.deliver(event, replies, contact.locale)
+    except Forbidden:
+        log.info("contact %s blocked the bot; marking it", contact.id)
+        await _note_blocked(rt, event.external_id, True)
 
 
 async def _note_blocked(rt: Runtime, external_id: str, blocked: bool) -> None:

@@ -208,3 +208,12 @@ async def test_internal_error_is_reported_without_internals(org, monkeypatch):
     texts = await org.send(STAFF_UID, "/me")
     assert texts == [t("errors.internal", "vi")]
     assert "secret" not in texts[0]
+
+
+async def test_reply_refused_with_403_marks_the_contact_blocked(org):
+    org.api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    await org.send(CITIZEN_UID, "/help")
+    async with org.maker() as s:
+        c = (await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))).one()
+    assert c.blocked_at is not None
+    assert len(org.api.sent("sendMessage")) == 1  # no "something went wrong" follow-up
