@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from alembic.util.exc import CommandError
 from rich.console import Console
 from rich.progress import Progress as ProgressBar
 from rich.table import Table as RichTable
@@ -52,7 +53,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help=t("import.cli.c
 
 @dataclass(frozen=True)
 class ImportKind:
-    """One kind of import: its file columns, its service and its summary messages."""
+    """One kind of import: its name in messages, its file columns and its service."""
 
     name: str
     spec: TableSpec
@@ -102,7 +103,7 @@ def run_import(
         report = _execute(
             console, kind, table, settings=settings, dry_run=dry_run, file=file, locale=locale
         )
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, CommandError, OSError) as exc:
         console.print(Text(t("import.cli.db_error", locale, reason=str(exc)[:300]), style="red"))
         return EXIT_UNUSABLE
     return _show(console, kind, report, locale=locale, file=file)

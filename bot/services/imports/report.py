@@ -86,6 +86,16 @@ class Problems:
             self.add(row.number, name, exc.key, **exc.params)
             return None
 
+    def unique(self, row: SourceRow, code: str | None, first_row: dict[str, int]) -> None:
+        """Record a code seen in an earlier row as a duplicate; else remember its row."""
+        if code is None:
+            return
+        if code in first_row:
+            params = {"code": code, "first_row": first_row[code]}
+            self.add(row.number, "code", "import.error.duplicate_code", **params)
+        else:
+            first_row[code] = row.number
+
     def sorted(self) -> list[RowProblem]:
         """Return the problems by row, then by column."""
         return [item[3] for item in sorted(self._items, key=lambda item: item[:3])]

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Person, PersonRole, Role, Unit
@@ -31,11 +31,12 @@ from bot.services.imports.values import (
     text_parser,
 )
 
-TEXT_MAX = 255
+TEXT = text_parser(255)
 DEFAULT_ROLES = frozenset({Role.STAFF})
 DEFAULTS: dict[str, Any] = {"title": None, "phone": None, "email": None, "locale": "vi"}
 OPTIONAL = ("title", "phone", "email", "locale", "active")
 WRITE_CHUNK = 1000
+WHOLE_TABLE_SHARE = 4  # read a whole table when the file names over a quarter of it
 
 STAFF = TableSpec(
     "staff",
@@ -132,33 +133,30 @@ def _parse_rows(
     for row in table.rows:
         before = len(problems)
         code = problems.cell(row, "code", parse_code)
-        if code is not None and code in first_row:
-            dup = {"code": code, "first_row": first_row[code]}
-            problems.add(row.number, "code", "import.error.duplicate_code", **dup)
-        elif code is not None:
-            first_row[code] = row.number
+        problems.unique(row, code, first_row)
         attrs = _parse_attrs(table, row, problems, unit_ids)
-        roles = problems.cell(row, "roles", parse_roles) if table.has("roles") else None
+        roles = _roles(table, row, problems)
         if len(problems) == before and code is not None:
-            records.append(StaffRecord(row.number, code, attrs, roles or _default_roles(table)))
+            records.append(StaffRecord(row.number, code, attrs, roles))
         ticker.step()
     return records
 
 
-def _default_roles(table: Table) -> frozenset[Role] | None:
-    """Return the roles of an empty cell: staff, or None (keep) when the column is absent."""
-    return DEFAULT_ROLES if table.has("roles") else None
+def _roles(table: Table, row: SourceRow, problems: Problems) -> frozenset[Role] | None:
+    """Return a row's roles: staff when the cell is empty, None (keep) without the column."""
+    if not table.has("roles"):
+        return None
+    return problems.cell(row, "roles", parse_roles) or DEFAULT_ROLES
 
 
 def _parse_attrs(
     table: Table, row: SourceRow, problems: Problems, unit_ids: dict[str, int]
 ) -> dict[str, Any]:
     """Parse a row's person fields; leave out optional columns the file does not have."""
-    text = text_parser(TEXT_MAX)
     attrs: dict[str, Any] = {
-        "full_name": problems.cell(row, "full_name", text),
+        "full_name": problems.cell(row, "full_name", TEXT),
         "unit_id": _unit_id(row, problems, unit_ids),
-        "title": problems.cell(row, "title", text),
+        "title": problems.cell(row, "title", TEXT),
         "phone": problems.cell(row, "phone", parse_phone),
         "email": problems.cell(row, "email", parse_email),
         "locale": problems.cell(row, "locale", parse_locale) or "vi",
@@ -181,23 +179,42 @@ def _unit_id(row: SourceRow, problems: Problems, unit_ids: dict[str, int]) -> in
 
 
 async def _load_state(session: AsyncSession, *, codes: Sequence[str]) -> StaffState:
-    """Load the people the file names and their roles, a chunk of codes per query."""
+    """Load the people the file names and their roles: all at once, or by chunks of codes."""
+    total = (await session.exec(select(func.count()).select_from(Person))).one()
+    whole = len(codes) * WHOLE_TABLE_SHARE >= total
+    people = await _load_people(session, codes, whole=whole)
+    ids = [p.id for p in people.values() if p.id is not None]
+    return StaffState(people, await _load_roles(session, ids, whole=whole))
+
+
+async def _load_people(
+    session: AsyncSession, codes: Sequence[str], *, whole: bool
+) -> dict[str, Person]:
+    """Return the people with some codes, reading the whole table when most are wanted."""
+    if whole:
+        wanted = set(codes)
+        found = (await session.exec(select(Person))).all()
+        return {p.code: p for p in found if p.code in wanted}
     people: dict[str, Person] = {}
     for part in chunks(codes):
-        found = await session.exec(select(Person).where(col(Person.code).in_(part)))
-        people.update({person.code: person for person in found})
-    roles = await _load_roles(session, [p.id for p in people.values() if p.id is not None])
-    return StaffState(people, roles)
+        found = (await session.exec(select(Person).where(col(Person.code).in_(part)))).all()
+        people.update({p.code: p for p in found})
+    return people
 
 
-async def _load_roles(session: AsyncSession, ids: Sequence[int]) -> dict[int, frozenset[Role]]:
-    """Return the roles of some people, a chunk of ids per query."""
+async def _load_roles(
+    session: AsyncSession, ids: Sequence[int], *, whole: bool
+) -> dict[int, frozenset[Role]]:
+    """Return the roles of some people, reading the whole table when most are wanted."""
+    query = select(PersonRole.person_id, PersonRole.role)
+    parts = [None] if whole else chunks(ids)
+    wanted = set(ids)
     held: dict[int, set[Role]] = {}
-    for part in chunks(ids):
-        query = select(PersonRole.person_id, PersonRole.role)
-        rows = await session.exec(query.where(col(PersonRole.person_id).in_(part)))
-        for person_id, role in rows:
-            held.setdefault(person_id, set()).add(Role(role))
+    for part in parts:
+        narrowed = query if part is None else query.where(col(PersonRole.person_id).in_(part))
+        for person_id, role in await session.exec(narrowed):
+            if person_id in wanted:
+                held.setdefault(person_id, set()).add(Role(role))
     return {person_id: frozenset(roles) for person_id, roles in held.items()}
 
 
@@ -223,13 +240,7 @@ def _plan(records: list[StaffRecord], state: StaffState) -> StaffPlan:
 
 async def _apply(session: AsyncSession, *, plan: StaffPlan, now: datetime, ticker: Ticker) -> None:
     """Insert new people, update changed ones, then replace the roles that changed."""
-    ids: dict[str, int] = {}
-    for part in chunks(plan.create, WRITE_CHUNK):
-        fresh = [_new_person(rec, now) for rec in part]
-        session.add_all(fresh)
-        await session.flush()
-        ids.update({p.code: p.id for p in fresh if p.id is not None})
-        ticker.step(len(part))
+    ids = await _insert_people(session, plan.create, now=now, ticker=ticker)
     for person, rec in plan.update:
         for key, value in rec.attrs.items():
             setattr(person, key, value)
@@ -238,18 +249,41 @@ async def _apply(session: AsyncSession, *, plan: StaffPlan, now: datetime, ticke
             ids[person.code] = person.id
         ticker.step()
     await session.flush()
-    await _replace_roles(session, {ids[code]: roles for code, roles in plan.new_roles.items()})
+    roles = {ids[code]: held for code, held in plan.new_roles.items()}
+    await _replace_roles(session, roles, old=[p.id for p, _ in plan.update if p.id is not None])
 
 
-def _new_person(rec: StaffRecord, now: datetime) -> Person:
-    """Build a person for a new row, with defaults for the columns the file lacks."""
-    values = {**DEFAULTS, "active": True, **rec.attrs}
-    return Person(code=rec.code, created_at=now, updated_at=now, **values)
+async def _insert_people(
+    session: AsyncSession, records: list[StaffRecord], *, now: datetime, ticker: Ticker
+) -> dict[str, int]:
+    """Insert new people in batches; return their ids by code."""
+    ids: dict[str, int] = {}
+    statement = insert(Person).returning(col(Person.code), col(Person.id))
+    for part in chunks(records, WRITE_CHUNK):
+        rows = [_new_person(rec, now) for rec in part]
+        result = await session.exec(statement, params=rows)
+        ids.update({code: person_id for code, person_id in result.all()})
+        ticker.step(len(part))
+    return ids
 
 
-async def _replace_roles(session: AsyncSession, roles: dict[int, frozenset[Role]]) -> None:
-    """Delete the roles of some people and insert the given ones instead."""
-    ids = list(roles)
+def _new_person(rec: StaffRecord, now: datetime) -> dict[str, Any]:
+    """Return the column values of a new person, with defaults for the columns the file lacks."""
+    return {
+        **DEFAULTS,
+        "active": True,
+        **rec.attrs,
+        "code": rec.code,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _replace_roles(
+    session: AsyncSession, roles: dict[int, frozenset[Role]], *, old: Sequence[int]
+) -> None:
+    """Delete the roles of existing people whose roles change, then insert the new roles."""
+    ids = [person_id for person_id in old if person_id in roles]
     for part in chunks(ids):
         await session.exec(delete(PersonRole).where(col(PersonRole.person_id).in_(part)))
     rows = [{"person_id": pid, "role": role.value} for pid, held in roles.items() for role in held]

@@ -20,7 +20,7 @@ from bot.services.imports.report import (
 from bot.services.imports.table import ColumnSpec, Table, TableSpec
 from bot.services.imports.values import parse_code, parse_kind, text_parser
 
-NAME_MAX = 255
+NAME = text_parser(255)
 
 UNITS = TableSpec(
     "units",
@@ -105,18 +105,13 @@ def _parse_rows(
     """Parse every row; return the valid ones and every code the file names."""
     records: list[UnitRecord] = []
     first_row: dict[str, int] = {}
-    name_of = text_parser(NAME_MAX)
     for row in table.rows:
         before = len(problems)
         code = problems.cell(row, "code", parse_code)
-        name = problems.cell(row, "name", name_of)
+        name = problems.cell(row, "name", NAME)
         kind = problems.cell(row, "kind", parse_kind)
         parent = problems.cell(row, "parent_code", parse_code)
-        if code is not None and code in first_row:
-            dup = {"code": code, "first_row": first_row[code]}
-            problems.add(row.number, "code", "import.error.duplicate_code", **dup)
-        elif code is not None:
-            first_row[code] = row.number
+        problems.unique(row, code, first_row)
         if len(problems) == before and code and name and kind:
             records.append(UnitRecord(row.number, code, name, kind, parent))
         ticker.step()

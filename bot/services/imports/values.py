@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from bot.models import Role, UnitKind
@@ -89,6 +90,7 @@ def clean(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip().strip("\u200b\ufeff").strip()
 
 
+@lru_cache(maxsize=4096)
 def fold(value: str) -> str:
     """Fold a label for loose matching: no diacritics, no case, simple spacing."""
     text = unicodedata.normalize("NFD", value.casefold())
@@ -96,6 +98,10 @@ def fold(value: str) -> str:
     text = text.replace("đ", "d").replace("&", " & ")
     text = re.sub(r"[^0-9a-z&]+", " ", text)
     return " ".join(text.split())
+
+
+KINDS = {**{fold(kind.value): kind for kind in UnitKind}, **KIND_LABELS}
+ROLES = {**{fold(role.value): role for role in Role}, **ROLE_LABELS}
 
 
 def squeeze(value: str) -> str:
@@ -126,24 +132,18 @@ def text_parser(limit: int) -> Callable[[str], str]:
 
 def parse_kind(value: str) -> UnitKind:
     """Return the unit kind named by a value or a Vietnamese label."""
-    folded = fold(value)
-    for kind in UnitKind:
-        if folded == fold(kind.value):
-            return kind
-    if folded in KIND_LABELS:
-        return KIND_LABELS[folded]
-    raise FieldError("import.error.unknown_kind", value=value)
+    kind = KINDS.get(fold(value))
+    if kind is None:
+        raise FieldError("import.error.unknown_kind", value=value)
+    return kind
 
 
 def parse_role(value: str) -> Role:
     """Return the role named by a value or a Vietnamese label."""
-    folded = fold(value)
-    for role in Role:
-        if folded == fold(role.value):
-            return role
-    if folded in ROLE_LABELS:
-        return ROLE_LABELS[folded]
-    raise FieldError("import.error.unknown_role", value=value)
+    role = ROLES.get(fold(value))
+    if role is None:
+        raise FieldError("import.error.unknown_role", value=value)
+    return role
 
 
 def parse_roles(value: str) -> frozenset[Role]:
