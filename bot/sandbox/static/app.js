@@ -1,0 +1,443 @@
+/* Chat simulator for the Telegram sandbox: vanilla JS, talks to /sandbox/api. */
+"use strict";
+
+const API = "/sandbox/api";
+const SAFE_URL = /^(https?:|tg:|mailto:)/i;
+const TAGS = {
+  bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code",
+  blockquote: "blockquote", expandable_blockquote: "blockquote",
+};
+const state = {
+  personas: [], users: [], chats: [], userId: null, chatId: null,
+  source: null, hadError: false, pending: new Map(),
+};
+const $ = (id) => document.getElementById(id);
+
+/* ---------- API ---------- */
+
+async function api(path, options = {}) {
+  const response = await fetch(API + path, options);
+  const body = await response.json();
+  if (!body.ok) throw new Error(body.description || response.statusText);
+  return body.result;
+}
+
+function postJson(path, data) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json; charset=utf-8" },
+    body: JSON.stringify(data),
+  });
+}
+
+/* ---------- people and chats ---------- */
+
+async function loadPeople() {
+  [state.personas, state.users, state.chats] = await Promise.all([
+    api("/personas"), api("/users"), api("/chats"),
+  ]);
+}
+
+function userName(user) {
+  return [user.first_name, user.last_name].filter(Boolean).join(" ");
+}
+
+function option(value, label) {
+  const el = document.createElement("option");
+  el.value = String(value);
+  el.textContent = label;
+  return el;
+}
+
+function fillPersonaPicker() {
+  const picker = $("persona-picker");
+  picker.replaceChildren();
+  const personaUsers = new Set(state.personas.map((p) => p.user_id));
+  for (const persona of state.personas) {
+    const el = option(persona.user_id, `${persona.label} - ${persona.role}, ${persona.unit}`);
+    el.dataset.personaId = persona.id;
+    picker.append(el);
+  }
+  const others = state.users.filter((u) => !personaUsers.has(u.id));
+  const group = state.personas.length ? document.createElement("optgroup") : picker;
+  if (state.personas.length && others.length) {
+    group.label = "Users";
+    picker.append(group);
+  }
+  for (const user of others) group.append(option(user.id, `${userName(user)} (${user.id})`));
+  if (!picker.options.length) picker.append(option("", "Create a user below"));
+  $("composer").querySelectorAll("textarea, button, input").forEach((el) => {
+    el.disabled = !picker.options.length || picker.value === "";
+  });
+}
+
+function personaFor(userId) {
+  return state.personas.find((p) => p.user_id === userId) || null;
+}
+
+function selectUser(userId) {
+  state.userId = userId;
+  $("persona-picker").value = String(userId);
+  const persona = personaFor(userId);
+  $("persona-info").textContent = persona ? `${persona.role}\n${persona.unit}` : "";
+  const picker = $("chat-picker");
+  picker.replaceChildren(option(persona ? persona.chat_id : userId, "Private chat with the bot"));
+  for (const chat of state.chats) {
+    if (chat.type !== "private" && chat.members.includes(userId)) {
+      picker.append(option(chat.id, chat.title || String(chat.id)));
+    }
+  }
+  selectChat(Number(picker.value));
+}
+
+/* ---------- messages ---------- */
+
+async function selectChat(chatId) {
+  if (state.source) state.source.close();
+  state.chatId = chatId;
+  $("chat-picker").value = String(chatId);
+  const chat = state.chats.find((c) => c.id === chatId);
+  $("chat-title").textContent = chat && chat.type !== "private" ? chat.title : titleFor(chatId);
+  $("messages").replaceChildren();
+  await reload();
+  openStream(chatId);
+}
+
+function titleFor(chatId) {
+  const user = state.users.find((u) => u.id === chatId);
+  return user ? userName(user) : String(chatId);
+}
+
+async function reload() {
+  const chatId = state.chatId;
+  const [result, chat] = await Promise.all([
+    api(`/chats/${chatId}/messages`), api(`/chats/${chatId}`),
+  ]);
+  if (chatId !== state.chatId) return;
+  result.messages.forEach(upsert);
+  showReplyKeyboard(chat.reply_keyboard);
+}
+
+function openStream(chatId) {
+  const source = new EventSource(`${API}/chats/${chatId}/stream`);
+  state.source = source;
+  const status = $("stream-status");
+  source.onopen = () => {
+    status.textContent = "live";
+    status.classList.add("live");
+    if (state.hadError) reload();
+    state.hadError = false;
+  };
+  source.onerror = () => {
+    status.textContent = "reconnecting";
+    status.classList.remove("live");
+    state.hadError = true;
+  };
+  for (const type of ["message", "edit", "delete"]) {
+    source.addEventListener(type, (event) => {
+      const data = JSON.parse(event.data);
+      upsert(data.message);
+      showReplyKeyboard(data.reply_keyboard);
+    });
+  }
+  source.addEventListener("callback_answer", (event) => {
+    const record = JSON.parse(event.data).callback;
+    answered(record);
+  });
+}
+
+function upsert(message) {
+  const list = $("messages");
+  const id = String(message.message_id);
+  const existing = list.querySelector(`[data-message-id="${id}"]`);
+  if (existing && Number(existing.dataset.version) >= message.version) return;
+  const bubble = renderBubble(message);
+  if (existing) {
+    existing.replaceWith(bubble);
+    return;
+  }
+  const after = [...list.children].find((el) => Number(el.dataset.messageId) > message.message_id);
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.insertBefore(bubble, after || null);
+  if (atBottom || message.sender === "user") list.scrollTop = list.scrollHeight;
+}
+
+function renderBubble(message) {
+  const el = document.createElement("div");
+  el.className = `msg ${message.sender}${message.deleted ? " deleted" : ""}`;
+  el.dataset.testid = "message";
+  el.dataset.messageId = String(message.message_id);
+  el.dataset.sender = message.sender;
+  el.dataset.version = String(message.version);
+  el.dataset.deleted = String(message.deleted);
+  if (message.chat.type !== "private" && message.sender === "user") {
+    el.append(block("div", "sender-name", userName(message.from)));
+  }
+  if (message.photo) el.append(photo(message));
+  if (message.document) el.append(documentLink(message));
+  if (message.text !== undefined) {
+    el.append(formatted("text", message.text, message.entities));
+  }
+  if (message.caption) {
+    el.append(formatted("caption", message.caption, message.caption_entities));
+  }
+  const keyboard = message.reply_markup && message.reply_markup.inline_keyboard;
+  if (keyboard && !message.deleted) el.append(inlineKeyboard(message, keyboard));
+  el.append(meta(message));
+  return el;
+}
+
+function block(tag, className, text) {
+  const el = document.createElement(tag);
+  el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function photo(message) {
+  const img = block("img", "photo");
+  img.src = message.file_url;
+  img.alt = "photo";
+  img.dataset.testid = "message-photo";
+  return img;
+}
+
+function documentLink(message) {
+  const doc = message.document;
+  const link = block("a", "document", `${doc.file_name} (${sizeText(doc.file_size)})`);
+  link.href = `${message.file_url}?download=1`;
+  link.download = doc.file_name;
+  link.dataset.testid = "message-document";
+  return link;
+}
+
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
+function meta(message) {
+  const el = block("div", "meta");
+  if (message.deleted) el.append(block("span", "flag", "deleted"));
+  else if (message.edit_date) el.append(block("span", "flag", "edited"));
+  const time = new Date((message.edit_date || message.date) * 1000);
+  el.append(time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+  return el;
+}
+
+/* ---------- formatted text from entities (never raw HTML) ---------- */
+
+function formatted(kind, text, entities) {
+  const el = block("div", kind);
+  el.dataset.testid = `message-${kind}`;
+  const sorted = [...(entities || [])].sort((a, b) => a.offset - b.offset || b.length - a.length);
+  build(el, text, 0, text.length, sorted);
+  return el;
+}
+
+function build(parent, text, start, end, entities) {
+  let pos = start;
+  let index = 0;
+  while (index < entities.length) {
+    const entity = entities[index];
+    const entityEnd = Math.min(entity.offset + entity.length, end);
+    const inner = [];
+    index += 1;
+    while (index < entities.length && entities[index].offset < entityEnd) {
+      inner.push(entities[index]);
+      index += 1;
+    }
+    if (entity.offset < pos) continue;
+    if (entity.offset > pos) parent.append(text.slice(pos, entity.offset));
+    const el = entityElement(entity);
+    build(el.inner || el, text, entity.offset, entityEnd, inner);
+    parent.append(el.outer || el);
+    pos = entityEnd;
+  }
+  if (pos < end) parent.append(text.slice(pos, end));
+}
+
+function entityElement(entity) {
+  if (TAGS[entity.type]) return document.createElement(TAGS[entity.type]);
+  if (entity.type === "pre") {
+    const pre = document.createElement("pre");
+    const code = document.createElement("code");
+    if (entity.language) code.dataset.language = entity.language;
+    pre.append(code);
+    return { outer: pre, inner: code };
+  }
+  if (entity.type === "text_link" && SAFE_URL.test(entity.url || "")) {
+    const link = document.createElement("a");
+    link.href = entity.url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    return link;
+  }
+  if (entity.type === "spoiler") {
+    const span = block("span", "spoiler");
+    span.addEventListener("click", () => span.classList.add("revealed"));
+    return span;
+  }
+  return block("span", entity.type === "bot_command" ? "command" : "entity");
+}
+
+/* ---------- keyboards ---------- */
+
+function inlineKeyboard(message, rows) {
+  const el = block("div", "inline-keyboard");
+  el.dataset.testid = "inline-keyboard";
+  for (const row of rows) {
+    const line = block("div", "kb-row");
+    for (const button of row) line.append(inlineButton(message, button));
+    el.append(line);
+  }
+  return el;
+}
+
+function inlineButton(message, button) {
+  if (button.url && SAFE_URL.test(button.url)) {
+    const link = block("a", "kb-button", button.text);
+    link.href = button.url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.dataset.testid = "inline-url-button";
+    return link;
+  }
+  const el = block("button", "kb-button", button.text);
+  el.type = "button";
+  el.dataset.testid = "inline-button";
+  if (button.callback_data === undefined) {
+    el.disabled = true;
+    return el;
+  }
+  el.dataset.callbackData = button.callback_data;
+  el.addEventListener("click", () => press(message.message_id, button.callback_data, el));
+  return el;
+}
+
+function showReplyKeyboard(keyboard) {
+  const box = $("reply-keyboard");
+  box.replaceChildren();
+  box.hidden = !keyboard;
+  if (!keyboard) return;
+  for (const row of keyboard.keyboard) {
+    const line = block("div", "kb-row");
+    for (const button of row) {
+      const el = block("button", "", button.text);
+      el.type = "button";
+      el.dataset.testid = "reply-button";
+      el.addEventListener("click", () => sendText(button.text));
+      line.append(el);
+    }
+    box.append(line);
+  }
+}
+
+/* ---------- user actions ---------- */
+
+async function sendText(text) {
+  if (!text.trim() || state.chatId === null) return;
+  try {
+    await postJson(`/chats/${state.chatId}/messages`, { text, from_id: state.userId });
+  } catch (error) {
+    toast(error.message, true);
+  }
+}
+
+async function press(messageId, data, el) {
+  el.classList.add("pending");
+  try {
+    const result = await postJson(`/chats/${state.chatId}/callbacks`, {
+      message_id: messageId, data, from_id: state.userId,
+    });
+    state.pending.set(result.callback_query_id, el);
+  } catch (error) {
+    el.classList.remove("pending");
+    toast(error.message, true);
+  }
+}
+
+function answered(record) {
+  const el = state.pending.get(record.id);
+  if (el) el.classList.remove("pending");
+  state.pending.delete(record.id);
+  if (record.from_id === state.userId && record.text) toast(record.text, record.show_alert);
+}
+
+async function sendFile(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("from_id", String(state.userId));
+  try {
+    await api(`/chats/${state.chatId}/documents`, { method: "POST", body: form });
+  } catch (error) {
+    toast(error.message, true);
+  }
+}
+
+async function createUser(name) {
+  const user = await postJson("/users", { first_name: name });
+  await loadPeople();
+  fillPersonaPicker();
+  selectUser(user.id);
+}
+
+let toastTimer = null;
+function toast(text, alert = false) {
+  const el = $("toast");
+  el.textContent = text;
+  el.classList.toggle("alert", Boolean(alert));
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, alert ? 6000 : 3000);
+}
+
+/* ---------- wiring ---------- */
+
+function bindEvents() {
+  $("persona-picker").addEventListener("change", (e) => selectUser(Number(e.target.value)));
+  $("chat-picker").addEventListener("change", (e) => selectChat(Number(e.target.value)));
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("input");
+    const text = input.value;
+    input.value = "";
+    sendText(text);
+    input.focus();
+  });
+  $("input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("file-input").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) sendFile(file);
+    event.target.value = "";
+  });
+  $("new-user").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("new-user-name").value.trim();
+    if (!name) return;
+    $("new-user-name").value = "";
+    createUser(name).catch((error) => toast(error.message, true));
+  });
+}
+
+async function init() {
+  bindEvents();
+  const info = await api("/info");
+  const bot = info.bots[0];
+  $("bot-info").textContent = `Bot: ${bot.first_name} (@${bot.username})`;
+  await loadPeople();
+  fillPersonaPicker();
+  const wanted = Number(new URLSearchParams(location.search).get("user"));
+  const picker = $("persona-picker");
+  const first = picker.options.length && picker.options[0].value;
+  const userId = state.users.some((u) => u.id === wanted) ? wanted : Number(first);
+  if (userId) selectUser(userId);
+}
+
+init().catch((error) => toast(`Sandbox unavailable: ${error.message}`, true));
