@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -463,22 +462,16 @@ async def test_staff_audit_row(maker, clock):
     assert (log.actor, log.count) == (ACTOR, 2)
 
 
-async def test_staff_ten_thousand_rows_quickly(maker, clock):
+async def test_staff_ten_thousand_rows(maker, clock):
+    """Large files import whole and re-import by code (speed is measured in bench/)."""
     await seed_units(maker, clock)
     rows = [person_row(f"CB{i:05d}", roles="Cán bộ; Thủ trưởng") for i in range(10_000)]
-    table = staff_table(rows)
-    started = time.perf_counter()
-    report = await run_staff(maker, clock, table)
-    first = time.perf_counter() - started
+    report = await run_staff(maker, clock, staff_table(rows))
     assert report.created == 10_000
     rows[5] = person_row("CB00005", roles="Quản trị")
-    started = time.perf_counter()
     report = await run_staff(maker, clock, staff_table(rows))
-    second = time.perf_counter() - started
     assert (report.updated, report.unchanged) == (1, 9_999)
     assert await count(maker, PersonRole) == 19_999
-    assert first < 8, first
-    assert second < 8, second
 
 
 # --- the shipped examples -----------------------------------------------------------------
