@@ -119,7 +119,8 @@ def _settings(
         locale = normalize_locale(lang)
         console.print(Text(t("import.cli.config_error", locale), style="red"))
         for problem in exc.problems:
-            params = {"key": problem.key, "message": problem.message, "source": problem.source}
+            reason = t(problem.reason, locale, **problem.params)
+            params = {"key": problem.key, "message": reason, "source": problem.source}
             console.print(Text(t("import.cli.config_problem", locale, **params)))
         return None, locale
     return settings, normalize_locale(lang or settings.i18n.default_locale)
