@@ -238,6 +238,49 @@ def invite(
     console.print(table)
 
 
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the sandbox and its chat simulator.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="Folder of the demo database.")] = Path(
+        "data/demo"
+    ),
+) -> None:
+    """Run the offline demo: a demo department, the sandbox Bot API and the bot, no token."""
+    from bot import demo as demo_mod
+    from bot import logs
+    from bot.config import LoggingSettings
+
+    logs.configure(LoggingSettings(level="WARNING"))
+    if not demo_mod.EXAMPLES.is_dir():
+        err.print(t("demo.no_examples", None, path=str(demo_mod.EXAMPLES)), markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    db = demo_mod.fresh_database(data_dir)
+
+    def out(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    try:
+        asyncio.run(demo_mod.run_demo(host=host, port=port, db=db, say=out))
+    except OSError as exc:
+        if exc.errno in (98, 48):  # address in use (Linux, macOS)
+            err.print(t("demo.port_busy", None, port=port), markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        raise
+
+
+@app.command(
+    "sandbox",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def sandbox(ctx: typer.Context) -> None:
+    """Run the sandbox Bot API server alone (options: reformbot sandbox --help)."""
+    from bot.sandbox.__main__ import main as sandbox_main
+
+    raise typer.Exit(sandbox_main(ctx.args))
+
+
 def main() -> None:
     """Run the command line."""
     app()

@@ -1,0 +1,225 @@
+"""`reformbot demo`: a realistic department, the sandbox and the bot, offline, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from telegram.ext import Application
+
+from bot import migrate
+from bot.app import ALLOWED_UPDATES, build_application
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.db import SessionMaker, create_engine, session_maker, transaction
+from bot.i18n import t
+from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
+from bot.services import contacts, invites
+from bot.services.access import system_actor
+from bot.services.imports import STAFF, UNITS, import_staff, import_units, read_table
+
+log = logging.getLogger(__name__)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ACTOR = "demo"
+
+
+@dataclass(frozen=True)
+class DemoPersona:
+    """Someone to chat as in the simulator: a staff record (or a citizen) and a sandbox user."""
+
+    id: str
+    user_id: int
+    role_key: str
+    person_code: str | None
+    name: str
+    unit: str
+    linked: bool = True
+
+
+PERSONAS = (
+    DemoPersona(
+        "admin", 710001, "demo.persona.admin", "CB007", "Hoàng Thị Ngọc Lan", "Văn phòng Sở"
+    ),
+    DemoPersona(
+        "leader",
+        710002,
+        "demo.persona.leader",
+        "CB001",
+        "Trần Quốc Hưng",
+        "Sở Giáo dục và Đào tạo tỉnh An Phú",
+    ),
+    DemoPersona(
+        "head",
+        710003,
+        "demo.persona.head",
+        "CB030",
+        "Nguyễn Hữu Phước",
+        "Phòng GD&ĐT thành phố An Phú",
+    ),
+    DemoPersona(
+        "staff",
+        710004,
+        "demo.persona.staff",
+        "CB031",
+        "Trần Thị Ánh Tuyết",
+        "Phòng GD&ĐT thành phố An Phú",
+    ),
+    DemoPersona(
+        "newcomer",
+        710005,
+        "demo.persona.newcomer",
+        "CB053",
+        "Trần Văn Lâm",
+        "Trường THCS Nguyễn Trãi",
+        linked=False,
+    ),
+    DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
+)
+
+
+async def _import_examples(maker: SessionMaker, examples: Path) -> None:
+    """Load the example department through the import services."""
+    now = SystemClock().now()
+    for name, spec, job in (("units", UNITS, import_units), ("staff", STAFF, import_staff)):
+        table = read_table(examples / f"{name}.csv", spec=spec)
+        async with transaction(maker) as session:
+            report = await job(session, table=table, actor=ACTOR, now=now)
+        if not report.ok:
+            raise RuntimeError(f"example {name}.csv has bad rows: {report.problems[:3]}")
+
+
+async def _link(maker: SessionMaker, persona: DemoPersona) -> str | None:
+    """Link a persona's chat account through a real invite; return the code when left unused."""
+    assert persona.person_code is not None
+    now = SystemClock().now()
+    async with transaction(maker) as session:
+        batch = await invites.create_invites(
+            session,
+            actor=system_actor(ACTOR),
+            now=now,
+            valid_days=30,
+            person_code=persona.person_code,
+        )
+        code = batch.issued[0].code
+        if not persona.linked:
+            return code
+        identity = contacts.Identity("telegram", str(persona.user_id), persona.name)
+        contact = await contacts.touch(session, identity=identity, now=now, default_locale="vi")
+        await session.flush()
+        await invites.redeem(session, contact=contact, code=code, now=now)
+    return None
+
+
+async def seed(maker: SessionMaker, examples: Path = EXAMPLES) -> dict[str, str]:
+    """Build the demo department; return the unused invite codes by persona id."""
+    await _import_examples(maker, examples)
+    codes = {}
+    for persona in PERSONAS:
+        if persona.person_code is not None:
+            code = await _link(maker, persona)
+            if code:
+                codes[persona.id] = code
+    return codes
+
+
+def sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
+    """Return the personas as the simulator page shows them."""
+    return [
+        {
+            "id": p.id,
+            "label": p.name,
+            "role": t(p.role_key, locale),
+            "unit": p.unit,
+            "user_id": p.user_id,
+            "first_name": p.name.split()[-1],
+            "last_name": " ".join(p.name.split()[:-1]),
+            "language_code": "vi",
+        }
+        for p in PERSONAS
+    ]
+
+
+def demo_settings(server: SandboxServer, db_url: str) -> Settings:
+    """Return settings that point the bot at the sandbox and the demo database."""
+    return Settings(
+        telegram={
+            "token": DEFAULT_TOKEN,
+            "username": DEFAULT_USERNAME,
+            "api_base_url": server.base_url,
+            "api_file_url": server.file_base_url,
+        },
+        database={"url": db_url},
+    )
+
+
+async def start_bot(
+    settings: Settings, maker: SessionMaker
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """Start the bot polling the sandbox (the same Application `reformbot run` builds)."""
+    app = build_application(settings, maker=maker)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
+    return app
+
+
+async def stop_bot(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Stop polling, finish pending updates, shut down."""
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+def fresh_database(data_dir: Path) -> Path:
+    """Remove the previous demo database; return the path of the new one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = data_dir / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return db
+
+
+async def run_demo(
+    *,
+    host: str,
+    port: int,
+    db: Path,
+    say: Callable[[str], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Seed a fresh demo database, start the sandbox and the bot, and wait for Ctrl-C."""
+    url = f"sqlite+aiosqlite:///{db}"
+    await migrate.upgrade(url)
+    engine = create_engine(url)
+    maker = session_maker(engine)
+    codes = await seed(maker)
+    server = SandboxServer()
+    await server.start(host, port)
+    server.set_personas(sandbox_personas())
+    app = await start_bot(demo_settings(server, url), maker)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    say(t("demo.ready", "vi", url=server.url, db=str(db)))
+    if "newcomer" in codes:
+        say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
+    try:
+        await stop.wait()
+    finally:
+        say(t("demo.stopping", "vi"))
+        await stop_bot(app)
+        await server.stop()
+        await engine.dispose()
