@@ -26,6 +26,7 @@ from bot.sandbox.state import (
 
 Handler = Callable[["Call"], Awaitable[Any]]
 METHODS: dict[str, Handler] = {}
+CANONICAL: dict[str, str] = {}
 FAULTY_PREFIXES = ("send", "edit", "delete", "answer")
 SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -46,7 +47,9 @@ def method(name: str) -> Callable[[Handler], Handler]:
     """Register a handler under a Bot API method name (case-insensitive)."""
 
     def register(handler: Handler) -> Handler:
+        """Add the handler to the method table."""
         METHODS[name.lower()] = handler
+        CANONICAL[name.lower()] = name
         return handler
 
     return register

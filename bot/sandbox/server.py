@@ -19,7 +19,7 @@ from bot.sandbox.engine import Sandbox
 from bot.sandbox.errors import ApiError, JsonDict
 from bot.sandbox.faults import FaultRule, Faults
 from bot.sandbox.limits import Limits, TimeSource
-from bot.sandbox.methods import METHODS, Call, faults_apply
+from bot.sandbox.methods import CANONICAL, METHODS, Call, faults_apply
 from bot.sandbox.params import Params
 from bot.sandbox.state import BotState, CallbackRecord, Chat, Persona, User
 from bot.sandbox.userapi import add_user_api, api_errors, error_response, ok
@@ -183,7 +183,7 @@ class SandboxServer:
         if handler is None:
             return error_response(ApiError(404, "Not Found"))
         bot.counters.requests_total += 1
-        bot.counters.by_method[name] += 1
+        bot.counters.by_method[CANONICAL[name.lower()]] += 1
         try:
             params = await Params.from_request(request)
             if faults_apply(name) and await self._inject_faults(bot, params, request):

@@ -67,6 +67,14 @@ def int_arg(value: Any, name: str) -> int:
         raise bad_request(f"{name} must be an integer") from None
 
 
+def float_arg(value: str, name: str) -> float:
+    """Convert a query value to float (400 when it is not a number)."""
+    try:
+        return float(value)
+    except ValueError:
+        raise bad_request(f"{name} must be a number") from None
+
+
 def chat_id_of(request: web.Request) -> int:
     """Return the chat id in the path."""
     return int_arg(request.match_info["chat_id"], "chat_id")
@@ -187,7 +195,7 @@ async def messages(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
     log = sandbox.bot(bot_key(request)).log(sandbox.chat(chat_id_of(request)))
     since = int_arg(request.query.get("since", "0"), "since")
-    wait = min(max(float(request.query.get("wait", "0") or 0), 0.0), MAX_WAIT)
+    wait = min(max(float_arg(request.query.get("wait") or "0", "wait"), 0.0), MAX_WAIT)
     found = await _wait_changes(log, since, wait)
     return ok({"version": log.version, "messages": [sandbox.message_view(m) for m in found]})
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import telegram
 
-from bot.sandbox import DEFAULT_TOKEN, SandboxServer, User
+from bot.sandbox import DEFAULT_TOKEN, ApiError, SandboxServer, User
 from tests.sandbox.conftest import message_of, query_of
 
 
@@ -71,11 +71,15 @@ async def test_long_poll_returns_when_a_user_writes(
 
 
 async def test_second_poller_terminates_the_first(
-    tg: telegram.Bot, http: aiohttp.ClientSession
+    server: SandboxServer, tg: telegram.Bot, http: aiohttp.ClientSession
 ) -> None:
     """Two concurrent getUpdates (two bot instances): the older one gets 409 Conflict."""
     first = asyncio.create_task(tg.get_updates(timeout=10))
-    await asyncio.sleep(0.05)
+    updates = server.sandbox.bot().updates
+    for _ in range(200):
+        if updates.poll_generation:
+            break
+        await asyncio.sleep(0.01)
     async with http.get(f"/bot{DEFAULT_TOKEN}/getUpdates", params={"timeout": "0"}) as resp:
         assert await resp.json() == {"ok": True, "result": []}
     with pytest.raises(telegram.error.Conflict, match="terminated by other getUpdates request"):
@@ -98,3 +102,29 @@ async def test_get_updates_conflicts_with_webhook(tg: telegram.Bot) -> None:
         await tg.get_updates(timeout=0)
     assert await tg.delete_webhook()
     assert await tg.get_updates(timeout=0) == ()
+
+
+async def test_group_messages_carry_the_sender(
+    server: SandboxServer, tg: telegram.Bot, lan: User, minh: User
+) -> None:
+    """In a group a user must be named; the update has the group chat and the user."""
+    group = server.create_group("Tổ công tác", [lan.id])
+    with pytest.raises(ApiError, match="from_id is needed"):
+        server.send_text(group.id, "ai gửi?")
+    server.send_text(group.id, "/baocao@reformbot_sandbox_bot", from_id=minh.id)
+    message = message_of((await tg.get_updates(timeout=0))[0])
+    assert (message.chat.type, message.chat.title) == ("group", "Tổ công tác")
+    assert message.from_user is not None
+    assert message.from_user.id == minh.id
+    assert message.entities[0].length == len("/baocao@reformbot_sandbox_bot")
+    assert minh.id in group.members
+
+
+async def test_wait_for_messages_helper(server: SandboxServer, tg: telegram.Bot, lan: User) -> None:
+    """wait_for_messages returns once the bot has sent enough messages to the chat."""
+    waiting = asyncio.create_task(server.wait_for_messages(lan.id, 2, seconds=2))
+    await tg.send_message(lan.id, "một")
+    await tg.send_message(lan.id, "hai")
+    assert [m["text"] for m in await waiting] == ["một", "hai"]
+    with pytest.raises(TimeoutError):
+        await server.wait_for_messages(lan.id, 3, seconds=0.05)

@@ -81,13 +81,15 @@ function selectUser(userId) {
   const persona = personaFor(userId);
   $("persona-info").textContent = persona ? `${persona.role}\n${persona.unit}` : "";
   const picker = $("chat-picker");
-  picker.replaceChildren(option(persona ? persona.chat_id : userId, "Private chat with the bot"));
+  picker.replaceChildren(option(userId, "Private chat with the bot"));
   for (const chat of state.chats) {
-    if (chat.type !== "private" && chat.members.includes(userId)) {
+    const personaChat = persona && persona.chat_id === chat.id;
+    if (chat.type !== "private" && (chat.members.includes(userId) || personaChat)) {
       picker.append(option(chat.id, chat.title || String(chat.id)));
     }
   }
-  selectChat(Number(picker.value));
+  const wanted = persona && persona.chat_id;
+  selectChat(state.chats.some((c) => c.id === wanted) ? wanted : userId);
 }
 
 /* ---------- messages ---------- */
