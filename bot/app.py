@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from handlers.registry import COMMANDS, EVERYONE
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+POLL_TIMEOUT = 10
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 class NoToken(Exception):
@@ -105,7 +109,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("could not tell chat about the failure of update %s", update_id)
 
 
-async def _set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def _set_commands(app: AnyApp) -> None:
     """Publish the commands open to everyone in the chat menu, in each language."""
     public = [c for c in COMMANDS.values() if c.audience == EVERYONE]
     for locale in LOCALES:
@@ -113,7 +117,7 @@ async def _set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await app.bot.set_my_commands(commands, language_code=None if locale == "vi" else locale)
 
 
-async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def _post_init(app: AnyApp) -> None:
     """Finish start-up once the bot knows who it is."""
     rt: Runtime = app.bot_data["runtime"]
     rt.deps = Deps(rt.maker, rt.settings, rt.clock, bot_username=app.bot.username)
@@ -124,7 +128,6 @@ async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
                 session, admin=admin, now=rt.clock.now(), locale=rt.settings.i18n.default_locale
             )
     await _set_commands(app)
-    log.info("bot @%s ready (%s mode)", app.bot.username, rt.settings.telegram.mode)
 
 
 def build_application(
@@ -134,7 +137,7 @@ def build_application(
     clock: Clock | None = None,
     request: BaseRequest | None = None,
     rate_limit: bool = True,
-) -> Application[Any, Any, Any, Any, Any, Any]:
+) -> AnyApp:
     """Build the Application: one handler that routes every update, and the error handler."""
     if settings.telegram.token is None:
         raise NoToken
@@ -156,6 +159,65 @@ def build_application(
     return app
 
 
+async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+    """Start receiving (polling or webhook), run until `stop` is set, then shut down cleanly.
+
+    Updates already received are handled before the bot exits; a signal that arrives while the
+    bot is still starting is honoured once start-up has finished.
+    """
+    rt: Runtime = app.bot_data["runtime"]
+    tg = rt.settings.telegram
+    assert app.updater is not None
+    await app.initialize()
+    try:
+        assert app.post_init is not None
+        await app.post_init(app)
+        if tg.mode == "webhook":
+            assert tg.webhook_secret is not None
+            await app.updater.start_webhook(
+                listen=tg.webhook_listen,
+                port=tg.webhook_port,
+                url_path=tg.webhook_path,
+                webhook_url=tg.webhook_url,
+                secret_token=tg.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT)
+        await app.start()
+        log.info("bot @%s ready (%s mode)", app.bot.username, tg.mode)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping: finishing the updates already received")
+    finally:
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Set `stop` on SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _run(settings: Settings) -> None:
+    """Run the bot on this event loop until a stop signal."""
+    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    try:
+        app = build_application(settings, maker=session_maker(engine))
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await serve(app, stop)
+    finally:
+        await engine.dispose()
+
+
 def run(settings: Settings) -> None:
     """Run the bot until SIGINT or SIGTERM, by polling or by webhook as configured."""
     if settings.telegram.token is None:
@@ -164,25 +226,4 @@ def run(settings: Settings) -> None:
         from bot.migrate import upgrade_sync
 
         upgrade_sync(settings.database.url)
-    engine = create_engine(settings.database.url, echo=settings.database.echo)
-    app = build_application(settings, maker=session_maker(engine))
-
-    async def _dispose(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        await engine.dispose()
-
-    app.post_shutdown = _dispose
-    tg = settings.telegram
-    stop = (signal.SIGINT, signal.SIGTERM)
-    if tg.mode == "webhook":
-        assert tg.webhook_secret is not None
-        app.run_webhook(
-            listen=tg.webhook_listen,
-            port=tg.webhook_port,
-            url_path=tg.webhook_path,
-            webhook_url=tg.webhook_url,
-            secret_token=tg.webhook_secret.get_secret_value(),
-            allowed_updates=ALLOWED_UPDATES,
-            stop_signals=stop,
-        )
-    else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=stop)
+    asyncio.run(_run(settings))

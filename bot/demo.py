@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from telegram.ext import Application
-
 from bot import migrate
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import build_application, serve, stop_on_signals
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
@@ -158,29 +154,6 @@ def demo_settings(server: SandboxServer, db_url: str) -> Settings:
     )
 
 
-async def start_bot(
-    settings: Settings, maker: SessionMaker
-) -> Application[Any, Any, Any, Any, Any, Any]:
-    """Start the bot polling the sandbox (the same Application `reformbot run` builds)."""
-    app = build_application(settings, maker=maker)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
-    return app
-
-
-async def stop_bot(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Stop polling, finish pending updates, shut down."""
-    if app.updater is not None and app.updater.running:
-        await app.updater.stop()
-    if app.running:
-        await app.stop()
-    await app.shutdown()
-
-
 def fresh_database(data_dir: Path) -> Path:
     """Remove the previous demo database; return the path of the new one."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +161,15 @@ def fresh_database(data_dir: Path) -> Path:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     return db
+
+
+async def _started(bot_task: asyncio.Task[None], ready: asyncio.Event) -> None:
+    """Wait until the bot is ready, or raise what stopped it from starting."""
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({bot_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if bot_task.done():
+        bot_task.result()
 
 
 async def run_demo(
@@ -203,23 +185,23 @@ async def run_demo(
     await migrate.upgrade(url)
     engine = create_engine(url)
     maker = session_maker(engine)
-    codes = await seed(maker)
-    server = SandboxServer()
-    await server.start(host, port)
-    server.set_personas(sandbox_personas())
-    app = await start_bot(demo_settings(server, url), maker)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    say(t("demo.ready", "vi", url=server.url, db=str(db)))
-    if "newcomer" in codes:
-        say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
+    stop_on_signals(stop)
+    server = SandboxServer()
     try:
-        await stop.wait()
-    finally:
+        codes = await seed(maker)
+        await server.start(host, port)
+        server.set_personas(sandbox_personas())
+        ready = asyncio.Event()
+        bot_task = asyncio.create_task(
+            serve(build_application(demo_settings(server, url), maker=maker), stop, ready)
+        )
+        await _started(bot_task, ready)
+        say(t("demo.ready", "vi", url=server.url, db=str(db)))
+        if "newcomer" in codes:
+            say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
+        await bot_task
         say(t("demo.stopping", "vi"))
-        await stop_bot(app)
+    finally:
         await server.stop()
         await engine.dispose()
