@@ -47,7 +47,8 @@ class FakeBotAPI:
     def texts(self, chat_id: int | None = None) -> list[str]:
         """Return the texts sent (and edited in), optionally to one chat."""
         return [
-            str(c.params["text"]) for c in self.calls
+            str(c.params["text"])
+            for c in self.calls
             if c.method in ("sendMessage", "editMessageText")
             and (chat_id is None or int(c.params["chat_id"]) == chat_id)
         ]
@@ -87,16 +88,24 @@ class FakeBotAPI:
         """Return a plausible result for a method."""
         bot = {"id": BOT_ID, "is_bot": True, "first_name": "Reformbot", "username": BOT_USERNAME}
         if method == "getMe":
-            return {**bot, "can_join_groups": True, "can_read_all_group_messages": False,
-                    "supports_inline_queries": False}
+            return {
+                **bot,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
         if method == "getUpdates":
             return []
         if method in ("sendMessage", "editMessageText", "sendDocument", "sendPhoto"):
             chat_id = int(params.get("chat_id", 0))
             mid = int(params["message_id"]) if "message_id" in params else next(self._ids)
-            message = {"message_id": mid, "date": int(time.time()), "from": bot,
-                       "chat": {"id": chat_id, "type": "private", "first_name": "User"},
-                       "text": str(params.get("text", ""))}
+            message = {
+                "message_id": mid,
+                "date": int(time.time()),
+                "from": bot,
+                "chat": {"id": chat_id, "type": "private", "first_name": "User"},
+                "text": str(params.get("text", "")),
+            }
             if "reply_markup" in params:
                 message["reply_markup"] = params["reply_markup"]
             return message

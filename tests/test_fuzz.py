@@ -17,8 +17,9 @@ commands = st.sampled_from([f"/{name}" for name in COMMANDS] + ["/", "/x", ""])
 noise = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(command=commands, tail=noise, uid=st.integers(1, 10**12))
 async def test_any_text_gets_an_answer_and_never_raises(bot_harness, command, tail, uid):
     text = f"{command} {tail}".strip() or "?"
@@ -29,8 +30,9 @@ async def test_any_text_gets_an_answer_and_never_raises(bot_harness, command, ta
     assert t("errors.internal", "vi") not in sent
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.text(min_size=1, max_size=64).filter(lambda d: len(d.encode()) <= 64))
 async def test_any_button_data_never_raises(bot_harness, data):
     bot_harness.api.clear()

@@ -35,8 +35,10 @@ def test_every_key_used_in_code_exists():
                 key = match.group(1)
                 if NOT_KEYS.search(key):
                     continue
-                if key.split(".")[0] in namespaces and key not in known and not any(
-                    k.startswith(key + ".") for k in known
+                if (
+                    key.split(".")[0] in namespaces
+                    and key not in known
+                    and not any(k.startswith(key + ".") for k in known)
                 ):
                     missing.append(f"{path.relative_to(ROOT)}: {key}")
     assert missing == []

@@ -17,16 +17,23 @@ TZ = SchedulerSettings().tz
 
 
 def test_params_are_escaped_but_catalog_markup_is_kept():
-    text = render(OutboundMessage("people.header", {"unit": "<script>", "count": 2,
-                                                     "lines": Items("help.line", ())}), "vi")
+    text = render(
+        OutboundMessage(
+            "people.header", {"unit": "<script>", "count": 2, "lines": Items("help.line", ())}
+        ),
+        "vi",
+    )
     assert text.startswith("<b>&lt;script&gt;</b>")
 
 
 def test_nested_messages_and_lists():
-    msg = OutboundMessage("help.header_staff", {
-        "roles": Text("roles.admin"),
-        "lines": Items("help.line", ({"command": "me", "description": Text("help.cmd.me")},)),
-    })
+    msg = OutboundMessage(
+        "help.header_staff",
+        {
+            "roles": Text("roles.admin"),
+            "lines": Items("help.line", ({"command": "me", "description": Text("help.cmd.me")},)),
+        },
+    )
     assert render(msg, "en").endswith("/me – see your details, unit and roles")
 
 
@@ -37,8 +44,11 @@ def test_dates_are_shown_in_hanoi_time():
     assert format_value(1234567, "en", TZ) == "1,234,567"
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300),
-                max_size=80))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300), max_size=80
+    )
+)
 def test_split_keeps_every_character_within_the_limit(lines):
     text = "\n".join(lines)
     chunks = split_text(text, 200)
@@ -59,8 +69,9 @@ def test_button_actions_are_namespaced_and_short():
         Button("x", "ack:" + "đ" * 40)
     with pytest.raises(ValueError, match="namespace"):
         Button("x", "nocolon")
-    markup = keyboard(OutboundMessage("lang.choose", buttons=((Button("lang.vi", "lang:vi"),),)),
-                      "en")
+    markup = keyboard(
+        OutboundMessage("lang.choose", buttons=((Button("lang.vi", "lang:vi"),),)), "en"
+    )
     assert markup is not None
     assert markup.inline_keyboard[0][0].text == "🇻🇳 Tiếng Việt"
 

@@ -31,8 +31,9 @@ async def test_unit_invites_skip_linked_and_inactive(maker, clock):
     async with maker() as s:
         _, _, a, _ = await seed(s)
         await f.contact(s, "100", a)
-        batch = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                             unit_code="pgd01")
+        batch = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, unit_code="pgd01"
+        )
         await s.commit()
     assert [i.person_code for i in batch.issued] == ["B1"]
     assert batch.skipped_linked == 1
@@ -48,12 +49,14 @@ async def test_unit_invites_skip_linked_and_inactive(maker, clock):
 async def test_all_unlinked_and_unknown_targets(maker, clock):
     async with maker() as s:
         await seed(s)
-        batch = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                             all_unlinked=True)
+        batch = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, all_unlinked=True
+        )
         assert sorted(i.person_code for i in batch.issued) == ["A1", "B1", "C1"]
         with pytest.raises(NotFound):
-            await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                         person_code="NOBODY")
+            await invites.create_invites(
+                s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="NOBODY"
+            )
         with pytest.raises(InvalidInput):
             await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7)
 
@@ -61,10 +64,12 @@ async def test_all_unlinked_and_unknown_targets(maker, clock):
 async def test_new_invite_revokes_the_old_one(maker, clock):
     async with maker() as s:
         await seed(s)
-        old = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                           person_code="A1")
-        new = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                           person_code="A1")
+        old = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="A1"
+        )
+        new = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="A1"
+        )
         c = await f.contact(s, "200")
         with pytest.raises(InvalidInput) as info:
             await invites.redeem(s, contact=c, code=old.issued[0].code, now=clock.now())
@@ -78,8 +83,9 @@ async def test_staff_cannot_make_invites(maker, clock):
         _, _, a, _ = await seed(s)
         staff = Actor(name="a", roles=frozenset({Role.STAFF}), person=a)
         with pytest.raises(PermissionDenied):
-            await invites.create_invites(s, actor=staff, now=clock.now(), valid_days=7,
-                                         person_code="B1")
+            await invites.create_invites(
+                s, actor=staff, now=clock.now(), valid_days=7, person_code="B1"
+            )
         assert (await s.exec(select(func.count()).select_from(Invite))).one() == 0
 
 
@@ -87,8 +93,9 @@ async def test_relinking_moves_the_account(maker, clock):
     async with maker() as s:
         _, _, a, _ = await seed(s)
         old_phone = await f.contact(s, "300", a)
-        batch = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                             person_code="A1")
+        batch = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="A1"
+        )
         new_phone = await f.contact(s, "301")
         await invites.redeem(s, contact=new_phone, code=batch.issued[0].code, now=clock.now())
         await s.commit()
@@ -101,8 +108,9 @@ async def test_account_linked_to_someone_else_is_refused(maker, clock):
     async with maker() as s:
         _, _, a, _ = await seed(s)
         c = await f.contact(s, "400", a)
-        batch = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                             person_code="B1")
+        batch = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="B1"
+        )
         with pytest.raises(InvalidInput) as info:
             await invites.redeem(s, contact=c, code=batch.issued[0].code, now=clock.now())
         assert info.value.key == "invite.contact_linked_other"
@@ -113,8 +121,9 @@ async def test_account_linked_to_someone_else_is_refused(maker, clock):
 async def test_deactivated_person_cannot_redeem(maker, clock):
     async with maker() as s:
         _, _, a, _ = await seed(s)
-        batch = await invites.create_invites(s, actor=ADMIN, now=clock.now(), valid_days=7,
-                                             person_code="A1")
+        batch = await invites.create_invites(
+            s, actor=ADMIN, now=clock.now(), valid_days=7, person_code="A1"
+        )
         a.active = False
         s.add(a)
         c = await f.contact(s, "500")
