@@ -1,0 +1,124 @@
+"""Baseline: a bare python-telegram-bot echo bot against the sandbox, and reformbot beside it.
+
+    python -m bench.echo_baseline [--users 20] [--messages 25] [--modes polling webhook]
+
+Prints end-to-end updates per second of the echo bot in each mode, then reformbot's (the real
+Application on SQLite, answering plain text) as a ratio to that baseline, measured in this run:
+once without python-telegram-bot's client-side rate limiter (the cost of reformbot's own work)
+and once as shipped, where the limiter holds replies to Telegram's 30 messages/s overall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bench.harness import AnyApp, Result, bot_kwargs, measure
+from bot import migrate
+from bot.app import build_application
+from bot.config import Settings
+from bot.db import create_engine, session_maker
+from bot.sandbox import SandboxServer
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send the text back."""
+    assert update.message is not None
+    assert update.message.text is not None
+    await update.message.reply_text(update.message.text)
+
+
+async def echo_app(server: SandboxServer) -> AnyApp:
+    """Build the bare echo bot."""
+    kw = bot_kwargs(server)
+    app = (
+        Application.builder()
+        .token(kw["token"])
+        .base_url(kw["base_url"])
+        .base_file_url(kw["base_file_url"])
+        .build()
+    )
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    return app
+
+
+def reformbot_factory(folder: Path, *, rate_limit: bool):  # type: ignore[no-untyped-def]
+    """Return a factory of reformbot Applications, each on a fresh SQLite database."""
+    counter = iter(range(1000))
+
+    async def factory(server: SandboxServer) -> AnyApp:
+        url = f"sqlite+aiosqlite:///{folder}/bench-{next(counter)}.db"
+        await migrate.upgrade(url)
+        kw = bot_kwargs(server)
+        settings = Settings(
+            telegram={
+                "token": kw["token"],
+                "api_base_url": kw["base_url"],
+                "api_file_url": kw["base_file_url"],
+            },
+            database={"url": url},
+        )
+        maker = session_maker(create_engine(url))
+        return build_application(settings, maker=maker, rate_limit=rate_limit)
+
+    return factory
+
+
+def report(baseline: Result, others: list[Result]) -> None:
+    """Print one mode's figures, each as a ratio to the baseline."""
+    print(
+        f"{baseline.mode:8} {baseline.name:28} {baseline.updates} updates in "
+        f"{baseline.seconds:6.2f} s = {baseline.per_second:6.0f} updates/s"
+    )
+    for other in others:
+        ratio = other.per_second / baseline.per_second
+        print(
+            f"{other.mode:8} {other.name:28} {other.updates} updates in {other.seconds:6.2f} s "
+            f"= {other.per_second:6.0f} updates/s = {ratio:.2f} x baseline"
+        )
+
+
+async def main(users: int, messages: int, modes: list[str], with_reformbot: bool) -> None:
+    """Measure each mode, baseline first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in modes:
+            baseline = await measure(
+                "echo", echo_app, mode=mode, users=users, messages=messages, text="xin chào"
+            )
+            others = []
+            if with_reformbot:
+                for name, limited in (
+                    ("reformbot (no client limiter)", False),
+                    ("reformbot (as shipped)", True),
+                ):
+                    factory = reformbot_factory(Path(tmp), rate_limit=limited)
+                    others.append(
+                        await measure(
+                            name,
+                            factory,
+                            mode=mode,
+                            users=users,
+                            messages=messages,
+                            text="xin chào",
+                        )
+                    )
+            report(baseline, others)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=25)
+    parser.add_argument(
+        "--modes", nargs="+", default=["polling", "webhook"], choices=["polling", "webhook"]
+    )
+    parser.add_argument("--no-reformbot", action="store_true", help="measure the baseline only")
+    args = parser.parse_args()
+    asyncio.run(main(args.users, args.messages, args.modes, not args.no_reformbot))

@@ -1,0 +1,104 @@
+"""Drive a python-telegram-bot Application against the sandbox and count updates per second."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application
+
+from bot.sandbox import Limits, SandboxServer
+from bot.sandbox.server import DEFAULT_TOKEN
+
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+AppFactory = Callable[[SandboxServer], Awaitable[AnyApp]]
+SECRET = "bench-secret-token-0123456789"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured run."""
+
+    name: str
+    mode: str
+    updates: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        """Return updates handled per second, end to end."""
+        return self.updates / self.seconds
+
+
+def free_port() -> int:
+    """Return a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _start(app: AnyApp, mode: str) -> None:
+    """Start the application receiving by polling or by webhook."""
+    assert app.updater is not None
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    if mode == "webhook":
+        port = free_port()
+        await app.updater.start_webhook(
+            listen="127.0.0.1",
+            port=port,
+            url_path="hook",
+            webhook_url=f"http://127.0.0.1:{port}/hook",
+            secret_token=SECRET,
+        )
+    else:
+        await app.updater.start_polling(timeout=10, poll_interval=0.0)
+    await app.start()
+
+
+async def _stop(app: AnyApp) -> None:
+    """Stop the application."""
+    assert app.updater is not None
+    await app.updater.stop()
+    await app.stop()
+    await app.shutdown()
+
+
+async def measure(
+    name: str, factory: AppFactory, *, mode: str, users: int, messages: int, text: str
+) -> Result:
+    """Have `users` users send `messages` texts each; time until every one has its reply."""
+    server = SandboxServer(limits=Limits.off())
+    await server.start("127.0.0.1", 0)
+    app = await factory(server)
+    await _start(app, mode)
+    uids = [900_000 + i for i in range(users)]
+    for uid in uids:
+        server.create_user(f"Người dùng {uid}", user_id=uid)
+    try:
+        started = time.perf_counter()
+        for _ in range(messages):
+            for uid in uids:
+                server.send_text(uid, text)
+        await asyncio.gather(
+            *(server.wait_for_messages(uid, messages, seconds=600) for uid in uids)
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        await _stop(app)
+        await server.stop()
+    return Result(name, mode, users * messages, elapsed)
+
+
+def bot_kwargs(server: SandboxServer) -> dict[str, str]:
+    """Return the token and Bot API addresses of the sandbox."""
+    return {
+        "token": DEFAULT_TOKEN,
+        "base_url": server.base_url,
+        "base_file_url": server.file_base_url,
+    }
