@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -162,6 +163,53 @@ class InviteSettings(BaseModel):
     valid_days: int = Field(14, ge=1, le=365)
 
 
+class DeliverySettings(BaseModel):
+    """The outbox dispatcher: Telegram's limits, retries and leases."""
+
+    global_rate: float = Field(30.0, gt=0, le=1000)
+    chat_rate: float = Field(1.0, gt=0, le=30)
+    group_per_minute: float = Field(20.0, gt=0, le=600)
+    paid_broadcast: bool = False
+    paid_rate: float = Field(1000.0, gt=0, le=1000)
+    max_attempts: int = Field(5, ge=1, le=50)
+    backoff_seconds: float = Field(5.0, gt=0, le=3600)
+    batch_size: int = Field(200, ge=1, le=5000)
+    lease_seconds: int = Field(60, ge=5, le=3600)
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+
+
+class CalendarSettings(BaseModel):
+    """Working days and hours (Vietnamese public holidays come from the holidays package)."""
+
+    working_hours: list[str] = ["07:30-11:30", "13:30-17:00"]
+    extra_days_off: list[date] = []
+    make_up_working_days: list[date] = []
+
+    @field_validator("working_hours")
+    @classmethod
+    def _ranges(cls, v: list[str]) -> list[str]:
+        """Require ordered HH:MM-HH:MM ranges."""
+        last = ""
+        for item in v:
+            m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", item)
+            if not m or item[:5] >= item[6:] or item[:5] < last:
+                raise ValueError("working_hours")
+            last = item[6:]
+        if not v:
+            raise ValueError("working_hours")
+        return v
+
+
+class DirectiveSettings(BaseModel):
+    """Chasing unacknowledged directives, in working hours after the push."""
+
+    remind_after_hours: list[float] = [4.0, 8.0]
+    escalate_head_after_hours: float = Field(12.0, gt=0)
+    escalate_admins_after_hours: float = Field(16.0, gt=0)
+    default_ack_days: int = Field(2, ge=1, le=60)
+    sweep_seconds: int = Field(60, ge=5, le=3600)
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -183,6 +231,9 @@ class Settings(BaseSettings):
     i18n: I18nSettings = I18nSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
     invites: InviteSettings = InviteSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    calendar: CalendarSettings = CalendarSettings()
+    directives: DirectiveSettings = DirectiveSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

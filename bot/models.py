@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Column, Field, SQLModel
 
@@ -153,3 +153,162 @@ class AuditLog(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=255)
     count: int | None = None
     detail: str | None = Field(default=None, max_length=2000)
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where an outbound message stands."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Outbox(SQLModel, table=True):
+    """A message to deliver, written in the same transaction as the change that causes it."""
+
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at", "priority", "id"),
+        Index("ix_outbox_ref", "kind", "ref_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    due_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: OutboxStatus = Field(
+        default=OutboxStatus.PENDING, sa_column=Column(String(16), nullable=False)
+    )
+    priority: int = 100
+    kind: str = Field(max_length=32)
+    ref_id: int | None = None
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    channel: Channel = Field(sa_column=Column(String(16), nullable=False))
+    chat_id: str = Field(max_length=64)
+    is_group: bool = False
+    paid: bool = False
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    platform_message_id: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class JobLease(SQLModel, table=True):
+    """Who runs the scheduled jobs and the dispatcher now (SQLite; PostgreSQL also locks)."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    owner: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class Attachment(SQLModel, table=True):
+    """A file sent with a directive or a broadcast (kept in the database, cached per channel)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_name: str = Field(max_length=255)
+    mime_type: str = Field(max_length=128)
+    size: int
+    sha256: str = Field(max_length=64, index=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    telegram_file_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class Audience(enum.StrEnum):
+    """Who in the targeted units receives a directive."""
+
+    EVERYONE = "everyone"
+    HEADS = "heads"
+
+
+class Directive(SQLModel, table=True):
+    """A directive notice (công văn, chỉ đạo) pushed to the staff of targeted units."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=64)
+    issued_on: date
+    title: str = Field(max_length=500)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    audience: Audience = Field(sa_column=Column(String(16), nullable=False))
+    target: str = Field(max_length=500)
+    ack_deadline: datetime = Field(sa_column=utc_column(nullable=False))
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=utc_column())
+    admins_escalated_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class DirectiveUnit(SQLModel, table=True):
+    """A unit a directive targets."""
+
+    __tablename__ = "directive_unit"
+
+    directive_id: int = Field(foreign_key="directive.id", primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+
+
+class DirectiveRecipient(SQLModel, table=True):
+    """One targeted person of a directive: delivery, acknowledgement, reminders, escalation."""
+
+    __tablename__ = "directive_recipient"
+    __table_args__ = (
+        UniqueConstraint("directive_id", "person_id", name="uq_recipient_person"),
+        Index("ix_recipient_open", "directive_id", "acked_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    directive_id: int = Field(foreign_key="directive.id")
+    person_id: int = Field(foreign_key="person.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    message_id: str | None = Field(default=None, max_length=64)
+    acked_at: datetime | None = Field(default=None, sa_column=utc_column())
+    ack_channel: str | None = Field(default=None, max_length=16)
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = Field(default=None, sa_column=utc_column())
+    head_escalated_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class BroadcastStatus(enum.StrEnum):
+    """Where a broadcast stands."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """An announcement or survey sent to a segment of contacts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    media: str = Field(default="text", max_length=16)
+    segment: str = Field(sa_column=Column(Text, nullable=False))
+    segment_label: str = Field(max_length=500)
+    send_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: BroadcastStatus = Field(sa_column=Column(String(16), nullable=False))
+    total: int = 0
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    cancelled_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class Flow(SQLModel, table=True):
+    """A contact's open multi-step conversation (one at most), kept in the database."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", unique=True)
+    kind: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    started_at: datetime = Field(sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))

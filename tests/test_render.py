@@ -93,3 +93,26 @@ def test_html_escape_of_user_text():
 )
 def test_parse_command(text, expected):
     assert parse_command(text, "reformbot_test_bot") == expected
+
+
+def test_codec_round_trips_every_parameter_type():
+    from bot.channels import codec
+
+    message = OutboundMessage(
+        "help.header_staff",
+        {
+            "roles": Text("roles.admin"),
+            "when": datetime(2026, 1, 1, 1, 0, tzinfo=UTC),
+            "day": date(2026, 2, 17),
+            "n": 3,
+            "name": "Nguyễn Thị Ánh",
+            "lines": Items("help.line", ({"command": "me", "description": Text("help.cmd.me")},)),
+        },
+        buttons=((Button("lang.vi", "lang:vi"), Button("lang.en", "lang:en")),),
+        attachment_id=7,
+    )
+    again = codec.loads(codec.dumps(message))
+    assert again == message
+    assert render(again, "vi") == render(message, "vi")
+    with pytest.raises(TypeError):
+        codec.dumps(OutboundMessage("x", {"bad": object()}))

@@ -54,6 +54,8 @@ class OutboundMessage:
     buttons: tuple[tuple[Button, ...], ...] = ()
     locale: str | None = None
     edit: bool = False
+    attachment_id: int | None = None
+    media: str = "document"
 
 
 @dataclass(frozen=True)
