@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,10 +118,26 @@ async def _set_commands(app: AnyApp) -> None:
         await app.bot.set_my_commands(commands, language_code=None if locale == "vi" else locale)
 
 
+def _file_fetcher(app: AnyApp) -> Callable[[str], Awaitable[bytes]]:
+    """Return a function that downloads a file a user sent, by its Telegram file id."""
+
+    async def fetch(file_id: str) -> bytes:
+        file = await app.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+    return fetch
+
+
 async def _post_init(app: AnyApp) -> None:
     """Finish start-up once the bot knows who it is."""
     rt: Runtime = app.bot_data["runtime"]
-    rt.deps = Deps(rt.maker, rt.settings, rt.clock, bot_username=app.bot.username)
+    rt.deps = Deps(
+        rt.maker,
+        rt.settings,
+        rt.clock,
+        bot_username=app.bot.username,
+        fetch_file=_file_fetcher(app),
+    )
     rt.sender = TelegramSender(app.bot, rt.settings.scheduler.tz)
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:

@@ -199,6 +199,13 @@ class CalendarSettings(BaseModel):
             raise ValueError("working_hours")
         return v
 
+    @model_validator(mode="after")
+    def _no_day_both_ways(self) -> CalendarSettings:
+        """Refuse a date listed both as a day off and as a make-up working day."""
+        if set(self.extra_days_off) & set(self.make_up_working_days):
+            raise ValueError("day_both_ways")
+        return self
+
 
 class DirectiveSettings(BaseModel):
     """Chasing unacknowledged directives, in working hours after the push."""

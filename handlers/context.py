@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ class Deps:
     settings: Settings
     clock: Clock
     bot_username: str | None = None
+    fetch_file: Callable[[str], Awaitable[bytes]] | None = None
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.channels.base import Button, Items, OutboundMessage, Text
 from bot.i18n import LOCALES
 from bot.models import Role
-from bot.services import contacts, invites, org
+from bot.services import contacts, flows, invites, org
 from bot.services.access import Actor
 from handlers.context import Context, msg
 from handlers.registry import COMMANDS, EVERYONE, STAFF, action, command
@@ -117,3 +117,14 @@ async def stop(ctx: Context) -> list[OutboundMessage]:
     """Opt out of optional messages; tell staff which notices still come."""
     contacts.set_opted_out(ctx.session, contact=ctx.contact, opted_out=True)
     return [msg("stop.done_staff" if ctx.actor.is_staff else "stop.done_citizen")]
+
+
+@command("cancel")
+async def cancel(ctx: Context) -> list[OutboundMessage]:
+    """Cancel the conversation in progress."""
+    assert ctx.contact.id is not None
+    flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
+    if flow is None:
+        return [msg("flow.nothing_open")]
+    await flows.end(ctx.session, flow)
+    return [msg("flow.cancelled")]

@@ -7,10 +7,11 @@ import logging
 from bot.channels.base import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.db import transaction
 from bot.models import Contact
-from bot.services import access, contacts
+from bot.services import access, contacts, flows
 from bot.services.errors import ServiceError
-from handlers import admin, core  # noqa: F401  (registers the commands, in order)
+from handlers import admin, core, directives  # noqa: F401  (registers the commands, in order)
 from handlers.context import Context, Deps, msg
+from handlers.flows import proceed
 from handlers.registry import ACTIONS, COMMANDS, Handler
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def _pick(event: InboundEvent) -> tuple[Handler | None, OutboundMessage | None]:
     if event.text is not None and len(event.text) > MAX_INBOUND_TEXT:
         return None, msg("errors.too_long", limit=MAX_INBOUND_TEXT)
     if event.action is not None:
+        if event.action.startswith("flow:"):
+            return None, None
         handler = ACTIONS.get(event.action.partition(":")[0])
         return handler, None if handler else msg("errors.unknown_action", edit=False)
     if event.command is not None:
@@ -61,7 +64,13 @@ def _pick(event: InboundEvent) -> tuple[Handler | None, OutboundMessage | None]:
 
 
 async def _fallback(ctx: Context) -> list[OutboundMessage]:
-    """Answer plain text that no flow is waiting for."""
+    """Give plain text (or a flow button) to the open flow, else answer with a hint."""
+    assert ctx.contact.id is not None
+    flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
+    if flow is not None:
+        return await proceed(ctx, flow)
+    if ctx.event.action is not None:
+        return [msg("flow.expired")]
     return [msg("text.hint_staff" if ctx.actor.is_staff else "text.hint_citizen")]
 
 

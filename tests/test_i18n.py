@@ -8,7 +8,8 @@ from pathlib import Path
 from bot.i18n import LOCALES, catalog, normalize_locale, placeholders, t
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY_LITERAL = re.compile(r"""(?<!action=)["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
+KEY_LITERAL = re.compile(r"""(\w*=)?["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
+NOT_KEY_ARGS = ("action=", "foreign_key=")
 NOT_KEYS = re.compile(r"\.(toml|py|csv|xlsx|db|html|js|css|json)$")
 CODE_DIRS = ("bot", "handlers", "jobs")
 
@@ -31,9 +32,11 @@ def test_every_key_used_in_code_exists():
     missing = []
     for folder in CODE_DIRS:
         for path in (ROOT / folder).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
             for match in KEY_LITERAL.finditer(path.read_text(encoding="utf-8")):
-                key = match.group(1)
-                if NOT_KEYS.search(key):
+                key = match.group(2)
+                if NOT_KEYS.search(key) or match.group(1) in NOT_KEY_ARGS:
                     continue
                 if (
                     key.split(".")[0] in namespaces

@@ -59,6 +59,16 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class FileRef:
+    """A file the user sent: the channel's id for it, its name, type and size."""
+
+    file_id: str
+    name: str
+    mime_type: str
+    size: int
+
+
+@dataclass(frozen=True)
 class InboundEvent:
     """One thing a user did in a chat, whatever the channel."""
 
@@ -73,7 +83,7 @@ class InboundEvent:
     action: str | None = None
     message_id: str | None = None
     chat_type: str = "private"
-    has_attachment: bool = False
+    file: FileRef | None = None
 
     @property
     def payload(self) -> str | None:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
 
-from bot.channels.base import InboundEvent, OutboundMessage, parse_command
+from bot.channels.base import FileRef, InboundEvent, OutboundMessage, parse_command
 from bot.channels.render import html_escape, plain, render, render_key, split_text
 
 CHANNEL = "telegram"
@@ -54,8 +61,24 @@ def to_event(update: Update, bot_username: str | None = None) -> InboundEvent | 
         args=args,
         message_id=str(message.message_id),
         chat_type=message.chat.type,
-        has_attachment=bool(message.document or message.photo),
+        file=_file_ref(message),
     )
+
+
+def _file_ref(message: Message) -> FileRef | None:
+    """Describe the document (or largest photo) a message carries."""
+    if message.document is not None:
+        doc = message.document
+        return FileRef(
+            doc.file_id,
+            doc.file_name or "file",
+            doc.mime_type or "application/octet-stream",
+            doc.file_size or 0,
+        )
+    if message.photo:
+        photo = message.photo[-1]
+        return FileRef(photo.file_id, "photo.jpg", "image/jpeg", photo.file_size or 0)
+    return None
 
 
 def blocked_change(update: Update) -> bool | None:

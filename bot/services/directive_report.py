@@ -1,0 +1,36 @@
+"""The directive status as a spreadsheet (XLSX), with headers in the reader's language."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from bot.i18n import t
+from bot.services.directives import Status
+
+COLUMNS = ("unit", "total", "acked", "rate", "median", "missing")
+
+
+def status_xlsx(status: Status, *, locale: str) -> bytes:
+    """Return the per-unit acknowledgement table of a directive as XLSX bytes."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = t("directive.xlsx.sheet", locale)[:31]
+    d = status.directive
+    sheet.append([f"{d.number} – {d.title}"])
+    sheet["A1"].font = Font(bold=True)
+    sheet.append([t(f"directive.xlsx.{c}", locale) for c in COLUMNS])
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for u in status.units:
+        rate = round(100 * u.acked / u.total, 1) if u.total else 0.0
+        median = round(u.median_seconds / 3600, 2) if u.median_seconds is not None else None
+        sheet.append([u.unit.name, u.total, u.acked, rate, median, "; ".join(u.missing)])
+    for column, width in zip("ABCDEF", (48, 14, 14, 12, 22, 80), strict=True):
+        sheet.column_dimensions[column].width = width
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()

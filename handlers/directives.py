@@ -1,0 +1,372 @@
+"""Directives in chat: issuing (a guided flow), acknowledging, and following up with /status."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot.channels.base import Button, Items, OutboundMessage, Text
+from bot.models import Audience, Role, UnitKind
+from bot.services import attachments, directives
+from bot.services.access import require
+from bot.services.calendar import WorkCalendar
+from bot.services.errors import InvalidInput
+from handlers.context import Context, msg
+from handlers.flows import DONE, Answer, Data, FlowSpec, choice, register, start
+from handlers.registry import action, command, roles_only
+
+ADMINS = roles_only(Role.ADMIN)
+FOLLOWERS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
+DATE_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:\s+(\d{1,2})[:h](\d{2}))?$")
+KIND_TARGETS = {
+    "district": UnitKind.DISTRICT_OFFICE,
+    "schools": UnitKind.SCHOOL,
+    "offices": UnitKind.OFFICE,
+}
+
+
+def calendar(ctx: Context) -> WorkCalendar:
+    """Return the working calendar of this installation."""
+    return WorkCalendar.from_settings(ctx.deps.settings)
+
+
+def parse_date(text: str | None) -> tuple[date, str | None]:
+    """Read 'dd/mm/yyyy [HH:MM]'; raise a translated error naming the expected form."""
+    m = DATE_RE.match((text or "").strip())
+    if not m:
+        raise InvalidInput("directive.flow.bad_date", value=(text or "")[:40])
+    day, month, year, hh, mm = m.groups()
+    try:
+        parsed = date(int(year), int(month), int(day))
+    except ValueError:
+        raise InvalidInput("directive.flow.bad_date", value=(text or "")[:40]) from None
+    return parsed, f"{int(hh):02d}:{mm}" if hh else None
+
+
+def _text_step(field: str, limit: int) -> Any:
+    """Return an accept function storing typed text of at most `limit` characters."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+        if not answer.text:
+            raise InvalidInput("directive.error.required", field=Text(f"directive.field.{field}"))
+        if len(answer.text) > limit:
+            raise InvalidInput(
+                "directive.error.too_long", field=Text(f"directive.field.{field}"), limit=limit
+            )
+        data[field] = answer.text
+        return NEXT[field]
+
+    return accept
+
+
+NEXT = {"number": "date", "title": "summary", "summary": "file"}
+
+
+def _ask(key: str, *rows: tuple[Button, ...]) -> Any:
+    """Return a prompt function showing one catalog message with choice buttons."""
+
+    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
+        return [msg(key, buttons=tuple(rows))]
+
+    return prompt
+
+
+async def accept_date(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store the date of issue ('today' or dd/mm/yyyy)."""
+    if answer.choice == "today":
+        data["date"] = calendar(ctx).local(ctx.now).date().isoformat()
+    else:
+        data["date"] = parse_date(answer.text)[0].isoformat()
+    return "title"
+
+
+async def accept_file(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the attached document, or skip."""
+    if answer.choice == "skip":
+        data["attachment_id"] = None
+        return "target"
+    ref = ctx.event.file
+    fetch = ctx.deps.fetch_file
+    if ref is None or fetch is None:
+        raise InvalidInput("directive.flow.need_file")
+    attachments.mime_for(ref.name)
+    row = attachments.store(
+        ctx.session,
+        name=ref.name,
+        data=await fetch(ref.file_id),
+        now=ctx.now,
+        telegram_file_id=ref.file_id,
+    )
+    await ctx.session.flush()
+    data["attachment_id"] = row.id
+    return "target"
+
+
+async def accept_target(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store the target: all units, a kind of unit, or codes to type next."""
+    if answer.choice in ("all", *KIND_TARGETS):
+        data["target"] = answer.choice
+        return "audience"
+    if answer.choice == "pick":
+        return "units"
+    raise InvalidInput("directive.flow.use_buttons")
+
+
+async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store typed unit codes ('CODE*' takes a unit and everything under it)."""
+    codes = [c for c in re.split(r"[,;\s]+", answer.text or "") if c]
+    if not codes:
+        raise InvalidInput("directive.error.no_target")
+    await directives.resolve_units(ctx.session, _target_of({"target": "pick", "codes": codes}))
+    data["target"], data["codes"] = "pick", codes
+    return "audience"
+
+
+async def accept_audience(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store who receives it: everyone or heads only."""
+    if answer.choice not in (Audience.EVERYONE.value, Audience.HEADS.value):
+        raise InvalidInput("directive.flow.use_buttons")
+    data["audience"] = answer.choice
+    return "deadline"
+
+
+async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store the acknowledgement deadline: N working days, or a typed date (17:00 by default)."""
+    cal = calendar(ctx)
+    if answer.choice and answer.choice.isdigit():
+        day = cal.add_working_days(cal.local(ctx.now).date(), int(answer.choice))
+        deadline = cal.at_local(day, "17:00")
+    else:
+        day, hh_mm = parse_date(answer.text)
+        deadline = cal.at_local(day, hh_mm or "17:00")
+    if deadline <= ctx.now:
+        raise InvalidInput("directive.error.deadline_past")
+    data["deadline"] = deadline.isoformat()
+    return "confirm"
+
+
+def _target_of(data: Data) -> directives.Target:
+    """Turn the flow's answers into a target."""
+    kind = data.get("target")
+    if kind == "all":
+        return directives.Target(all=True)
+    if kind in KIND_TARGETS:
+        return directives.Target(kinds=(KIND_TARGETS[kind],))
+    codes = data.get("codes", [])
+    subtree = next((c.rstrip("*") for c in codes if c.endswith("*")), None)
+    return directives.Target(units=tuple(c for c in codes if not c.endswith("*")), subtree=subtree)
+
+
+def draft_of(data: Data) -> directives.Draft:
+    """Turn the flow's answers into a draft."""
+    return directives.Draft(
+        number=data["number"],
+        issued_on=date.fromisoformat(data["date"]),
+        title=data["title"],
+        summary=data["summary"],
+        target=_target_of(data),
+        audience=Audience(data["audience"]),
+        ack_deadline=datetime.fromisoformat(data["deadline"]),
+        attachment_id=data.get("attachment_id"),
+    )
+
+
+async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Show the notice exactly as recipients will see it, who it reaches, and confirm."""
+    draft = draft_of(data)
+    plan = await directives.plan(ctx.session, draft)
+    preview = directives.preview(draft, units=directives.units_label(plan.units))
+    return [
+        preview,
+        msg(
+            "directive.flow.confirm",
+            units=len(plan.units),
+            reachable=len(plan.reachable),
+            unreachable=len(plan.unreachable),
+            buttons=((choice("directive.flow.send", "send"),),),
+        ),
+    ]
+
+
+async def accept_confirm(ctx: Context, data: Data, answer: Answer) -> str:
+    """Go on only when 'send' was pressed."""
+    if answer.choice != "send":
+        raise InvalidInput("directive.flow.use_buttons")
+    return DONE
+
+
+async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Issue the directive and report who it reached and who it could not."""
+    cal = calendar(ctx)
+    fallback = cal.at_local(
+        cal.add_working_days(
+            cal.local(ctx.now).date(), ctx.deps.settings.directives.default_ack_days
+        ),
+        "17:00",
+    )
+    issued = await directives.issue(
+        ctx.session, actor=ctx.actor, draft=draft_of(data), now=ctx.now, default_deadline=fallback
+    )
+    lines = Items(
+        "directive.unreachable_line",
+        tuple({"name": r.person.full_name, "unit": r.unit.name} for r in issued.unreachable),
+    )
+    return [
+        msg(
+            "directive.issued",
+            number=issued.directive.number,
+            queued=issued.queued,
+            unreachable=len(issued.unreachable),
+        ),
+        *([msg("directive.flow.unreachable_list", lines=lines)] if issued.unreachable else []),
+    ]
+
+
+DIRECTIVE_FLOW = register(
+    FlowSpec(
+        kind="directive",
+        first="number",
+        prompts={
+            "number": _ask("directive.flow.ask_number"),
+            "date": _ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
+            "title": _ask("directive.flow.ask_title"),
+            "summary": _ask("directive.flow.ask_summary"),
+            "file": _ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
+            "target": _ask(
+                "directive.flow.ask_target",
+                (choice("directive.flow.target_all", "all"),),
+                (
+                    choice("directive.flow.target_district", "district"),
+                    choice("directive.flow.target_schools", "schools"),
+                ),
+                (
+                    choice("directive.flow.target_offices", "offices"),
+                    choice("directive.flow.target_pick", "pick"),
+                ),
+            ),
+            "units": _ask("directive.flow.ask_units"),
+            "audience": _ask(
+                "directive.flow.ask_audience",
+                (
+                    choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
+                    choice("directive.flow.audience_heads", Audience.HEADS.value),
+                ),
+            ),
+            "deadline": _ask(
+                "directive.flow.ask_deadline",
+                tuple(choice("directive.flow.days", str(n), n=n) for n in (1, 2, 3)),
+            ),
+            "confirm": prompt_confirm,
+        },
+        accepts={
+            "number": _text_step("number", directives.NUMBER_MAX),
+            "date": accept_date,
+            "title": _text_step("title", directives.TITLE_MAX),
+            "summary": _text_step("summary", directives.SUMMARY_MAX),
+            "file": accept_file,
+            "target": accept_target,
+            "units": accept_units,
+            "audience": accept_audience,
+            "deadline": accept_deadline,
+            "confirm": accept_confirm,
+        },
+        finish=finish,
+        ttl=timedelta(hours=4),
+    )
+)
+
+
+@command("directive", ADMINS)
+async def directive(ctx: Context) -> list[OutboundMessage]:
+    """Start the guided flow that issues a directive."""
+    require(ctx.actor, Role.ADMIN)
+    return await start(ctx, DIRECTIVE_FLOW)
+
+
+@action("ack")
+async def ack(ctx: Context) -> list[OutboundMessage]:
+    """Record an acknowledgement and show its time on the notice."""
+    arg = (ctx.event.action or "").partition(":")[2]
+    if not arg.isdigit():
+        return [msg("directive.preview_pressed")]
+    d, row, first = await directives.acknowledge(
+        ctx.session, contact=ctx.contact, recipient_id=int(arg), now=ctx.now
+    )
+    if not first:
+        return [msg("directive.already_acked", acked_at=row.acked_at)]
+    units = directives.units_label(await directives.units_of(ctx.session, d))
+    return [
+        msg(
+            "directive.notice_acked",
+            edit=True,
+            number=d.number,
+            date=d.issued_on,
+            title=d.title,
+            summary=d.summary,
+            units=units,
+            acked_at=row.acked_at,
+        )
+    ]
+
+
+@command("status", FOLLOWERS)
+async def status(ctx: Context) -> list[OutboundMessage]:
+    """List open directives, or show one unit by unit (optionally as XLSX)."""
+    args = ctx.event.args
+    if not args:
+        rows = await directives.open_directives(ctx.session, actor=ctx.actor)
+        if not rows:
+            return [msg("directive.open_empty")]
+        lines = Items(
+            "directive.open_line",
+            tuple(
+                {"id": d.id, "number": d.number, "title": d.title, "total": n, "acked": a}
+                for d, n, a in rows
+            ),
+        )
+        return [msg("directive.open_header", lines=lines)]
+    if not args[0].lstrip("#").isdigit() or len(args) > 2:
+        raise InvalidInput("errors.usage", usage=Text("directive.status_usage"))
+    result = await directives.status(
+        ctx.session, actor=ctx.actor, directive_id=int(args[0].lstrip("#"))
+    )
+    if len(args) == 2 and args[1].lower() == "xlsx":
+        await directives.queue_status_xlsx(
+            ctx.session, contact=ctx.contact, status=result, now=ctx.now
+        )
+        return [msg("directive.xlsx_queued")]
+    return [status_message(result)]
+
+
+def status_message(result: directives.Status) -> OutboundMessage:
+    """Render a directive's status as one message."""
+    d = result.directive
+    lines = Items(
+        "directive.status_line",
+        tuple(
+            {
+                "unit": u.unit.name,
+                "acked": u.acked,
+                "total": u.total,
+                "median": Text(
+                    "directive.status_median", {"hours": round(u.median_seconds / 3600, 1)}
+                )
+                if u.median_seconds is not None
+                else "",
+                "missing": Text("directive.status_missing", {"names": ", ".join(u.missing)})
+                if u.missing
+                else "",
+            }
+            for u in result.units
+        ),
+    )
+    return msg(
+        "directive.status_header",
+        number=d.number,
+        title=d.title,
+        deadline=d.ack_deadline,
+        acked=result.acked,
+        total=result.total,
+        lines=lines,
+    )
