@@ -204,6 +204,7 @@ async def chase(
                     select(DirectiveRecipient, Person)
                     .join(Person, col(Person.id) == DirectiveRecipient.person_id)
                     .where(DirectiveRecipient.directive_id == d.id)
+                    .order_by(col(Person.full_name))
                 )
             ).all()
         )
