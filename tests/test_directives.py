@@ -13,8 +13,8 @@ from bot.channels import codec
 from bot.clock import FakeClock
 from bot.config import DirectiveSettings
 from bot.models import (
-    AuditLog,
     Audience,
+    AuditLog,
     Directive,
     DirectiveRecipient,
     Outbox,
