@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import getpass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import migrate
 from bot.channels.render import format_value
+from bot.cli_common import (
+    EXIT_USAGE,
+    ConfigOpt,
+    cli_actor,
+    console,
+    err,
+    run_service,
+    say,
+    settings_or_exit,
+)
+from bot.cli_directives import directive_app
 from bot.cli_imports import import_app
 from bot.clock import SystemClock
-from bot.config import ConfigError, Settings, load_settings, resolve_path
-from bot.db import create_engine, session_maker, transaction
+from bot.config import Settings, resolve_path
 from bot.i18n import t
 from bot.services import invites
 from bot.services.access import system_actor
-from bot.services.errors import ServiceError
 
 app = typer.Typer(
     help="reformbot: directives, deadlines and citizen ratings on Telegram and Zalo.",
@@ -33,36 +40,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-EXIT_USAGE = 2
-
-
-def settings_or_exit(config: Path | None) -> Settings:
-    """Load settings, or print what is wrong (key and file) and exit with status 2."""
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        err.print(t("cli.config_error", None), style="red", markup=False)
-        for p in exc.problems:
-            err.print(
-                t(
-                    "cli.config_problem",
-                    None,
-                    key=p.key,
-                    message=t(p.reason, None, **p.params),
-                    source=p.source,
-                ),
-                markup=False,
-            )
-        raise typer.Exit(EXIT_USAGE) from None
-
-
-def say(settings: Settings, key: str, **params: object) -> None:
-    """Print a catalog message in the configured language."""
-    console.print(t(key, settings.i18n.default_locale, **params), markup=False, highlight=False)
+app.add_typer(directive_app, name="directive")
 
 
 @app.command("check-config")
@@ -141,26 +119,6 @@ async def _username(settings: Settings) -> str | None:
         return bot.username
 
 
-async def _make_invites(
-    settings: Settings, *, person: str | None, unit: str | None, all_unlinked: bool, days: int
-) -> invites.InviteBatch:
-    """Make invites in one transaction."""
-    engine = create_engine(settings.database.url)
-    try:
-        async with transaction(session_maker(engine)) as session:
-            return await invites.create_invites(
-                session,
-                actor=system_actor(f"cli:{getpass.getuser()}"),
-                now=SystemClock().now(),
-                valid_days=days,
-                person_code=person,
-                unit_code=unit,
-                all_unlinked=all_unlinked,
-            )
-    finally:
-        await engine.dispose()
-
-
 def _write_invites(
     path: Path, batch: invites.InviteBatch, username: str, settings: Settings
 ) -> None:
@@ -201,20 +159,18 @@ def invite(
     if not name:
         err.print(t("cli.invite_need_username", loc), markup=False)
         raise typer.Exit(EXIT_USAGE)
-    migrate.upgrade_sync(settings.database.url)
-    try:
-        batch = asyncio.run(
-            _make_invites(
-                settings,
-                person=person,
-                unit=unit,
-                all_unlinked=all_unlinked,
-                days=days or settings.invites.valid_days,
-            )
-        )
-    except ServiceError as exc:
-        err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
-        raise typer.Exit(1) from None
+    batch = run_service(
+        settings,
+        lambda session: invites.create_invites(
+            session,
+            actor=system_actor(cli_actor()),
+            now=SystemClock().now(),
+            valid_days=days or settings.invites.valid_days,
+            person_code=person,
+            unit_code=unit,
+            all_unlinked=all_unlinked,
+        ),
+    )
     if not batch.issued:
         say(settings, "cli.invite_none", skipped=batch.skipped_linked)
         return

@@ -1,0 +1,79 @@
+"""What every command of the command line shares: settings, consoles, messages, the database."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import migrate
+from bot.config import ConfigError, Settings, load_settings
+from bot.db import create_engine, session_maker, transaction
+from bot.i18n import t
+from bot.services.errors import ServiceError
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+EXIT_USAGE = 2
+T = TypeVar("T")
+
+
+def settings_or_exit(config: Path | None) -> Settings:
+    """Load settings, or print what is wrong (key and file) and exit with status 2."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(t("cli.config_error", None), style="red", markup=False)
+        for p in exc.problems:
+            reason = t(p.reason, None, **p.params)
+            err.print(
+                t("cli.config_problem", None, key=p.key, message=reason, source=p.source),
+                markup=False,
+            )
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def say(settings: Settings, key: str, **params: object) -> None:
+    """Print a catalog message in the configured language."""
+    console.print(t(key, settings.i18n.default_locale, **params), markup=False, highlight=False)
+
+
+def cli_actor() -> str:
+    """Return how the audit log names the operator at this terminal."""
+    return f"cli:{getpass.getuser()}"
+
+
+@asynccontextmanager
+async def db_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """Open one transaction on the configured database, migrating it first."""
+    await migrate.upgrade(settings.database.url)
+    engine = create_engine(settings.database.url)
+    try:
+        async with transaction(session_maker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one service call in a transaction; print a refusal (translated) and exit 1."""
+
+    async def main() -> T:
+        async with db_session(settings) as session:
+            return await work(session)
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        loc = settings.i18n.default_locale
+        err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
+        raise typer.Exit(1) from None
