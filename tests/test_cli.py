@@ -25,6 +25,7 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bot.cli_common.console.width", 200)
     runner = CliRunner()
 
     def invoke(*args: str):
@@ -77,7 +78,7 @@ def test_directive_dry_run_then_send_then_status(cli, tmp_path):
     xlsx = tmp_path / "status.xlsx"
     status = cli("directive", "status", "1", "--xlsx", str(xlsx))
     assert status.exit_code == 0, status.output
-    assert "Hòa Mỹ" in status.output
+    assert "Phòng Giáo dục và Đào tạo huyện Hòa Mỹ" in status.output
     rows = list(load_workbook(xlsx).active.iter_rows(min_row=3, values_only=True))
     assert len(rows) == 12  # 11 district offices and the Department Office
     listing = cli("directive", "list")
