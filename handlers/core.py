@@ -8,7 +8,7 @@ from bot.models import Role
 from bot.services import contacts, flows, invites, org
 from bot.services.access import Actor
 from handlers.context import Context, msg
-from handlers.registry import COMMANDS, EVERYONE, STAFF, action, command
+from handlers.registry import COMMANDS, EVERYONE, STAFF, Command, action, command
 
 ROLE_ORDER = (Role.ADMIN, Role.LEADER, Role.UNIT_HEAD, Role.STAFF)
 
@@ -57,12 +57,17 @@ def visible_to(actor: Actor, audience: str | frozenset[Role]) -> bool:
     return isinstance(audience, frozenset) and actor.has_any(audience)
 
 
+def _rank(command: Command) -> int:
+    """Order /help: commands for everyone, then for staff, then by role."""
+    return 0 if command.audience == EVERYONE else 1 if command.audience == STAFF else 2
+
+
 @command("help")
 async def help_(ctx: Context) -> list[OutboundMessage]:
     """List the commands this person's roles may use."""
     rows = tuple(
         {"command": c.name, "description": Text(c.help_key)}
-        for c in COMMANDS.values()
+        for c in sorted(COMMANDS.values(), key=_rank)
         if visible_to(ctx.actor, c.audience)
     )
     lines = Items("help.line", rows)

@@ -43,6 +43,13 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Html:
+    """A parameter already in Telegram HTML (from the platform's own entity rendering)."""
+
+    value: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """A message to send: an i18n key, its parameters and rows of buttons; never rendered text.
 
@@ -78,6 +85,7 @@ class InboundEvent:
     display_name: str | None = None
     language_code: str | None = None
     text: str | None = None
+    html: str | None = None
     command: str | None = None
     args: tuple[str, ...] = ()
     action: str | None = None

@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from bot.channels.base import Button, Items, OutboundMessage, Text
+from bot.channels.base import Button, Html, Items, OutboundMessage, Text
 
 
 def _encode(value: Any) -> Any:
@@ -17,6 +17,8 @@ def _encode(value: Any) -> Any:
         return {"$dt": value.isoformat()}
     if isinstance(value, date):
         return {"$d": value.isoformat()}
+    if isinstance(value, Html):
+        return {"$html": value.value}
     if isinstance(value, Text):
         return {"$text": value.key, "params": _encode_params(value.params)}
     if isinstance(value, Items):
@@ -42,6 +44,8 @@ def _decode(value: Any) -> Any:
             return datetime.fromisoformat(value["$dt"])
         if "$d" in value:
             return date.fromisoformat(value["$d"])
+        if "$html" in value:
+            return Html(value["$html"])
         if "$text" in value:
             return Text(value["$text"], _decode_params(value["params"]))
         if "$items" in value:

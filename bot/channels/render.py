@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.channels.base import Html, Items, OutboundMessage, Text
 from bot.i18n import t
 
 Escape = Callable[[str], str]
@@ -18,6 +19,11 @@ DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 def html_escape(value: str) -> str:
     """Escape user text for Telegram's HTML parse mode."""
     return html.escape(value, quote=False)
+
+
+def strip_html(value: str) -> str:
+    """Turn Telegram HTML into plain text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
 
 
 def plain(value: str) -> str:
@@ -47,6 +53,8 @@ def render_params(
     for name, value in params.items():
         if isinstance(value, Text):
             out[name] = render_key(value.key, value.params, locale, escape=escape, tz=tz)
+        elif isinstance(value, Html):
+            out[name] = value.value if escape is html_escape else strip_html(value.value)
         elif isinstance(value, Items):
             out[name] = value.sep.join(
                 render_key(value.key, row, locale, escape=escape, tz=tz) for row in value.rows

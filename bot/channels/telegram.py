@@ -49,6 +49,11 @@ def to_event(update: Update, bot_username: str | None = None) -> InboundEvent | 
     if message is None or user is None or user.is_bot:
         return None
     text = message.text if message.text is not None else message.caption
+    html = (
+        message.text_html
+        if message.text is not None
+        else (message.caption_html if message.caption is not None else None)
+    )
     command, args = parse_command(text, bot_username) if text else (None, ())
     return InboundEvent(
         channel=CHANNEL,
@@ -57,6 +62,7 @@ def to_event(update: Update, bot_username: str | None = None) -> InboundEvent | 
         display_name=user.full_name,
         language_code=user.language_code,
         text=text,
+        html=html,
         command=command,
         args=args,
         message_id=str(message.message_id),
