@@ -202,17 +202,31 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         else:
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT)
         await app.start()
+        await _start_jobs(app, rt)
         log.info("bot @%s ready (%s mode)", app.bot.username, tg.mode)
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("stopping: finishing the updates already received")
     finally:
+        jobs_runner = rt.extra.get("jobs")
+        if jobs_runner is not None:
+            await jobs_runner.stop()
         if app.updater.running:
             await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()
+
+
+async def _start_jobs(app: AnyApp, rt: Runtime) -> None:
+    """Start the job runner: the outbox dispatcher and the sweeps, while this process leads."""
+    from jobs import runner as job_runner
+    from jobs import sweeps
+
+    runner = job_runner.attach(app, rt)
+    sweeps.register(runner, rt)
+    await runner.start()
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -1,0 +1,46 @@
+"""Periodic sweeps the job runner runs while it holds the lease."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.db import transaction
+from bot.services import chasing
+from bot.services.calendar import WorkCalendar
+
+if TYPE_CHECKING:
+    from bot.app import Runtime
+    from jobs.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+async def chase_directives(runtime: Runtime) -> chasing.ChaseResult:
+    """Remind, then escalate, unacknowledged directives (one sweep)."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        result = await chasing.chase(
+            session,
+            now=runtime.clock.now(),
+            calendar=calendar,
+            settings=runtime.settings.directives,
+        )
+    if result.reminders or result.head_alerts or result.admin_alerts:
+        log.info(
+            "directive sweep: %d reminders, %d head alerts, %d admin alerts, %d closed",
+            result.reminders,
+            result.head_alerts,
+            result.admin_alerts,
+            result.closed,
+        )
+    return result
+
+
+def register(runner: JobRunner, runtime: Runtime) -> None:
+    """Register every sweep with the runner."""
+    runner.add_sweep(
+        "directives.chase",
+        lambda: chase_directives(runtime),
+        runtime.settings.directives.sweep_seconds,
+    )
