@@ -112,8 +112,27 @@ async def _link(maker: SessionMaker, persona: DemoPersona) -> str | None:
     return None
 
 
-async def seed(maker: SessionMaker, examples: Path = EXAMPLES) -> dict[str, str]:
-    """Build the demo department; return the unused invite codes by persona id."""
+async def _issue_example_directive(maker: SessionMaker, settings: Settings) -> None:
+    """Issue the example directive, so the staff personas find a notice to acknowledge."""
+    from bot.cli_directives import read_file, to_draft
+    from bot.services import directives
+    from bot.services.calendar import WorkCalendar
+
+    now = SystemClock().now()
+    cal = WorkCalendar.from_settings(settings)
+    deadline = cal.at_local(cal.add_working_days(cal.local(now).date(), 2), "17:00")
+    spec = read_file(EXAMPLES / "directive.toml")
+    draft = to_draft(spec, deadline=deadline, attachment_id=None)
+    async with transaction(maker) as session:
+        await directives.issue(
+            session, actor=system_actor(ACTOR), draft=draft, now=now, default_deadline=deadline
+        )
+
+
+async def seed(
+    maker: SessionMaker, examples: Path = EXAMPLES, settings: Settings | None = None
+) -> dict[str, str]:
+    """Build the demo department and a directive; return unused invite codes by persona id."""
     await _import_examples(maker, examples)
     codes = {}
     for persona in PERSONAS:
@@ -121,6 +140,7 @@ async def seed(maker: SessionMaker, examples: Path = EXAMPLES) -> dict[str, str]
             code = await _link(maker, persona)
             if code:
                 codes[persona.id] = code
+    await _issue_example_directive(maker, settings or Settings())
     return codes
 
 
