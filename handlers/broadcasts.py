@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timedelta
 
 from bot.channels.base import Button, Items, OutboundMessage, Text
-from bot.models import BroadcastStatus, Role
+from bot.models import BroadcastStatus, Role, UnitKind
 from bot.services import attachments, broadcasts
 from bot.services.access import require
 from bot.services.errors import InvalidInput
@@ -19,6 +19,8 @@ from handlers.registry import action, command, roles_only
 SEGMENTS = {
     "staff": broadcasts.Segment(staff=True),
     "heads": broadcasts.Segment(staff=True, roles=(Role.UNIT_HEAD,)),
+    "district": broadcasts.Segment(staff=True, kinds=(UnitKind.DISTRICT_OFFICE,)),
+    "schools": broadcasts.Segment(staff=True, kinds=(UnitKind.SCHOOL,)),
     "citizens": broadcasts.Segment(staff=False, citizens=True),
     "everyone": broadcasts.Segment(staff=True, citizens=True),
 }

@@ -52,6 +52,7 @@ async def chats(s, broadcast_id: int) -> list[str]:
         (broadcasts.Segment(), {ADMIN, HEAD, STAFF}),
         (broadcasts.Segment(roles=(Role.UNIT_HEAD,)), {HEAD}),
         (broadcasts.Segment(units=("PGD2",)), {STAFF}),
+        (broadcasts.Segment(kinds=(UnitKind.DISTRICT_OFFICE,)), {HEAD, STAFF}),
         (broadcasts.Segment(subtree="SGD"), {ADMIN, HEAD, STAFF}),
         (broadcasts.Segment(staff=False, citizens=True), {CITIZEN}),
         (broadcasts.Segment(citizens=True), {ADMIN, HEAD, STAFF, CITIZEN}),

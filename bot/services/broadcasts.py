@@ -18,6 +18,7 @@ from bot.models import (
     Person,
     PersonRole,
     Role,
+    UnitKind,
 )
 from bot.services import audit, outbox
 from bot.services.access import Actor, require
@@ -39,6 +40,7 @@ class Segment:
     citizens: bool = False
     units: tuple[str, ...] = ()
     subtree: str | None = None
+    kinds: tuple[UnitKind, ...] = ()
     roles: tuple[Role, ...] = ()
 
     def dumps(self) -> str:
@@ -69,8 +71,9 @@ async def _staff_contacts(session: AsyncSession, segment: Segment) -> list[Conta
         .join(Person, col(Person.id) == Contact.person_id)
         .where(col(Person.active).is_(True))
     )
-    if segment.units or segment.subtree:
-        units = await resolve_units(session, Target(units=segment.units, subtree=segment.subtree))
+    if segment.units or segment.subtree or segment.kinds:
+        target = Target(units=segment.units, subtree=segment.subtree, kinds=segment.kinds)
+        units = await resolve_units(session, target)
         stmt = stmt.where(col(Person.unit_id).in_([u.id for u in units]))
     if segment.roles:
         holders = select(PersonRole.person_id).where(
