@@ -217,6 +217,45 @@ class DirectiveSettings(BaseModel):
     sweep_seconds: int = Field(60, ge=5, le=3600)
 
 
+class TaskSettings(BaseModel):
+    """The reminder ladder of deadline tasks, and the weekly digests."""
+
+    before_days: list[int] = [7, 3, 1]
+    remind_at: str = "08:00"
+    overdue_daily: bool = True
+    leadership_after_days: int = Field(3, ge=1, le=60)
+    digest_cron: str = "30 7 * * mon"
+    sweep_seconds: int = Field(60, ge=5, le=3600)
+
+    @field_validator("before_days")
+    @classmethod
+    def _positive_days(cls, v: list[int]) -> list[int]:
+        """Require distinct positive day counts, largest first."""
+        if any(d < 1 or d > 60 for d in v) or len(set(v)) != len(v):
+            raise ValueError("before_days")
+        return sorted(v, reverse=True)
+
+    @field_validator("remind_at")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        """Require HH:MM."""
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("hh_mm")
+        return v
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        """Require a crontab expression APScheduler understands."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError:
+            raise ValueError("cron") from None
+        return v
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -241,6 +280,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     calendar: CalendarSettings = CalendarSettings()
     directives: DirectiveSettings = DirectiveSettings()
+    tasks: TaskSettings = TaskSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

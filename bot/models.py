@@ -312,3 +312,79 @@ class Flow(SQLModel, table=True):
     started_at: datetime = Field(sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=utc_column(nullable=False))
     expires_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class TaskStatus(enum.StrEnum):
+    """Where one unit's part of a task stands."""
+
+    OPEN = "open"
+    DONE = "done"
+
+
+class TaskSeries(SQLModel, table=True):
+    """A recurring task: a cron rule for due moments, and the units it is assigned to."""
+
+    __tablename__ = "task_series"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    details: str = Field(default="", sa_column=Column(Text, nullable=False))
+    cron: str = Field(max_length=64)
+    unit_codes: str = Field(sa_column=Column(Text, nullable=False))
+    lead_days: int = 10
+    next_due_at: datetime | None = Field(default=None, sa_column=utc_column(index=True))
+    active: bool = True
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class Task(SQLModel, table=True):
+    """A piece of reform work with a due date, assigned to one or many units."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    details: str = Field(default="", sa_column=Column(Text, nullable=False))
+    directive_id: int | None = Field(default=None, foreign_key="directive.id")
+    series_id: int | None = Field(default=None, foreign_key="task_series.id", index=True)
+    ladder: str | None = Field(default=None, max_length=200)
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class TaskAssignment(SQLModel, table=True):
+    """One unit's part of a task: due, reminded step by step, reported done (maybe late)."""
+
+    __tablename__ = "task_assignment"
+    __table_args__ = (
+        UniqueConstraint("task_id", "unit_id", name="uq_assignment_unit"),
+        Index("ix_assignment_next", "status", "next_step_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    due_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: TaskStatus = Field(
+        default=TaskStatus.OPEN, sa_column=Column(String(16), nullable=False)
+    )
+    next_step_at: datetime | None = Field(default=None, sa_column=utc_column())
+    last_step: str | None = Field(default=None, max_length=32)
+    leadership_alerted_at: datetime | None = Field(default=None, sa_column=utc_column())
+    done_at: datetime | None = Field(default=None, sa_column=utc_column())
+    done_by: str | None = Field(default=None, max_length=128)
+    done_note: str | None = Field(default=None, max_length=2000)
+    done_attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    late: bool | None = None
+
+
+class TaskLog(SQLModel, table=True):
+    """The history of a unit's part of a task: done, reopened (with the reason)."""
+
+    __tablename__ = "task_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="task_assignment.id", index=True)
+    at: datetime = Field(sa_column=utc_column(nullable=False))
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    note: str | None = Field(default=None, max_length=2000)
