@@ -388,3 +388,12 @@ class TaskLog(SQLModel, table=True):
     actor: str = Field(max_length=128)
     action: str = Field(max_length=32)
     note: str | None = Field(default=None, max_length=2000)
+
+
+class TaskAssignee(SQLModel, table=True):
+    """A person named for a unit's part of a task (reminded with the unit's head)."""
+
+    __tablename__ = "task_assignee"
+
+    assignment_id: int = Field(foreign_key="task_assignment.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)

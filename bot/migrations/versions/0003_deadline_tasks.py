@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-29 03:34:02.421208
+Create Date: 2026-11-29 03:34:43.399668
 """
 
 from collections.abc import Sequence
@@ -80,6 +80,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_task_assignment_task_id'), ['task_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_task_assignment_unit_id'), ['unit_id'], unique=False)
 
+    op.create_table('task_assignee',
+    sa.Column('assignment_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['assignment_id'], ['task_assignment.id'], ),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+    sa.PrimaryKeyConstraint('assignment_id', 'person_id')
+    )
     op.create_table('task_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('assignment_id', sa.Integer(), nullable=False),
@@ -103,6 +110,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_task_log_assignment_id'))
 
     op.drop_table('task_log')
+    op.drop_table('task_assignee')
     with op.batch_alter_table('task_assignment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_task_assignment_unit_id'))
         batch_op.drop_index(batch_op.f('ix_task_assignment_task_id'))
