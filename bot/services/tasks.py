@@ -367,6 +367,17 @@ def _may_report(actor: Actor, row: TaskAssignment) -> None:
         raise PermissionDenied("task.error.not_your_unit")
 
 
+async def check_reportable(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> tuple[TaskAssignment, Task, Unit]:
+    """Return an open assignment the actor may report done, or raise why not."""
+    row, task, unit = await _assignment(session, assignment_id)
+    _may_report(actor, row)
+    if row.status == TaskStatus.DONE:
+        raise InvalidInput("task.error.already_done", at=row.done_at)
+    return row, task, unit
+
+
 async def mark_done(
     session: AsyncSession,
     *,

@@ -1,0 +1,295 @@
+"""Deadline tasks in chat: /tasks, the «Hoàn thành» button and /done, /reopen, /task."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from bot.channels.base import Items, OutboundMessage, Text
+from bot.models import Role, UnitKind
+from bot.services import attachments, tasks
+from bot.services.access import require
+from bot.services.directives import Target, resolve_units
+from bot.services.errors import InvalidInput
+from handlers.context import Context, msg
+from handlers.directives import calendar, parse_date
+from handlers.flows import DONE, Answer, Data, FlowSpec, choice, register, start
+from handlers.registry import STAFF, action, command, roles_only
+
+
+def _done_message(row_unit: str, title: str, at: datetime, late: bool | None) -> OutboundMessage:
+    """Return the confirmation of a done report."""
+    return msg(
+        "task.done", unit=row_unit, title=title, at=at, late=Text("task.done_late") if late else ""
+    )
+
+
+async def _report(
+    ctx: Context, assignment_id: int, note: str | None, attachment_id: int | None = None
+) -> list[OutboundMessage]:
+    """Record the unit's part done and confirm it."""
+    row, task, unit = await tasks.mark_done(
+        ctx.session,
+        actor=ctx.actor,
+        assignment_id=assignment_id,
+        now=ctx.now,
+        note=note,
+        attachment_id=attachment_id,
+    )
+    assert row.done_at is not None
+    return [_done_message(unit.name, task.title, row.done_at, row.late)]
+
+
+async def prompt_note(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Ask for the result note (or a file), or skip."""
+    return [
+        msg("task.ask_note", title=data["title"], buttons=((choice("task.skip_note", "skip"),),))
+    ]
+
+
+async def accept_note(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the note and the optional report file."""
+    if answer.choice == "skip":
+        return DONE
+    if answer.file is not None and ctx.deps.fetch_file is not None:
+        row = attachments.store(
+            ctx.session,
+            name=answer.file.name,
+            data=await ctx.deps.fetch_file(answer.file.file_id),
+            now=ctx.now,
+            telegram_file_id=answer.file.file_id,
+        )
+        await ctx.session.flush()
+        data["attachment_id"] = row.id
+    if answer.text and len(answer.text) > tasks.NOTE_MAX:
+        raise InvalidInput("task.error.too_long", limit=tasks.NOTE_MAX)
+    data["note"] = answer.text
+    return DONE
+
+
+async def finish_done(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Report the task done with the note."""
+    return await _report(ctx, data["assignment_id"], data.get("note"), data.get("attachment_id"))
+
+
+DONE_FLOW = register(
+    FlowSpec(
+        kind="task_done",
+        first="note",
+        prompts={"note": prompt_note},
+        accepts={"note": accept_note},
+        finish=finish_done,
+        ttl=timedelta(hours=2),
+    )
+)
+
+
+@action("task")
+async def done_pressed(ctx: Context) -> list[OutboundMessage]:
+    """Start reporting a task done from the button on its reminder."""
+    arg = (ctx.event.action or "").partition(":")[2]
+    if not arg.isdigit():
+        return [msg("errors.unknown_action")]
+    row, task, _ = await tasks.check_reportable(
+        ctx.session, actor=ctx.actor, assignment_id=int(arg)
+    )
+    return await start(ctx, DONE_FLOW, {"assignment_id": row.id, "title": task.title})
+
+
+@command("tasks", STAFF)
+async def open_tasks(ctx: Context) -> list[OutboundMessage]:
+    """List my unit's open tasks, soonest due first."""
+    rows = await tasks.open_for_unit(ctx.session, actor=ctx.actor)
+    unit = ctx.actor.unit.name if ctx.actor.unit else "–"
+    if not rows:
+        return [msg("task.none", unit=unit)]
+    lines = Items(
+        "task.line",
+        tuple(
+            {
+                "id": a.id,
+                "title": t.title,
+                "due": a.due_at,
+                "overdue": Text("task.line_overdue") if a.due_at < ctx.now else "",
+            }
+            for a, t in rows
+        ),
+    )
+    return [msg("task.list", unit=unit, lines=lines)]
+
+
+@command("done", STAFF)
+async def done(ctx: Context) -> list[OutboundMessage]:
+    """Report a task done: /done <number> [note]."""
+    args = ctx.event.args
+    if not args or not args[0].lstrip("#").isdigit():
+        raise InvalidInput("errors.usage", usage=Text("task.done_usage"))
+    note = (ctx.event.text or "").split(maxsplit=2)[2] if len(args) > 1 else None
+    return await _report(ctx, int(args[0].lstrip("#")), note)
+
+
+@command("reopen", roles_only(Role.ADMIN, Role.UNIT_HEAD))
+async def reopen(ctx: Context) -> list[OutboundMessage]:
+    """Reopen a finished task with a reason: /reopen <number> <reason>."""
+    parts = (ctx.event.text or "").split(maxsplit=2)
+    if len(parts) < 3 or not parts[1].lstrip("#").isdigit():
+        raise InvalidInput("errors.usage", usage=Text("task.reopen_usage"))
+    row, _, unit = await tasks.reopen(
+        ctx.session,
+        actor=ctx.actor,
+        assignment_id=int(parts[1].lstrip("#")),
+        reason=parts[2],
+        now=ctx.now,
+        cal=calendar(ctx),
+        settings=ctx.deps.settings.tasks,
+    )
+    return [msg("task.reopened_ok", id=row.id, unit=unit.name)]
+
+
+KINDS = {
+    "district": UnitKind.DISTRICT_OFFICE,
+    "schools": UnitKind.SCHOOL,
+    "offices": UnitKind.OFFICE,
+}
+
+
+def _ask(key: str, *rows):  # type: ignore[no-untyped-def]
+    """Return a prompt showing one catalog message with choice buttons."""
+
+    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
+        return [msg(key, buttons=tuple(rows))]
+
+    return prompt
+
+
+async def accept_title(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the title."""
+    if not answer.text:
+        raise InvalidInput("task.error.required", field=Text("task.field.title"))
+    if len(answer.text) > tasks.TITLE_MAX:
+        raise InvalidInput("task.error.too_long", limit=tasks.TITLE_MAX)
+    data["title"] = answer.text
+    return "details"
+
+
+async def accept_details(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the details, or none."""
+    text = "" if answer.choice == "skip" else (answer.text or "")
+    if len(text) > tasks.DETAILS_MAX:
+        raise InvalidInput("task.error.too_long", limit=tasks.DETAILS_MAX)
+    data["details"] = text
+    return "units"
+
+
+async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the units: a kind of unit, or typed codes."""
+    if answer.choice in KINDS:
+        units = await resolve_units(ctx.session, Target(kinds=(KINDS[answer.choice],)))
+    else:
+        codes = tuple(c for c in re.split(r"[,;\s]+", answer.text or "") if c)
+        if not codes:
+            raise InvalidInput("directive.error.no_target")
+        units = await resolve_units(ctx.session, Target(units=codes))
+    data["units"] = [u.code for u in units]
+    return "due"
+
+
+async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the due moment: N working days from today, or a typed date (17:00 by default)."""
+    cal = calendar(ctx)
+    if answer.choice and answer.choice.isdigit():
+        day = cal.add_working_days(cal.local(ctx.now).date(), int(answer.choice))
+        due = cal.at_local(day, "17:00")
+    else:
+        day, hh_mm = parse_date(answer.text)
+        due = cal.at_local(day, hh_mm or "17:00")
+    if due <= ctx.now:
+        raise InvalidInput("task.error.due_past")
+    data["due"] = due.isoformat()
+    return "confirm"
+
+
+async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Show what will be assigned, and confirm."""
+    return [
+        msg(
+            "task.flow.confirm",
+            title=data["title"],
+            units=len(data["units"]),
+            codes=", ".join(data["units"][:12]),
+            due=datetime.fromisoformat(data["due"]),
+            buttons=((choice("task.flow.assign", "assign"),),),
+        )
+    ]
+
+
+async def accept_confirm(ctx: Context, data: Data, answer: Answer) -> str:
+    """Go on only when 'assign' was pressed."""
+    if answer.choice != "assign":
+        raise InvalidInput("directive.flow.use_buttons")
+    return DONE
+
+
+async def finish_assign(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Create the task and say how many units it went to."""
+    new = tasks.NewTask(
+        title=data["title"],
+        details=data["details"],
+        units=tuple(data["units"]),
+        due_at=datetime.fromisoformat(data["due"]),
+    )
+    task, rows = await tasks.create(
+        ctx.session,
+        actor=ctx.actor,
+        new=new,
+        now=ctx.now,
+        cal=calendar(ctx),
+        settings=ctx.deps.settings.tasks,
+    )
+    replies = [msg("task.flow.created", id=task.id, units=len(rows), due=new.due_at)]
+    codes = {u.id: u.code for u in await resolve_units(ctx.session, Target(units=new.units))}
+    unreached = [codes[r.unit_id] for r in rows if not await tasks.recipients(ctx.session, r)]
+    if unreached:
+        replies.append(msg("task.flow.unreached", count=len(unreached), codes=", ".join(unreached)))
+    return replies
+
+
+ASSIGN_FLOW = register(
+    FlowSpec(
+        kind="task",
+        first="title",
+        prompts={
+            "title": _ask("task.flow.ask_title"),
+            "details": _ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
+            "units": _ask(
+                "task.flow.ask_units",
+                (
+                    choice("directive.flow.target_district", "district"),
+                    choice("directive.flow.target_schools", "schools"),
+                ),
+                (choice("directive.flow.target_offices", "offices"),),
+            ),
+            "due": _ask(
+                "task.flow.ask_due",
+                tuple(choice("directive.flow.days", str(n), n=n) for n in (2, 5, 10)),
+            ),
+            "confirm": prompt_confirm,
+        },
+        accepts={
+            "title": accept_title,
+            "details": accept_details,
+            "units": accept_units,
+            "due": accept_due,
+            "confirm": accept_confirm,
+        },
+        finish=finish_assign,
+        ttl=timedelta(hours=2),
+    )
+)
+
+
+@command("task", roles_only(Role.ADMIN))
+async def assign(ctx: Context) -> list[OutboundMessage]:
+    """Start the guided flow that assigns a task to units."""
+    require(ctx.actor, Role.ADMIN)
+    return await start(ctx, ASSIGN_FLOW)

@@ -1,0 +1,85 @@
+"""Deadline tasks in chat: assigning, listing, reporting done from the button, reopening."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+import handlers.router  # noqa: F401
+from bot.channels import codec
+from bot.i18n import t
+from bot.models import Outbox, Role, TaskAssignment, TaskStatus, UnitKind
+from tests import factories as f
+
+ADMIN, HEAD, STAFF, OTHER = 9101, 9102, 9103, 9104
+
+
+@pytest.fixture
+async def org(bot_harness):
+    async with bot_harness.maker() as s:
+        root = await f.unit(s, "SGD", "Sở", kind=UnitKind.DEPARTMENT)
+        d1 = await f.unit(s, "PGD1", "Phòng GD&ĐT 1", kind=UnitKind.DISTRICT_OFFICE, parent=root)
+        d2 = await f.unit(s, "PGD2", "Phòng GD&ĐT 2", kind=UnitKind.DISTRICT_OFFICE, parent=root)
+        await f.contact(s, str(ADMIN), await f.person(s, "AD", root, Role.ADMIN))
+        await f.contact(s, str(HEAD), await f.person(s, "HD", d1, Role.UNIT_HEAD, name="Hạnh"))
+        await f.contact(s, str(STAFF), await f.person(s, "ST", d1, name="An"))
+        await f.contact(s, str(OTHER), await f.person(s, "OT", d2, name="Ngọc"))
+        await s.commit()
+    return bot_harness
+
+
+async def assign(org) -> None:
+    """Assign a task to the district offices through the flow."""
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Báo cáo CCHC quý IV")
+    await org.press(ADMIN, "flow:skip")
+    await org.press(ADMIN, "flow:district")
+    confirm = await org.press(ADMIN, "flow:5")
+    assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
+    created = await org.press(ADMIN, "flow:assign")
+    assert created[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
+    assert created[1] == t("task.flow.unreached", "vi", count=1, codes="PGD2")
+
+
+async def test_assign_list_and_report_done_from_the_button(org):
+    await assign(org)
+    async with org.maker() as s:
+        notices = (await s.exec(select(Outbox).where(Outbox.kind == "task"))).all()
+    assert [n.chat_id for n in notices] == [str(HEAD)]  # PGD2 has no head: reported above
+    listing = await org.send(STAFF, "/tasks")
+    assert "Báo cáo CCHC quý IV" in listing[0]
+    head_notice = next(n for n in notices if n.chat_id == str(HEAD))
+    button = codec.loads(head_notice.payload).buttons[0][0].action
+    ask = await org.press(STAFF, button)
+    assert ask[0] == t("task.ask_note", "vi", title="Báo cáo CCHC quý IV")
+    done = await org.send(STAFF, "Đã gửi báo cáo số 12/BC")
+    assert done[0].startswith("Đã ghi nhận Phòng GD&amp;ĐT 1 hoàn thành nhiệm vụ")
+    assert await org.press(OTHER, button) == [t("task.error.not_your_unit", "vi")]
+    async with org.maker() as s:
+        row = await s.get(TaskAssignment, int(button.split(":")[1]))
+    assert (row.status, row.done_note, row.late) == (
+        TaskStatus.DONE,
+        "Đã gửi báo cáo số 12/BC",
+        False,
+    )
+    assert await org.send(STAFF, "/tasks") == [t("task.none", "vi", unit="Phòng GD&amp;ĐT 1")]
+
+
+async def test_done_command_and_reopen(org):
+    await assign(org)
+    async with org.maker() as s:
+        row = (await s.exec(select(TaskAssignment).where(TaskAssignment.unit_id == 2))).one()
+    assert (await org.send(STAFF, f"/done {row.id} xong"))[0].startswith("Đã ghi nhận")
+    assert await org.send(STAFF, f"/reopen {row.id} thiếu") == [t("errors.forbidden", "vi")]
+    assert await org.send(HEAD, f"/reopen {row.id}") == [
+        t("errors.usage", "vi", usage=t("task.reopen_usage", "vi"))
+    ]
+    reopened = await org.send(HEAD, f"/reopen {row.id} Thiếu số liệu tháng 12")
+    assert reopened == [t("task.reopened_ok", "vi", id=row.id, unit="Phòng GD&amp;ĐT 1")]
+    assert await org.send(STAFF, "/done abc") == [
+        t("errors.usage", "vi", usage=t("task.done_usage", "vi"))
+    ]
+
+
+async def test_staff_cannot_assign(org):
+    assert await org.send(STAFF, "/task") == [t("errors.forbidden", "vi")]
