@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.db import transaction
-from bot.services import chasing
+from bot.services import chasing, tasks
 from bot.services.calendar import WorkCalendar
 
 if TYPE_CHECKING:
