@@ -37,10 +37,27 @@ async def chase_directives(runtime: Runtime) -> chasing.ChaseResult:
     return result
 
 
+async def remind_tasks(runtime: Runtime) -> tasks.SweepResult:
+    """Send each due task assignment its current ladder step (one sweep)."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        result = await tasks.sweep(
+            session, now=runtime.clock.now(), cal=calendar, settings=runtime.settings.tasks
+        )
+    if result.reminders or result.leadership:
+        log.info(
+            "task sweep: %d assignments, %d reminders, %d leadership alerts",
+            result.assignments,
+            result.reminders,
+            result.leadership,
+        )
+    return result
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
+    settings = runtime.settings
     runner.add_sweep(
-        "directives.chase",
-        lambda: chase_directives(runtime),
-        runtime.settings.directives.sweep_seconds,
+        "directives.chase", lambda: chase_directives(runtime), settings.directives.sweep_seconds
     )
+    runner.add_sweep("tasks.remind", lambda: remind_tasks(runtime), settings.tasks.sweep_seconds)
