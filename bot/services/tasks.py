@@ -193,19 +193,53 @@ async def _add_assignees(
         session.add(TaskAssignee(assignment_id=row.id, person_id=p.id))
 
 
+async def recipients_of(
+    session: AsyncSession, rows: list[TaskAssignment]
+) -> dict[int, list[Contact]]:
+    """Return, per assignment id, the chat accounts of its unit's heads and named assignees."""
+    unit_ids = {r.unit_id for r in rows}
+    ids = [r.id for r in rows if r.id is not None]
+    heads = (
+        await session.exec(
+            select(Person.id, Person.unit_id)
+            .join(PersonRole, col(PersonRole.person_id) == Person.id)
+            .where(
+                PersonRole.role == Role.UNIT_HEAD.value,
+                col(Person.unit_id).in_(unit_ids),
+                col(Person.active).is_(True),
+            )
+        )
+    ).all()
+    named = (
+        await session.exec(
+            select(TaskAssignee.assignment_id, TaskAssignee.person_id)
+            .join(Person, col(Person.id) == TaskAssignee.person_id)
+            .where(col(TaskAssignee.assignment_id).in_(ids), col(Person.active).is_(True))
+        )
+    ).all()
+    people = {p for p, _ in heads} | {p for _, p in named}
+    contacts: dict[int, list[Contact]] = {}
+    for c in (
+        await session.exec(
+            select(Contact).where(
+                col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
+            )
+        )
+    ).all():
+        contacts.setdefault(c.person_id or 0, []).append(c)
+    by_unit: dict[int, set[int]] = {}
+    for person_id, unit_id in heads:
+        by_unit.setdefault(unit_id or 0, set()).add(person_id or 0)
+    out: dict[int, list[Contact]] = {}
+    for r in rows:
+        who = by_unit.get(r.unit_id, set()) | {p for a, p in named if a == r.id}
+        out[r.id or 0] = [c for p in sorted(who) for c in contacts.get(p, [])]
+    return out
+
+
 async def recipients(session: AsyncSession, row: TaskAssignment) -> list[Contact]:
     """Return the chat accounts of the unit's heads and the named assignees."""
-    heads = select(PersonRole.person_id).where(PersonRole.role == Role.UNIT_HEAD.value)
-    named = select(TaskAssignee.person_id).where(TaskAssignee.assignment_id == row.id)
-    people = select(Person.id).where(
-        Person.unit_id == row.unit_id,
-        col(Person.active).is_(True),
-        col(Person.id).in_(heads) | col(Person.id).in_(named),
-    )
-    stmt = select(Contact).where(
-        col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
-    )
-    return list((await session.exec(stmt)).all())
+    return (await recipients_of(session, [row]))[row.id or 0]
 
 
 def message(
@@ -233,11 +267,13 @@ async def _notify(
     unit: Unit,
     key: str,
     now: datetime,
+    *,
+    to: list[Contact] | None = None,
     **extra: object,
 ) -> int:
     """Queue a message to the unit's heads and assignees; return how many were queued."""
     queued = 0
-    for contact in await recipients(session, row):
+    for contact in to if to is not None else await recipients(session, row):
         if await outbox.enqueue(
             session,
             contact=contact,
@@ -292,14 +328,18 @@ async def sweep(
             .limit(limit)
         )
     ).all()
+    who = await recipients_of(session, [row for row, _, _ in due])
+    deliverable = cal.deliverable_at(now) == now
     for row, task, unit in due:
         result.assignments += 1
         current, nxt = current_and_next(row.due_at, Ladder.of(settings, task.ladder), cal, now)
-        if current is not None and current.name != row.last_step and cal.deliverable_at(now) == now:
+        if current is not None and current.name != row.last_step and deliverable:
             key, extra = _step_key(current)
-            result.reminders += await _notify(session, row, task, unit, key, now, **extra)
+            result.reminders += await _notify(
+                session, row, task, unit, key, now, to=who[row.id or 0], **extra
+            )
             row.last_step = current.name
-        elif cal.deliverable_at(now) != now:
+        elif not deliverable:
             nxt = Step("wait", cal.deliverable_at(now))
         await _leadership(session, row, task, unit, now, cal, settings, result)
         row.next_step_at = nxt.at if nxt else None
