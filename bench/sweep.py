@@ -1,6 +1,6 @@
 """Sweeps read only what is due: a big database against one holding only the due rows.
 
-    python -m bench.sweep [--tasks 100000] [--outbox 1000000] [--due 300] [--backends sqlite postgres]
+    python -m bench.sweep [--tasks 100000] [--outbox 1000000] [--due 300] [--backends ...]
 
 For each backend, builds two databases: a big one (N tasks assigned to units, M outbox rows of
 which a few hundred are due, the rest sent long ago or due far ahead) and a small one holding
