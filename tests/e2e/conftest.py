@@ -127,8 +127,8 @@ class BotRunner:
         self.sandbox, self.db_url, self.cwd = sandbox, db_url, cwd
         self.running: list[tuple[BotProcess, asyncio.Task[None]]] = []
 
-    async def start(self, mode: str) -> BotProcess:
-        """Start `python -m bot run` and wait until it says it is ready."""
+    async def start(self, mode: str, env: dict[str, str] | None = None) -> BotProcess:
+        """Start `python -m bot run` (extra environment optional); wait until it is ready."""
         port = free_port() if mode == "webhook" else None
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -136,7 +136,7 @@ class BotRunner:
             "bot",
             "run",
             cwd=self.cwd,
-            env=bot_env(self.sandbox, self.db_url, mode, port),
+            env=bot_env(self.sandbox, self.db_url, mode, port) | (env or {}),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
