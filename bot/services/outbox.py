@@ -1,0 +1,379 @@
+"""The outbox: messages written with the change that causes them, claimed and sent later."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels import codec
+from bot.channels.base import OutboundMessage
+from bot.models import Channel, Contact, Outbox, OutboxStatus, UTCDateTime
+
+ERROR_MAX = 500
+PENDING, SENDING = OutboxStatus.PENDING, OutboxStatus.SENDING
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the dispatcher needs to know about a row right before sending it."""
+
+    locale: str | None
+    blocked: bool
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    contact: Contact,
+    message: OutboundMessage,
+    kind: str,
+    now: datetime,
+    due_at: datetime | None = None,
+    ref_id: int | None = None,
+    priority: int = 100,
+    paid: bool = False,
+) -> Outbox | None:
+    """Queue a message to a contact in the caller's transaction; None when it blocked the bot."""
+    if contact.blocked_at is not None:
+        return None
+    row = _row(
+        channel=contact.channel,
+        chat_id=contact.external_id,
+        message=message,
+        kind=kind,
+        now=now,
+        due_at=due_at,
+        ref_id=ref_id,
+        priority=priority,
+        paid=paid,
+    )
+    row.contact_id = contact.id
+    session.add(row)
+    return row
+
+
+async def enqueue_chat(
+    session: AsyncSession,
+    *,
+    channel: Channel | str,
+    chat_id: str,
+    message: OutboundMessage,
+    kind: str,
+    now: datetime,
+    due_at: datetime | None = None,
+    ref_id: int | None = None,
+    priority: int = 100,
+    paid: bool = False,
+) -> Outbox:
+    """Queue a message to a group chat that has no contact."""
+    row = _row(
+        channel=Channel(channel),
+        chat_id=chat_id,
+        message=message,
+        kind=kind,
+        now=now,
+        due_at=due_at,
+        ref_id=ref_id,
+        priority=priority,
+        paid=paid,
+    )
+    row.is_group = True
+    session.add(row)
+    return row
+
+
+def _row(
+    *,
+    channel: Channel,
+    chat_id: str,
+    message: OutboundMessage,
+    kind: str,
+    now: datetime,
+    due_at: datetime | None,
+    ref_id: int | None,
+    priority: int,
+    paid: bool,
+) -> Outbox:
+    """Build a pending row."""
+    return Outbox(
+        created_at=now,
+        due_at=due_at or now,
+        status=PENDING,
+        priority=priority,
+        kind=kind,
+        ref_id=ref_id,
+        channel=channel,
+        chat_id=chat_id,
+        paid=paid,
+        payload=codec.dumps(message),
+    )
+
+
+def _due(now: datetime) -> Any:
+    """Return the condition of rows to take: pending and due, or sending with a lapsed lease."""
+    return or_(
+        and_(col(Outbox.status) == PENDING, col(Outbox.due_at) <= now),
+        and_(col(Outbox.status) == SENDING, col(Outbox.lease_until) <= now),
+    )
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    skip_chats: Collection[str] = (),
+) -> list[Outbox]:
+    """Take up to `limit` due rows for `owner` (the caller commits); never one another holds."""
+    pick = select(Outbox.id).where(_due(now))
+    if skip_chats:
+        pick = pick.where(col(Outbox.chat_id).not_in(list(skip_chats)))
+    pick = (
+        pick.order_by(col(Outbox.priority), col(Outbox.due_at), col(Outbox.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Outbox)
+        .where(col(Outbox.id).in_(pick.scalar_subquery()))
+        .values(
+            status=SENDING, lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)
+        )
+        .returning(Outbox)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.exec(stmt)).scalars().all())
+    rows.sort(key=lambda r: (r.priority, r.due_at, r.id or 0))
+    return rows
+
+
+async def _rowcount(session: AsyncSession, stmt: Any) -> int:
+    """Run an UPDATE and return how many rows it changed."""
+    result = await session.exec(stmt.execution_options(synchronize_session=False))
+    return int(result.rowcount)
+
+
+async def _owned_update(
+    session: AsyncSession,
+    row_id: int,
+    owner: str,
+    values: dict[str, Any],
+    statuses: Sequence[OutboxStatus] = (SENDING,),
+) -> bool:
+    """Change a row only while `owner` holds it; tell whether it did."""
+    stmt = (
+        update(Outbox)
+        .where(
+            col(Outbox.id) == row_id,
+            col(Outbox.lease_owner) == owner,
+            col(Outbox.status).in_(list(statuses)),
+        )
+        .values(**values)
+    )
+    return await _rowcount(session, stmt) == 1
+
+
+async def mark_sent(
+    session: AsyncSession, *, row_id: int, owner: str, message_id: str | None, now: datetime
+) -> bool:
+    """Record a delivery (also of a row cancelled while it was in flight)."""
+    return await mark_sent_many(session, owner=owner, sent=[(row_id, message_id)], now=now) == 1
+
+
+def _sent_statement() -> Any:
+    """Return the UPDATE that records one delivery, with bound parameters for executemany."""
+    table = Outbox.metadata.tables["outbox"]
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.lease_owner == bindparam("b_owner"),
+            or_(table.c.status == SENDING.value, table.c.status == OutboxStatus.CANCELLED.value),
+        )
+        .values(
+            status=OutboxStatus.SENT.value,
+            platform_message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_now", type_=UTCDateTime()),
+            attempts=table.c.attempts + 1,
+            lease_until=None,
+            last_error=None,
+        )
+    )
+
+
+SENT_STATEMENT = _sent_statement()
+
+
+async def mark_sent_many(
+    session: AsyncSession, *, owner: str, sent: Sequence[tuple[int, str | None]], now: datetime
+) -> int:
+    """Record many deliveries at once, as (row id, message id); return how many rows changed."""
+    if not sent:
+        return 0
+    params = [
+        {"b_id": row_id, "b_owner": owner, "b_message_id": message_id, "b_now": now}
+        for row_id, message_id in sent
+    ]
+    if len(params) == 1:
+        result = await session.exec(SENT_STATEMENT, params=params[0])
+        return int(result.rowcount)
+    await session.exec(SENT_STATEMENT, params=params)
+    return len(params)
+
+
+async def retry_later(
+    session: AsyncSession,
+    *,
+    row_id: int,
+    owner: str,
+    due_at: datetime,
+    error: str,
+    attempted: bool = True,
+) -> bool:
+    """Put a row back as pending, due at `due_at`; count the attempt unless told not to."""
+    values: dict[str, Any] = {
+        "status": PENDING,
+        "due_at": due_at,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error[:ERROR_MAX],
+    }
+    if attempted:
+        values["attempts"] = Outbox.attempts + 1
+    return await _owned_update(session, row_id, owner, values)
+
+
+async def mark_failed(
+    session: AsyncSession, *, row_id: int, owner: str, error: str, attempted: bool = True
+) -> bool:
+    """Give a row up, with the reason."""
+    values: dict[str, Any] = {
+        "status": OutboxStatus.FAILED,
+        "lease_until": None,
+        "last_error": error[:ERROR_MAX],
+    }
+    if attempted:
+        values["attempts"] = Outbox.attempts + 1
+    return await _owned_update(session, row_id, owner, values)
+
+
+async def release(
+    session: AsyncSession,
+    *,
+    row_ids: Collection[int],
+    owner: str,
+    due_at: datetime | None = None,
+) -> int:
+    """Give claimed rows back unsent (no attempt counted), due at `due_at` if given."""
+    if not row_ids:
+        return 0
+    values: dict[str, Any] = {"status": PENDING, "lease_owner": None, "lease_until": None}
+    if due_at is not None:
+        values["due_at"] = due_at
+    stmt = (
+        update(Outbox)
+        .where(
+            col(Outbox.id).in_(list(row_ids)),
+            col(Outbox.lease_owner) == owner,
+            col(Outbox.status) == SENDING,
+        )
+        .values(**values)
+    )
+    return await _rowcount(session, stmt)
+
+
+async def extend(session: AsyncSession, *, owner: str, now: datetime, lease_seconds: float) -> int:
+    """Push back the lease of every row `owner` holds; return how many."""
+    stmt = (
+        update(Outbox)
+        .where(col(Outbox.status) == SENDING, col(Outbox.lease_owner) == owner)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return await _rowcount(session, stmt)
+
+
+async def targets(
+    session: AsyncSession, *, row_ids: Collection[int], owner: str
+) -> dict[int, Target]:
+    """Return, for each row `owner` still holds, the recipient's locale and block state."""
+    if not row_ids:
+        return {}
+    stmt = (
+        select(Outbox.id, Contact.locale, Contact.blocked_at)
+        .select_from(Outbox)
+        .outerjoin(Contact, col(Contact.id) == col(Outbox.contact_id))
+        .where(
+            col(Outbox.id).in_(list(row_ids)),
+            col(Outbox.status) == SENDING,
+            col(Outbox.lease_owner) == owner,
+        )
+    )
+    return {
+        row_id: Target(locale=locale, blocked=blocked_at is not None)
+        for row_id, locale, blocked_at in (await session.exec(stmt)).all()
+        if row_id is not None
+    }
+
+
+async def target(session: AsyncSession, *, row_id: int, owner: str) -> Target | None:
+    """Return the recipient's locale and block state if `owner` still holds the row, else None."""
+    return (await targets(session, row_ids=[row_id], owner=owner)).get(row_id)
+
+
+async def cancel(session: AsyncSession, *, kind: str, ref_id: int) -> int:
+    """Cancel the unsent rows of a reference; claimed rows not yet sent are cancelled too."""
+    stmt = (
+        update(Outbox)
+        .where(
+            col(Outbox.kind) == kind,
+            col(Outbox.ref_id) == ref_id,
+            col(Outbox.status).in_([PENDING, SENDING]),
+        )
+        .values(status=OutboxStatus.CANCELLED, lease_until=None)
+    )
+    return await _rowcount(session, stmt)
+
+
+async def progress(session: AsyncSession, *, kind: str, ref_id: int) -> dict[OutboxStatus, int]:
+    """Count the rows of a reference by status (every status present, zero when none)."""
+    stmt = (
+        select(Outbox.status, func.count())
+        .where(col(Outbox.kind) == kind, col(Outbox.ref_id) == ref_id)
+        .group_by(col(Outbox.status))
+    )
+    counts = dict.fromkeys(OutboxStatus, 0)
+    for status, count in (await session.exec(stmt)).all():
+        counts[OutboxStatus(status)] = int(count)
+    return counts
+
+
+async def sent_message_id(session: AsyncSession, *, kind: str, ref_id: int) -> str | None:
+    """Return the platform id of the last message sent for a reference."""
+    stmt = (
+        select(Outbox.platform_message_id)
+        .where(
+            col(Outbox.kind) == kind,
+            col(Outbox.ref_id) == ref_id,
+            col(Outbox.status) == OutboxStatus.SENT,
+        )
+        .order_by(col(Outbox.sent_at).desc(), col(Outbox.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """Return when the earliest unsent row becomes claimable (None when none is left)."""
+    pending = select(func.min(Outbox.due_at)).where(col(Outbox.status) == PENDING)
+    sending = select(func.min(Outbox.lease_until)).where(col(Outbox.status) == SENDING)
+    times = [(await session.exec(q)).first() for q in (pending, sending)]
+    known = [moment for moment in times if moment is not None]
+    return min(known) if known else None

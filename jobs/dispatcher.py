@@ -1,0 +1,732 @@
+"""The outbox dispatcher: claim due rows, send them at the platform's limits, record outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import warnings
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InputFile, Message
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+
+from bot.channels import codec
+from bot.channels.base import OutboundMessage
+from bot.channels.render import split_text
+from bot.channels.telegram import NO_PREVIEW, TelegramSender, keyboard
+from bot.clock import Clock
+from bot.config import DeliverySettings
+from bot.db import SessionMaker, transaction
+from bot.models import Attachment, Outbox
+from bot.services import contacts, outbox
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+CAPTION_MAX = 1024
+MAX_IN_FLIGHT = 32
+FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole bot is limited
+GLOBAL_FLOOD_CHATS = 3
+BLOCKED = "blocked"
+EPSILON = 1e-6  # tokens: clocks tick in microseconds
+STATS_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An attachment to send: its bytes for the first upload, or the platform's id once known."""
+
+    name: str
+    mime_type: str
+    data: bytes | None = None
+    file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """What sending a file gave: the message id (the last one) and the platform's file id."""
+
+    message_id: str | None
+    file_id: str | None
+
+
+class Sender(Protocol):
+    """What the dispatcher sends through."""
+
+    async def send(
+        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+    ) -> str | None:
+        """Send a text message; return the platform's message id."""
+        ...
+
+    async def send_file(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        file: StoredFile,
+        *,
+        paid: bool = False,
+    ) -> SentFile:
+        """Send a document or photo with the message as its caption (or after it)."""
+        ...
+
+
+class OutboxSender(TelegramSender):
+    """The Telegram adapter plus paid broadcasts, documents and photos."""
+
+    async def send(
+        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+    ) -> str | None:
+        """Send a message (split at line breaks over 4096 characters); return the last id."""
+        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
+        last_id: str | None = None
+        for i, chunk in enumerate(chunks):
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(message, locale) if i == len(chunks) - 1 else None,
+                link_preview_options=NO_PREVIEW,
+                allow_paid_broadcast=paid or None,
+            )
+            last_id = str(sent.message_id)
+        return last_id
+
+    async def send_file(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        file: StoredFile,
+        *,
+        paid: bool = False,
+    ) -> SentFile:
+        """Send the file with the text as caption when it fits, else the file then the text."""
+        text = self.text(message, locale)
+        fits = len(text) <= CAPTION_MAX
+        media: str | InputFile = file.file_id or InputFile(file.data or b"", filename=file.name)
+        options: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": text if fits else None,
+            "parse_mode": ParseMode.HTML if fits else None,
+            "reply_markup": keyboard(message, locale) if fits else None,
+            "allow_paid_broadcast": paid or None,
+        }
+        if message.media == "photo":
+            sent = await self.bot.send_photo(photo=media, **options)
+        else:
+            sent = await self.bot.send_document(document=media, **options)
+        message_id = str(sent.message_id)
+        if not fits:
+            message_id = await self.send(chat_id, message, locale, paid=paid) or message_id
+        return SentFile(message_id, _file_id(sent))
+
+
+def _file_id(sent: Message) -> str | None:
+    """Return the file id of the document or photo a message carries."""
+    if sent.document is not None:
+        return sent.document.file_id
+    return sent.photo[-1].file_id if sent.photo else None
+
+
+class Undeliverable(Exception):
+    """The row can never be sent (missing attachment, unreadable payload)."""
+
+
+class Attachments:
+    """Attachments by id: the platform's file id once known (cached here and in the DB)."""
+
+    def __init__(self, maker: SessionMaker) -> None:
+        self.maker = maker
+        self._known: dict[int, StoredFile] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def lock(self, attachment_id: int) -> asyncio.Lock:
+        """Return the lock that lets only one first upload of a file happen."""
+        return self._locks.setdefault(attachment_id, asyncio.Lock())
+
+    async def get(self, attachment_id: int, *, with_data: bool = False) -> StoredFile:
+        """Return the file: its platform id when known, else (when asked) its bytes."""
+        known = self._known.get(attachment_id)
+        if known is not None:
+            return known
+        columns = select(Attachment.file_name, Attachment.mime_type, Attachment.telegram_file_id)
+        async with self.maker() as session:
+            found = (await session.exec(columns.where(Attachment.id == attachment_id))).first()
+            if found is None:
+                raise Undeliverable(f"attachment {attachment_id} missing")
+            name, mime_type, file_id = found
+            if file_id:
+                self._known[attachment_id] = StoredFile(name, mime_type, file_id=file_id)
+                return self._known[attachment_id]
+            data = None
+            if with_data:
+                stmt = select(Attachment.data).where(Attachment.id == attachment_id)
+                data = (await session.exec(stmt)).first()
+        return StoredFile(name, mime_type, data=data)
+
+    async def remember(self, attachment_id: int, file: StoredFile, file_id: str) -> None:
+        """Store the platform's id of an uploaded file."""
+        self._known[attachment_id] = StoredFile(file.name, file.mime_type, file_id=file_id)
+        await self._store(attachment_id, file_id)
+
+    async def forget(self, attachment_id: int) -> None:
+        """Drop a file id the platform no longer accepts."""
+        self._known.pop(attachment_id, None)
+        await self._store(attachment_id, None)
+
+    async def _store(self, attachment_id: int, file_id: str | None) -> None:
+        """Write the file id to the attachment row."""
+        async with transaction(self.maker) as session:
+            await session.exec(
+                update(Attachment)
+                .where(col(Attachment.id) == attachment_id)
+                .values(telegram_file_id=file_id)
+            )
+
+
+class Bucket:
+    """A token bucket on a line of seconds."""
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self.rate, self.burst = rate, max(1.0, burst)
+        self.tokens, self.stamp = self.burst, 0.0
+        self.ready_at = 0.0  # when the next token is there (until the next take)
+
+    def wait(self, now: float) -> float:
+        """Return 0 when a token is there, else the seconds until one is."""
+        return max(0.0, self.ready_at - now)
+
+    def take(self, now: float) -> None:
+        """Spend a token (refilling first)."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = max(self.stamp, now)
+        self.tokens -= 1.0
+        lack = 1.0 - EPSILON - self.tokens
+        self.ready_at = self.stamp + lack / self.rate if lack > 0 else self.stamp
+
+    def idle(self, now: float) -> bool:
+        """Tell whether the bucket is full again (and may be forgotten)."""
+        return now >= self.stamp + (self.burst - self.tokens) / self.rate
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row, as the dispatcher keeps it in memory."""
+
+    id: int
+    order: tuple[int, datetime, int]
+    chat_id: str
+    channel: str
+    is_group: bool
+    paid: bool
+    payload: str
+    attempts: int
+
+    @classmethod
+    def of(cls, row: Outbox) -> Job:
+        """Copy what is needed from a claimed row."""
+        assert row.id is not None
+        return cls(
+            id=row.id,
+            order=(row.priority, row.due_at, row.id),
+            chat_id=row.chat_id,
+            channel=str(row.channel),
+            is_group=row.is_group,
+            paid=row.paid,
+            payload=row.payload,
+            attempts=row.attempts,
+        )
+
+
+@dataclass
+class Line:
+    """One chat's held rows, its bucket, and whether it is busy or paused."""
+
+    bucket: Bucket
+    jobs: list[Job] = field(default_factory=list)
+    busy: bool = False
+    paused_until: float = 0.0
+
+    def add(self, job: Job) -> None:
+        """Hold one more row, in send order."""
+        bisect.insort(self.jobs, job, key=lambda j: j.order)
+
+
+Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt gave."""
+
+    kind: Kind
+    message_id: str | None = None
+    error: str = ""
+    delay: float = 0.0
+    attempted: bool = True
+
+
+@dataclass
+class Record:
+    """An outcome waiting to be written, and the future its sender waits on."""
+
+    job: Job
+    line: Line
+    outcome: Outcome
+    done: asyncio.Future[None]
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """Return a 429's retry_after in seconds, whatever type python-telegram-bot uses."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class Dispatcher:
+    """Drain the outbox at the platform's limits, one chat never holding up the others."""
+
+    def __init__(
+        self,
+        *,
+        maker: SessionMaker,
+        sender: Sender,
+        settings: DeliverySettings,
+        clock: Clock,
+        owner: str,
+        default_locale: str = "vi",
+        sleep: Sleep = asyncio.sleep,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self.maker, self.sender, self.settings = maker, sender, settings
+        self.clock, self.owner, self.default_locale = clock, owner, default_locale
+        self.sleep, self.max_in_flight = sleep, max_in_flight
+        self.files = Attachments(maker)
+        self.stats: Counter[str] = Counter()
+        self._epoch = clock.now()
+        self._global = Bucket(settings.global_rate, settings.global_rate / 10)
+        self._paid = Bucket(settings.paid_rate, settings.paid_rate / 10)
+        self._lines: dict[str, Line] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._paused_until = 0.0
+        self._floods: deque[tuple[float, str]] = deque()
+        self._next_claim = self._next_extend = self._next_stats = 0.0
+        self._more = False
+        self._hold = max(2, int(settings.chat_rate * settings.poll_seconds * 2))
+        self._logged: Counter[str] = Counter()
+        self._write_lock = asyncio.Lock()
+        self._outcomes: list[Record] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Count the sends under way."""
+        return len(self._inflight)
+
+    # running -----------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; then finish the sends under way and give back the rest."""
+        watcher = asyncio.create_task(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self._step(draining=False)
+                except Exception:
+                    log.exception("dispatcher step failed; trying again shortly")
+                    await self._pause(self.settings.poll_seconds * 5)
+        finally:
+            watcher.cancel()
+            await self._finish()
+
+    async def drain(self) -> None:
+        """Send until no row is pending or being sent any more (tests, benchmarks)."""
+        try:
+            while await self._step(draining=True):
+                pass
+        finally:
+            await self._finish()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        """Wake the loop when asked to stop."""
+        await stop.wait()
+        self._wake.set()
+
+    async def _step(self, *, draining: bool) -> bool:
+        """Claim, launch what may go now, then wait; False once there is nothing left at all."""
+        self._wake.clear()
+        now = self._now()
+        await self._refill(now)
+        await self._keep_leases(now)
+        timers = [await self._launch_ready(now), self._next_extend - now]
+        self._log_stats(now)
+        if self._held() < self.settings.batch_size:
+            timers.append(self._next_claim - now)
+        if draining and not self._held():
+            due = await self._next_due()
+            if due is None:
+                return False
+            if due > now:
+                self._next_claim = min(self._next_claim, due)
+                timers.append(due - now)
+        await self._pause(max(0.0, min(t for t in timers if t is not None)))
+        return True
+
+    async def _pause(self, seconds: float | None) -> None:
+        """Wait until a send finishes (or a stop) or `seconds` pass."""
+        if self._wake.is_set():
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        tasks: set[asyncio.Future[Any]] = {waiter}
+        if seconds is not None:
+            tasks.add(asyncio.ensure_future(self.sleep(max(0.0, seconds))))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _finish(self) -> None:
+        """Let the sends under way end, then give the held rows back."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        held = [job.id for line in self._lines.values() for job in line.jobs]
+        self._lines.clear()
+        if held:
+            async with self._writing() as session:
+                await outbox.release(session, row_ids=held, owner=self.owner)
+        log.info("dispatcher stopped: %d held rows given back", len(held))
+
+    def _now(self) -> float:
+        """Return the clock as seconds since this dispatcher began."""
+        return (self.clock.now() - self._epoch).total_seconds()
+
+    # claiming ----------------------------------------------------------------
+
+    def _held(self) -> int:
+        """Count rows held in memory or being sent."""
+        return len(self._inflight) + sum(len(line.jobs) for line in self._lines.values())
+
+    async def _refill(self, now: float) -> None:
+        """Claim more rows when there is room, and it is time or the last claim was full."""
+        room = self.settings.batch_size - self._held()
+        low = room >= self.settings.batch_size // 2
+        if room <= 0 or not (now >= self._next_claim or (self._more and low)):
+            return
+        full = [chat for chat, line in self._lines.items() if self._saturated(line)]
+        async with self._writing() as session:
+            rows = await outbox.claim(
+                session,
+                owner=self.owner,
+                now=self.clock.now(),
+                limit=room,
+                lease_seconds=self.settings.lease_seconds,
+                skip_chats=full,
+            )
+        self._more = len(rows) == room
+        self._next_claim = now + self.settings.poll_seconds
+        extra = [job.id for job in map(Job.of, rows) if not self._hold_job(job)]
+        if extra:
+            async with self._writing() as session:
+                await outbox.release(session, row_ids=extra, owner=self.owner)
+        if rows:
+            self.stats["claimed"] += len(rows) - len(extra)
+            log.debug("claimed %d outbox rows (%d given back)", len(rows), len(extra))
+
+    def _saturated(self, line: Line) -> bool:
+        """Tell whether a chat holds enough rows to skip it when claiming."""
+        return len(line.jobs) + line.busy >= self._hold
+
+    def _hold_job(self, job: Job) -> bool:
+        """Keep a claimed row in its chat's line, unless the line is full already."""
+        line = self._lines.get(job.chat_id)
+        if line is None:
+            line = self._lines[job.chat_id] = Line(self._chat_bucket(job.is_group))
+        if len(line.jobs) + line.busy >= self._hold:
+            return False
+        line.add(job)
+        return True
+
+    def _chat_bucket(self, is_group: bool) -> Bucket:
+        """Return a new bucket for a private chat or a group."""
+        s = self.settings
+        return Bucket(s.group_per_minute / 60.0 if is_group else s.chat_rate)
+
+    async def _keep_leases(self, now: float) -> None:
+        """Extend the lease of every held row well before it lapses; forget idle chats."""
+        if now < self._next_extend:
+            return
+        self._next_extend = now + self.settings.lease_seconds / 3
+        if self._held():
+            async with self._writing() as session:
+                await outbox.extend(
+                    session,
+                    owner=self.owner,
+                    now=self.clock.now(),
+                    lease_seconds=self.settings.lease_seconds,
+                )
+        idle = [
+            chat
+            for chat, line in self._lines.items()
+            if not line.jobs
+            and not line.busy
+            and line.paused_until <= now
+            and line.bucket.idle(now)
+        ]
+        for chat in idle:
+            del self._lines[chat]
+
+    async def _next_due(self) -> float | None:
+        """Return when (on this dispatcher's time line) the next row becomes claimable."""
+        async with self.maker() as session:
+            due = await outbox.next_due(session)
+        return None if due is None else (due - self._epoch).total_seconds()
+
+    # launching ---------------------------------------------------------------
+
+    def _class_bucket(self, job: Job) -> Bucket:
+        """Return the overall bucket a row draws from (paid broadcasts have their own)."""
+        return self._paid if job.paid and self.settings.paid_broadcast else self._global
+
+    def _ready_lines(self, now: float) -> tuple[list[Line], float | None]:
+        """Return the lines whose first row may go now, best first, and the wait otherwise."""
+        ready: list[Line] = []
+        soonest: float | None = None
+        gate = self._paused_until - now
+        for line in self._lines.values():
+            if not line.jobs or line.busy:
+                continue
+            wait = max(gate, line.paused_until - now, line.bucket.ready_at - now)
+            if wait <= 0:
+                ready.append(line)
+            elif soonest is None or wait < soonest:
+                soonest = wait
+        ready.sort(key=lambda line: line.jobs[0].order)
+        return ready, soonest
+
+    async def _launch_ready(self, now: float) -> float | None:
+        """Start every send allowed now; return the seconds until the next one may start."""
+        lines, soonest = self._ready_lines(now)
+        chosen: list[tuple[Job, Line]] = []
+        for line in lines:
+            if len(self._inflight) + len(chosen) >= self.max_in_flight:
+                soonest = None  # a finished send wakes the loop
+                break
+            overall = self._class_bucket(line.jobs[0])
+            wait = overall.wait(now)
+            if wait > 0:
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            overall.take(now)
+            line.bucket.take(now)
+            line.busy = True
+            chosen.append((line.jobs.pop(0), line))
+        if chosen:
+            await self._start(chosen)
+        return soonest
+
+    async def _start(self, chosen: list[tuple[Job, Line]]) -> None:
+        """Check right before sending that each row is still ours (not cancelled); send those."""
+        async with self.maker() as session:
+            found = await outbox.targets(
+                session, row_ids=[job.id for job, _ in chosen], owner=self.owner
+            )
+        for job, line in chosen:
+            target = found.get(job.id)
+            if target is None:
+                self.stats["skipped"] += 1
+                line.busy = False
+                continue
+            task = asyncio.create_task(self._deliver(job, line, target), name=f"outbox-{job.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
+        """Send one row and record how it went."""
+        try:
+            outcome = await self._attempt(job, target)
+            self.stats[outcome.kind] += 1
+            if outcome.kind == "flood":
+                self._on_flood(job, line, outcome.delay)
+            await self._record(job, line, outcome)
+        except Exception:
+            log.exception("outbox row %s: the outcome could not be recorded", job.id)
+        finally:
+            line.busy = False
+            self._wake.set()
+
+    # sending -----------------------------------------------------------------
+
+    async def _attempt(self, job: Job, target: outbox.Target) -> Outcome:
+        """Send a row in the recipient's current language; sort out what went wrong."""
+        if target.blocked:
+            return Outcome("blocked", error=BLOCKED, attempted=False)
+        try:
+            message = codec.loads(job.payload)
+            return Outcome("sent", await self._send(job, message, target.locale))
+        except RetryAfter as exc:
+            return Outcome("flood", error=f"flood control: {exc}", delay=retry_seconds(exc))
+        except Forbidden as exc:
+            return Outcome("blocked", error=f"{BLOCKED}: {exc}")
+        except ChatMigrated as exc:
+            return Outcome("failed", error=f"chat migrated to {exc.new_chat_id}")
+        except BadRequest as exc:
+            return Outcome("failed", error=f"bad request: {exc}")
+        except Undeliverable as exc:
+            return Outcome("failed", error=str(exc))
+        except TelegramError as exc:
+            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+        except (ValueError, KeyError, TypeError) as exc:
+            return Outcome("failed", error=f"unreadable payload: {type(exc).__name__}")
+        except Exception as exc:
+            log.warning("outbox row %s: unexpected error", job.id, exc_info=True)
+            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, job: Job, message: OutboundMessage, locale: str | None) -> str | None:
+        """Send a row's message, with its attachment when it has one."""
+        locale = locale or self.default_locale
+        paid = job.paid and self.settings.paid_broadcast
+        if message.attachment_id is None:
+            return await self.sender.send(job.chat_id, message, locale, paid=paid)
+        return await self._send_file(job, message, locale, paid, message.attachment_id)
+
+    async def _send_file(
+        self, job: Job, message: OutboundMessage, locale: str, paid: bool, attachment_id: int
+    ) -> str | None:
+        """Upload the file once (others wait for its id), then send it by id."""
+        file = await self.files.get(attachment_id)
+        if file.file_id is None:
+            async with self.files.lock(attachment_id):
+                file = await self.files.get(attachment_id, with_data=True)
+                if file.file_id is None:
+                    sent = await self.sender.send_file(
+                        job.chat_id, message, locale, file, paid=paid
+                    )
+                    if sent.file_id:
+                        await self.files.remember(attachment_id, file, sent.file_id)
+                    return sent.message_id
+        try:
+            sent = await self.sender.send_file(job.chat_id, message, locale, file, paid=paid)
+        except BadRequest as exc:
+            if "file identifier" not in str(exc).lower():
+                raise
+            await self.files.forget(attachment_id)
+            return await self._send_file(job, message, locale, paid, attachment_id)
+        return sent.message_id
+
+    # recording ---------------------------------------------------------------
+
+    def _on_flood(self, job: Job, line: Line, delay: float) -> None:
+        """Pause the chat; pause everything when several chats hit the limit at once."""
+        now = self._now()
+        line.paused_until = max(line.paused_until, now + delay)
+        self._floods.append((now, job.chat_id))
+        while self._floods and self._floods[0][0] < now - FLOOD_WINDOW:
+            self._floods.popleft()
+        chats = len({chat for _, chat in self._floods})
+        if chats >= GLOBAL_FLOOD_CHATS:
+            if self._paused_until <= now:
+                log.warning("flood control on %d chats: pausing all sends for %.0f s", chats, delay)
+            self._paused_until = max(self._paused_until, now + delay)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """Open a write transaction; one at a time, so SQLite writers never queue on its lock."""
+        async with self._write_lock, transaction(self.maker) as session:
+            yield session
+
+    async def _record(self, job: Job, line: Line, outcome: Outcome) -> None:
+        """Write one row's outcome now, together with the outcomes that arrived meanwhile."""
+        done = asyncio.get_running_loop().create_future()
+        self._outcomes.append(Record(job, line, outcome, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes(), name="outbox-writer")
+        await done
+
+    async def _write_outcomes(self) -> None:
+        """Commit the waiting outcomes in one transaction (each alone if that fails)."""
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                async with self._writing() as session:
+                    await self._write_batch(session, batch)
+            except Exception:
+                self.stats["batch_write_failed"] += 1
+                log.warning(
+                    "writing %d outcomes together failed; one by one", len(batch), exc_info=True
+                )
+                for record in batch:
+                    await self._write_alone(record)
+            for record in batch:
+                if not record.done.done():
+                    record.done.set_result(None)
+
+    async def _write_batch(self, session: AsyncSession, batch: list[Record]) -> None:
+        """Write the deliveries in one statement, then the other outcomes."""
+        sent = [(r.job.id, r.outcome.message_id) for r in batch if r.outcome.kind == "sent"]
+        await outbox.mark_sent_many(session, owner=self.owner, sent=sent, now=self.clock.now())
+        for record in batch:
+            if record.outcome.kind != "sent":
+                await self._write_one(session, record)
+
+    async def _write_alone(self, record: Record) -> None:
+        """Commit one outcome in its own transaction."""
+        try:
+            async with self._writing() as session:
+                await self._write_one(session, record)
+        except Exception as exc:
+            record.done.set_exception(exc)
+
+    async def _write_one(self, session: AsyncSession, record: Record) -> None:
+        """Write one row's outcome: sent, back to pending, or failed with the reason."""
+        job, outcome, now = record.job, record.outcome, self.clock.now()
+        common: dict[str, Any] = {"row_id": job.id, "owner": self.owner}
+        if outcome.kind == "sent":
+            await outbox.mark_sent(session, message_id=outcome.message_id, now=now, **common)
+        elif outcome.kind == "flood":
+            due = now + timedelta(seconds=outcome.delay)
+            await outbox.retry_later(
+                session, due_at=due, error=outcome.error, attempted=False, **common
+            )
+            rest, record.line.jobs = [j.id for j in record.line.jobs], []
+            await outbox.release(session, row_ids=rest, owner=self.owner, due_at=due)
+        elif outcome.kind == "retry" and job.attempts + 1 < self.settings.max_attempts:
+            due = now + timedelta(seconds=self.settings.backoff_seconds * 2**job.attempts)
+            await outbox.retry_later(session, due_at=due, error=outcome.error, **common)
+        else:
+            await outbox.mark_failed(
+                session, error=outcome.error, attempted=outcome.attempted, **common
+            )
+            if outcome.kind == "blocked" and outcome.attempted and not job.is_group:
+                await contacts.mark_blocked(
+                    session, channel=job.channel, external_id=job.chat_id, now=now
+                )
+
+    def _log_stats(self, now: float) -> None:
+        """Log what was done since the last summary (counts only)."""
+        if now < self._next_stats:
+            return
+        self._next_stats = now + STATS_EVERY
+        delta = self.stats - self._logged
+        if delta:
+            log.info(
+                "outbox: %d sent, %d retried, %d flood-limited, %d failed, %d blocked",
+                delta["sent"],
+                delta["retry"],
+                delta["flood"],
+                delta["failed"],
+                delta["blocked"],
+            )
+            self._logged = Counter(self.stats)

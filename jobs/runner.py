@@ -1,0 +1,228 @@
+"""The job runner: holds the job lease and, while it does, runs the dispatcher and the sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from telegram import Bot
+from telegram.ext import CallbackContext, Job, JobQueue
+from telegram.request import HTTPXRequest
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db import SessionMaker
+from bot.services.lease import Lease
+from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher, OutboxSender
+
+if TYPE_CHECKING:
+    from bot.app import AnyApp, Runtime
+
+log = logging.getLogger(__name__)
+SweepFn = Callable[[], Awaitable[object]]
+RETRY_SECONDS = 5.0
+STOP_SECONDS = 30.0
+RUNTIME_KEY = "jobs"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A periodic job that runs only while this process holds the lease."""
+
+    name: str
+    fn: SweepFn
+    every: float
+
+
+class JobRunner:
+    """Try for the job lease every few seconds; while held, dispatch the outbox and sweep."""
+
+    def __init__(
+        self,
+        *,
+        lease: Lease,
+        dispatcher: Dispatcher | None = None,
+        job_queue: JobQueue[Any] | None = None,
+        bot: Bot | None = None,
+        retry_seconds: float | None = None,
+    ) -> None:
+        self.lease, self.dispatcher, self.job_queue, self.bot = lease, dispatcher, job_queue, bot
+        self.retry_seconds = retry_seconds or min(RETRY_SECONDS, lease.seconds / 2)
+        self.sweeps: dict[str, Sweep] = {}
+        self._stop = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._dispatching: asyncio.Task[None] | None = None
+        self._dispatch_stop = asyncio.Event()
+        self._jobs: dict[str, Job[Any]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def holding(self) -> bool:
+        """Tell whether this process holds the job lease now."""
+        return self.lease.held
+
+    def add_sweep(self, name: str, coro_fn: SweepFn, every_seconds: float) -> None:
+        """Register a periodic sweep; it runs every `every_seconds` while the lease is held."""
+        if name in self.sweeps:
+            raise ValueError(f"sweep {name!r} is registered already")
+        self.sweeps[name] = Sweep(name, coro_fn, every_seconds)
+        if self.holding:
+            self._start_sweep(self.sweeps[name])
+
+    async def start(self) -> None:
+        """Start trying for the lease in the background."""
+        if self._loop is None:
+            self._stop.clear()
+            self._loop = asyncio.create_task(self._run(), name="job-runner")
+
+    async def stop(self) -> None:
+        """Finish the sends under way, stop the sweeps, give the lease back."""
+        self._stop.set()
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await loop
+        await self._stand_down()
+        with contextlib.suppress(Exception):
+            await self.lease.release()
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.shutdown()
+
+    async def _run(self) -> None:
+        """Acquire or renew the lease until stopped."""
+        while not self._stop.is_set():
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("job runner: lease check failed")
+            interval = self.lease.seconds / 3 if self.holding else self.retry_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+
+    async def _tick(self) -> None:
+        """Take the lease when free, keep it when held, stand down when lost."""
+        if self.holding:
+            if await self.lease.renew():
+                self._start_dispatcher()
+                return
+            log.warning("job lease lost by %s: stopping jobs", self.lease.owner)
+            await self._stand_down()
+        elif await self.lease.acquire():
+            log.info("job lease acquired by %s", self.lease.owner)
+            if self.bot is not None:
+                await self.bot.initialize()
+            self._start_dispatcher()
+            for sweep in self.sweeps.values():
+                self._start_sweep(sweep)
+
+    def _start_dispatcher(self) -> None:
+        """Run the dispatcher (again, if it ever ended)."""
+        if self.dispatcher is None or self._stop.is_set():
+            return
+        if self._dispatching is None or self._dispatching.done():
+            self._dispatch_stop = asyncio.Event()
+            self._dispatching = asyncio.create_task(
+                self.dispatcher.run(self._dispatch_stop), name="outbox-dispatcher"
+            )
+
+    async def _stand_down(self) -> None:
+        """Stop the sweeps and let the dispatcher finish its sends."""
+        for job in self._jobs.values():
+            job.schedule_removal()
+        self._jobs.clear()
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        dispatching, self._dispatching = self._dispatching, None
+        if dispatching is not None:
+            self._dispatch_stop.set()
+            try:
+                async with asyncio.timeout(STOP_SECONDS):
+                    await dispatching
+            except TimeoutError:
+                log.warning("dispatcher did not stop within %.0f s", STOP_SECONDS)
+                dispatching.cancel()
+
+    def _start_sweep(self, sweep: Sweep) -> None:
+        """Schedule a sweep on the JobQueue when there is one, else on an asyncio loop."""
+        if self.job_queue is not None:
+
+            async def callback(_: CallbackContext[Any, Any, Any, Any]) -> None:
+                await self._sweep_once(sweep)
+
+            self._jobs[sweep.name] = self.job_queue.run_repeating(
+                callback, interval=sweep.every, first=0, name=f"sweep:{sweep.name}"
+            )
+        else:
+            self._tasks[sweep.name] = asyncio.create_task(
+                self._sweep_loop(sweep), name=f"sweep:{sweep.name}"
+            )
+
+    async def _sweep_once(self, sweep: Sweep) -> None:
+        """Run a sweep once if the lease is still held; log its failure."""
+        if not self.holding:
+            return
+        try:
+            await sweep.fn()
+        except Exception:
+            log.exception("sweep %s failed", sweep.name)
+
+    async def _sweep_loop(self, sweep: Sweep) -> None:
+        """Run a sweep every `every` seconds."""
+        while True:
+            await self._sweep_once(sweep)
+            await asyncio.sleep(sweep.every)
+
+
+def make_bot(settings: Settings) -> Bot:
+    """Return the dispatcher's own Bot: no client-side rate limiter, a pool for parallel sends."""
+    token = settings.telegram.token
+    if token is None:
+        raise ValueError("no bot token configured")
+    request = HTTPXRequest(connection_pool_size=MAX_IN_FLIGHT + 4, pool_timeout=10.0)
+    return Bot(
+        token.get_secret_value(),
+        base_url=settings.telegram.api_base_url,
+        base_file_url=settings.telegram.api_file_url,
+        request=request,
+    )
+
+
+def build_runner(
+    settings: Settings,
+    *,
+    maker: SessionMaker,
+    clock: Clock,
+    job_queue: JobQueue[Any] | None = None,
+    bot: Bot | None = None,
+) -> JobRunner:
+    """Build the lease, the dispatcher (with its own Bot) and the runner that owns them."""
+    delivery = settings.delivery
+    lease = Lease(maker, clock=clock, seconds=delivery.lease_seconds)
+    bot = bot or make_bot(settings)
+    dispatcher = Dispatcher(
+        maker=maker,
+        sender=OutboxSender(bot, settings.scheduler.tz),
+        settings=delivery,
+        clock=clock,
+        owner=lease.owner,
+        default_locale=settings.i18n.default_locale,
+    )
+    return JobRunner(lease=lease, dispatcher=dispatcher, job_queue=job_queue, bot=bot)
+
+
+def attach(app: AnyApp, runtime: Runtime) -> JobRunner:
+    """Build the job runner for a running Application; keep it in runtime.extra["jobs"]."""
+    existing = runtime.extra.get(RUNTIME_KEY)
+    if isinstance(existing, JobRunner):
+        return existing
+    runner = build_runner(
+        runtime.settings, maker=runtime.maker, clock=runtime.clock, job_queue=app.job_queue
+    )
+    runtime.extra[RUNTIME_KEY] = runner
+    return runner

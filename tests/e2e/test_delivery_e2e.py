@@ -1,0 +1,205 @@
+"""The delivery engine in the real bot process: kill -9 loses nothing, two processes send once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import func, select
+
+from bot.channels.base import OutboundMessage
+from bot.i18n import t
+from bot.models import Channel, Contact, Outbox, OutboxStatus
+from bot.sandbox.limits import Limits
+from bot.services import outbox
+from tests.e2e.conftest import ROOT, BotProcess, _drain, _read_until_ready, bot_env, free_port
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
+
+SPEED = 20  # the sandbox runs Telegram's limits 20 times faster; the bot is told the same
+DELIVERY_ENV = {
+    "REFORMBOT_DELIVERY__GLOBAL_RATE": str(30 * SPEED),
+    "REFORMBOT_DELIVERY__CHAT_RATE": str(1 * SPEED),
+    "REFORMBOT_DELIVERY__GROUP_PER_MINUTE": str(20 * SPEED),
+    "REFORMBOT_DELIVERY__LEASE_SECONDS": "5",
+    "REFORMBOT_DELIVERY__POLL_SECONDS": "0.2",
+}
+FIRST_UID = 900_000
+WAIT = 90.0
+WIRED = "jobs.runner" in (ROOT / "bot" / "app.py").read_text(encoding="utf-8")
+COMMAND = ["-m", "bot", "run"] if WIRED else ["-m", "tests.e2e.delivery_bot"]
+
+
+class Processes:
+    """Start, kill and stop bot processes that run the job runner."""
+
+    def __init__(self, sandbox, db_url: str, cwd) -> None:
+        self.sandbox, self.db_url, self.cwd = sandbox, db_url, cwd
+        self.running: list[tuple[BotProcess, asyncio.Task[None]]] = []
+
+    async def start(self, mode: str = "polling") -> BotProcess:
+        """Start a bot process and wait until it says it is ready."""
+        port = free_port() if mode == "webhook" else None
+        env = bot_env(self.sandbox, self.db_url, mode, port) | DELIVERY_ENV
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *COMMAND,
+            cwd=self.cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        log: list[str] = []
+        try:
+            await _read_until_ready(proc, log)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        bot = BotProcess(proc, mode, port, log)
+        self.running.append((bot, asyncio.create_task(_drain(proc, log))))
+        return bot
+
+    def _forget(self, bot: BotProcess) -> asyncio.Task[None]:
+        task = next(task for b, task in self.running if b is bot)
+        self.running = [(b, t) for b, t in self.running if b is not bot]
+        return task
+
+    async def kill(self, bot: BotProcess) -> None:
+        """Kill -9: no clean-up at all."""
+        task = self._forget(bot)
+        bot.proc.send_signal(signal.SIGKILL)
+        await bot.proc.wait()
+        await task
+
+    async def stop(self, bot: BotProcess) -> None:
+        """SIGTERM; expect a clean exit with status 0 and no traceback."""
+        task = self._forget(bot)
+        bot.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(40):
+            code = await bot.proc.wait()
+        await task
+        assert code == 0, "".join(bot.log[-30:])
+        assert not any("Traceback" in line for line in bot.log), "".join(bot.log)
+
+    async def close(self) -> None:
+        for bot, _ in list(self.running):
+            await self.stop(bot)
+
+
+@pytest.fixture
+async def processes(sandbox, e2e_db, tmp_path) -> AsyncIterator[Processes]:
+    sandbox.set_limits(Limits(speed=SPEED))
+    procs = Processes(sandbox, e2e_db, tmp_path)
+    try:
+        yield procs
+    finally:
+        for bot, _ in list(procs.running):
+            with contextlib.suppress(ProcessLookupError):
+                bot.proc.kill()
+            await bot.proc.wait()
+
+
+async def seed(db, sandbox, n: int) -> list[int]:
+    """Create n sandbox users, their contacts, and one queued message each; return their ids."""
+    now = datetime.now(UTC)
+    uids = [FIRST_UID + i for i in range(n)]
+    async with db() as s:
+        people = []
+        for uid in uids:
+            sandbox.create_user(f"Cán bộ {uid}", user_id=uid)
+            people.append(
+                Contact(channel=Channel.TELEGRAM, external_id=str(uid), locale="vi", created_at=now)
+            )
+        s.add_all(people)
+        await s.flush()
+        for person in people:
+            message = OutboundMessage("errors.unknown_unit", {"code": person.external_id})
+            await outbox.enqueue(s, contact=person, message=message, kind="e2e", ref_id=1, now=now)
+        await s.commit()
+    return uids
+
+
+async def count(db, status: OutboxStatus) -> int:
+    async with db() as s:
+        stmt = select(func.count()).select_from(Outbox).where(Outbox.status == status)
+        return int((await s.exec(stmt)).one())
+
+
+async def wait_until(predicate, seconds: float = WAIT) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            if await predicate():
+                return
+            await asyncio.sleep(0.1)  # polls the database: nothing to wait on
+
+
+def copies(sandbox, uids: list[int]) -> Counter[int]:
+    """Count, per chat, the bot messages that carry that chat's text."""
+    out: Counter[int] = Counter()
+    for uid in uids:
+        expected = t("errors.unknown_unit", "vi", code=str(uid))
+        out[uid] = sum(1 for m in sandbox.messages(uid) if m["text"] == expected)
+    return out
+
+
+def held_lease(bot: BotProcess) -> bool:
+    return any("job lease acquired" in line for line in bot.log)
+
+
+async def test_kill_9_loses_nothing_and_duplicates_only_what_was_in_flight(processes, sandbox, db):
+    uids = await seed(db, sandbox, 2000)
+    first = await processes.start()
+
+    async def some_sent() -> bool:
+        return sandbox.counters().accepted_total >= 300
+
+    await wait_until(some_sent)
+    await processes.kill(first)
+    in_flight = await count(db, OutboxStatus.SENDING)
+    sent_before = sandbox.counters().accepted_total
+    assert held_lease(first)
+    assert sent_before < 2000, "everything went out before the kill: nothing was tested"
+
+    second = await processes.start()
+
+    async def all_sent() -> bool:
+        return await count(db, OutboxStatus.SENT) == 2000
+
+    await wait_until(all_sent)
+    got = copies(sandbox, uids)
+    assert min(got.values()) >= 1  # every chat has its message
+    duplicated = sum(1 for n in got.values() if n > 1)
+    assert max(got.values()) <= 2
+    assert duplicated <= in_flight
+    assert await count(db, OutboxStatus.FAILED) == 0
+    assert held_lease(second)
+    await processes.stop(second)
+    assert sandbox.counters().accepted_total == 2000 + duplicated
+
+
+async def test_a_second_process_does_not_send_twice(processes, sandbox, db):
+    uids = await seed(db, sandbox, 400)
+    bots = await asyncio.gather(processes.start("webhook"), processes.start("webhook"))
+
+    async def all_sent() -> bool:
+        return await count(db, OutboxStatus.SENT) == 400
+
+    await wait_until(all_sent)
+    await asyncio.sleep(1.0)  # anything sent twice would have arrived by now
+    assert set(copies(sandbox, uids).values()) == {1}
+    assert sandbox.counters().accepted_total == 400
+    assert [held_lease(bot) for bot in bots].count(True) == 1
+    for bot in bots:
+        await processes.stop(bot)
