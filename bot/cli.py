@@ -26,6 +26,7 @@ from bot.cli_common import (
 )
 from bot.cli_directives import directive_app
 from bot.cli_imports import import_app
+from bot.cli_tasks import task_app
 from bot.clock import SystemClock
 from bot.config import Settings, resolve_path
 from bot.i18n import t
@@ -41,6 +42,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(directive_app, name="directive")
+app.add_typer(task_app, name="task")
 
 
 @app.command("check-config")

@@ -247,10 +247,12 @@ class TaskSettings(BaseModel):
     @classmethod
     def _cron(cls, v: str) -> str:
         """Require a crontab expression APScheduler understands."""
-        from apscheduler.triggers.cron import CronTrigger
+        from zoneinfo import ZoneInfo
+
+        from bot.services.task_series import cron_trigger
 
         try:
-            CronTrigger.from_crontab(v)
+            cron_trigger(v, ZoneInfo("Asia/Ho_Chi_Minh"))
         except ValueError:
             raise ValueError("cron") from None
         return v

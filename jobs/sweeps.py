@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.db import transaction
-from bot.services import chasing, tasks
+from bot.services import chasing, digests, task_series, tasks
 from bot.services.calendar import WorkCalendar
 
 if TYPE_CHECKING:
@@ -54,6 +54,23 @@ async def remind_tasks(runtime: Runtime) -> tasks.SweepResult:
     return result
 
 
+async def spawn_series(runtime: Runtime) -> int:
+    """Create the recurring tasks' occurrences that are due to be created."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        return await task_series.spawn_due(
+            session, now=runtime.clock.now(), cal=calendar, settings=runtime.settings.tasks
+        )
+
+
+async def send_digests(runtime: Runtime) -> int:
+    """Queue the weekly digests once per fire of tasks.digest_cron."""
+    async with transaction(runtime.maker) as session:
+        return await digests.digest_sweep(
+            session, now=runtime.clock.now(), settings=runtime.settings
+        )
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
     settings = runtime.settings
@@ -61,3 +78,5 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
         "directives.chase", lambda: chase_directives(runtime), settings.directives.sweep_seconds
     )
     runner.add_sweep("tasks.remind", lambda: remind_tasks(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep("tasks.series", lambda: spawn_series(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep("tasks.digest", lambda: send_digests(runtime), settings.tasks.sweep_seconds)

@@ -106,3 +106,11 @@ def test_broken_directive_file_names_the_field(cli, tmp_path):
     assert result.exit_code == 1
     assert "Không tìm thấy đơn vị có mã: NOPE" in result.output
     assert count(cli.url, Directive) == 0
+
+
+def test_task_import_through_the_main_command(cli):
+    result = cli("task", "import", str(EXAMPLES / "tasks.csv"))
+    assert result.exit_code == 0, result.output
+    listing = cli("task", "list", "--unit", "PGD.TPAP")
+    assert listing.exit_code == 0, listing.output
+    assert "cải cách hành chính" in listing.output

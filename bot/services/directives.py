@@ -179,7 +179,8 @@ async def resolve_units(session: AsyncSession, target: Target) -> list[Unit]:
     unknown = [c for c in codes if c not in known]
     if unknown:
         raise NotFound("directive.error.unknown_units", codes=", ".join(unknown[:10]))
-    found.update({known[c].id: known[c] for c in target.units if c.strip().upper() in known})
+    picked = [c.strip().upper() for c in target.units]
+    found.update({known[c].id: known[c] for c in picked if c in known})
     if target.subtree:
         found.update({u.id: u for u in await _subtree(session, known[target.subtree.upper()])})
     return sorted(found.values(), key=lambda u: u.code)

@@ -13,6 +13,7 @@ from bot.channels.base import Button, OutboundMessage
 from bot.config import TaskSettings
 from bot.models import (
     Contact,
+    Directive,
     Person,
     PersonRole,
     Role,
@@ -136,6 +137,8 @@ async def create(
     """Assign a task to units, tell each unit's head (and assignees), schedule the ladder."""
     require(actor, Role.ADMIN)
     validate(new, now=now)
+    if new.directive_id is not None and await session.get(Directive, new.directive_id) is None:
+        raise NotFound("directive.error.unknown")
     units = await resolve_units(session, Target(units=new.units))
     task = Task(
         title=new.title.strip(),
