@@ -579,7 +579,7 @@ class Dispatcher:
         except RetryAfter as exc:
             return Outcome("flood", error=f"flood control: {exc}", delay=retry_seconds(exc))
         except Forbidden as exc:
-            return Outcome("blocked", error=f"{BLOCKED}: {exc}")
+            return Outcome("blocked", error=f"forbidden: {exc}" if job.is_group else BLOCKED)
         except ChatMigrated as exc:
             return Outcome("failed", error=f"chat migrated to {exc.new_chat_id}")
         except BadRequest as exc:
@@ -720,7 +720,7 @@ class Dispatcher:
             return
         self._next_stats = now + STATS_EVERY
         delta = self.stats - self._logged
-        if delta:
+        if any(delta[kind] for kind in ("sent", "retry", "flood", "failed", "blocked")):
             log.info(
                 "outbox: %d sent, %d retried, %d flood-limited, %d failed, %d blocked",
                 delta["sent"],

@@ -57,6 +57,7 @@ class JobRunner:
         self._loop: asyncio.Task[None] | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_stop = asyncio.Event()
+        self._sweeps_stop = asyncio.Event()
         self._jobs: dict[str, Job[Any]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -107,46 +108,47 @@ class JobRunner:
         """Take the lease when free, keep it when held, stand down when lost."""
         if self.holding:
             if await self.lease.renew():
-                self._start_dispatcher()
+                await self._start_dispatcher()
                 return
             log.warning("job lease lost by %s: stopping jobs", self.lease.owner)
             await self._stand_down()
         elif await self.lease.acquire():
             log.info("job lease acquired by %s", self.lease.owner)
-            if self.bot is not None:
-                await self.bot.initialize()
-            self._start_dispatcher()
+            self._sweeps_stop = asyncio.Event()
             for sweep in self.sweeps.values():
                 self._start_sweep(sweep)
+            await self._start_dispatcher()
 
-    def _start_dispatcher(self) -> None:
+    async def _start_dispatcher(self) -> None:
         """Run the dispatcher (again, if it ever ended)."""
         if self.dispatcher is None or self._stop.is_set():
             return
         if self._dispatching is None or self._dispatching.done():
+            if self.bot is not None:
+                await self.bot.initialize()  # once; a failure is retried at the next tick
             self._dispatch_stop = asyncio.Event()
             self._dispatching = asyncio.create_task(
                 self.dispatcher.run(self._dispatch_stop), name="outbox-dispatcher"
             )
 
     async def _stand_down(self) -> None:
-        """Stop the sweeps and let the dispatcher finish its sends."""
+        """Stop the sweeps (a run under way ends first) and let the dispatcher finish its sends."""
         for job in self._jobs.values():
             job.schedule_removal()
         self._jobs.clear()
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._sweeps_stop.set()
+        self._dispatch_stop.set()
+        tasks = list(self._tasks.values())
+        if self._dispatching is not None:
+            tasks.append(self._dispatching)
         self._tasks.clear()
-        dispatching, self._dispatching = self._dispatching, None
-        if dispatching is not None:
-            self._dispatch_stop.set()
-            try:
-                async with asyncio.timeout(STOP_SECONDS):
-                    await dispatching
-            except TimeoutError:
-                log.warning("dispatcher did not stop within %.0f s", STOP_SECONDS)
-                dispatching.cancel()
+        self._dispatching = None
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+        for task in late:
+            log.warning("%s did not stop within %.0f s", task.get_name(), STOP_SECONDS)
+            task.cancel()
 
     def _start_sweep(self, sweep: Sweep) -> None:
         """Schedule a sweep on the JobQueue when there is one, else on an asyncio loop."""
@@ -173,10 +175,12 @@ class JobRunner:
             log.exception("sweep %s failed", sweep.name)
 
     async def _sweep_loop(self, sweep: Sweep) -> None:
-        """Run a sweep every `every` seconds."""
-        while True:
+        """Run a sweep every `every` seconds until told to stop."""
+        stop = self._sweeps_stop
+        while not stop.is_set():
             await self._sweep_once(sweep)
-            await asyncio.sleep(sweep.every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), sweep.every)
 
 
 def make_bot(settings: Settings) -> Bot:

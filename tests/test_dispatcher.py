@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import telegram
+from sqlalchemy import text
 from sqlmodel import SQLModel, select
+from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import Button, OutboundMessage
@@ -21,7 +23,7 @@ from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.i18n import t
-from bot.models import Attachment, Channel, Contact, Outbox, OutboxStatus
+from bot.models import Attachment, Channel, Contact, JobLease, Outbox, OutboxStatus
 from bot.sandbox import DEFAULT_TOKEN, FakeTime, SandboxServer
 from bot.sandbox.faults import FaultRule, Faults
 from bot.sandbox.limits import Limits
@@ -254,7 +256,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_not_tried_again(world):
 
     rows = {r.id: r for r in await world.rows()}
     assert rows[first].status == S.FAILED
-    assert rows[first].last_error.startswith("blocked")
+    assert rows[first].last_error == "blocked"
     assert rows[second].status == S.FAILED
     assert rows[second].last_error == "blocked"
     assert rows[ok].status == S.SENT
@@ -532,3 +534,101 @@ async def test_one_runner_holds_the_lease_dispatches_and_sweeps(db, sandbox, bot
     for c in people:
         assert len(world.texts(int(c.external_id))) == 2
     assert {r.status for r in await world.rows()} == {S.SENT}
+
+
+async def steal_lease(db, runner: JobRunner, thief: Lease) -> None:
+    """Take the job lease away from a runner behind its back."""
+    if runner.lease.postgres:
+        pid = (await runner.lease._conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with db() as s:
+            await s.exec(text(f"SELECT pg_terminate_backend({int(pid)})"))
+        async with asyncio.timeout(5):
+            while True:
+                if await thief.acquire():
+                    break
+                await asyncio.sleep(0.05)  # the server frees the lock soon
+    else:
+        async with db() as s:
+            row = await s.get(JobLease, "jobs")
+            row.owner, row.expires_at = thief.owner, thief.clock.now() + timedelta(seconds=60)
+            s.add(row)
+            await s.commit()
+        thief.held = True
+
+
+async def eventually(predicate, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_is_lost(
+    db, sandbox, bot
+):
+    sandbox.set_limits(Limits.off())
+    app = (
+        ApplicationBuilder()
+        .token(DEFAULT_TOKEN)
+        .base_url(sandbox.base_url)
+        .request(HTTPXRequest(httpx_kwargs={"verify": False}))
+        .build()
+    )
+    await app.initialize()
+    await app.start()  # starts the JobQueue; nothing polls
+    clock = SystemClock()
+    world = Harness(db, sandbox, bot, clock, FakeTime())
+    (user,) = await world.users(1)
+    lease = Lease(db, clock=clock, seconds=1.0, owner="runner")
+    dispatcher = Dispatcher(
+        maker=db,
+        sender=OutboxSender(bot, TZ),
+        settings=DeliverySettings(poll_seconds=0.05),
+        clock=clock,
+        owner=lease.owner,
+    )
+    runner = JobRunner(lease=lease, dispatcher=dispatcher, job_queue=app.job_queue)
+    runner.retry_seconds = 0.1
+    runs: list[int] = []
+
+    async def sweep() -> None:
+        runs.append(1)
+
+    runner.add_sweep("count", sweep, 0.05)
+    thief = Lease(db, clock=clock, seconds=60, owner="thief")
+    try:
+        await runner.start()
+        await eventually(lambda: len(runs) >= 3)
+        assert [job.name for job in app.job_queue.jobs()] == ["sweep:count"]
+        await world.queue(user, unit_msg("before"))
+        await sandbox.wait_for_messages(int(user.external_id), 1)
+
+        await steal_lease(db, runner, thief)
+        await eventually(lambda: not runner.holding)
+        await eventually(lambda: not app.job_queue.jobs())
+        seen = len(runs)
+        await world.queue(user, unit_msg("while lost"))
+        await asyncio.sleep(0.5)
+        assert len(runs) == seen  # no sweep without the lease
+        assert world.texts(int(user.external_id)) == [t("errors.unknown_unit", "vi", code="before")]
+
+        await thief.release()
+        await sandbox.wait_for_messages(int(user.external_id), 2)
+        assert runner.holding
+        await eventually(lambda: len(runs) > seen)
+    finally:
+        await runner.stop()
+        await thief.release()
+        await app.stop()
+        await app.shutdown()
+    assert world.texts(int(user.external_id))[-1] == t(
+        "errors.unknown_unit", "vi", code="while lost"
+    )
+    assert await lease_row_owner(db) is None  # stop() gave the lease back
+
+
+async def lease_row_owner(db) -> str | None:
+    async with db() as s:
+        row = await s.get(JobLease, "jobs")
+        return row.owner if row else None
