@@ -18,7 +18,7 @@ from bot.i18n import t
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.services import outbox
-from tests.e2e.conftest import ROOT, BotProcess, _drain, _read_until_ready, bot_env, free_port
+from tests.e2e.conftest import BotProcess, _drain, _read_until_ready, bot_env, free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -35,8 +35,7 @@ DELIVERY_ENV = {
 }
 FIRST_UID = 900_000
 WAIT = 90.0
-WIRED = "jobs.runner" in (ROOT / "bot" / "app.py").read_text(encoding="utf-8")
-COMMAND = ["-m", "bot", "run"] if WIRED else ["-m", "tests.e2e.delivery_bot"]
+COMMAND = ["-m", "bot", "run"]
 
 
 class Processes:
