@@ -78,7 +78,7 @@ async def fresh_server(chats: int) -> SandboxServer:
     server = SandboxServer(limits=Limits())
     await server.start("127.0.0.1", 0)
     for i in range(chats):
-        server.create_user(f"Cán bộ {i}", user_id=FIRST_UID + i)
+        server.create_user(f"User {i}", user_id=FIRST_UID + i)
     return server
 
 
@@ -102,7 +102,7 @@ async def greedy(messages: int, per_chat: int) -> Run:
             n, chat = queue.get_nowait()
             while True:
                 try:
-                    await bot.send_message(chat, f"thông báo {n}")
+                    await bot.send_message(chat, f"notice {n}")
                     break
                 except telegram.error.RetryAfter as exc:
                     await asyncio.sleep(retry_seconds(exc))

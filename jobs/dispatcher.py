@@ -404,9 +404,12 @@ class Dispatcher:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         held = [job.id for line in self._lines.values() for job in line.jobs]
         self._lines.clear()
-        if held:
-            async with self._writing() as session:
-                await outbox.release(session, row_ids=held, owner=self.owner)
+        try:
+            if held:
+                async with self._writing() as session:
+                    await outbox.release(session, row_ids=held, owner=self.owner)
+        except Exception:  # their leases lapse instead: another claimer takes them then
+            log.warning("could not give back %d held rows", len(held), exc_info=True)
         log.info("dispatcher stopped: %d held rows given back", len(held))
 
     def _now(self) -> float:
