@@ -10,6 +10,7 @@ from bot.channels import codec
 from bot.i18n import t
 from bot.models import Directive, DirectiveRecipient, Flow, Outbox, Role, UnitKind
 from tests import factories as f
+from tests import tg
 
 ADMIN, HEAD, STAFF = 7001, 7002, 7003
 
@@ -152,3 +153,22 @@ async def test_status_for_head_and_admin(org):
         report = (await s.exec(select(Outbox).where(Outbox.kind == "report"))).one()
     assert report.chat_id == str(HEAD)
     assert codec.loads(report.payload).attachment_id is not None
+
+
+async def test_acknowledging_a_notice_sent_as_a_document_edits_its_caption(org):
+    await issue_one(org)
+    async with org.maker() as s:
+        row = (await s.exec(select(Outbox).where(Outbox.chat_id == str(STAFF)))).first()
+    action = codec.loads(row.payload).buttons[0][0].action
+    update = tg.callback_update(STAFF, action, message_id=88)
+    message = update["callback_query"]["message"]
+    del message["text"]
+    message["caption"] = "Công văn"
+    message["document"] = {"file_id": "F1", "file_unique_id": "U1", "file_name": "cv.pdf"}
+    org.api.clear()
+    await org.feed(update)
+    edits = org.api.sent("editMessageCaption")
+    assert len(edits) == 1
+    assert edits[0]["message_id"] == 88
+    assert "✅ Đã xác nhận nhận công văn lúc" in edits[0]["caption"]
+    assert org.api.sent("editMessageText") == []

@@ -92,6 +92,7 @@ class InboundEvent:
     message_id: str | None = None
     chat_type: str = "private"
     file: FileRef | None = None
+    pressed_has_caption: bool = False
 
     @property
     def payload(self) -> str | None:

@@ -37,6 +37,7 @@ def _callback_event(update: Update) -> InboundEvent | None:
         action=query.data or "",
         message_id=str(message.message_id) if message else None,
         chat_type=message.chat.type if message else "private",
+        pressed_has_caption=isinstance(message, Message) and message.caption is not None,
     )
 
 
@@ -144,9 +145,25 @@ class TelegramSender:
         return last_id
 
     async def edit(
-        self, chat_id: str, message_id: str, message: OutboundMessage, locale: str
+        self,
+        chat_id: str,
+        message_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        caption: bool = False,
     ) -> None:
-        """Replace the text and buttons of a message the bot sent."""
+        """Replace the text (or a file's caption) and the buttons of a message the bot sent."""
+        if caption:
+            text = split_text(self.text(message, locale), MessageLimit.CAPTION_LENGTH)[0]
+            await self.bot.edit_message_caption(
+                chat_id=chat_id,
+                message_id=int(message_id),
+                caption=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(message, locale),
+            )
+            return
         text = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)[0]
         await self.bot.edit_message_text(
             chat_id=chat_id,
@@ -163,6 +180,12 @@ class TelegramSender:
         """Send the replies to an event, editing the pressed message where asked."""
         for reply in replies:
             if reply.edit and event.action is not None and event.message_id is not None:
-                await self.edit(event.chat_id, event.message_id, reply, locale)
+                await self.edit(
+                    event.chat_id,
+                    event.message_id,
+                    reply,
+                    locale,
+                    caption=event.pressed_has_caption,
+                )
             else:
                 await self.send(event.chat_id, reply, locale)
