@@ -147,6 +147,7 @@ def add_command(
     directive: Annotated[
         int | None, typer.Option("--directive", help=t("cli_task.directive_help"))
     ] = None,
+    ladder: Annotated[str | None, typer.Option("--ladder", help=t("cli_task.ladder_help"))] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Assign one task to one or more units."""
@@ -160,6 +161,7 @@ def add_command(
         details=details,
         directive_id=directive,
         assignees=tuple(assignee or ()),
+        ladder=ladder,
     )
     task_id, unreached = run_service(settings, lambda s: _assign(s, new, settings, now))
     due_text = _show(settings, new.due_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -122,6 +123,8 @@ def validate(new: NewTask, *, now: datetime) -> None:
         raise InvalidInput("directive.error.no_target")
     if new.due_at <= now:
         raise InvalidInput("task.error.due_past")
+    if new.ladder is not None and not re.fullmatch(r"\s*\d{1,2}(\s*,\s*\d{1,2})*\s*", new.ladder):
+        raise InvalidInput("task.error.ladder", value=new.ladder[:40])
 
 
 async def create(
