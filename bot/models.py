@@ -397,3 +397,96 @@ class TaskAssignee(SQLModel, table=True):
 
     assignment_id: int = Field(foreign_key="task_assignment.id", primary_key=True)
     person_id: int = Field(foreign_key="person.id", primary_key=True)
+
+
+class Procedure(SQLModel, table=True):
+    """An administrative procedure (thủ tục hành chính) by its code (mã TTHC), and its unit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), unique=True, nullable=False, index=True))
+    name: str = Field(max_length=500)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    active: bool = True
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class ServiceCounter(SQLModel, table=True):
+    """A counter (desk) of a unit where citizens are served; QR codes point at it."""
+
+    __tablename__ = "service_counter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), unique=True, nullable=False, index=True))
+    name: str = Field(max_length=255)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    active: bool = True
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class DossierStatus(enum.StrEnum):
+    """Where a citizen's dossier stands."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    ADDITIONAL = "additional"
+    DONE = "done"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+
+
+class Dossier(SQLModel, table=True):
+    """A citizen's dossier (hồ sơ) by its receipt code: procedure, unit, dates, status."""
+
+    __table_args__ = (Index("ix_dossier_open_due", "status", "appointment_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(64), unique=True, nullable=False, index=True))
+    procedure_id: int | None = Field(default=None, foreign_key="procedure.id")
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    citizen_name: str = Field(max_length=255)
+    phone: str | None = Field(default=None, max_length=20)
+    received_on: date
+    appointment_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: DossierStatus = Field(sa_column=Column(String(16), nullable=False))
+    returned_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class DossierFollower(SQLModel, table=True):
+    """A chat account that proved it may follow a dossier (the phone's last 4 digits)."""
+
+    __tablename__ = "dossier_follower"
+
+    dossier_id: int = Field(foreign_key="dossier.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    verified_at: datetime = Field(sa_column=utc_column(nullable=False))
+    last_status: str | None = Field(default=None, max_length=16)
+
+
+class ApologyStatus(enum.StrEnum):
+    """Where an apology for a late dossier stands."""
+
+    ASKED = "asked"
+    SENT = "sent"
+
+
+class Apology(SQLModel, table=True):
+    """The formal apology and new return date for a late dossier (one per dossier and delay)."""
+
+    __table_args__ = (Index("ix_apology_dossier", "dossier_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dossier_id: int = Field(foreign_key="dossier.id")
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    original_appointment_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: ApologyStatus = Field(sa_column=Column(String(16), nullable=False))
+    asked_at: datetime = Field(sa_column=utc_column(nullable=False))
+    reason: str | None = Field(default=None, max_length=1000)
+    new_return_at: datetime | None = Field(default=None, sa_column=utc_column())
+    signed_by: str | None = Field(default=None, max_length=255)
+    answered_by: str | None = Field(default=None, max_length=128)
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    document_id: int | None = Field(default=None, foreign_key="attachment.id")
