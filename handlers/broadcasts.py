@@ -13,7 +13,7 @@ from bot.services.access import require
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
-from handlers.flows import DONE, Answer, Data, FlowSpec, choice, register, start
+from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import action, command, roles_only
 
 SEGMENTS = {
@@ -24,15 +24,6 @@ SEGMENTS = {
     "citizens": broadcasts.Segment(staff=False, citizens=True),
     "everyone": broadcasts.Segment(staff=True, citizens=True),
 }
-
-
-def _ask(key: str, *rows: tuple[Button, ...]):  # type: ignore[no-untyped-def]
-    """Return a prompt showing one catalog message with choice buttons."""
-
-    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
-        return [msg(key, buttons=tuple(rows))]
-
-    return prompt
 
 
 async def accept_content(ctx: Context, data: Data, answer: Answer) -> str:
@@ -123,13 +114,6 @@ async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_confirm(ctx: Context, data: Data, answer: Answer) -> str:
-    """Go on only when 'send' was pressed."""
-    if answer.choice != "send":
-        raise InvalidInput("directive.flow.use_buttons")
-    return DONE
-
-
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Queue the broadcast and say how many it goes to."""
     label = data["segment"] if data["segment"] != "units" else ", ".join(data["codes"])
@@ -153,8 +137,8 @@ BROADCAST_FLOW = register(
         kind="broadcast",
         first="content",
         prompts={
-            "content": _ask("broadcast.flow.ask_content"),
-            "segment": _ask(
+            "content": ask("broadcast.flow.ask_content"),
+            "segment": ask(
                 "broadcast.flow.ask_segment",
                 (choice("broadcast.flow.staff", "staff"), choice("broadcast.flow.heads", "heads")),
                 (
@@ -163,8 +147,8 @@ BROADCAST_FLOW = register(
                 ),
                 (choice("broadcast.flow.everyone", "everyone"),),
             ),
-            "units": _ask("directive.flow.ask_units"),
-            "when": _ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
+            "units": ask("directive.flow.ask_units"),
+            "when": ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
             "confirm": prompt_confirm,
         },
         accepts={
@@ -172,7 +156,7 @@ BROADCAST_FLOW = register(
             "segment": accept_segment,
             "units": accept_units,
             "when": accept_when,
-            "confirm": accept_confirm,
+            "confirm": confirm_on("send"),
         },
         finish=finish,
         ttl=timedelta(hours=2),

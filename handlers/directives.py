@@ -6,14 +6,14 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.channels.base import Button, Items, OutboundMessage, Text
+from bot.channels.base import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
 from bot.services import attachments, directives
 from bot.services.access import require
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.flows import DONE, Answer, Data, FlowSpec, choice, register, start
+from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import action, command, roles_only
 
 ADMINS = roles_only(Role.ADMIN)
@@ -61,15 +61,6 @@ def _text_step(field: str, limit: int) -> Any:
 
 
 NEXT = {"number": "date", "title": "summary", "summary": "file"}
-
-
-def _ask(key: str, *rows: tuple[Button, ...]) -> Any:
-    """Return a prompt function showing one catalog message with choice buttons."""
-
-    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
-        return [msg(key, buttons=tuple(rows))]
-
-    return prompt
 
 
 async def accept_date(ctx: Context, data: Data, answer: Answer) -> str:
@@ -189,13 +180,6 @@ async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_confirm(ctx: Context, data: Data, answer: Answer) -> str:
-    """Go on only when 'send' was pressed."""
-    if answer.choice != "send":
-        raise InvalidInput("directive.flow.use_buttons")
-    return DONE
-
-
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Issue the directive and report who it reached and who it could not."""
     cal = calendar(ctx)
@@ -228,12 +212,12 @@ DIRECTIVE_FLOW = register(
         kind="directive",
         first="number",
         prompts={
-            "number": _ask("directive.flow.ask_number"),
-            "date": _ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
-            "title": _ask("directive.flow.ask_title"),
-            "summary": _ask("directive.flow.ask_summary"),
-            "file": _ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
-            "target": _ask(
+            "number": ask("directive.flow.ask_number"),
+            "date": ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
+            "title": ask("directive.flow.ask_title"),
+            "summary": ask("directive.flow.ask_summary"),
+            "file": ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
+            "target": ask(
                 "directive.flow.ask_target",
                 (choice("directive.flow.target_all", "all"),),
                 (
@@ -245,15 +229,15 @@ DIRECTIVE_FLOW = register(
                     choice("directive.flow.target_pick", "pick"),
                 ),
             ),
-            "units": _ask("directive.flow.ask_units"),
-            "audience": _ask(
+            "units": ask("directive.flow.ask_units"),
+            "audience": ask(
                 "directive.flow.ask_audience",
                 (
                     choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
                     choice("directive.flow.audience_heads", Audience.HEADS.value),
                 ),
             ),
-            "deadline": _ask(
+            "deadline": ask(
                 "directive.flow.ask_deadline",
                 tuple(choice("directive.flow.days", str(n), n=n) for n in (1, 2, 3)),
             ),
@@ -269,7 +253,7 @@ DIRECTIVE_FLOW = register(
             "units": accept_units,
             "audience": accept_audience,
             "deadline": accept_deadline,
-            "confirm": accept_confirm,
+            "confirm": confirm_on("send"),
         },
         finish=finish,
         ttl=timedelta(hours=4),

@@ -59,6 +59,26 @@ def choice(key: str, value: str, **params: Any) -> Button:
     return Button(key, f"flow:{value}", params)
 
 
+def ask(key: str, *rows: tuple[Button, ...]) -> Prompt:
+    """Return a prompt that shows one catalog message with rows of choice buttons."""
+
+    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
+        return [msg(key, buttons=tuple(rows))]
+
+    return prompt
+
+
+def confirm_on(value: str) -> Accept:
+    """Return an accept step that finishes the flow only when `value` was pressed."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+        if answer.choice != value:
+            raise InvalidInput("directive.flow.use_buttons")
+        return DONE
+
+    return accept
+
+
 def _with_nav(messages: list[OutboundMessage]) -> list[OutboundMessage]:
     """Add 'back' and 'cancel' buttons under the last prompt."""
     nav = (choice("flow.back", "__back"), choice("flow.cancel", "__cancel"))

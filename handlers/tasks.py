@@ -13,7 +13,7 @@ from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
-from handlers.flows import DONE, Answer, Data, FlowSpec, choice, register, start
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import STAFF, action, command, roles_only
 
 
@@ -153,15 +153,6 @@ KINDS = {
 }
 
 
-def _ask(key: str, *rows):  # type: ignore[no-untyped-def]
-    """Return a prompt showing one catalog message with choice buttons."""
-
-    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
-        return [msg(key, buttons=tuple(rows))]
-
-    return prompt
-
-
 async def accept_title(ctx: Context, data: Data, answer: Answer) -> str:
     """Keep the title."""
     if not answer.text:
@@ -223,13 +214,6 @@ async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_confirm(ctx: Context, data: Data, answer: Answer) -> str:
-    """Go on only when 'assign' was pressed."""
-    if answer.choice != "assign":
-        raise InvalidInput("directive.flow.use_buttons")
-    return DONE
-
-
 async def finish_assign(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Create the task and say how many units it went to."""
     new = tasks.NewTask(
@@ -259,9 +243,9 @@ ASSIGN_FLOW = register(
         kind="task",
         first="title",
         prompts={
-            "title": _ask("task.flow.ask_title"),
-            "details": _ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
-            "units": _ask(
+            "title": ask("task.flow.ask_title"),
+            "details": ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
+            "units": ask(
                 "task.flow.ask_units",
                 (
                     choice("directive.flow.target_district", "district"),
@@ -269,7 +253,7 @@ ASSIGN_FLOW = register(
                 ),
                 (choice("directive.flow.target_offices", "offices"),),
             ),
-            "due": _ask(
+            "due": ask(
                 "task.flow.ask_due",
                 tuple(choice("directive.flow.days", str(n), n=n) for n in (2, 5, 10)),
             ),
@@ -280,7 +264,7 @@ ASSIGN_FLOW = register(
             "details": accept_details,
             "units": accept_units,
             "due": accept_due,
-            "confirm": accept_confirm,
+            "confirm": confirm_on("assign"),
         },
         finish=finish_assign,
         ttl=timedelta(hours=2),
