@@ -153,12 +153,24 @@ class BotRunner:
         self.running.append((bot, asyncio.create_task(_drain(proc, log))))
         return bot
 
-    async def stop(self, bot: BotProcess) -> None:
-        """Send SIGTERM; expect a clean exit with status 0 and no traceback."""
+    def _forget(self, bot: BotProcess) -> asyncio.Task[None]:
+        """Stop tracking a process; return the task reading its log."""
         task = next(task for b, task in self.running if b is bot)
         self.running = [(b, t) for b, t in self.running if b is not bot]
+        return task
+
+    async def kill(self, bot: BotProcess) -> None:
+        """Kill -9: no clean-up at all."""
+        task = self._forget(bot)
+        bot.proc.send_signal(signal.SIGKILL)
+        await bot.proc.wait()
+        await task
+
+    async def stop(self, bot: BotProcess) -> None:
+        """Send SIGTERM; expect a clean exit with status 0 and no traceback."""
+        task = self._forget(bot)
         bot.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(40):
             code = await bot.proc.wait()
         await task
         assert code == 0, "".join(bot.log[-30:])

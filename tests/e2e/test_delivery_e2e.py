@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,7 +16,7 @@ from bot.i18n import t
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.services import outbox
-from tests.e2e.conftest import BotProcess, _drain, _read_until_ready, bot_env, free_port
+from tests.e2e.conftest import BotProcess, BotRunner
 
 pytestmark = [
     pytest.mark.e2e,
@@ -35,70 +33,19 @@ DELIVERY_ENV = {
 }
 FIRST_UID = 900_000
 WAIT = 90.0
-COMMAND = ["-m", "bot", "run"]
 
 
-class Processes:
-    """Start, kill and stop bot processes that run the job runner."""
+class Processes(BotRunner):
+    """Bot processes that run the job runner at the sandbox's faster limits."""
 
-    def __init__(self, sandbox, db_url: str, cwd) -> None:
-        self.sandbox, self.db_url, self.cwd = sandbox, db_url, cwd
-        self.running: list[tuple[BotProcess, asyncio.Task[None]]] = []
-
-    async def start(self, mode: str = "polling") -> BotProcess:
-        """Start a bot process and wait until it says it is ready."""
-        port = free_port() if mode == "webhook" else None
-        env = bot_env(self.sandbox, self.db_url, mode, port) | DELIVERY_ENV
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *COMMAND,
-            cwd=self.cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        log: list[str] = []
-        try:
-            await _read_until_ready(proc, log)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise
-        bot = BotProcess(proc, mode, port, log)
-        self.running.append((bot, asyncio.create_task(_drain(proc, log))))
-        return bot
-
-    def _forget(self, bot: BotProcess) -> asyncio.Task[None]:
-        task = next(task for b, task in self.running if b is bot)
-        self.running = [(b, t) for b, t in self.running if b is not bot]
-        return task
-
-    async def kill(self, bot: BotProcess) -> None:
-        """Kill -9: no clean-up at all."""
-        task = self._forget(bot)
-        bot.proc.send_signal(signal.SIGKILL)
-        await bot.proc.wait()
-        await task
-
-    async def stop(self, bot: BotProcess) -> None:
-        """SIGTERM; expect a clean exit with status 0 and no traceback."""
-        task = self._forget(bot)
-        bot.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(40):
-            code = await bot.proc.wait()
-        await task
-        assert code == 0, "".join(bot.log[-30:])
-        assert not any("Traceback" in line for line in bot.log), "".join(bot.log)
-
-    async def close(self) -> None:
-        for bot, _ in list(self.running):
-            await self.stop(bot)
+    async def start(self, mode: str = "polling", env: dict[str, str] | None = None) -> BotProcess:
+        """Start a bot process with the delivery settings of these tests."""
+        return await super().start(mode, DELIVERY_ENV | (env or {}))
 
 
 @pytest.fixture
 async def processes(sandbox, e2e_db, tmp_path) -> AsyncIterator[Processes]:
+    """Give a runner of bot processes; anything left running is killed at the end."""
     sandbox.set_limits(Limits(speed=SPEED))
     procs = Processes(sandbox, e2e_db, tmp_path)
     try:
