@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Contact, Person, PersonRole, Role, Unit
@@ -91,3 +91,17 @@ async def actor_for(session: AsyncSession, contact: Contact) -> Actor:
     unit = await session.get(Unit, person.unit_id) if person.unit_id else None
     roles = await roles_of(session, person)
     return Actor(name=person.full_name, roles=roles, person=person, contact=contact, unit=unit)
+
+
+async def contacts_with_role(
+    session: AsyncSession, role: Role, *, unit_id: int | None = None
+) -> list[Contact]:
+    """Return the usable chat accounts of the active people holding a role (in a unit)."""
+    holders = select(PersonRole.person_id).where(PersonRole.role == role.value)
+    people = select(Person.id).where(col(Person.active).is_(True), col(Person.id).in_(holders))
+    if unit_id is not None:
+        people = people.where(Person.unit_id == unit_id)
+    stmt = select(Contact).where(
+        col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
+    )
+    return list((await session.exec(stmt)).all())

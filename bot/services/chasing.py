@@ -12,8 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Items, OutboundMessage, Text
 from bot.config import DirectiveSettings
-from bot.models import Contact, Directive, DirectiveRecipient, Person, PersonRole, Role, Unit
+from bot.models import Contact, Directive, DirectiveRecipient, Person, Role, Unit
 from bot.services import outbox
+from bot.services.access import contacts_with_role
 
 CLOSE_AFTER_DEADLINE = timedelta(days=30)
 PRIORITY = 20
@@ -51,16 +52,6 @@ async def _contacts(session: AsyncSession, person_ids: set[int]) -> dict[int, Co
     return {c.person_id: c for c in rows.all() if c.person_id is not None}
 
 
-async def _holders(session: AsyncSession, role: Role, unit_id: int | None = None) -> list[int]:
-    """Return the ids of active people holding a role (in a unit, when given)."""
-    stmt = (
-        select(Person.id)
-        .join(PersonRole, col(PersonRole.person_id) == Person.id)
-        .where(PersonRole.role == role.value, col(Person.active).is_(True))
-    )
-    if unit_id is not None:
-        stmt = stmt.where(Person.unit_id == unit_id)
-    return [i for i in (await session.exec(stmt)).all() if i is not None]
 
 
 def _common(d: Directive) -> dict[str, object]:
@@ -125,18 +116,16 @@ async def _alert_heads(
             "directive.escalate_head",
             {**_common(d), "count": len(rows), "unit": units[unit_id].name, "names": names},
         )
-        heads = await _contacts(session, set(await _holders(session, Role.UNIT_HEAD, unit_id)))
-        for head in heads.values():
-            if await outbox.enqueue(
-                session,
-                contact=head,
-                message=message,
-                kind="directive_head",
-                ref_id=d.id,
-                now=now,
-                priority=PRIORITY,
-            ):
-                result.head_alerts += 1
+        heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=unit_id)
+        result.head_alerts += await outbox.enqueue_all(
+            session,
+            contacts=heads,
+            message=message,
+            kind="directive_head",
+            ref_id=d.id,
+            now=now,
+            priority=PRIORITY,
+        )
         for r, _ in rows:
             r.head_escalated_at = now
             session.add(r)
@@ -171,17 +160,16 @@ async def _alert_admins(
             "lines": lines,
         },
     )
-    for admin in (await _contacts(session, set(await _holders(session, Role.ADMIN)))).values():
-        if await outbox.enqueue(
-            session,
-            contact=admin,
-            message=message,
-            kind="directive_admins",
-            ref_id=d.id,
-            now=now,
-            priority=PRIORITY,
-        ):
-            result.admin_alerts += 1
+    admins = await contacts_with_role(session, Role.ADMIN)
+    result.admin_alerts += await outbox.enqueue_all(
+        session,
+        contacts=admins,
+        message=message,
+        kind="directive_admins",
+        ref_id=d.id,
+        now=now,
+        priority=PRIORITY,
+    )
     d.admins_escalated_at = now
     session.add(d)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +56,32 @@ async def enqueue(
     row.contact_id = contact.id
     session.add(row)
     return row
+
+
+async def enqueue_all(
+    session: AsyncSession,
+    *,
+    contacts: Iterable[Contact],
+    message: OutboundMessage,
+    kind: str,
+    now: datetime,
+    ref_id: int | None = None,
+    priority: int = 100,
+) -> int:
+    """Queue one message to several contacts; return how many were queued (blocked skipped)."""
+    queued = 0
+    for contact in contacts:
+        row = await enqueue(
+            session,
+            contact=contact,
+            message=message,
+            kind=kind,
+            now=now,
+            ref_id=ref_id,
+            priority=priority,
+        )
+        queued += row is not None
+    return queued
 
 
 async def enqueue_chat(

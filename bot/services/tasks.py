@@ -26,7 +26,7 @@ from bot.models import (
     Unit,
 )
 from bot.services import audit, outbox
-from bot.services.access import Actor, require, require_staff
+from bot.services.access import Actor, contacts_with_role, require, require_staff
 from bot.services.calendar import WorkCalendar
 from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
@@ -369,25 +369,19 @@ async def _leadership(
     overdue = cal.working_days_between(cal.local(row.due_at).date(), cal.local(now).date())
     if overdue < settings.leadership_after_days:
         return
-    leaders = select(PersonRole.person_id).where(PersonRole.role == Role.LEADER.value)
-    stmt = select(Contact).where(
-        col(Contact.person_id).in_(leaders), col(Contact.blocked_at).is_(None)
-    )
     msg = OutboundMessage(
         "task.leadership_overdue",
         {"title": task.title, "unit": unit.name, "due": row.due_at, "days": overdue},
     )
-    for contact in (await session.exec(stmt)).all():
-        if await outbox.enqueue(
-            session,
-            contact=contact,
-            message=msg,
-            kind="task_leadership",
-            ref_id=row.id,
-            now=now,
-            priority=PRIORITY,
-        ):
-            result.leadership += 1
+    result.leadership += await outbox.enqueue_all(
+        session,
+        contacts=await contacts_with_role(session, Role.LEADER),
+        message=msg,
+        kind="task_leadership",
+        ref_id=row.id,
+        now=now,
+        priority=PRIORITY,
+    )
     row.leadership_alerted_at = now
 
 
