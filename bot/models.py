@@ -490,3 +490,41 @@ class Apology(SQLModel, table=True):
     answered_by: str | None = Field(default=None, max_length=128)
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
     document_id: int | None = Field(default=None, foreign_key="attachment.id")
+
+
+class InstallSecret(SQLModel, table=True):
+    """A random secret made once per installation (for example the salt of anonymous ratings)."""
+
+    __tablename__ = "install_secret"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(max_length=128)
+
+
+class Rating(SQLModel, table=True):
+    """A citizen's satisfaction rating: 5 = Rất hài lòng … 1 = Rất không hài lòng."""
+
+    __table_args__ = (
+        UniqueConstraint("dossier_id", name="uq_rating_dossier"),
+        Index("ix_rating_unit_at", "unit_id", "created_at"),
+        Index("ix_rating_voter", "voter_hash", "unit_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    procedure_id: int | None = Field(default=None, foreign_key="procedure.id")
+    counter_id: int | None = Field(default=None, foreign_key="service_counter.id")
+    dossier_id: int | None = Field(default=None, foreign_key="dossier.id")
+    officer: str | None = Field(default=None, max_length=255)
+    channel: str = Field(max_length=16)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    voter_hash: str = Field(max_length=64)
+    phone: str | None = Field(default=None, max_length=20)
+    overall: int
+    access: int | None = None
+    procedure: int | None = None
+    officer_score: int | None = None
+    result: int | None = None
+    feedback: int | None = None
+    comment: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
