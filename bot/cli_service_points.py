@@ -1,0 +1,229 @@
+"""`reformbot import procedures|counters FILE` and `reformbot qr`: service points and QR codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic.util.exc import CommandError
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.cli_common import ConfigOpt, err, run_service, say, settings_or_exit
+from bot.cli_imports import (
+    EXIT_BAD_ROWS,
+    EXIT_OK,
+    EXIT_UNUSABLE,
+    DryRunOpt,
+    FileArg,
+    ImportKind,
+    LangOpt,
+    _execute,
+    _settings,
+    problems_table,
+)
+from bot.cli_imports import ConfigOpt as ImportConfigOpt
+from bot.config import Settings
+from bot.i18n import t
+from bot.services import qr
+from bot.services.imports import ImportFileError, ImportReport, read_table
+from bot.services.service_points import (
+    COUNTERS,
+    PROCEDURES,
+    Kind,
+    ServicePoint,
+    active_counters,
+    find_point,
+    import_counters,
+    import_procedures,
+)
+
+EXIT_USAGE = 2
+SHEET_NAME = "qr-a4.html"
+PDF_NAME = "qr-a4.pdf"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+PDF_TIMEOUT = 120
+
+POINT_KINDS = {
+    "procedures": ImportKind("procedures", PROCEDURES, import_procedures),
+    "counters": ImportKind("counters", COUNTERS, import_counters),
+}
+
+points_app = typer.Typer(no_args_is_help=True)
+qr_app = typer.Typer(help=t("qr.cli.help"))
+
+
+# --- imports ------------------------------------------------------------------------------
+
+
+@points_app.command("procedures", help=t("points.cli.procedures_help"))
+def procedures_command(
+    file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ImportConfigOpt = None
+) -> None:
+    """Import administrative procedures from a file."""
+    kind = POINT_KINDS["procedures"]
+    raise typer.Exit(run_point_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
+
+
+@points_app.command("counters", help=t("points.cli.counters_help"))
+def counters_command(
+    file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ImportConfigOpt = None
+) -> None:
+    """Import service counters from a file."""
+    kind = POINT_KINDS["counters"]
+    raise typer.Exit(run_point_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
+
+
+def register_imports(app: typer.Typer) -> None:
+    """Add `procedures` and `counters` to the `import` command group."""
+    app.command("procedures", help=t("points.cli.procedures_help"))(procedures_command)
+    app.command("counters", help=t("points.cli.counters_help"))(counters_command)
+
+
+def run_point_import(
+    kind: ImportKind, *, file: Path, dry_run: bool, lang: str | None, config: Path | None
+) -> int:
+    """Run a procedures or counters import as `import units` does; return the exit status."""
+    console = Console(highlight=False)
+    settings, locale = _settings(console, lang=lang, config=config)
+    if settings is None:
+        return EXIT_UNUSABLE
+    try:
+        table = read_table(file, spec=kind.spec)
+    except ImportFileError as exc:
+        console.print(Text(t(exc.key, locale, **exc.params), style="red"))
+        return EXIT_UNUSABLE
+    try:
+        report = _execute(
+            console, kind, table, settings=settings, dry_run=dry_run, file=file, locale=locale
+        )
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        console.print(Text(t("import.cli.db_error", locale, reason=str(exc)[:300]), style="red"))
+        return EXIT_UNUSABLE
+    return _show(console, kind, report, locale=locale, file=file)
+
+
+def _show(
+    console: Console, kind: ImportKind, report: ImportReport, *, locale: str, file: Path
+) -> int:
+    """Print the problems or the summary and return the exit status."""
+    if not report.ok:
+        console.print(problems_table(report, locale=locale, title=file.name))
+        params = {"problems": len(report.problems), "rows": report.bad_rows}
+        console.print(Text(t("import.cli.rejected", locale, **params), style="red"))
+        return EXIT_BAD_ROWS
+    key = f"points.cli.{'dry' if report.dry_run else 'done'}_{kind.name}"
+    counts = {
+        "total": report.total,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+    }
+    console.print(Text(t(key, locale, **counts), style="green"))
+    return EXIT_OK
+
+
+# --- qr -----------------------------------------------------------------------------------
+
+
+@qr_app.callback(invoke_without_command=True)
+def qr_command(
+    counter: Annotated[str | None, typer.Option(help=t("qr.cli.counter_help"))] = None,
+    unit: Annotated[str | None, typer.Option(help=t("qr.cli.unit_help"))] = None,
+    procedure: Annotated[str | None, typer.Option(help=t("qr.cli.procedure_help"))] = None,
+    all_counters: Annotated[
+        bool, typer.Option("--all-counters", help=t("qr.cli.all_counters_help"))
+    ] = False,
+    out: Annotated[Path, typer.Option(help=t("qr.cli.out_help"))] = Path("qr"),
+    username: Annotated[str | None, typer.Option(help=t("qr.cli.username_help"))] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help=t("qr.cli.pdf_help"))] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Make QR codes (PNG) and a printable A4 page for service points."""
+    settings = settings_or_exit(config)
+    loc = settings.i18n.default_locale
+    chosen: list[tuple[Kind, str | None]] = [
+        ("counter", counter),
+        ("unit", unit),
+        ("procedure", procedure),
+    ]
+    picked = [(kind, code) for kind, code in chosen if code]
+    if len(picked) + all_counters != 1:
+        _fail(loc, "qr.cli.need_one")
+    name = (username or settings.telegram.username or "").lstrip("@")
+    if not name:
+        _fail(loc, "qr.cli.need_username")
+    points = run_service(settings, lambda s: _points(s, picked[0] if picked else None))
+    if not points:
+        _fail(loc, "qr.cli.no_counters", status=1)
+    sheet = write_outputs(points, out=out, username=name, locale=loc)
+    say(settings, "qr.cli.written", count=len(points), out=out, sheet=sheet)
+    if pdf:
+        _print_pdf(settings, sheet)
+
+
+def _fail(locale: str, key: str, *, status: int = EXIT_USAGE) -> None:
+    """Print a translated error and exit."""
+    err.print(t(key, locale), markup=False)
+    raise typer.Exit(status)
+
+
+async def _points(session: AsyncSession, picked: tuple[Kind, str] | None) -> list[ServicePoint]:
+    """Return the one service point asked for, or every active counter."""
+    if picked is None:
+        return await active_counters(session)
+    return [await find_point(session, *picked)]
+
+
+def write_outputs(points: list[ServicePoint], *, out: Path, username: str, locale: str) -> Path:
+    """Write a PNG per point and the A4 sheet into a folder; return the sheet's path."""
+    cards = [qr.make_card(point, username=username) for point in points]
+    qr.write_pngs(cards, out)
+    sheet = out / SHEET_NAME
+    sheet.write_text(qr.sheet_html(cards, locale=locale), encoding="utf-8")
+    return sheet
+
+
+def find_browser() -> str | None:
+    """Return the path of a Chromium that can print to PDF, or None."""
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
+def print_pdf(browser: str, sheet: Path, pdf: Path) -> str | None:
+    """Print an HTML page to PDF with headless Chromium; return None, or why it failed."""
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-pdf-header-footer",
+        f"--print-to-pdf={pdf.resolve()}",
+        sheet.resolve().as_uri(),
+    ]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=PDF_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)[:200]
+    if done.returncode != 0 or not pdf.is_file():
+        return f"exit {done.returncode}"
+    return None
+
+
+def _print_pdf(settings: Settings, sheet: Path) -> None:
+    """Print the sheet to PDF beside it, or say why that cannot be done."""
+    loc = settings.i18n.default_locale
+    browser = find_browser()
+    if browser is None:
+        err.print(t("qr.cli.no_chromium", loc, sheet=sheet), markup=False)
+        raise typer.Exit(1)
+    pdf = sheet.with_name(PDF_NAME)
+    reason = print_pdf(browser, sheet, pdf)
+    if reason is not None:
+        err.print(t("qr.cli.pdf_failed", loc, reason=reason, sheet=sheet), markup=False)
+        raise typer.Exit(1)
+    say(settings, "qr.cli.pdf_written", pdf=pdf)
