@@ -25,7 +25,10 @@ from bot.cli_common import (
     settings_or_exit,
 )
 from bot.cli_directives import directive_app
+from bot.cli_dossiers import apology_app
+from bot.cli_dossiers import register_import as register_dossier_import
 from bot.cli_imports import import_app
+from bot.cli_service_points import qr_app, register_imports
 from bot.cli_tasks import task_app
 from bot.clock import SystemClock
 from bot.config import Settings, resolve_path
@@ -43,6 +46,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(directive_app, name="directive")
 app.add_typer(task_app, name="task")
+app.add_typer(qr_app, name="qr")
+app.add_typer(apology_app, name="apology")
+register_imports(import_app)
+register_dossier_import(import_app)
 
 
 @app.command("check-config")

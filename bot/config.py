@@ -258,6 +258,14 @@ class TaskSettings(BaseModel):
         return v
 
 
+class RatingSettings(BaseModel):
+    """Citizen satisfaction ratings."""
+
+    flow_minutes: int = Field(30, ge=5, le=1440)
+    daily_limit_per_unit: int = Field(3, ge=1, le=100)
+    comment_max: int = Field(1000, ge=100, le=1000)
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -283,6 +291,7 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = CalendarSettings()
     directives: DirectiveSettings = DirectiveSettings()
     tasks: TaskSettings = TaskSettings()
+    ratings: RatingSettings = RatingSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

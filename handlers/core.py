@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.channels.base import Button, Items, OutboundMessage, Text
 from bot.i18n import LOCALES
 from bot.models import Role
-from bot.services import contacts, flows, invites, org
+from bot.services import contacts, flows, invites, org, service_points
 from bot.services.access import Actor
 from handlers.context import Context, msg
 from handlers.registry import COMMANDS, EVERYONE, STAFF, Command, action, command
@@ -30,6 +30,10 @@ def unit_name(ctx: Context) -> str:
 async def start(ctx: Context) -> list[OutboundMessage]:
     """Welcome the user; link a staff account when the payload is an invite code."""
     payload = ctx.event.payload
+    if payload and service_points.parse_payload(payload) is not None:
+        from handlers.ratings import start_rating
+
+        return await start_rating(ctx, payload)
     if payload and invites.is_invite_payload(payload):
         person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
         unit = await org.unit_of(ctx.session, person)

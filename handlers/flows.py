@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.channels.base import Button, FileRef, OutboundMessage
+from bot.config import Settings
 from bot.models import Flow
 from bot.services import flows
 from bot.services.errors import InvalidInput
@@ -43,6 +44,11 @@ class FlowSpec:
     accepts: dict[str, Accept]
     finish: Finish
     ttl: timedelta = timedelta(hours=2)
+    ttl_of: Callable[[Settings], timedelta] | None = None
+
+    def lifetime(self, ctx: Context) -> timedelta:
+        """Return how long the flow stays open without an answer (configurable per flow)."""
+        return self.ttl_of(ctx.deps.settings) if self.ttl_of else self.ttl
 
 
 FLOWS: dict[str, FlowSpec] = {}
@@ -127,7 +133,7 @@ async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
         await flows.end(ctx.session, flow)
         return [msg("flow.cancelled")]
     if word == "__back":
-        flows.back(ctx.session, flow, now=ctx.now, ttl=spec.ttl)
+        flows.back(ctx.session, flow, now=ctx.now, ttl=spec.lifetime(ctx))
         return _with_nav(await spec.prompts[flow.step](ctx, flows.data_of(flow)))
     data = flows.data_of(flow)
     try:
@@ -137,5 +143,5 @@ async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
     if nxt == DONE:
         await flows.end(ctx.session, flow)
         return await spec.finish(ctx, data)
-    flows.advance(ctx.session, flow, step=nxt, data=data, now=ctx.now, ttl=spec.ttl)
+    flows.advance(ctx.session, flow, step=nxt, data=data, now=ctx.now, ttl=spec.lifetime(ctx))
     return _with_nav(await spec.prompts[nxt](ctx, data))

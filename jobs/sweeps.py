@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.db import transaction
-from bot.services import chasing, digests, task_series, tasks
+from bot.services import apologies, chasing, digests, task_series, tasks
 from bot.services.calendar import WorkCalendar
 
 if TYPE_CHECKING:
@@ -71,6 +71,13 @@ async def send_digests(runtime: Runtime) -> int:
         )
 
 
+async def ask_apologies(runtime: Runtime) -> int:
+    """Ask units for the reason and new date of dossiers about to be (or already) late."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        return await apologies.sweep(session, now=runtime.clock.now(), cal=calendar)
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
     settings = runtime.settings
@@ -80,3 +87,6 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
     runner.add_sweep("tasks.remind", lambda: remind_tasks(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.series", lambda: spawn_series(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.digest", lambda: send_digests(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep(
+        "dossiers.apologies", lambda: ask_apologies(runtime), settings.tasks.sweep_seconds
+    )

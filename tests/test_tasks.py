@@ -211,11 +211,18 @@ async def test_a_task_may_have_its_own_ladder(maker):
     clock = FakeClock(hanoi("2026-08-03 09:00"))
     await new_task(maker, clock, "2026-08-14 17:00", ladder="2")
     seen = await simulate(maker, clock, "2026-08-14 12:00")
-    assert seen == {"2026-08-12 08:00": step("task.reminder_before"),
-                    "2026-08-14 08:00": step("task.reminder_due")}
+    assert seen == {
+        "2026-08-12 08:00": step("task.reminder_before"),
+        "2026-08-14 08:00": step("task.reminder_due"),
+    }
     async with maker() as s:
         with pytest.raises(InvalidInput) as info:
-            await tasks.create(s, actor=ADMIN, now=clock.now(), cal=CAL, settings=SETTINGS,
-                               new=tasks.NewTask("x", ("PGD1",), hanoi("2026-09-01 08:00"),
-                                                 ladder="bảy"))
+            await tasks.create(
+                s,
+                actor=ADMIN,
+                now=clock.now(),
+                cal=CAL,
+                settings=SETTINGS,
+                new=tasks.NewTask("x", ("PGD1",), hanoi("2026-09-01 08:00"), ladder="bảy"),
+            )
         assert info.value.key == "task.error.ladder"

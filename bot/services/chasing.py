@@ -52,8 +52,6 @@ async def _contacts(session: AsyncSession, person_ids: set[int]) -> dict[int, Co
     return {c.person_id: c for c in rows.all() if c.person_id is not None}
 
 
-
-
 def _common(d: Directive) -> dict[str, object]:
     """Return the parameters every chasing message shares."""
     return {"number": d.number, "title": d.title, "deadline": d.ack_deadline}

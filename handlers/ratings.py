@@ -1,0 +1,231 @@
+"""The citizen's rating flow: from a QR code's deep link to the stored rating, in under a minute."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import timedelta
+from typing import Any
+
+from bot.channels.base import Button, OutboundMessage, Text
+from bot.services import ratings, service_points
+from bot.services.errors import InvalidInput
+from bot.services.imports.values import FieldError, parse_phone
+from handlers.context import Context, msg
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, register, start
+
+WORDS = {
+    "rất hài lòng": 5,
+    "hài lòng": 4,
+    "bình thường": 3,
+    "không hài lòng": 2,
+    "rất không hài lòng": 1,
+}
+ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
+
+
+def _fold(text: str) -> str:
+    """Return text in NFC, lower case, single-spaced."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def level_buttons(*, skip: bool) -> tuple[tuple[Button, ...], ...]:
+    """Return one button per level (best first), and 'skip' for the optional steps."""
+    rows = tuple((choice(f"rating.level_button.{v}", f"lv{v}"),) for v in ratings.LEVELS)
+    return (*rows, (choice("rating.skip", "skip"),)) if skip else rows
+
+
+def read_level(answer: Answer, *, skip: bool) -> int | None:
+    """Read a level from a button, a digit (1 = the first shown) or the words; None = skipped."""
+    if answer.choice == "skip" and skip:
+        return None
+    if answer.choice and answer.choice.startswith("lv") and answer.choice[2:].isdigit():
+        value = int(answer.choice[2:])
+        if value in ratings.LEVELS:
+            return value
+    typed = _fold(answer.text or "")
+    if typed.isdigit() and 1 <= int(typed) <= len(ratings.LEVELS):
+        return ratings.LEVELS[int(typed) - 1]
+    if typed in WORDS:
+        return WORDS[typed]
+    if skip and typed in ("bỏ qua", "bo qua", "skip"):
+        return None
+    raise InvalidInput("rating.error.level")
+
+
+async def prompt_dossier(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Greet naming the unit (and procedure), then ask for the dossier code."""
+    procedure = (
+        Text("rating.procedure_line", {"name": data["procedure_name"]})
+        if data.get("procedure_name")
+        else ""
+    )
+    return [
+        msg(
+            "rating.greet",
+            unit=data["unit_name"],
+            procedure=procedure,
+            buttons=((choice("rating.no_dossier", "skip"),),),
+        )
+    ]
+
+
+async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep a known, not yet rated dossier (it fills in the unit and procedure), or none."""
+    if answer.choice == "skip" or _fold(answer.text or "") in ("không", "khong", "no"):
+        return "overall"
+    if not answer.text:
+        raise InvalidInput("rating.error.dossier_code")
+    dossier = await ratings.dossier_for_rating(ctx.session, answer.text)
+    data.update(
+        dossier_id=dossier.id,
+        unit_id=dossier.unit_id,
+        procedure_id=dossier.procedure_id or data.get("procedure_id"),
+    )
+    return "overall"
+
+
+async def prompt_overall(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Ask for the overall satisfaction."""
+    return [msg("rating.ask_overall", buttons=level_buttons(skip=False))]
+
+
+async def accept_overall(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the overall level."""
+    data["overall"] = read_level(answer, skip=False)
+    return ELEMENT_STEPS[0]
+
+
+def element_prompt(name: str) -> Any:
+    """Return the prompt of one SIPAS element."""
+
+    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
+        return [
+            msg(
+                "rating.ask_element",
+                element=Text(f"rating.element.{name}"),
+                number=ratings.ELEMENTS.index(name) + 1,
+                buttons=level_buttons(skip=True),
+            )
+        ]
+
+    return prompt
+
+
+def element_accept(name: str) -> Any:
+    """Return the step keeping one SIPAS element's level (skippable)."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+        level = read_level(answer, skip=True)
+        data.setdefault("scores", {})
+        if level is not None:
+            data["scores"][name] = level
+        index = ratings.ELEMENTS.index(name)
+        return ELEMENT_STEPS[index + 1] if index + 1 < len(ELEMENT_STEPS) else "officer"
+
+    return accept
+
+
+def _optional_text(limit: int, field: str, nxt: str) -> Any:
+    """Return a step keeping optional typed text of at most `limit` characters."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+        if answer.choice == "skip" or not answer.text:
+            data[field] = None
+            return nxt
+        if len(answer.text) > limit:
+            raise InvalidInput("rating.error.too_long", limit=limit)
+        data[field] = answer.text
+        return nxt
+
+    return accept
+
+
+async def accept_identity(ctx: Context, data: Data, answer: Answer) -> str:
+    """Stay anonymous, or go on to leave a phone number for a reply."""
+    if answer.choice == "anonymous" or _fold(answer.text or "") in ("ẩn danh", "an danh"):
+        data["anonymous"] = True
+        return DONE
+    if answer.choice == "phone":
+        data["anonymous"] = False
+        return "phone"
+    raise InvalidInput("directive.flow.use_buttons")
+
+
+async def accept_phone(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep a Vietnamese phone number."""
+    try:
+        data["phone"] = parse_phone(answer.text or "")
+    except FieldError:
+        raise InvalidInput("rating.error.phone", value=(answer.text or "")[:20]) from None
+    return DONE
+
+
+async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Store the rating and thank the citizen."""
+    draft = ratings.Draft(
+        unit_id=data["unit_id"],
+        procedure_id=data.get("procedure_id"),
+        counter_id=data.get("counter_id"),
+        dossier_id=data.get("dossier_id"),
+        overall=data.get("overall"),
+        scores=data.get("scores", {}),
+        officer=data.get("officer"),
+        comment=data.get("comment"),
+        anonymous=data.get("anonymous", True),
+        phone=data.get("phone"),
+    )
+    await ratings.save(ctx.session, draft=draft, contact=ctx.contact, now=ctx.now)
+    return [msg("rating.thanks")]
+
+
+RATING_FLOW = register(
+    FlowSpec(
+        kind="rating",
+        first="dossier",
+        prompts={
+            "dossier": prompt_dossier,
+            "overall": prompt_overall,
+            **{f"e_{k}": element_prompt(k) for k in ratings.ELEMENTS},
+            "officer": ask("rating.ask_officer", (choice("rating.skip", "skip"),)),
+            "comment": ask("rating.ask_comment", (choice("rating.skip", "skip"),)),
+            "identity": ask(
+                "rating.ask_identity",
+                (choice("rating.anonymous_button", "anonymous"),),
+                (choice("rating.phone_button", "phone"),),
+            ),
+            "phone": ask("rating.ask_phone"),
+        },
+        accepts={
+            "dossier": accept_dossier,
+            "overall": accept_overall,
+            **{f"e_{k}": element_accept(k) for k in ratings.ELEMENTS},
+            "officer": _optional_text(255, "officer", "comment"),
+            "comment": _optional_text(1000, "comment", "identity"),
+            "identity": accept_identity,
+            "phone": accept_phone,
+        },
+        finish=finish,
+        ttl_of=lambda settings: timedelta(minutes=settings.ratings.flow_minutes),
+    )
+)
+
+
+async def start_rating(ctx: Context, payload: str) -> list[OutboundMessage]:
+    """Open the rating flow for the service point a deep link names."""
+    point = await service_points.resolve(ctx.session, payload)
+    assert point.unit.id is not None
+    await ratings.check_limit(
+        ctx.session,
+        contact=ctx.contact,
+        unit_id=point.unit.id,
+        now=ctx.now,
+        limit=ctx.deps.settings.ratings.daily_limit_per_unit,
+    )
+    data = {
+        "unit_id": point.unit.id,
+        "unit_name": point.unit.name,
+        "counter_id": point.counter.id if point.counter else None,
+        "procedure_id": point.procedure.id if point.procedure else None,
+        "procedure_name": point.procedure.name if point.procedure else None,
+    }
+    return await start(ctx, RATING_FLOW, data)

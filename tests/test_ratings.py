@@ -1,0 +1,180 @@
+"""The citizen's rating flow, on every path: buttons, typed answers, back, cancel, expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+import handlers.router  # noqa: F401
+from bot.channels import codec
+from bot.i18n import t
+from bot.models import (
+    Dossier,
+    DossierStatus,
+    Flow,
+    Outbox,
+    Procedure,
+    Rating,
+    Role,
+    ServiceCounter,
+    UnitKind,
+)
+from bot.services.service_points import payload_for_counter, payload_for_procedure
+from tests import factories as f
+
+CITIZEN, OTHER, HEAD = 9501, 9502, 9503
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def point(bot_harness):
+    """A one-stop desk with a counter, a procedure, a dossier, and the unit's head."""
+    async with bot_harness.maker() as s:
+        root = await f.unit(s, "SGD", "Sở GD&ĐT", kind=UnitKind.DEPARTMENT)
+        desk = await f.unit(s, "MOTCUA", "Bộ phận Một cửa", kind=UnitKind.ONE_STOP, parent=root)
+        await f.contact(s, str(HEAD), await f.person(s, "HD", desk, Role.UNIT_HEAD))
+        s.add(
+            ServiceCounter(code="Q1", name="Quầy 1", unit_id=desk.id, created_at=T0, updated_at=T0)
+        )
+        proc = Procedure(
+            code="1.005092",
+            name="Cấp bản sao văn bằng",
+            unit_id=desk.id,
+            created_at=T0,
+            updated_at=T0,
+        )
+        s.add(proc)
+        await s.flush()
+        s.add(
+            Dossier(
+                code="HS-001",
+                procedure_id=proc.id,
+                unit_id=desk.id,
+                citizen_name="Nguyễn Văn Dân",
+                phone="0912345678",
+                received_on=date(2026, 11, 20),
+                appointment_at=T0 + timedelta(days=30),
+                status=DossierStatus.PROCESSING,
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+        await s.commit()
+    return bot_harness
+
+
+async def stored(org) -> list[Rating]:
+    async with org.maker() as s:
+        return list((await s.exec(select(Rating))).all())
+
+
+async def test_full_rating_with_buttons_alerts_the_head(point):
+    greet = await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    assert "Bộ phận Một cửa" in greet[0]
+    await point.press(CITIZEN, "flow:skip")
+    await point.press(CITIZEN, "flow:lv2")
+    for answer in ("flow:lv5", "flow:lv4", "flow:skip", "flow:lv1", "flow:skip"):
+        await point.press(CITIZEN, answer)
+    await point.send(CITIZEN, "Trần Văn Bộ")
+    await point.press(CITIZEN, "flow:skip")
+    assert await point.press(CITIZEN, "flow:phone") == [t("rating.ask_phone", "vi")]
+    thanks = await point.send(CITIZEN, "0912 345 678")
+    assert thanks == [t("rating.thanks", "vi")]
+    [rating] = await stored(point)
+    assert (
+        rating.overall,
+        rating.access,
+        rating.procedure,
+        rating.officer_score,
+        rating.result,
+        rating.feedback,
+    ) == (2, 5, 4, None, 1, None)
+    assert (rating.officer, rating.comment, rating.phone) == ("Trần Văn Bộ", None, "0912345678")
+    assert rating.contact_id is not None
+    assert rating.counter_id is not None
+    async with point.maker() as s:
+        alert = (await s.exec(select(Outbox).where(Outbox.kind == "rating_alert"))).one()
+    assert alert.chat_id == str(HEAD)
+    assert codec.loads(alert.payload).params["level"].key == "rating.level.2"
+
+
+async def test_typed_answers_back_and_anonymous(point):
+    await point.send(CITIZEN, f"/start {payload_for_procedure('1.005092')}")
+    await point.send(CITIZEN, "không")
+    retry = await point.send(CITIZEN, "9")
+    assert retry[0] == t("rating.error.level", "vi")
+    await point.send(CITIZEN, "1")  # the first shown: Rất hài lòng
+    await point.send(CITIZEN, "rất hài lòng")
+    back = await point.send(CITIZEN, "quay lại")
+    assert back[0].startswith("Tiêu chí 1/5")
+    for answer in ("2", "bỏ qua", "3", "4", "5"):
+        await point.send(CITIZEN, answer)
+    await point.press(CITIZEN, "flow:skip")
+    await point.send(CITIZEN, "Cán bộ <b>nhiệt tình</b>")
+    assert await point.send(CITIZEN, "ẩn danh") == [t("rating.thanks", "vi")]
+    [rating] = await stored(point)
+    assert (
+        rating.overall,
+        rating.access,
+        rating.procedure,
+        rating.officer_score,
+        rating.result,
+        rating.feedback,
+    ) == (5, 4, None, 3, 2, 1)
+    assert rating.comment == "Cán bộ <b>nhiệt tình</b>"
+    assert rating.contact_id is None
+    assert rating.phone is None
+    assert len(rating.voter_hash) == 64
+    assert rating.procedure_id is not None
+
+
+async def test_dossier_code_is_checked_and_rated_once(point):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    unknown = await point.send(CITIZEN, "HS-999")
+    assert unknown[0] == t("rating.error.unknown_dossier", "vi", code="HS-999")
+    await point.send(CITIZEN, "hs-001")
+    for _ in range(6):
+        await point.send(CITIZEN, "1")
+    await point.press(CITIZEN, "flow:skip")
+    await point.press(CITIZEN, "flow:skip")
+    await point.press(CITIZEN, "flow:anonymous")
+    [rating] = await stored(point)
+    assert rating.dossier_id is not None
+    await point.send(OTHER, f"/start {payload_for_counter('Q1')}")
+    again = await point.send(OTHER, "HS-001")
+    assert again[0] == t("rating.error.dossier_rated", "vi", code="HS-001")
+
+
+async def test_cancel_expiry_and_resume(point, clock):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    await point.press(CITIZEN, "flow:skip")
+    clock.advance(timedelta(minutes=20))
+    resumed = await point.press(CITIZEN, "flow:lv4")
+    assert resumed[0].startswith("Tiêu chí 1/5")
+    clock.advance(timedelta(minutes=31))
+    assert await point.press(CITIZEN, "flow:lv4") == [t("flow.expired", "vi")]
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    assert await point.press(CITIZEN, "flow:__cancel") == [t("flow.cancelled", "vi")]
+    async with point.maker() as s:
+        assert (await s.exec(select(Flow))).first() is None
+    assert await stored(point) == []
+
+
+async def test_daily_limit_and_bad_links(point):
+    for _ in range(3):
+        await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+        await point.press(CITIZEN, "flow:skip")
+        for _ in range(6):
+            await point.send(CITIZEN, "2")
+        await point.press(CITIZEN, "flow:skip")
+        await point.press(CITIZEN, "flow:skip")
+        await point.press(CITIZEN, "flow:anonymous")
+    assert len(await stored(point)) == 3
+    refused = await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    assert refused == [t("rating.error.limit", "vi", limit=3)]
+    unknown = await point.send(OTHER, f"/start {payload_for_counter('Q9')}")
+    assert unknown == [t("points.error.unknown_counter", "vi", code="Q9")]
+    async with point.maker() as s:
+        assert (await s.exec(select(Flow))).first() is None
