@@ -1,0 +1,131 @@
+"""Dossiers in chat: a citizen follows one; a head writes the apology for a late one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.channels.base import OutboundMessage
+from bot.models import Dossier, Role
+from bot.services import apologies, dossiers
+from bot.services.access import require
+from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
+from handlers.context import Context, msg
+from handlers.directives import calendar, parse_date
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
+from handlers.registry import action, command
+
+
+async def accept_code(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the dossier code."""
+    if not answer.text:
+        raise InvalidInput("dossier.flow.need_code")
+    data["code"] = answer.text.strip()
+    return "last4"
+
+
+async def accept_last4(ctx: Context, data: Data, answer: Answer) -> str:
+    """Check the phone's last 4 digits; a failure is counted even though the flow goes on."""
+    try:
+        dossier = await dossiers.follow(
+            ctx.session,
+            contact=ctx.contact,
+            code=data["code"],
+            last4=(answer.text or "").strip(),
+            now=ctx.now,
+        )
+    except PermissionDenied:
+        raise
+    except (InvalidInput, NotFound) as err:
+        raise InvalidInput(err.key, **err.params) from None
+    data["dossier_id"] = dossier.id
+    return DONE
+
+
+async def finish_follow(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Show the dossier's status; changes will follow."""
+    dossier = await ctx.session.get(Dossier, data["dossier_id"])
+    assert dossier is not None
+    return [msg("dossier.flow.following"), dossiers.status_message(dossier)]
+
+
+FOLLOW_FLOW = register(
+    FlowSpec(
+        kind="follow",
+        first="code",
+        prompts={"code": ask("dossier.flow.ask_code"), "last4": ask("dossier.flow.ask_last4")},
+        accepts={"code": accept_code, "last4": accept_last4},
+        finish=finish_follow,
+        ttl=timedelta(minutes=30),
+    )
+)
+
+
+@command("follow")
+async def follow(ctx: Context) -> list[OutboundMessage]:
+    """Follow a dossier by its receipt code and the phone number's last 4 digits."""
+    return await start(ctx, FOLLOW_FLOW)
+
+
+async def accept_reason(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the reason for the delay."""
+    if not answer.text:
+        raise InvalidInput("apology.reason_required")
+    data["reason"] = answer.text
+    return "new_date"
+
+
+async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str:
+    """Take the new return date (17:00 when no time is typed) and send the apology."""
+    day, hh_mm = parse_date(answer.text)
+    new_date = calendar(ctx).at_local(day, hh_mm or "17:00")
+    try:
+        await apologies.answer(
+            ctx.session,
+            actor=ctx.actor,
+            apology_id=data["apology_id"],
+            reason=data["reason"],
+            new_return_at=new_date,
+            now=ctx.now,
+        )
+    except InvalidInput:
+        raise
+    except ServiceError as err:
+        raise InvalidInput(err.key, **err.params) from None
+    data["new_date"] = new_date.isoformat()
+    return DONE
+
+
+async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Confirm that the slip went to the citizen."""
+    return [
+        msg(
+            "dossier.flow.apology_sent",
+            id=data["apology_id"],
+            new_date=datetime.fromisoformat(data["new_date"]),
+        )
+    ]
+
+
+APOLOGY_FLOW = register(
+    FlowSpec(
+        kind="apology",
+        first="reason",
+        prompts={
+            "reason": ask("dossier.flow.ask_reason"),
+            "new_date": ask("dossier.flow.ask_new_date"),
+        },
+        accepts={"reason": accept_reason, "new_date": accept_new_date},
+        finish=finish_apology,
+        ttl=timedelta(hours=8),
+    )
+)
+
+
+@action("apology")
+async def apology_pressed(ctx: Context) -> list[OutboundMessage]:
+    """Start writing the apology for a late dossier (its unit's head, or an admin)."""
+    arg = (ctx.event.action or "").partition(":")[2]
+    if not arg.isdigit():
+        return [msg("errors.unknown_action")]
+    require(ctx.actor, Role.ADMIN, Role.UNIT_HEAD)
+    return await start(ctx, APOLOGY_FLOW, {"apology_id": int(arg)})
