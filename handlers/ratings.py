@@ -20,6 +20,7 @@ WORDS = {
     "không hài lòng": 2,
     "rất không hài lòng": 1,
 }
+SKIP_WORDS = ("bỏ qua", "bo qua", "skip")
 ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
 
 
@@ -47,7 +48,7 @@ def read_level(answer: Answer, *, skip: bool) -> int | None:
         return ratings.LEVELS[int(typed) - 1]
     if typed in WORDS:
         return WORDS[typed]
-    if skip and typed in ("bỏ qua", "bo qua", "skip"):
+    if skip and typed in SKIP_WORDS:
         return None
     raise InvalidInput("rating.error.level")
 
@@ -129,7 +130,7 @@ def _optional_text(limit: int, field: str, nxt: str) -> Any:
     """Return a step keeping optional typed text of at most `limit` characters."""
 
     async def accept(ctx: Context, data: Data, answer: Answer) -> str:
-        if answer.choice == "skip" or not answer.text:
+        if answer.choice == "skip" or not answer.text or _fold(answer.text) in SKIP_WORDS:
             data[field] = None
             return nxt
         if len(answer.text) > limit:
