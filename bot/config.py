@@ -264,6 +264,7 @@ class RatingSettings(BaseModel):
     flow_minutes: int = Field(30, ge=5, le=1440)
     daily_limit_per_unit: int = Field(3, ge=1, le=100)
     comment_max: int = Field(1000, ge=100, le=1000)
+    case_working_days: int = Field(5, ge=1, le=60)
 
 
 class LoggingSettings(BaseModel):

@@ -528,3 +528,33 @@ class Rating(SQLModel, table=True):
     feedback: int | None = None
     comment: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class CaseStatus(enum.StrEnum):
+    """Where the follow-up of a bad rating stands."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+class FollowUpCase(SQLModel, table=True):
+    """The follow-up of a bad rating: the head's answer, the citizen's word, the closing."""
+
+    __tablename__ = "followup_case"
+    __table_args__ = (Index("ix_case_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rating_id: int = Field(foreign_key="rating.id", unique=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    status: CaseStatus = Field(sa_column=Column(String(16), nullable=False))
+    opened_at: datetime = Field(sa_column=utc_column(nullable=False))
+    due_at: datetime = Field(sa_column=utc_column(nullable=False))
+    answer: str | None = Field(default=None, max_length=2000)
+    answered_at: datetime | None = Field(default=None, sa_column=utc_column())
+    answered_by: str | None = Field(default=None, max_length=128)
+    citizen_settled: bool | None = None
+    closed_at: datetime | None = Field(default=None, sa_column=utc_column())
+    closed_by: str | None = Field(default=None, max_length=128)
+    close_note: str | None = Field(default=None, max_length=2000)
+    escalated_at: datetime | None = Field(default=None, sa_column=utc_column())
