@@ -11,6 +11,7 @@ from bot.services import ratings, service_points
 from bot.services.errors import InvalidInput
 from bot.services.imports.values import FieldError, parse_phone
 from handlers.context import Context, msg
+from handlers.directives import calendar
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, register, start
 
 WORDS = {
@@ -175,7 +176,10 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
         anonymous=data.get("anonymous", True),
         phone=data.get("phone"),
     )
-    await ratings.save(ctx.session, draft=draft, contact=ctx.contact, now=ctx.now)
+    cal = calendar(ctx)
+    days = ctx.deps.settings.ratings.case_working_days
+    due = cal.at_local(cal.add_working_days(cal.local(ctx.now).date(), days), "17:00")
+    await ratings.save(ctx.session, draft=draft, contact=ctx.contact, now=ctx.now, case_due_at=due)
     return [msg("rating.thanks")]
 
 

@@ -9,7 +9,16 @@ from bot.db import transaction
 from bot.models import Contact
 from bot.services import access, contacts, flows
 from bot.services.errors import ServiceError
-from handlers import admin, broadcasts, core, directives, dossiers, ratings, tasks  # noqa: F401
+from handlers import (  # noqa: F401  (registers every command and button)
+    admin,
+    broadcasts,
+    cases,
+    core,
+    directives,
+    dossiers,
+    ratings,
+    tasks,
+)
 from handlers.context import Context, Deps, msg
 from handlers.flows import proceed
 from handlers.registry import ACTIONS, COMMANDS, Handler

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.db import transaction
-from bot.services import apologies, chasing, digests, task_series, tasks
+from bot.services import apologies, cases, chasing, digests, task_series, tasks
 from bot.services.calendar import WorkCalendar
 
 if TYPE_CHECKING:
@@ -78,6 +78,12 @@ async def ask_apologies(runtime: Runtime) -> int:
         return await apologies.sweep(session, now=runtime.clock.now(), cal=calendar)
 
 
+async def escalate_cases(runtime: Runtime) -> int:
+    """Tell leadership about follow-up cases still open past their due time."""
+    async with transaction(runtime.maker) as session:
+        return await cases.escalate(session, now=runtime.clock.now())
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
     settings = runtime.settings
@@ -87,6 +93,7 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
     runner.add_sweep("tasks.remind", lambda: remind_tasks(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.series", lambda: spawn_series(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.digest", lambda: send_digests(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep("ratings.cases", lambda: escalate_cases(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep(
         "dossiers.apologies", lambda: ask_apologies(runtime), settings.tasks.sweep_seconds
     )

@@ -12,8 +12,8 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Items, OutboundMessage, Text
-from bot.models import Contact, Dossier, InstallSecret, Rating, Role
-from bot.services import outbox
+from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating, Role
+from bot.services import cases, outbox
 from bot.services.access import contacts_with_role
 from bot.services.errors import InvalidInput
 
@@ -97,7 +97,14 @@ def level_of(value: int) -> Text:
     return Text(f"rating.level.{value}")
 
 
-async def save(session: AsyncSession, *, draft: Draft, contact: Contact, now: datetime) -> Rating:
+async def save(
+    session: AsyncSession,
+    *,
+    draft: Draft,
+    contact: Contact,
+    now: datetime,
+    case_due_at: datetime | None = None,
+) -> Rating:
     """Store a finished rating; an anonymous one keeps no link to the person."""
     if draft.overall not in LEVELS:
         raise InvalidInput("rating.error.no_overall")
@@ -122,11 +129,15 @@ async def save(session: AsyncSession, *, draft: Draft, contact: Contact, now: da
     except IntegrityError:
         raise InvalidInput("rating.error.dossier_rated", code="") from None
     if draft.overall <= BAD:
-        await _alert_heads(session, row, now)
+        case = cases.open_case(session, rating=row, now=now, due_at=case_due_at or now)
+        await session.flush()
+        await _alert_heads(session, row, case, now)
     return row
 
 
-async def _alert_heads(session: AsyncSession, row: Rating, now: datetime) -> int:
+async def _alert_heads(
+    session: AsyncSession, row: Rating, case: FollowUpCase, now: datetime
+) -> int:
     """Tell the unit's heads about a bad rating: the scores and the comment."""
     scores = Items(
         "rating.alert_line",
@@ -145,7 +156,10 @@ async def _alert_heads(session: AsyncSession, row: Rating, now: datetime) -> int
             "officer": row.officer or "–",
             "contact": Text("rating.anonymous") if row.contact_id is None else row.phone or "–",
             "at": now,
+            "id": case.id,
+            "due": case.due_at,
         },
+        buttons=cases.head_buttons(case, row),
     )
     heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=row.unit_id)
     return await outbox.enqueue_all(

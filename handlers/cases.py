@@ -1,0 +1,91 @@
+"""Follow-up of bad ratings in chat: the head answers or closes; the citizen says if settled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.channels.base import OutboundMessage
+from bot.services import cases
+from bot.services.errors import InvalidInput
+from handlers.context import Context, msg
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
+from handlers.registry import action
+
+
+async def accept_text(ctx: Context, data: Data, answer: Answer) -> str:
+    """Keep the typed answer or closing note."""
+    if not answer.text:
+        raise InvalidInput("case.error.empty")
+    data["text"] = answer.text
+    return DONE
+
+
+async def finish_answer(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Send the answer to the citizen."""
+    case = await cases.answer(
+        ctx.session, actor=ctx.actor, case_id=data["case_id"], text=data["text"], now=ctx.now
+    )
+    return [msg("case.answered", id=case.id)]
+
+
+async def finish_close(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Close the case with the note."""
+    case = await cases.close(
+        ctx.session, actor=ctx.actor, case_id=data["case_id"], note=data["text"], now=ctx.now
+    )
+    assert case.closed_at is not None
+    key = "case.closed_on_time" if case.closed_at <= case.due_at else "case.closed_late"
+    return [msg(key, id=case.id)]
+
+
+ANSWER_FLOW = register(
+    FlowSpec(
+        kind="case_answer",
+        first="text",
+        prompts={"text": ask("case.ask_answer")},
+        accepts={"text": accept_text},
+        finish=finish_answer,
+        ttl=timedelta(hours=8),
+    )
+)
+CLOSE_FLOW = register(
+    FlowSpec(
+        kind="case_close",
+        first="text",
+        prompts={"text": ask("case.ask_close")},
+        accepts={"text": accept_text},
+        finish=finish_close,
+        ttl=timedelta(hours=8),
+    )
+)
+
+
+@action("case")
+async def case_pressed(ctx: Context) -> list[OutboundMessage]:
+    """Start answering the citizen, or closing the case, from the head's alert."""
+    parts = (ctx.event.action or "").split(":")
+    verb, ident = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+    if verb not in ("answer", "close") or not ident.isdigit():
+        return [msg("errors.unknown_action")]
+    await cases.check(ctx.session, actor=ctx.actor, case_id=int(ident), answering=verb == "answer")
+    return await start(
+        ctx, ANSWER_FLOW if verb == "answer" else CLOSE_FLOW, {"case_id": int(ident)}
+    )
+
+
+@action("casefb")
+async def citizen_feedback(ctx: Context) -> list[OutboundMessage]:
+    """Record whether the head's answer settles the matter for the citizen."""
+    parts = (ctx.event.action or "").split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("yes", "no"):
+        return [msg("errors.unknown_action")]
+    await cases.citizen_reply(
+        ctx.session,
+        contact=ctx.contact,
+        case_id=int(parts[1]),
+        settled=parts[2] == "yes",
+        now=ctx.now,
+    )
+    return [
+        msg("case.thanks_settled" if parts[2] == "yes" else "case.thanks_not_settled", edit=True)
+    ]
