@@ -18,11 +18,20 @@ from bot.i18n import t
 from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
 from bot.services import contacts, invites
 from bot.services.access import system_actor
+from bot.services.dossiers import DOSSIERS, import_dossiers
 from bot.services.imports import STAFF, UNITS, import_staff, import_units, read_table
+from bot.services.service_points import (
+    COUNTERS,
+    PROCEDURES,
+    import_counters,
+    import_procedures,
+    payload_for_counter,
+)
 
 log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ACTOR = "demo"
+RATING_COUNTER = "SGD.MOTCUA.Q1"
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,13 @@ PERSONAS = (
 async def _import_examples(maker: SessionMaker, examples: Path) -> None:
     """Load the example department through the import services."""
     now = SystemClock().now()
-    for name, spec, job in (("units", UNITS, import_units), ("staff", STAFF, import_staff)):
+    for name, spec, job in (
+        ("units", UNITS, import_units),
+        ("staff", STAFF, import_staff),
+        ("procedures", PROCEDURES, import_procedures),
+        ("counters", COUNTERS, import_counters),
+        ("dossiers", DOSSIERS, import_dossiers),
+    ):
         table = read_table(examples / f"{name}.csv", spec=spec)
         async with transaction(maker) as session:
             report = await job(session, table=table, actor=ACTOR, now=now)
@@ -220,6 +235,8 @@ async def run_demo(
         say(t("demo.ready", "vi", url=server.url, db=str(db)))
         if "newcomer" in codes:
             say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
+        rating = f"/start {payload_for_counter(RATING_COUNTER)}"
+        say(t("demo.rating_hint", "vi", command=rating))
         await bot_task
         say(t("demo.stopping", "vi"))
     finally:
