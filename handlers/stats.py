@@ -11,7 +11,8 @@ from bot.channels.base import Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import rating_stats
 from bot.services.errors import InvalidInput
-from bot.services.rating_stats import ELEMENTS, LEVELS, Stats, Tally
+from bot.services.rating_stats import Stats, Tally
+from bot.services.ratings import ELEMENTS, LEVELS
 from handlers.context import Context, msg
 from handlers.registry import command, roles_only
 
@@ -40,12 +41,13 @@ def parse_args(args: Sequence[str]) -> Request:
         raise _usage()
     found: dict[str, Any] = {}
     for arg in args:
+        value: str | bool = arg
         if arg.lower() == "xlsx":
             slot, value = "xlsx", True
         elif rating_stats.looks_like_period(arg):
-            slot, value = "period", arg
+            slot = "period"
         else:
-            slot, value = "unit_code", arg
+            slot = "unit_code"
         if slot in found:
             raise _usage()
         found[slot] = value
@@ -177,7 +179,11 @@ def _trend(result: Stats) -> Items:
 
 def stats_message(result: Stats) -> OutboundMessage:
     """Render the statistics as one message."""
-    scope = {"unit": _unit(result), "since": result.first_day, "until": result.last_day}
+    scope: dict[str, Any] = {
+        "unit": _unit(result),
+        "since": result.first_day,
+        "until": result.last_day,
+    }
     if not result.total:
         return msg("stats.empty", **scope)
     procedures, procedures_more = _ranked(

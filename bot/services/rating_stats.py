@@ -278,10 +278,15 @@ async def _procedures(
 ) -> tuple[ProcedureRow, ...]:
     """Count ratings per procedure, most rated first."""
     overall = col(Rating.overall)
+    columns: list[Any] = [
+        Procedure.code,
+        Procedure.name,
+        func.count(),
+        func.sum(overall),
+        _satisfied(overall),
+    ]
     stmt = (
-        select(
-            Procedure.code, Procedure.name, func.count(), func.sum(overall), _satisfied(overall)
-        )
+        select(*columns)
         .select_from(Rating)
         .outerjoin(Procedure, col(Procedure.id) == col(Rating.procedure_id))
         .where(*where)
@@ -332,12 +337,12 @@ async def _trend(
     created = col(Rating.created_at)
     whens = [(created < start, i) for i, (_, start) in enumerate(starts[1:])]
     bucket = case(*whens, else_=len(starts) - 1) if whens else literal(0)
-    sub = select(bucket.label("bucket"), col(Rating.overall).label("overall")).where(*where)
+    sub: Any = select(bucket.label("bucket"), col(Rating.overall).label("overall")).where(*where)
     inner = sub.subquery()
     stmt = select(
         inner.c.bucket, func.count(), func.sum(inner.c.overall), _satisfied(inner.c.overall)
     ).group_by(inner.c.bucket)
-    found = {int(b): _tally(k, s, h) for b, k, s, h in (await session.execute(stmt)).all()}
+    found = {int(b): _tally(k, s, h) for b, k, s, h in (await session.exec(stmt)).all()}
     return tuple(TrendRow(day, found.get(i, Tally())) for i, (day, _) in enumerate(starts))
 
 
@@ -392,6 +397,7 @@ def _header(sheet: Worksheet, locale: str, *columns: str) -> None:
 def _sheet(book: Workbook, name: str, locale: str, *columns: str) -> Worksheet:
     """Add a sheet titled from the catalog with its header row."""
     sheet = book.create_sheet(t(f"stats.xlsx.sheet.{name}", locale)[:31])
+    assert isinstance(sheet, Worksheet)
     _header(sheet, locale, *columns)
     for index in range(len(columns)):
         sheet.column_dimensions[chr(ord("A") + index)].width = 40 if index < 2 else 16
@@ -427,8 +433,8 @@ def stats_xlsx(result: Stats, *, locale: str) -> bytes:
         sheet.append([t(f"rating.element.{name}", locale), *row])
     sheet = _sheet(book, "procedures", locale, "code", "procedure", "count", "average", "satisfied")
     for p in result.procedures:
-        name = p.name if p.code is not None else t("stats.no_procedure", locale)
-        sheet.append([p.code or "", name, *_tally_cells(p.tally)])
+        title = p.name if p.code is not None else t("stats.no_procedure", locale)
+        sheet.append([p.code or "", title, *_tally_cells(p.tally)])
     sheet = _sheet(book, "officers", locale, "officer", "count", "average", "satisfied")
     for o in result.officers:
         sheet.append([o.name, *_tally_cells(o.tally)])
