@@ -17,6 +17,7 @@ from handlers import (  # noqa: F401  (registers every command and button)
     directives,
     dossiers,
     ratings,
+    stats,
     tasks,
 )
 from handlers.context import Context, Deps, msg

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,15 +20,7 @@ from bot.services import rating_stats
 from bot.services.access import Actor
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.rating_stats import Tally
-from handlers.registry import COMMANDS, command
 from tests import factories as f
-
-WIRED = "handlers.stats" in sys.modules  # the router imports handlers.stats once wired
-
-from handlers import stats as stats_handlers  # noqa: E402
-
-if not WIRED:  # until the router imports it, keep /stats out of other modules' tests
-    COMMANDS.pop("stats", None)
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # the clock fixture's time
@@ -219,18 +210,7 @@ ADMIN, HEAD, STAFF = 7101, 7102, 7103
 
 
 @pytest.fixture
-def stats_command():
-    """Register /stats for one test when the router does not import it yet."""
-    if WIRED:
-        yield
-        return
-    command("stats", stats_handlers.READERS)(stats_handlers.stats)
-    yield
-    COMMANDS.pop("stats", None)
-
-
-@pytest.fixture
-async def org(bot_harness, stats_command):
+async def org(bot_harness):
     """PGD1 with a head and a member of staff, an admin; three ratings of PGD1, one of PGD2."""
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở GD&ĐT", kind=UnitKind.DEPARTMENT)
