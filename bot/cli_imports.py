@@ -58,6 +58,7 @@ class ImportKind:
     name: str
     spec: TableSpec
     job: Job
+    messages: str = "import.cli"
 
 
 KINDS = {
@@ -179,7 +180,7 @@ def _show(
         params = {"problems": len(report.problems), "rows": report.bad_rows}
         console.print(Text(t("import.cli.rejected", locale, **params), style="red"))
         return EXIT_BAD_ROWS
-    key = f"import.cli.{'dry' if report.dry_run else 'done'}_{kind.name}"
+    key = f"{kind.messages}.{'dry' if report.dry_run else 'done'}_{kind.name}"
     counts = {
         "total": report.total,
         "created": report.created,

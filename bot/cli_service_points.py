@@ -8,30 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from alembic.util.exc import CommandError
-from rich.console import Console
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.cli_common import ConfigOpt, err, run_service, say, settings_or_exit
-from bot.cli_imports import (
-    EXIT_BAD_ROWS,
-    EXIT_OK,
-    EXIT_UNUSABLE,
-    DryRunOpt,
-    FileArg,
-    ImportKind,
-    LangOpt,
-    _execute,
-    _settings,
-    problems_table,
-)
 from bot.cli_imports import ConfigOpt as ImportConfigOpt
+from bot.cli_imports import DryRunOpt, FileArg, ImportKind, LangOpt, run_import
 from bot.config import Settings
 from bot.i18n import t
 from bot.services import qr
-from bot.services.imports import ImportFileError, ImportReport, read_table
 from bot.services.service_points import (
     COUNTERS,
     PROCEDURES,
@@ -50,8 +34,8 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 PDF_TIMEOUT = 120
 
 POINT_KINDS = {
-    "procedures": ImportKind("procedures", PROCEDURES, import_procedures),
-    "counters": ImportKind("counters", COUNTERS, import_counters),
+    "procedures": ImportKind("procedures", PROCEDURES, import_procedures, "points.cli"),
+    "counters": ImportKind("counters", COUNTERS, import_counters, "points.cli"),
 }
 
 points_app = typer.Typer(no_args_is_help=True)
@@ -67,7 +51,7 @@ def procedures_command(
 ) -> None:
     """Import administrative procedures from a file."""
     kind = POINT_KINDS["procedures"]
-    raise typer.Exit(run_point_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
+    raise typer.Exit(run_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
 
 
 @points_app.command("counters", help=t("points.cli.counters_help"))
@@ -76,56 +60,13 @@ def counters_command(
 ) -> None:
     """Import service counters from a file."""
     kind = POINT_KINDS["counters"]
-    raise typer.Exit(run_point_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
+    raise typer.Exit(run_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
 
 
 def register_imports(app: typer.Typer) -> None:
     """Add `procedures` and `counters` to the `import` command group."""
     app.command("procedures", help=t("points.cli.procedures_help"))(procedures_command)
     app.command("counters", help=t("points.cli.counters_help"))(counters_command)
-
-
-def run_point_import(
-    kind: ImportKind, *, file: Path, dry_run: bool, lang: str | None, config: Path | None
-) -> int:
-    """Run a procedures or counters import as `import units` does; return the exit status."""
-    console = Console(highlight=False)
-    settings, locale = _settings(console, lang=lang, config=config)
-    if settings is None:
-        return EXIT_UNUSABLE
-    try:
-        table = read_table(file, spec=kind.spec)
-    except ImportFileError as exc:
-        console.print(Text(t(exc.key, locale, **exc.params), style="red"))
-        return EXIT_UNUSABLE
-    try:
-        report = _execute(
-            console, kind, table, settings=settings, dry_run=dry_run, file=file, locale=locale
-        )
-    except (SQLAlchemyError, CommandError, OSError) as exc:
-        console.print(Text(t("import.cli.db_error", locale, reason=str(exc)[:300]), style="red"))
-        return EXIT_UNUSABLE
-    return _show(console, kind, report, locale=locale, file=file)
-
-
-def _show(
-    console: Console, kind: ImportKind, report: ImportReport, *, locale: str, file: Path
-) -> int:
-    """Print the problems or the summary and return the exit status."""
-    if not report.ok:
-        console.print(problems_table(report, locale=locale, title=file.name))
-        params = {"problems": len(report.problems), "rows": report.bad_rows}
-        console.print(Text(t("import.cli.rejected", locale, **params), style="red"))
-        return EXIT_BAD_ROWS
-    key = f"points.cli.{'dry' if report.dry_run else 'done'}_{kind.name}"
-    counts = {
-        "total": report.total,
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-    }
-    console.print(Text(t(key, locale, **counts), style="green"))
-    return EXIT_OK
 
 
 # --- qr -----------------------------------------------------------------------------------
