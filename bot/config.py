@@ -267,6 +267,12 @@ class RatingSettings(BaseModel):
     case_working_days: int = Field(5, ge=1, le=60)
 
 
+class DossierSettings(BaseModel):
+    """Late dossiers and their apologies."""
+
+    apology_lead_days: int = Field(1, ge=0, le=30)
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -293,6 +299,7 @@ class Settings(BaseSettings):
     directives: DirectiveSettings = DirectiveSettings()
     tasks: TaskSettings = TaskSettings()
     ratings: RatingSettings = RatingSettings()
+    dossiers: DossierSettings = DossierSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

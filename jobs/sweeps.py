@@ -75,7 +75,12 @@ async def ask_apologies(runtime: Runtime) -> int:
     """Ask units for the reason and new date of dossiers about to be (or already) late."""
     calendar = WorkCalendar.from_settings(runtime.settings)
     async with transaction(runtime.maker) as session:
-        return await apologies.sweep(session, now=runtime.clock.now(), cal=calendar)
+        return await apologies.sweep(
+            session,
+            now=runtime.clock.now(),
+            cal=calendar,
+            lead_days=runtime.settings.dossiers.apology_lead_days,
+        )
 
 
 async def escalate_cases(runtime: Runtime) -> int:
