@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,7 +20,6 @@ from bot.models import (
     DossierFollower,
     DossierStatus,
     Procedure,
-    Unit,
 )
 from bot.services import audit, outbox
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
@@ -32,6 +30,8 @@ from bot.services.imports.report import (
     Ticker,
     chunks,
     record_import,
+    rows_by_code,
+    unit_ids_by_code,
 )
 from bot.services.imports.table import ColumnSpec, SourceRow, Table, TableSpec
 from bot.services.imports.values import FieldError, fold, parse_phone, text_parser
@@ -198,7 +198,7 @@ async def import_dossiers(
     records = _parse_rows(table, problems, await _lookups(session), tz, ticker)
     if problems:
         return ImportReport(problems=problems.sorted(), dry_run=dry_run)
-    plan = _plan(records, await _load(session, [r.code for r in records]))
+    plan = _plan(records, await rows_by_code(session, Dossier, [r.code for r in records]))
     report = plan.report(dry_run=dry_run)
     if not dry_run:
         await _apply(session, plan=plan, now=now)
@@ -212,7 +212,7 @@ async def import_dossiers(
 
 async def _lookups(session: AsyncSession) -> Lookups:
     """Load every unit and procedure code, in two queries."""
-    units = {c: i for c, i in (await session.exec(select(Unit.code, Unit.id))).all() if i}
+    units = await unit_ids_by_code(session)
     rows = (await session.exec(select(Procedure.code, Procedure.id, Procedure.unit_id))).all()
     return Lookups(units, {c: (i, u) for c, i, u in rows if i is not None})
 
@@ -274,15 +274,6 @@ def _procedure_and_unit(
         if not procedure or found is not None:
             problems.add(row.number, "unit_code", "dossier.import.unit_required")
         return (found[0] if found else None), None
-    return found
-
-
-async def _load(session: AsyncSession, codes: Sequence[str]) -> dict[str, Dossier]:
-    """Return the dossiers with some codes."""
-    found: dict[str, Dossier] = {}
-    for part in chunks(codes):
-        rows = (await session.exec(select(Dossier).where(col(Dossier.code).in_(part)))).all()
-        found.update({d.code: d for d in rows})
     return found
 
 

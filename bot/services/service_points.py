@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -18,8 +17,9 @@ from bot.services.imports.report import (
     Problems,
     Progress,
     Ticker,
-    chunks,
     record_import,
+    rows_by_code,
+    unit_ids_by_code,
 )
 from bot.services.imports.table import ColumnSpec, Table, TableSpec
 from bot.services.imports.values import CODE_RE, FieldError, parse_code, text_parser
@@ -153,11 +153,11 @@ async def _import(
     """Validate the whole table, then write every row of it in the session, or nothing."""
     ticker = Ticker(progress, len(table.rows) * (1 if dry_run else 2))
     problems = Problems(table)
-    unit_ids = await _unit_ids(session)
+    unit_ids = await unit_ids_by_code(session)
     records = _parse_rows(table, problems, unit_ids, ticker)
     if problems:
         return ImportReport(problems=problems.sorted(), dry_run=dry_run)
-    existing = await _existing(session, model, [rec.code for rec in records])
+    existing = await rows_by_code(session, model, [rec.code for rec in records])
     plan = _plan(records, existing)
     report = plan.report(dry_run=dry_run)
     if not dry_run:
@@ -167,12 +167,6 @@ async def _import(
         await session.flush()
     ticker.finish()
     return report
-
-
-async def _unit_ids(session: AsyncSession) -> dict[str, int]:
-    """Return every unit's id by code, in one query."""
-    rows = (await session.exec(select(Unit.code, Unit.id))).all()
-    return {code: unit_id for code, unit_id in rows if unit_id is not None}
 
 
 def _parse_rows(
@@ -195,17 +189,6 @@ def _parse_rows(
             records.append(PointRecord(row.number, code, name, unit_ids[unit_code]))
         ticker.step()
     return records
-
-
-async def _existing(
-    session: AsyncSession, model: type[Model], codes: Sequence[str]
-) -> dict[str, Model]:
-    """Return the rows the file names that already exist, by code."""
-    found: dict[str, Model] = {}
-    for part in chunks(codes):
-        rows = (await session.exec(select(model).where(col(model.code).in_(part)))).all()
-        found.update({row.code: row for row in rows})
-    return found
 
 
 def _plan(records: list[PointRecord], existing: dict[str, Model]) -> PointPlan:

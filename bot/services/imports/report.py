@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.models import Unit
 from bot.services import audit
 from bot.services.imports.table import SourceRow, Table
 from bot.services.imports.values import FieldError
@@ -127,6 +129,21 @@ class Ticker:
 def chunks(items: Sequence[T], size: int = IN_CHUNK) -> list[Sequence[T]]:
     """Split a sequence into slices of at most `size` items."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def unit_ids_by_code(session: AsyncSession) -> dict[str, int]:
+    """Return every unit's id by its code, in one query."""
+    rows = (await session.exec(select(Unit.code, Unit.id))).all()
+    return {code: unit_id for code, unit_id in rows if unit_id is not None}
+
+
+async def rows_by_code(session: AsyncSession, model: Any, codes: Sequence[str]) -> dict[str, Any]:
+    """Return the rows of a table with a `code` column that the codes name, by code."""
+    found: dict[str, Any] = {}
+    for part in chunks(codes):
+        rows = (await session.exec(select(model).where(col(model.code).in_(part)))).all()
+        found.update({row.code: row for row in rows})
+    return found
 
 
 def record_import(

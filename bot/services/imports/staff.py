@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import Person, PersonRole, Role, Unit
+from bot.models import Person, PersonRole, Role
 from bot.services.imports.report import (
     ImportReport,
     Problems,
@@ -19,6 +19,8 @@ from bot.services.imports.report import (
     Ticker,
     chunks,
     record_import,
+    rows_by_code,
+    unit_ids_by_code,
 )
 from bot.services.imports.table import ColumnSpec, SourceRow, Table, TableSpec
 from bot.services.imports.values import (
@@ -101,7 +103,7 @@ async def import_staff(
         raise ValueError("import_staff needs a table read with the STAFF spec")
     ticker = Ticker(progress, len(table.rows) * (1 if dry_run else 2))
     problems = Problems(table)
-    unit_ids = await _load_unit_ids(session)
+    unit_ids = await unit_ids_by_code(session)
     records = _parse_rows(table, problems, unit_ids, ticker)
     if problems:
         return ImportReport(problems=problems.sorted(), dry_run=dry_run)
@@ -116,12 +118,6 @@ async def import_staff(
         await session.flush()
     ticker.finish()
     return report
-
-
-async def _load_unit_ids(session: AsyncSession) -> dict[str, int]:
-    """Return every unit's id by code, in one query."""
-    rows = (await session.exec(select(Unit.code, Unit.id))).all()
-    return {code: unit_id for code, unit_id in rows if unit_id is not None}
 
 
 def _parse_rows(
@@ -195,10 +191,7 @@ async def _load_people(
         wanted = set(codes)
         found = (await session.exec(select(Person))).all()
         return {p.code: p for p in found if p.code in wanted}
-    people: dict[str, Person] = {}
-    for part in chunks(codes):
-        found = (await session.exec(select(Person).where(col(Person.code).in_(part)))).all()
-        people.update({p.code: p for p in found})
+    people: dict[str, Person] = await rows_by_code(session, Person, codes)
     return people
 
 
