@@ -99,7 +99,7 @@ def _deadline(spec: DirectiveFile, settings: Settings, now: datetime) -> datetim
         return spec.ack_deadline
     cal = WorkCalendar.from_settings(settings)
     days = spec.ack_days or settings.directives.default_ack_days
-    return cal.at_local(cal.add_working_days(cal.local(now).date(), days), "17:00")
+    return cal.close_of_business(now, days)
 
 
 @directive_app.command("send")

@@ -135,7 +135,7 @@ async def _issue_example_directive(maker: SessionMaker, settings: Settings) -> N
 
     now = SystemClock().now()
     cal = WorkCalendar.from_settings(settings)
-    deadline = cal.at_local(cal.add_working_days(cal.local(now).date(), 2), "17:00")
+    deadline = cal.close_of_business(now, 2)
     spec = read_file(EXAMPLES / "directive.toml")
     draft = to_draft(spec, deadline=deadline, attachment_id=None)
     async with transaction(maker) as session:

@@ -10,7 +10,7 @@ from bot.channels.base import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
 from bot.services import attachments, directives
 from bot.services.access import require
-from bot.services.calendar import WorkCalendar
+from bot.services.calendar import CLOSE, WorkCalendar
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
@@ -122,18 +122,22 @@ async def accept_audience(ctx: Context, data: Data, answer: Answer) -> str:
     return "deadline"
 
 
-async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str:
-    """Store the acknowledgement deadline: N working days, or a typed date (17:00 by default)."""
+def read_due(ctx: Context, answer: Answer, *, past_key: str) -> datetime:
+    """Read a due moment: a button of N working days, or a typed date (17:00 by default)."""
     cal = calendar(ctx)
     if answer.choice and answer.choice.isdigit():
-        day = cal.add_working_days(cal.local(ctx.now).date(), int(answer.choice))
-        deadline = cal.at_local(day, "17:00")
+        due = cal.close_of_business(ctx.now, int(answer.choice))
     else:
         day, hh_mm = parse_date(answer.text)
-        deadline = cal.at_local(day, hh_mm or "17:00")
-    if deadline <= ctx.now:
-        raise InvalidInput("directive.error.deadline_past")
-    data["deadline"] = deadline.isoformat()
+        due = cal.at_local(day, hh_mm or CLOSE)
+    if due <= ctx.now:
+        raise InvalidInput(past_key)
+    return due
+
+
+async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str:
+    """Store the acknowledgement deadline."""
+    data["deadline"] = read_due(ctx, answer, past_key="directive.error.deadline_past").isoformat()
     return "confirm"
 
 
@@ -183,12 +187,7 @@ async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Issue the directive and report who it reached and who it could not."""
     cal = calendar(ctx)
-    fallback = cal.at_local(
-        cal.add_working_days(
-            cal.local(ctx.now).date(), ctx.deps.settings.directives.default_ack_days
-        ),
-        "17:00",
-    )
+    fallback = cal.close_of_business(ctx.now, ctx.deps.settings.directives.default_ack_days)
     issued = await directives.issue(
         ctx.session, actor=ctx.actor, draft=draft_of(data), now=ctx.now, default_deadline=fallback
     )

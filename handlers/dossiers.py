@@ -8,6 +8,7 @@ from bot.channels.base import OutboundMessage
 from bot.models import Dossier, Role
 from bot.services import apologies, dossiers
 from bot.services.access import require
+from bot.services.calendar import CLOSE
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
@@ -77,7 +78,7 @@ async def accept_reason(ctx: Context, data: Data, answer: Answer) -> str:
 async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str:
     """Take the new return date (17:00 when no time is typed) and send the apology."""
     day, hh_mm = parse_date(answer.text)
-    new_date = calendar(ctx).at_local(day, hh_mm or "17:00")
+    new_date = calendar(ctx).at_local(day, hh_mm or CLOSE)
     try:
         await apologies.answer(
             ctx.session,

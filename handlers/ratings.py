@@ -178,7 +178,7 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     )
     cal = calendar(ctx)
     days = ctx.deps.settings.ratings.case_working_days
-    due = cal.at_local(cal.add_working_days(cal.local(ctx.now).date(), days), "17:00")
+    due = cal.close_of_business(ctx.now, days)
     await ratings.save(ctx.session, draft=draft, contact=ctx.contact, now=ctx.now, case_due_at=due)
     return [msg("rating.thanks")]
 

@@ -12,7 +12,7 @@ from bot.services.access import require
 from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.directives import calendar, parse_date
+from handlers.directives import calendar, read_due
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import STAFF, action, command, roles_only
 
@@ -186,17 +186,8 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
 
 
 async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
-    """Keep the due moment: N working days from today, or a typed date (17:00 by default)."""
-    cal = calendar(ctx)
-    if answer.choice and answer.choice.isdigit():
-        day = cal.add_working_days(cal.local(ctx.now).date(), int(answer.choice))
-        due = cal.at_local(day, "17:00")
-    else:
-        day, hh_mm = parse_date(answer.text)
-        due = cal.at_local(day, hh_mm or "17:00")
-    if due <= ctx.now:
-        raise InvalidInput("task.error.due_past")
-    data["due"] = due.isoformat()
+    """Keep the due moment."""
+    data["due"] = read_due(ctx, answer, past_key="task.error.due_past").isoformat()
     return "confirm"
 
 

@@ -72,6 +72,9 @@ def _check_date(d: date) -> date:
     return d
 
 
+CLOSE = "17:00"  # when a deadline given as a date falls due
+
+
 class WorkCalendar:
     """Working days and hours of one installation; takes aware datetimes, returns UTC."""
 
@@ -152,6 +155,10 @@ class WorkCalendar:
     def at_local(self, d: date, hh_mm: str) -> datetime:
         """Return the UTC moment of a local date and "HH:MM" wall-clock time."""
         return self._at(_check_date(d), parse_hh_mm(hh_mm))
+
+    def close_of_business(self, now: datetime, working_days: int) -> datetime:
+        """Return 17:00 local, `working_days` working days after today (the usual deadline)."""
+        return self.at_local(self.add_working_days(self.local(now).date(), working_days), CLOSE)
 
     def _at(self, d: date, wall: time) -> datetime:
         """Return the UTC moment of a local date and wall-clock time."""
