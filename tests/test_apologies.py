@@ -206,7 +206,7 @@ async def test_answer_sends_the_slip_to_the_follower(maker, clock):
         assert document.file_name.endswith(".docx")
         text = docx_text(document.data)
         for part in (
-            "CỘNG HOÀ XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+            "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
             "Độc lập - Tự do - Hạnh phúc",
             "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ",
             "PHÒNG GD&ĐT THỊ XÃ PHƯỚC LONG",

@@ -72,3 +72,21 @@ def test_rendering_and_fallbacks():
     assert "{code}" in t("errors.unknown_unit", "vi")
     assert normalize_locale("en-US") == "en"
     assert normalize_locale(None) == "vi"
+
+
+NEW_STYLE_TONES = re.compile(r"(?<![qQ])[uU][ỳýỷỹỵỲÝỶỸỴ](?!\w)|[oO][àáảãạèéẻẽẹÀÁẢÃẠÈÉẺẼẸ](?!\w)")
+
+
+def test_catalogs_and_documents_use_the_official_tone_mark_style():
+    """Official documents write "hòa", "thủy", "khỏe": the tone on the first vowel."""
+    offenders = []
+    folders = [ROOT / "bot" / "i18n", ROOT / "bot" / "sandbox" / "static", ROOT / "examples"]
+    files = [p for folder in folders for p in folder.rglob("*") if p.is_file()]
+    for path in [*files, ROOT / "README.md", ROOT / "config.example.toml"]:
+        if path.suffix not in {".toml", ".md", ".csv", ".html", ".js"}:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            offenders += [
+                f"{path.relative_to(ROOT)}:{number}: {m}" for m in NEW_STYLE_TONES.findall(line)
+            ]
+    assert offenders == []

@@ -58,7 +58,7 @@ async def seeded(maker):
     """Two district offices; six ratings of PGD1 around the October–November boundary."""
     async with maker() as s:
         a = await f.unit(s, "PGD1", "Phòng GD&ĐT Đông Sơn", kind=UnitKind.DISTRICT_OFFICE)
-        b = await f.unit(s, "PGD2", "Phòng GD&ĐT Hoằng Hoá", kind=UnitKind.DISTRICT_OFFICE)
+        b = await f.unit(s, "PGD2", "Phòng GD&ĐT Hoằng Hóa", kind=UnitKind.DISTRICT_OFFICE)
         p1 = await procedure(s, "1.001", "Cấp bản sao văn bằng", a)
         p2 = await procedure(s, "1.002", "Chuyển trường", a)
         s.add_all(
@@ -215,7 +215,7 @@ async def org(bot_harness):
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở GD&ĐT", kind=UnitKind.DEPARTMENT)
         a = await f.unit(s, "PGD1", "Phòng Đông Sơn", kind=UnitKind.DISTRICT_OFFICE, parent=root)
-        b = await f.unit(s, "PGD2", "Phòng Hoằng Hoá", kind=UnitKind.DISTRICT_OFFICE, parent=root)
+        b = await f.unit(s, "PGD2", "Phòng Hoằng Hóa", kind=UnitKind.DISTRICT_OFFICE, parent=root)
         await f.contact(s, str(ADMIN), await f.person(s, "AD", root, Role.ADMIN))
         await f.contact(s, str(HEAD), await f.person(s, "HD", a, Role.UNIT_HEAD))
         await f.contact(s, str(STAFF), await f.person(s, "ST", a))
@@ -241,7 +241,7 @@ async def test_head_sees_own_unit(org):
     assert "• Lê Hoa: 2 lượt, điểm trung bình 5,00, hài lòng 100,0%" in text
     assert "Tuần từ 23/11/2026: chưa có lượt đánh giá" in text
     assert await org.send(HEAD, "/stats PGD2") == [
-        t("errors.forbidden_unit", "vi", unit="Phòng Hoằng Hoá")
+        t("errors.forbidden_unit", "vi", unit="Phòng Hoằng Hóa")
     ]
 
 
@@ -250,11 +250,11 @@ async def test_admin_sees_all_units_and_staff_is_refused(org):
     assert t("stats.all_units", "vi") in text
     assert "4 lượt đánh giá" in text
     (other,) = await org.send(ADMIN, "/stats pgd2 month")
-    assert "Phòng Hoằng Hoá" in other
+    assert "Phòng Hoằng Hóa" in other
     assert "1 lượt đánh giá" in other
     (empty,) = await org.send(ADMIN, "/stats PGD2 01/01/2026-31/01/2026")
     assert empty == t(
-        "stats.empty", "vi", unit="Phòng Hoằng Hoá", since="01/01/2026", until="31/01/2026"
+        "stats.empty", "vi", unit="Phòng Hoằng Hóa", since="01/01/2026", until="31/01/2026"
     )
     assert await org.send(STAFF, "/stats") == [t("errors.forbidden", "vi")]
 

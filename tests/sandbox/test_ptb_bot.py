@@ -36,7 +36,7 @@ async def test_send_message_with_keyboard_reaches_the_chat(
         lan.id,
         "<b>Xin chào</b> chị Lan 👋",
         parse_mode="HTML",
-        reply_markup=keyboard(("Đồng ý", "ok"), ("Huỷ", "cancel")),
+        reply_markup=keyboard(("Đồng ý", "ok"), ("Hủy", "cancel")),
     )
     assert sent.text == "Xin chào chị Lan 👋"
     assert sent.entities[0].type == "bold"
@@ -44,7 +44,7 @@ async def test_send_message_with_keyboard_reaches_the_chat(
     assert sent.from_user is not None
     assert sent.from_user.is_bot
     assert sent.chat.first_name == "Nguyễn Thị Lan"
-    assert sent.reply_markup == keyboard(("Đồng ý", "ok"), ("Huỷ", "cancel"))
+    assert sent.reply_markup == keyboard(("Đồng ý", "ok"), ("Hủy", "cancel"))
     seen = server.messages(lan.id)
     assert [m["text"] for m in seen] == ["Xin chào chị Lan 👋"]
     assert seen[0]["sender"] == "bot"
