@@ -43,15 +43,15 @@ async def desk(bot_harness, clock):
 async def rate_badly(org, *, anonymous: bool) -> int:
     """Rate the desk 'Rất không hài lòng'; return the case opened."""
     await org.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-    await org.press(CITIZEN, "flow:skip")
+    await org.choose(CITIZEN, "skip")
     for _ in range(6):
-        await org.send(CITIZEN, "5")
-    await org.press(CITIZEN, "flow:skip")
+        await org.send(CITIZEN, "1")  # the number shown beside «Rất không hài lòng»
+    await org.choose(CITIZEN, "skip")
     await org.send(CITIZEN, "Phải chờ rất lâu")
     if anonymous:
-        await org.press(CITIZEN, "flow:anonymous")
+        await org.choose(CITIZEN, "anonymous")
     else:
-        await org.press(CITIZEN, "flow:phone")
+        await org.choose(CITIZEN, "phone")
         await org.send(CITIZEN, "0912345678")
     async with org.maker() as s:
         return (await s.exec(select(FollowUpCase))).one().id

@@ -32,11 +32,11 @@ async def assign(org) -> None:
     """Assign a task to the district offices through the flow."""
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Báo cáo CCHC quý IV")
-    await org.press(ADMIN, "flow:skip")
-    await org.press(ADMIN, "flow:district")
-    confirm = await org.press(ADMIN, "flow:5")
+    await org.choose(ADMIN, "skip")
+    await org.choose(ADMIN, "district")
+    confirm = await org.choose(ADMIN, "5")
     assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
-    created = await org.press(ADMIN, "flow:assign")
+    created = await org.choose(ADMIN, "assign")
     assert created[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
     assert created[1] == t("task.flow.unreached", "vi", count=1, codes="PGD2")
 
