@@ -105,3 +105,11 @@ async def contacts_with_role(
         col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def heads_or_admins(session: AsyncSession, *, unit_id: int) -> tuple[list[Contact], bool]:
+    """Return the unit's heads' chat accounts, or the admins' (and True) when none is linked."""
+    heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=unit_id)
+    if heads:
+        return heads, False
+    return await contacts_with_role(session, Role.ADMIN), True
