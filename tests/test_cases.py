@@ -112,7 +112,7 @@ async def test_bad_rating_of_a_unit_without_a_linked_head_goes_to_the_admins(des
         alert = (await s.exec(select(Outbox).where(Outbox.kind == "rating_alert"))).one()
     message = codec.loads(alert.payload)
     assert alert.chat_id == "9799"
-    assert message.key == "case.for_admins"
+    assert message.key == "routing.for_admins"
     assert message.params["unit"] == "Bộ phận Một cửa 2"
     assert message.params["message"].key == "rating.alert_head"
     assert [b.action for b in message.buttons[0]] == [f"case:close:{case_id}"]

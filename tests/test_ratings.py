@@ -203,6 +203,7 @@ async def test_a_typed_digit_is_the_number_shown_and_5_is_the_best(point):
     labels = [b["text"] for row in prompt["reply_markup"]["inline_keyboard"] for b in row]
     assert labels[0] == f"5. {t('rating.level_button.5', 'vi')}"
     assert labels[4] == f"1. {t('rating.level_button.1', 'vi')}"
+    worst = point.shown(CITIZEN, "lv1")
     await point.send(CITIZEN, "5")
     for _ in range(5):
         await point.send(CITIZEN, "0")
@@ -211,6 +212,7 @@ async def test_a_typed_digit_is_the_number_shown_and_5_is_the_best(point):
     await point.send(CITIZEN, "1")
     [rating] = await stored(point)
     assert rating.overall == 5
+    assert await point.press(CITIZEN, worst) == [t("flow.expired", "vi")]  # the flow is over
     async with point.maker() as s:
         assert (await s.exec(select(Outbox))).first() is None  # no complaint opened
 

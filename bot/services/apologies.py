@@ -24,7 +24,7 @@ from bot.models import (
     Unit,
 )
 from bot.services import attachments, audit, outbox
-from bot.services.access import Actor
+from bot.services.access import Actor, for_admins, heads_or_admins
 from bot.services.apology_slip import TZ, SlipData, render_docx
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import OPEN, followers
@@ -88,7 +88,10 @@ async def _ask(
     session.add(apology)
     await session.flush()
     message = await ask_message(session, apology=apology, dossier=dossier)
-    for contact in await responsible_contacts(session, unit_id=dossier.unit_id):
+    contacts, fallback = await heads_or_admins(session, unit_id=dossier.unit_id)
+    if fallback:
+        message = await for_admins(session, message, unit_id=dossier.unit_id)
+    for contact in contacts:
         await outbox.enqueue(
             session,
             contact=contact,

@@ -10,7 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.base import Button, OutboundMessage, Text
 from bot.models import CaseStatus, Contact, FollowUpCase, Rating, Role, Unit
 from bot.services import audit, outbox
-from bot.services.access import Actor, contacts_with_role, heads_or_admins, require
+from bot.services.access import (
+    Actor,
+    contacts_with_role,
+    for_admins,
+    heads_or_admins,
+    require,
+)
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 
 TEXT_MAX = 2000
@@ -38,18 +44,6 @@ def head_buttons(case: FollowUpCase, rating: Rating) -> tuple[tuple[Button, ...]
     if rating.contact_id is not None:
         row = (Button("case.answer_button", f"case:answer:{case.id}"), *row)
     return (row,)
-
-
-async def for_admins(
-    session: AsyncSession, message: OutboundMessage, *, unit_id: int
-) -> OutboundMessage:
-    """Wrap a message meant for a unit's heads, telling admins why it reached them instead."""
-    unit = await session.get(Unit, unit_id)
-    return OutboundMessage(
-        "case.for_admins",
-        {"unit": unit.name if unit else "–", "message": Text(message.key, message.params)},
-        buttons=message.buttons,
-    )
 
 
 async def _case(

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.base import Items, OutboundMessage, Text
 from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating
 from bot.services import cases, outbox
-from bot.services.access import heads_or_admins
+from bot.services.access import for_admins, heads_or_admins
 from bot.services.errors import InvalidInput
 
 LEVELS = (5, 4, 3, 2, 1)  # shown in this order: Rất hài lòng … Rất không hài lòng
@@ -163,7 +163,7 @@ async def _alert_heads(
     )
     heads, fallback = await heads_or_admins(session, unit_id=row.unit_id)
     if fallback:
-        message = await cases.for_admins(session, message, unit_id=row.unit_id)
+        message = await for_admins(session, message, unit_id=row.unit_id)
     return await outbox.enqueue_all(
         session,
         contacts=heads,
