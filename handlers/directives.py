@@ -238,7 +238,7 @@ DIRECTIVE_FLOW = register(
             ),
             "deadline": ask(
                 "directive.flow.ask_deadline",
-                tuple(choice("directive.flow.days", str(n), n=n) for n in (1, 2, 3)),
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
             ),
             "confirm": prompt_confirm,
         },

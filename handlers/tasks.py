@@ -246,7 +246,7 @@ ASSIGN_FLOW = register(
             ),
             "due": ask(
                 "task.flow.ask_due",
-                tuple(choice("directive.flow.days", str(n), n=n) for n in (2, 5, 10)),
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
             ),
             "confirm": prompt_confirm,
         },
