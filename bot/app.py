@@ -104,10 +104,25 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await rt.sender.send(
             str(update.effective_chat.id),
             OutboundMessage("errors.internal"),
-            rt.settings.i18n.default_locale,
+            await _locale_of(rt, update),
         )
     except Exception:  # the platform may be what failed; the log already has it
         log.warning("could not tell chat about the failure of update %s", update_id)
+
+
+async def _locale_of(rt: Runtime, update: Update) -> str:
+    """Return the language the person behind an update chose (the default when unknown)."""
+    user = update.effective_user
+    if user is None:
+        return rt.settings.i18n.default_locale
+    try:
+        async with transaction(rt.maker) as session:
+            contact = await contacts.find(session, channel="telegram", external_id=str(user.id))
+        if contact is not None:
+            return contact.locale
+    except Exception:  # the database may be what failed; fall back to the app's language
+        log.warning("could not read the language of user %s", user.id)
+    return rt.settings.i18n.default_locale
 
 
 async def _set_commands(app: AnyApp) -> None:

@@ -14,7 +14,7 @@ from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
 from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import action, command, roles_only
+from handlers.registry import action, command, roles_only, row_id
 
 SEGMENTS = {
     "staff": broadcasts.Segment(staff=True),
@@ -215,7 +215,7 @@ async def cancel_pressed(ctx: Context) -> list[OutboundMessage]:
     """Ask to confirm a cancel, then cancel: nothing leaves after the confirmation."""
     _, _, rest = (ctx.event.action or "").partition(":")
     ident, _, confirmed = rest.partition(":")
-    if not ident.isdigit():
+    if row_id(ident) is None or confirmed not in ("", "yes"):
         return [msg("errors.unknown_action")]
     if confirmed != "yes":
         require(ctx.actor, Role.ADMIN)

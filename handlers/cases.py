@@ -9,7 +9,7 @@ from bot.services import cases
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
-from handlers.registry import action
+from handlers.registry import action, row_id
 
 
 async def accept_text(ctx: Context, data: Data, answer: Answer) -> str:
@@ -64,25 +64,24 @@ CLOSE_FLOW = register(
 async def case_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start answering the citizen, or closing the case, from the head's alert."""
     parts = (ctx.event.action or "").split(":")
-    verb, ident = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
-    if verb not in ("answer", "close") or not ident.isdigit():
+    verb, case_id = (parts[1], row_id(parts[2])) if len(parts) == 3 else ("", None)
+    if verb not in ("answer", "close") or case_id is None:
         return [msg("errors.unknown_action")]
-    await cases.check(ctx.session, actor=ctx.actor, case_id=int(ident), answering=verb == "answer")
-    return await start(
-        ctx, ANSWER_FLOW if verb == "answer" else CLOSE_FLOW, {"case_id": int(ident)}
-    )
+    await cases.check(ctx.session, actor=ctx.actor, case_id=case_id, answering=verb == "answer")
+    return await start(ctx, ANSWER_FLOW if verb == "answer" else CLOSE_FLOW, {"case_id": case_id})
 
 
 @action("casefb")
 async def citizen_feedback(ctx: Context) -> list[OutboundMessage]:
-    """Record whether the head's answer settles the matter for the citizen."""
+    """Record, once, whether the head's answer settles it; the answer itself stays on screen."""
     parts = (ctx.event.action or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("yes", "no"):
+    case_id = row_id(parts[1]) if len(parts) == 3 else None
+    if case_id is None or parts[2] not in ("yes", "no"):
         return [msg("errors.unknown_action")]
     await cases.citizen_reply(
         ctx.session,
         contact=ctx.contact,
-        case_id=int(parts[1]),
+        case_id=case_id,
         settled=parts[2] == "yes",
         now=ctx.now,
     )

@@ -14,7 +14,7 @@ from bot.services.calendar import CLOSE, WorkCalendar
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import action, command, roles_only
+from handlers.registry import action, command, roles_only, row_id
 
 ADMINS = roles_only(Role.ADMIN)
 FOLLOWERS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
@@ -238,7 +238,7 @@ DIRECTIVE_FLOW = register(
             ),
             "deadline": ask(
                 "directive.flow.ask_deadline",
-                tuple(choice("directive.flow.days", str(n), n=n) for n in (1, 2, 3)),
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
             ),
             "confirm": prompt_confirm,
         },
@@ -271,10 +271,13 @@ async def directive(ctx: Context) -> list[OutboundMessage]:
 async def ack(ctx: Context) -> list[OutboundMessage]:
     """Record an acknowledgement and show its time on the notice."""
     arg = (ctx.event.action or "").partition(":")[2]
-    if not arg.isdigit():
+    if arg == "preview":
         return [msg("directive.preview_pressed")]
+    recipient_id = row_id(arg)
+    if recipient_id is None:
+        return [msg("errors.unknown_action")]
     d, row, first = await directives.acknowledge(
-        ctx.session, contact=ctx.contact, recipient_id=int(arg), now=ctx.now
+        ctx.session, contact=ctx.contact, recipient_id=recipient_id, now=ctx.now
     )
     if not first:
         return [msg("directive.already_acked", acked_at=row.acked_at)]

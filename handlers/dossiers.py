@@ -13,7 +13,7 @@ from bot.services.errors import InvalidInput, NotFound, PermissionDenied, Servic
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
-from handlers.registry import action, command
+from handlers.registry import action, command, row_id
 
 
 async def accept_code(ctx: Context, data: Data, answer: Answer) -> str:
@@ -125,8 +125,8 @@ APOLOGY_FLOW = register(
 @action("apology")
 async def apology_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start writing the apology for a late dossier (its unit's head, or an admin)."""
-    arg = (ctx.event.action or "").partition(":")[2]
-    if not arg.isdigit():
+    apology_id = row_id((ctx.event.action or "").partition(":")[2])
+    if apology_id is None:
         return [msg("errors.unknown_action")]
     require(ctx.actor, Role.ADMIN, Role.UNIT_HEAD)
-    return await start(ctx, APOLOGY_FLOW, {"apology_id": int(arg)})
+    return await start(ctx, APOLOGY_FLOW, {"apology_id": apology_id})

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from bot.channels.base import Button, FileRef, OutboundMessage
+from bot.channels.render import plain, render_key
 from bot.config import Settings
+from bot.i18n import LOCALES
 from bot.models import Flow
 from bot.services import flows
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 
 DONE = "__done__"
+PREFIX = "flow:"
 BACK_WORDS = {"quay lại", "quay lai", "back", "trở lại"}
 CANCEL_WORDS = {"huỷ", "hủy", "huy", "cancel", "thôi"}
+SKIP_WORDS = {"bỏ qua", "bo qua", "skip"}
+SKIP = "skip"
+NAV = ("__back", "__cancel")
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,22 @@ def register(spec: FlowSpec) -> FlowSpec:
     return spec
 
 
-def choice(key: str, value: str, **params: Any) -> Button:
-    """Return a button that answers the current step with `value`."""
-    return Button(key, f"flow:{value}", params)
+def choice(key: str, value: str, *, number: int | None = None, **params: Any) -> Button:
+    """Return a button that answers the current step with `value` (shown as `number`, if given)."""
+    return Button(key, f"{PREFIX}{value}", params, number)
+
+
+def fold(text: str) -> str:
+    """Return text as compared with labels: NFC, lower case, letters and digits, single-spaced."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    kept = "".join(c if c.isalnum() else " " for c in text)
+    return " ".join(kept.split())
+
+
+def unaccented(text: str) -> str:
+    """Return folded text without Vietnamese tone and vowel marks ('đ' becomes 'd')."""
+    bare = unicodedata.normalize("NFD", fold(text).replace("đ", "d"))
+    return "".join(c for c in bare if unicodedata.category(c) != "Mn")
 
 
 def ask(key: str, *rows: tuple[Button, ...]) -> Prompt:
@@ -85,43 +105,125 @@ def confirm_on(value: str) -> Accept:
     return accept
 
 
-def _with_nav(messages: list[OutboundMessage]) -> list[OutboundMessage]:
-    """Add 'back' and 'cancel' buttons under the last prompt."""
-    nav = (choice("flow.back", "__back"), choice("flow.cancel", "__cancel"))
+def _numbered(buttons: list[Button]) -> dict[int, int]:
+    """Number a step's choices: a number the step gives is kept, the others take the next free."""
+    taken = {b.number for b in buttons if b.number is not None}
+    numbers: dict[int, int] = {}
+    free = 1
+    for b in buttons:
+        if b.number is not None:
+            numbers[id(b)] = b.number
+            continue
+        while free in taken:
+            free += 1
+        numbers[id(b)] = free
+        taken.add(free)
+    return numbers
+
+
+def _is_choice(button: Button) -> bool:
+    """Tell whether a button answers the flow's step (not another namespace's button)."""
+    return button.action.startswith(PREFIX)
+
+
+def _present(flow: Flow, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Number the step's choices, tie every flow button to this step, add 'back' and 'cancel'."""
+    nav = (choice("flow.back", NAV[0]), choice("flow.cancel", NAV[1]))
     last = messages[-1]
-    return [*messages[:-1], replace(last, buttons=(*last.buttons, nav))]
+    messages = [*messages[:-1], replace(last, buttons=(*last.buttons, nav))]
+    choices = [b for m in messages for row in m.buttons for b in row if _is_choice(b)]
+    numbers = _numbered([b for b in choices if b.action.removeprefix(PREFIX) not in NAV])
+    token = flows.step_token(flow)
+
+    def tie(b: Button) -> Button:
+        if not _is_choice(b):
+            return b
+        action = f"{PREFIX}{token}:{b.action.removeprefix(PREFIX)}"
+        return replace(b, action=action, number=numbers.get(id(b)))
+
+    return [
+        replace(m, buttons=tuple(tuple(tie(b) for b in row) for row in m.buttons)) for m in messages
+    ]
+
+
+async def _prompt(ctx: Context, spec: FlowSpec, flow: Flow) -> list[OutboundMessage]:
+    """Ask the flow's current question, with its buttons."""
+    return _present(flow, await spec.prompts[flow.step](ctx, flows.data_of(flow)))
 
 
 async def start(ctx: Context, spec: FlowSpec, data: Data | None = None) -> list[OutboundMessage]:
     """Open a flow for the contact and ask its first question."""
-    await flows.begin(
+    flow = await flows.begin(
         ctx.session,
         contact=ctx.contact,
         kind=spec.kind,
         step=spec.first,
         now=ctx.now,
-        ttl=spec.ttl,
+        ttl=spec.lifetime(ctx),
         data=data,
     )
-    return _with_nav(await spec.prompts[spec.first](ctx, data or {}))
+    return await _prompt(ctx, spec, flow)
+
+
+def _choices(messages: list[OutboundMessage]) -> list[Button]:
+    """Return the step's choices as presented (numbered, navigation left out)."""
+    return [
+        b
+        for m in messages
+        for row in m.buttons
+        for b in row
+        if _is_choice(b) and b.number is not None
+    ]
+
+
+def _value(button: Button) -> str:
+    """Return the answer a presented choice gives."""
+    return button.action.removeprefix(PREFIX).partition(":")[2]
+
+
+def _labels(button: Button) -> set[str]:
+    """Return a button's label in every language, folded (and without tone marks)."""
+    labels = {fold(render_key(button.key, button.params, loc, escape=plain)) for loc in LOCALES}
+    return labels | {unaccented(label) for label in labels}
+
+
+def typed_choice(text: str, choices: list[Button]) -> str | None:
+    """Return the choice a typed answer names: its number, its label, or a skip word."""
+    folded = fold(text)
+    if folded.isascii() and folded.isdigit():
+        return next((_value(b) for b in choices if b.number == int(folded)), None)
+    for b in choices:
+        if folded in _labels(b) or unaccented(text) in _labels(b):
+            return _value(b)
+    if folded in SKIP_WORDS or unaccented(text) in SKIP_WORDS:
+        return next((_value(b) for b in choices if _value(b) == SKIP), None)
+    return None
 
 
 def _answer(ctx: Context) -> Answer:
     """Read the user's answer from the event."""
     action = ctx.event.action or ""
-    picked = action.partition(":")[2] if action.startswith("flow:") else None
+    picked = action.removeprefix(PREFIX).partition(":")[2] if action.startswith(PREFIX) else None
     text = (ctx.event.text or "").strip() if picked is None else None
     return Answer(text or None, picked, ctx.event.file)
 
 
+def _stale(ctx: Context, flow: Flow) -> bool:
+    """Tell whether the pressed button belongs to another step (or flow) than the open one."""
+    action = ctx.event.action or ""
+    if not action.startswith(PREFIX):
+        return False
+    return action.removeprefix(PREFIX).partition(":")[0] != flows.step_token(flow)
+
+
 def _word(answer: Answer) -> str:
     """Return the navigation word the user typed or pressed, if any."""
-    if answer.choice in ("__back", "__cancel"):
+    if answer.choice in NAV:
         return answer.choice
-    typed = (answer.text or "").casefold()
+    typed = fold(answer.text or "")
     if typed in BACK_WORDS:
-        return "__back"
-    return "__cancel" if typed in CANCEL_WORDS else ""
+        return NAV[0]
+    return NAV[1] if typed in CANCEL_WORDS else ""
 
 
 async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
@@ -129,19 +231,24 @@ async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
     spec = FLOWS.get(flow.kind)
     answer = _answer(ctx)
     word = _word(answer)
-    if spec is None or word == "__cancel":
+    if spec is not None and _stale(ctx, flow):
+        return [msg("flow.step_done"), *await _prompt(ctx, spec, flow)]
+    if spec is None or word == NAV[1]:
         await flows.end(ctx.session, flow)
         return [msg("flow.cancelled")]
-    if word == "__back":
+    if word == NAV[0]:
         flows.back(ctx.session, flow, now=ctx.now, ttl=spec.lifetime(ctx))
-        return _with_nav(await spec.prompts[flow.step](ctx, flows.data_of(flow)))
+        return await _prompt(ctx, spec, flow)
+    if answer.text and answer.file is None:
+        picked = typed_choice(answer.text, _choices(await _prompt(ctx, spec, flow)))
+        answer = answer if picked is None else Answer(None, picked, None)
     data = flows.data_of(flow)
     try:
         nxt = await spec.accepts[flow.step](ctx, data, answer)
     except InvalidInput as err:
-        return [msg(err.key, **err.params), *_with_nav(await spec.prompts[flow.step](ctx, data))]
+        return [msg(err.key, **err.params), *await _prompt(ctx, spec, flow)]
     if nxt == DONE:
         await flows.end(ctx.session, flow)
         return await spec.finish(ctx, data)
     flows.advance(ctx.session, flow, step=nxt, data=data, now=ctx.now, ttl=spec.lifetime(ctx))
-    return _with_nav(await spec.prompts[nxt](ctx, data))
+    return await _prompt(ctx, spec, flow)

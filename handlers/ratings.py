@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -12,45 +11,25 @@ from bot.services.errors import InvalidInput
 from bot.services.imports.values import FieldError, parse_phone
 from handlers.context import Context, msg
 from handlers.directives import calendar
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, register, start
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, fold, register, start
 
-WORDS = {
-    "rất hài lòng": 5,
-    "hài lòng": 4,
-    "bình thường": 3,
-    "không hài lòng": 2,
-    "rất không hài lòng": 1,
-}
-SKIP_WORDS = ("bỏ qua", "bo qua", "skip")
 ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
 
 
-def _fold(text: str) -> str:
-    """Return text in NFC, lower case, single-spaced."""
-    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
-
-
 def level_buttons(*, skip: bool) -> tuple[tuple[Button, ...], ...]:
-    """Return one button per level (best first), and 'skip' for the optional steps."""
-    rows = tuple((choice(f"rating.level_button.{v}", f"lv{v}"),) for v in ratings.LEVELS)
-    return (*rows, (choice("rating.skip", "skip"),)) if skip else rows
+    """Return one button per level, best first, numbered by its score (5 = Rất hài lòng)."""
+    rows = tuple((choice(f"rating.level_button.{v}", f"lv{v}", number=v),) for v in ratings.LEVELS)
+    return (*rows, (choice("rating.skip", "skip", number=0),)) if skip else rows
 
 
 def read_level(answer: Answer, *, skip: bool) -> int | None:
-    """Read a level from a button, a digit (1 = the first shown) or the words; None = skipped."""
+    """Read the level chosen (pressed, or typed as its number or words); None = skipped."""
     if answer.choice == "skip" and skip:
         return None
     if answer.choice and answer.choice.startswith("lv") and answer.choice[2:].isdigit():
         value = int(answer.choice[2:])
         if value in ratings.LEVELS:
             return value
-    typed = _fold(answer.text or "")
-    if typed.isdigit() and 1 <= int(typed) <= len(ratings.LEVELS):
-        return ratings.LEVELS[int(typed) - 1]
-    if typed in WORDS:
-        return WORDS[typed]
-    if skip and typed in SKIP_WORDS:
-        return None
     raise InvalidInput("rating.error.level")
 
 
@@ -73,7 +52,7 @@ async def prompt_dossier(ctx: Context, data: Data) -> list[OutboundMessage]:
 
 async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> str:
     """Keep a known, not yet rated dossier (it fills in the unit and procedure), or none."""
-    if answer.choice == "skip" or _fold(answer.text or "") in ("không", "khong", "no"):
+    if answer.choice == "skip" or fold(answer.text or "") in ("không", "khong", "no"):
         return "overall"
     if not answer.text:
         raise InvalidInput("rating.error.dossier_code")
@@ -131,7 +110,7 @@ def _optional_text(limit: int, field: str, nxt: str) -> Any:
     """Return a step keeping optional typed text of at most `limit` characters."""
 
     async def accept(ctx: Context, data: Data, answer: Answer) -> str:
-        if answer.choice == "skip" or not answer.text or _fold(answer.text) in SKIP_WORDS:
+        if answer.choice == "skip" or not answer.text:
             data[field] = None
             return nxt
         if len(answer.text) > limit:
@@ -144,7 +123,7 @@ def _optional_text(limit: int, field: str, nxt: str) -> Any:
 
 async def accept_identity(ctx: Context, data: Data, answer: Answer) -> str:
     """Stay anonymous, or go on to leave a phone number for a reply."""
-    if answer.choice == "anonymous" or _fold(answer.text or "") in ("ẩn danh", "an danh"):
+    if answer.choice == "anonymous" or fold(answer.text or "") in ("ẩn danh", "an danh"):
         data["anonymous"] = True
         return DONE
     if answer.choice == "phone":

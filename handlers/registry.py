@@ -62,6 +62,14 @@ def action(namespace: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def row_id(text: str) -> int | None:
+    """Read the id a button carries; None for anything forged or malformed ('abc', '-1')."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value < 2**31 else None
+
+
 def roles_only(*roles: Role) -> frozenset[Role]:
     """Return an audience of the given roles."""
     return frozenset(roles)

@@ -14,7 +14,7 @@ from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, read_due
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import STAFF, action, command, roles_only
+from handlers.registry import STAFF, action, command, roles_only, row_id
 
 
 def _done_message(row_unit: str, title: str, at: datetime, late: bool | None) -> OutboundMessage:
@@ -87,11 +87,11 @@ DONE_FLOW = register(
 @action("task")
 async def done_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start reporting a task done from the button on its reminder."""
-    arg = (ctx.event.action or "").partition(":")[2]
-    if not arg.isdigit():
+    assignment_id = row_id((ctx.event.action or "").partition(":")[2])
+    if assignment_id is None:
         return [msg("errors.unknown_action")]
     row, task, _ = await tasks.check_reportable(
-        ctx.session, actor=ctx.actor, assignment_id=int(arg)
+        ctx.session, actor=ctx.actor, assignment_id=assignment_id
     )
     return await start(ctx, DONE_FLOW, {"assignment_id": row.id, "title": task.title})
 
@@ -246,7 +246,7 @@ ASSIGN_FLOW = register(
             ),
             "due": ask(
                 "task.flow.ask_due",
-                tuple(choice("directive.flow.days", str(n), n=n) for n in (2, 5, 10)),
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
             ),
             "confirm": prompt_confirm,
         },

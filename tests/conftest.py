@@ -109,6 +109,23 @@ class BotHarness:
         await self.feed(tg.callback_update(uid, data, message_id))
         return self.api.texts()
 
+    def shown(self, uid: int, value: str) -> str:
+        """Return the callback data of the latest flow button answering `value` shown to uid."""
+        for call in reversed(self.api.calls):
+            if int(call.params.get("chat_id", 0)) != uid:
+                continue
+            rows = (call.params.get("reply_markup") or {}).get("inline_keyboard", [])
+            for row in rows:
+                for button in row:
+                    data = str(button.get("callback_data", ""))
+                    if data.startswith("flow:") and data.rsplit(":", 1)[-1] == value:
+                        return data
+        raise AssertionError(f"no button answering {value!r} was shown to {uid}")
+
+    async def choose(self, uid: int, value: str) -> list[str]:
+        """Press the flow button for `value` on the latest prompt shown to uid."""
+        return await self.press(uid, self.shown(uid, value))
+
 
 @pytest.fixture
 async def bot_harness(maker: SessionMaker, clock: FakeClock) -> AsyncIterator[BotHarness]:

@@ -113,7 +113,24 @@ async def test_done_dossiers_are_not_apologised_for_and_headless_units_go_to_adm
         )
         await import_dossiers(s, table=table, actor="t", now=clock.now())
         await s.commit()
-    assert await sweep_at(maker, clock, "2026-12-04T10:00") == (1, [("50", "apology.ask")])
+    assert await sweep_at(maker, clock, "2026-12-04T10:00") == (1, [("50", "routing.for_admins")])
+    async with maker() as s:
+        row = (await s.exec(select(Outbox).order_by(Outbox.id.desc()))).first()
+    message = codec.loads(row.payload)
+    assert message.params["unit"] == "Sở Giáo dục và Đào tạo"
+    assert message.params["message"].key == "apology.ask"
+    assert message.buttons[0][0].action.startswith("apology:")
+
+
+async def test_a_dossier_waiting_on_the_citizen_is_not_apologised_for(maker, clock):
+    await setup(maker, clock, {**ROW, "status": "Chờ bổ sung"})
+    assert await sweep_at(maker, clock, "2026-12-04T09:00") == (0, [])
+    assert await sweep_at(maker, clock, "2026-12-09T09:00") == (0, [])  # even once late
+    async with maker() as s:
+        table = Table.from_records(DOSSIERS, [{**ROW, "status": "Đang xử lý"}])
+        await import_dossiers(s, table=table, actor="t", now=clock.now())
+        await s.commit()
+    assert await sweep_at(maker, clock, "2026-12-09T10:00") == (1, [("20", "apology.ask")])
 
 
 async def asked(maker, clock) -> int:

@@ -145,11 +145,11 @@ async def test_admin_broadcasts_formatted_text_in_chat(org):
     org.api.clear()
     await org.feed(update)
     assert org.api.texts() == [t("broadcast.flow.ask_segment", "vi")]
-    await org.press(ADMIN, "flow:staff")
-    preview, confirm = await org.press(ADMIN, "flow:now")
+    await org.choose(ADMIN, "staff")
+    preview, confirm = await org.choose(ADMIN, "now")
     assert preview == "📢 <b>Họp giao ban</b> lúc 8 giờ"
     assert "3 người" in confirm
-    created = await org.press(ADMIN, "flow:send")
+    created = await org.choose(ADMIN, "send")
     assert created[0].startswith("Đã xếp lịch thông báo #1 tới 3 người nhận")
     async with org.maker() as s:
         row = (await s.exec(select(Outbox))).first()
@@ -159,9 +159,9 @@ async def test_admin_broadcasts_formatted_text_in_chat(org):
 async def test_broadcasts_list_and_cancel_with_confirmation(org):
     await org.send(ADMIN, "/broadcast")
     await org.send(ADMIN, "Khảo sát ý kiến")
-    await org.press(ADMIN, "flow:everyone")
+    await org.choose(ADMIN, "everyone")
     await org.send(ADMIN, "31/12/2030 08:00")
-    await org.press(ADMIN, "flow:send")
+    await org.choose(ADMIN, "send")
     listing = await org.send(ADMIN, "/broadcasts")
     assert "#1 [đã hẹn giờ] everyone" in listing[0]
     assert "đã gửi 0/4" in listing[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -16,6 +16,7 @@ from bot.services.service_points import payload_for_counter
 from tests import factories as f
 
 CITIZEN, HEAD, LEADER, OTHER_HEAD = 9701, 9702, 9703, 9704
+T = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -40,18 +41,18 @@ async def desk(bot_harness, clock):
     return bot_harness
 
 
-async def rate_badly(org, *, anonymous: bool) -> int:
+async def rate_badly(org, *, anonymous: bool, counter: str = "Q1") -> int:
     """Rate the desk 'Rất không hài lòng'; return the case opened."""
-    await org.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-    await org.press(CITIZEN, "flow:skip")
+    await org.send(CITIZEN, f"/start {payload_for_counter(counter)}")
+    await org.choose(CITIZEN, "skip")
     for _ in range(6):
-        await org.send(CITIZEN, "5")
-    await org.press(CITIZEN, "flow:skip")
+        await org.send(CITIZEN, "1")  # the number shown beside «Rất không hài lòng»
+    await org.choose(CITIZEN, "skip")
     await org.send(CITIZEN, "Phải chờ rất lâu")
     if anonymous:
-        await org.press(CITIZEN, "flow:anonymous")
+        await org.choose(CITIZEN, "anonymous")
     else:
-        await org.press(CITIZEN, "flow:phone")
+        await org.choose(CITIZEN, "phone")
         await org.send(CITIZEN, "0912345678")
     async with org.maker() as s:
         return (await s.exec(select(FollowUpCase))).one().id
@@ -69,12 +70,18 @@ async def test_head_answers_citizen_replies_and_the_case_closes(desk):
         t("case.answered", "vi", id=case_id)
     ]
     async with desk.maker() as s:
-        reply = (await s.exec(select(Outbox).where(Outbox.kind == "case"))).one()
-    assert reply.chat_id == str(CITIZEN)
-    answer = codec.loads(reply.payload)
+        rows = (await s.exec(select(Outbox).where(Outbox.kind == "case"))).all()
+    assert [r.chat_id for r in rows] == [str(CITIZEN), str(CITIZEN)]
+    answer, question = (codec.loads(r.payload) for r in sorted(rows, key=lambda r: r.id))
     assert answer.params["answer"] == "Xin lỗi Ông/Bà, đơn vị đã bố trí thêm cán bộ."
-    no = answer.buttons[0][1].action
+    assert (answer.buttons, question.key) == ((), "case.ask_settled")
+    yes, no = (b.action for b in question.buttons[0])
     assert await desk.press(CITIZEN, no) == [t("case.thanks_not_settled", "vi")]
+    assert desk.api.sent("editMessageText")  # the question is replaced, the answer stays
+    for second in (yes, no):
+        assert await desk.press(CITIZEN, second) == [
+            t("case.error.already_replied", "vi", reply=t("case.settled_no", "vi"))
+        ]
     async with desk.maker() as s:
         again = (
             await s.exec(select(Outbox).where(Outbox.chat_id == str(HEAD), Outbox.kind == "case"))
@@ -92,6 +99,23 @@ async def test_head_answers_citizen_replies_and_the_case_closes(desk):
         "Đã họp rút kinh nghiệm",
     )
     assert case.answered_at is not None
+
+
+async def test_bad_rating_of_a_unit_without_a_linked_head_goes_to_the_admins(desk):
+    async with desk.maker() as s:
+        unit = await f.unit(s, "MC2", "Bộ phận Một cửa 2", kind=UnitKind.ONE_STOP)
+        await f.contact(s, "9799", await f.person(s, "AD", unit, Role.ADMIN))
+        s.add(ServiceCounter(code="Q2", name="Quầy 2", unit_id=unit.id, created_at=T, updated_at=T))
+        await s.commit()
+    case_id = await rate_badly(desk, anonymous=True, counter="Q2")
+    async with desk.maker() as s:
+        alert = (await s.exec(select(Outbox).where(Outbox.kind == "rating_alert"))).one()
+    message = codec.loads(alert.payload)
+    assert alert.chat_id == "9799"
+    assert message.key == "routing.for_admins"
+    assert message.params["unit"] == "Bộ phận Một cửa 2"
+    assert message.params["message"].key == "rating.alert_head"
+    assert [b.action for b in message.buttons[0]] == [f"case:close:{case_id}"]
 
 
 async def test_anonymous_case_can_only_be_closed(desk):

@@ -38,7 +38,7 @@ async def walk(org, steps):
         if kind == "text":
             texts = await org.send(ADMIN, value)
         else:
-            texts = await org.press(ADMIN, f"flow:{value}")
+            texts = await org.choose(ADMIN, value)
     return texts
 
 
@@ -64,7 +64,7 @@ async def test_admin_issues_a_directive_in_chat(org):
     assert "&lt;khảo sát&gt;" in preview
     assert "Phòng GD&amp;ĐT Đông Sơn" in preview
     assert t("directive.flow.confirm", "vi", reachable=2, units=1, unreachable=1) == confirm
-    done = await org.press(ADMIN, "flow:send")
+    done = await org.choose(ADMIN, "send")
     assert done[0] == t("directive.issued", "vi", number="125/SGDĐT-VP", queued=2, unreachable=1)
     assert "Chưa Liên Kết" in done[1]
     async with org.maker() as s:
@@ -81,7 +81,7 @@ async def test_flow_back_cancel_and_bad_input(org):
     bad = await org.send(ADMIN, "31/02/2026")
     assert bad[0] == t("directive.flow.bad_date", "vi", value="31/02/2026")
     assert bad[1] == t("directive.flow.ask_date", "vi")
-    back = await org.press(ADMIN, "flow:__back")
+    back = await org.choose(ADMIN, "__back")
     assert back == [t("directive.flow.ask_number", "vi")]
     await org.send(ADMIN, "126/SGDĐT-VP")
     await org.send(ADMIN, "05/12/2026")
@@ -89,7 +89,7 @@ async def test_flow_back_cancel_and_bad_input(org):
     resumed = await org.send(ADMIN, "Tiêu đề")
     assert resumed == [t("directive.flow.ask_summary", "vi")]
     assert await org.send(ADMIN, "huỷ") == [t("flow.cancelled", "vi")]
-    assert await org.press(ADMIN, "flow:today") == [t("flow.expired", "vi")]
+    assert await org.press(ADMIN, "flow:0a1b2c.date:today") == [t("flow.expired", "vi")]
     async with org.maker() as s:
         assert (await s.exec(select(Flow))).first() is None
         assert (await s.exec(select(Directive))).first() is None

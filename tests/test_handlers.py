@@ -210,6 +210,41 @@ async def test_internal_error_is_reported_without_internals(org, monkeypatch):
     assert "secret" not in texts[0]
 
 
+async def test_internal_error_is_reported_in_the_persons_language(org, monkeypatch):
+    async def boom(ctx):
+        raise RuntimeError("secret detail")
+
+    await org.send(STAFF_UID, "/lang en")
+    monkeypatch.setitem(COMMANDS, "me", replace(COMMANDS["me"], handler=boom))
+    assert await org.send(STAFF_UID, "/me") == [t("errors.internal", "en")]
+
+
+FORGED = [
+    "ack:abc",
+    "ack:-1",
+    "ack:0",
+    "ack:99999999999999999999",
+    "ack:١٢",
+    "case:answer:-1",
+    "case:close:abc",
+    "casefb:x:yes",
+    "casefb:1:maybe",
+    "apology:-3",
+    "task:abc",
+    "bcancel:abc",
+    "bcancel:1:now",
+]
+
+
+@pytest.mark.parametrize("data", FORGED)
+async def test_forged_button_data_is_a_dead_button(org, data):
+    assert await org.press(ADMIN_UID, data) == [t("errors.unknown_action", "vi")]
+
+
+async def test_the_preview_button_still_explains_itself(org):
+    assert await org.press(STAFF_UID, "ack:preview") == [t("directive.preview_pressed", "vi")]
+
+
 async def test_reply_refused_with_403_marks_the_contact_blocked(org):
     org.api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
     await org.send(CITIZEN_UID, "/help")

@@ -73,13 +73,13 @@ async def stored(org) -> list[Rating]:
 async def test_full_rating_with_buttons_alerts_the_head(point):
     greet = await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
     assert "Bộ phận Một cửa" in greet[0]
-    await point.press(CITIZEN, "flow:skip")
-    await point.press(CITIZEN, "flow:lv2")
-    for answer in ("flow:lv5", "flow:lv4", "flow:skip", "flow:lv1", "flow:skip"):
-        await point.press(CITIZEN, answer)
+    await point.choose(CITIZEN, "skip")
+    await point.choose(CITIZEN, "lv2")
+    for answer in ("lv5", "lv4", "skip", "lv1", "skip"):
+        await point.choose(CITIZEN, answer)
     await point.send(CITIZEN, "Trần Văn Bộ")
-    await point.press(CITIZEN, "flow:skip")
-    assert await point.press(CITIZEN, "flow:phone") == [t("rating.ask_phone", "vi")]
+    await point.choose(CITIZEN, "skip")
+    assert await point.choose(CITIZEN, "phone") == [t("rating.ask_phone", "vi")]
     thanks = await point.send(CITIZEN, "0912 345 678")
     assert thanks == [t("rating.thanks", "vi")]
     [rating] = await stored(point)
@@ -105,13 +105,13 @@ async def test_typed_answers_back_and_anonymous(point):
     await point.send(CITIZEN, "không")
     retry = await point.send(CITIZEN, "9")
     assert retry[0] == t("rating.error.level", "vi")
-    await point.send(CITIZEN, "1")  # the first shown: Rất hài lòng
+    await point.send(CITIZEN, "1")  # the number shown beside Rất không hài lòng
     await point.send(CITIZEN, "rất hài lòng")
     back = await point.send(CITIZEN, "quay lại")
     assert back[0].startswith("Tiêu chí 1/5")
-    for answer in ("2", "bỏ qua", "3", "4", "5"):
+    for answer in ("4", "bỏ qua", "3", "2", "1"):
         await point.send(CITIZEN, answer)
-    await point.press(CITIZEN, "flow:skip")
+    await point.choose(CITIZEN, "skip")
     await point.send(CITIZEN, "Cán bộ <b>nhiệt tình</b>")
     assert await point.send(CITIZEN, "ẩn danh") == [t("rating.thanks", "vi")]
     [rating] = await stored(point)
@@ -122,7 +122,7 @@ async def test_typed_answers_back_and_anonymous(point):
         rating.officer_score,
         rating.result,
         rating.feedback,
-    ) == (5, 4, None, 3, 2, 1)
+    ) == (1, 4, None, 3, 2, 1)
     assert rating.comment == "Cán bộ <b>nhiệt tình</b>"
     assert rating.contact_id is None
     assert rating.phone is None
@@ -137,9 +137,9 @@ async def test_dossier_code_is_checked_and_rated_once(point):
     await point.send(CITIZEN, "hs-001")
     for _ in range(6):
         await point.send(CITIZEN, "1")
-    await point.press(CITIZEN, "flow:skip")
-    await point.press(CITIZEN, "flow:skip")
-    await point.press(CITIZEN, "flow:anonymous")
+    await point.choose(CITIZEN, "skip")
+    await point.choose(CITIZEN, "skip")
+    await point.choose(CITIZEN, "anonymous")
     [rating] = await stored(point)
     assert rating.dossier_id is not None
     await point.send(OTHER, f"/start {payload_for_counter('Q1')}")
@@ -149,14 +149,14 @@ async def test_dossier_code_is_checked_and_rated_once(point):
 
 async def test_cancel_expiry_and_resume(point, clock):
     await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-    await point.press(CITIZEN, "flow:skip")
+    await point.choose(CITIZEN, "skip")
     clock.advance(timedelta(minutes=20))
-    resumed = await point.press(CITIZEN, "flow:lv4")
+    resumed = await point.choose(CITIZEN, "lv4")
     assert resumed[0].startswith("Tiêu chí 1/5")
     clock.advance(timedelta(minutes=31))
-    assert await point.press(CITIZEN, "flow:lv4") == [t("flow.expired", "vi")]
+    assert await point.choose(CITIZEN, "lv4") == [t("flow.expired", "vi")]
     await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-    assert await point.press(CITIZEN, "flow:__cancel") == [t("flow.cancelled", "vi")]
+    assert await point.choose(CITIZEN, "__cancel") == [t("flow.cancelled", "vi")]
     async with point.maker() as s:
         assert (await s.exec(select(Flow))).first() is None
     assert await stored(point) == []
@@ -165,12 +165,12 @@ async def test_cancel_expiry_and_resume(point, clock):
 async def test_daily_limit_and_bad_links(point):
     for _ in range(3):
         await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-        await point.press(CITIZEN, "flow:skip")
+        await point.choose(CITIZEN, "skip")
         for _ in range(6):
             await point.send(CITIZEN, "2")
-        await point.press(CITIZEN, "flow:skip")
-        await point.press(CITIZEN, "flow:skip")
-        await point.press(CITIZEN, "flow:anonymous")
+        await point.choose(CITIZEN, "skip")
+        await point.choose(CITIZEN, "skip")
+        await point.choose(CITIZEN, "anonymous")
     assert len(await stored(point)) == 3
     refused = await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
     assert refused == [t("rating.error.limit", "vi", limit=3)]
@@ -178,3 +178,63 @@ async def test_daily_limit_and_bad_links(point):
     assert unknown == [t("points.error.unknown_counter", "vi", code="Q9")]
     async with point.maker() as s:
         assert (await s.exec(select(Flow))).first() is None
+
+
+@pytest.mark.parametrize("typed", ["Bỏ qua", "1", "Không có mã hồ sơ", "khong co ma ho so"])
+async def test_dossier_step_takes_its_button_typed(point, typed):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    assert await point.send(CITIZEN, typed) == [t("rating.ask_overall", "vi")]
+
+
+@pytest.mark.parametrize("typed", ["1", "Gửi ẩn danh", "gui an danh", "ẩn danh"])
+async def test_anonymity_step_takes_its_button_typed(point, typed):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    for answer in ("bỏ qua", "4", "0", "0", "0", "0", "0", "bỏ qua", "bỏ qua"):
+        await point.send(CITIZEN, answer)
+    assert await point.send(CITIZEN, typed) == [t("rating.thanks", "vi")]
+    [rating] = await stored(point)
+    assert (rating.overall, rating.contact_id, rating.access) == (4, None, None)
+
+
+async def test_a_typed_digit_is_the_number_shown_and_5_is_the_best(point):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    await point.send(CITIZEN, "bỏ qua")
+    [prompt] = point.api.sent()
+    labels = [b["text"] for row in prompt["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels[0] == f"5. {t('rating.level_button.5', 'vi')}"
+    assert labels[4] == f"1. {t('rating.level_button.1', 'vi')}"
+    worst = point.shown(CITIZEN, "lv1")
+    await point.send(CITIZEN, "5")
+    for _ in range(5):
+        await point.send(CITIZEN, "0")
+    await point.send(CITIZEN, "bỏ qua")
+    await point.send(CITIZEN, "bỏ qua")
+    await point.send(CITIZEN, "1")
+    [rating] = await stored(point)
+    assert rating.overall == 5
+    assert await point.press(CITIZEN, worst) == [t("flow.expired", "vi")]  # the flow is over
+    async with point.maker() as s:
+        assert (await s.exec(select(Outbox))).first() is None  # no complaint opened
+
+
+async def test_first_step_lives_the_configured_minutes(point, clock):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    skip = point.shown(CITIZEN, "skip")
+    clock.advance(timedelta(minutes=31))
+    assert await point.press(CITIZEN, skip) == [t("flow.expired", "vi")]
+
+
+async def test_buttons_of_passed_steps_do_not_act(point):
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    await point.choose(CITIZEN, "skip")
+    overall_bad = point.shown(CITIZEN, "lv1")
+    await point.choose(CITIZEN, "lv5")
+    again = await point.press(CITIZEN, overall_bad)
+    assert again[0] == t("flow.step_done", "vi")
+    assert again[1].startswith("Tiêu chí 1/5")
+    await point.send(CITIZEN, "/start")  # another flow's old button does not act either
+    await point.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
+    assert (await point.press(CITIZEN, overall_bad))[0] == t("flow.step_done", "vi")
+    async with point.maker() as s:
+        flow = (await s.exec(select(Flow))).one()
+    assert flow.step == "dossier"

@@ -116,3 +116,28 @@ def test_codec_round_trips_every_parameter_type():
     assert render(again, "vi") == render(message, "vi")
     with pytest.raises(TypeError):
         codec.dumps(OutboundMessage("x", {"bad": object()}))
+
+
+def test_a_numbered_choice_shows_its_number_on_buttons_and_in_text():
+    from bot.channels import codec
+    from bot.channels.render import options_text
+    from bot.i18n import t
+
+    message = OutboundMessage(
+        "rating.ask_overall",
+        buttons=(
+            (Button("rating.level_button.5", "flow:x.overall:lv5", number=5),),
+            (Button("rating.skip", "flow:x.overall:skip", number=0),),
+            (Button("flow.back", "flow:x.overall:__back"),),
+        ),
+    )
+    markup = keyboard(message, "vi")
+    assert markup is not None
+    labels = [b.text for row in markup.inline_keyboard for b in row]
+    assert labels == [
+        f"5. {t('rating.level_button.5', 'vi')}",
+        f"0. {t('rating.skip', 'vi')}",
+        t("flow.back", "vi"),
+    ]
+    assert options_text(message, "vi").split("\n") == labels
+    assert codec.loads(codec.dumps(message)) == message

@@ -32,11 +32,11 @@ async def assign(org) -> None:
     """Assign a task to the district offices through the flow."""
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Báo cáo CCHC quý IV")
-    await org.press(ADMIN, "flow:skip")
-    await org.press(ADMIN, "flow:district")
-    confirm = await org.press(ADMIN, "flow:5")
+    await org.choose(ADMIN, "skip")
+    await org.choose(ADMIN, "district")
+    confirm = await org.choose(ADMIN, "5")
     assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
-    created = await org.press(ADMIN, "flow:assign")
+    created = await org.choose(ADMIN, "assign")
     assert created[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
     assert created[1] == t("task.flow.unreached", "vi", count=1, codes="PGD2")
 
@@ -83,3 +83,18 @@ async def test_done_command_and_reopen(org):
 
 async def test_staff_cannot_assign(org):
     assert await org.send(STAFF, "/task") == [t("errors.forbidden", "vi")]
+
+
+async def test_typed_steps_a_number_of_days_is_that_many_days(org, clock):
+    from bot.channels.render import DEFAULT_TZ, format_value
+    from bot.services.calendar import WorkCalendar
+
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Báo cáo CCHC quý IV")
+    await org.send(ADMIN, "Bỏ qua")
+    await org.send(ADMIN, "1")  # «1. Các phòng GD&ĐT»
+    confirm = await org.send(ADMIN, "10")  # «10. 10 ngày làm việc»
+    due = WorkCalendar().close_of_business(clock.now(), 10)
+    assert format_value(due, "vi", DEFAULT_TZ) in confirm[0]
+    assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
+    assert (await org.send(ADMIN, "1"))[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")

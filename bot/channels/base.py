@@ -11,11 +11,15 @@ MAX_INBOUND_TEXT = 4096
 
 @dataclass(frozen=True)
 class Button:
-    """A choice offered to the user: a label key and a namespaced action such as 'ack:12'."""
+    """A choice offered to the user: a label key and a namespaced action such as 'ack:12'.
+
+    `number` is what the user may type instead of pressing (shown next to the label).
+    """
 
     key: str
     action: str
     params: dict[str, Any] = field(default_factory=dict)
+    number: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse actions that Telegram would reject (over 64 bytes, no namespace)."""

@@ -67,7 +67,12 @@ def dumps(message: OutboundMessage) -> str:
             "params": _encode_params(message.params),
             "buttons": [
                 [
-                    {"key": b.key, "action": b.action, "params": _encode_params(b.params)}
+                    {
+                        "key": b.key,
+                        "action": b.action,
+                        "params": _encode_params(b.params),
+                        "number": b.number,
+                    }
                     for b in row
                 ]
                 for row in message.buttons
@@ -84,7 +89,9 @@ def loads(payload: str) -> OutboundMessage:
     """Read a message back from the outbox."""
     data = json.loads(payload)
     buttons = tuple(
-        tuple(Button(b["key"], b["action"], _decode_params(b["params"])) for b in row)
+        tuple(
+            Button(b["key"], b["action"], _decode_params(b["params"]), b.get("number")) for b in row
+        )
         for row in data["buttons"]
     )
     return OutboundMessage(

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import Html, Items, OutboundMessage, Text
+from bot.channels.base import Button, Html, Items, OutboundMessage, Text
 from bot.i18n import t
 
 Escape = Callable[[str], str]
@@ -80,6 +80,20 @@ def render(
 ) -> str:
     """Render a message's text in a locale (its own locale wins when set)."""
     return render_key(message.key, message.params, message.locale or locale, escape=escape, tz=tz)
+
+
+def button_label(button: Button, locale: str, *, escape: Escape = plain) -> str:
+    """Render a button's label, with the number the user may type in its place."""
+    label = render_key(button.key, button.params, locale, escape=escape)
+    if button.number is None:
+        return label
+    return t("flow.numbered", locale, number=str(button.number), label=label)
+
+
+def options_text(message: OutboundMessage, locale: str, *, escape: Escape = plain) -> str:
+    """Render a message's buttons as lines of text, for channels that have no buttons."""
+    loc = message.locale or locale
+    return "\n".join(button_label(b, loc, escape=escape) for row in message.buttons for b in row)
 
 
 def split_text(text: str, limit: int) -> list[str]:

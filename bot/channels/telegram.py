@@ -15,7 +15,7 @@ from telegram import (
 from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
 
 from bot.channels.base import FileRef, InboundEvent, OutboundMessage, parse_command
-from bot.channels.render import html_escape, plain, render, render_key, split_text
+from bot.channels.render import button_label, html_escape, render, split_text
 
 CHANNEL = "telegram"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -106,12 +106,7 @@ def keyboard(message: OutboundMessage, locale: str) -> InlineKeyboardMarkup | No
     loc = message.locale or locale
     return InlineKeyboardMarkup(
         [
-            [
-                InlineKeyboardButton(
-                    render_key(b.key, b.params, loc, escape=plain), callback_data=b.action
-                )
-                for b in row
-            ]
+            [InlineKeyboardButton(button_label(b, loc), callback_data=b.action) for b in row]
             for row in message.buttons
         ]
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.channels.base import OutboundMessage, Text
 from bot.models import Contact, Person, PersonRole, Role, Unit
 from bot.services.errors import PermissionDenied
 
@@ -105,3 +106,23 @@ async def contacts_with_role(
         col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def heads_or_admins(session: AsyncSession, *, unit_id: int) -> tuple[list[Contact], bool]:
+    """Return the unit's heads' chat accounts, or the admins' (and True) when none is linked."""
+    heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=unit_id)
+    if heads:
+        return heads, False
+    return await contacts_with_role(session, Role.ADMIN), True
+
+
+async def for_admins(
+    session: AsyncSession, message: OutboundMessage, *, unit_id: int
+) -> OutboundMessage:
+    """Wrap a message meant for a unit's heads, telling the admins why it reached them."""
+    unit = await session.get(Unit, unit_id)
+    return OutboundMessage(
+        "routing.for_admins",
+        {"unit": unit.name if unit else "–", "message": Text(message.key, message.params)},
+        buttons=message.buttons,
+    )

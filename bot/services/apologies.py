@@ -16,6 +16,7 @@ from bot.models import (
     Attachment,
     Contact,
     Dossier,
+    DossierStatus,
     Person,
     PersonRole,
     Procedure,
@@ -23,7 +24,7 @@ from bot.models import (
     Unit,
 )
 from bot.services import attachments, audit, outbox
-from bot.services.access import Actor
+from bot.services.access import Actor, for_admins, heads_or_admins
 from bot.services.apology_slip import TZ, SlipData, render_docx
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import OPEN, followers
@@ -32,18 +33,22 @@ from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 PRIORITY = 30
 REASON_MAX = 1000
 FILE_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
+WAITING_ON_CITIZEN = (DossierStatus.ADDITIONAL,)  # chờ bổ sung: the delay is not the unit's
 
 
 async def sweep(
     session: AsyncSession, *, now: datetime, cal: WorkCalendar, lead_days: int = 1
 ) -> int:
-    """Ask for an apology for each open dossier due within `lead_days` working days (or late)."""
+    """Ask for an apology for each open dossier due within `lead_days` working days (or late).
+
+    A dossier waiting on the citizen (chờ bổ sung) is not the unit's delay: nobody is asked.
+    """
     horizon = cal.add_working_days(cal.local(now).date(), lead_days)
     cutoff = cal.at_local(horizon + timedelta(days=1), "00:00")
     due = (
         await session.exec(
             select(Dossier).where(
-                col(Dossier.status).in_([s.value for s in OPEN]),
+                col(Dossier.status).in_([s.value for s in OPEN if s not in WAITING_ON_CITIZEN]),
                 col(Dossier.appointment_at) < cutoff,
             )
         )
@@ -83,7 +88,10 @@ async def _ask(
     session.add(apology)
     await session.flush()
     message = await ask_message(session, apology=apology, dossier=dossier)
-    for contact in await responsible_contacts(session, unit_id=dossier.unit_id):
+    contacts, fallback = await heads_or_admins(session, unit_id=dossier.unit_id)
+    if fallback:
+        message = await for_admins(session, message, unit_id=dossier.unit_id)
+    for contact in contacts:
         await outbox.enqueue(
             session,
             contact=contact,

@@ -10,7 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.base import Button, OutboundMessage, Text
 from bot.models import CaseStatus, Contact, FollowUpCase, Rating, Role, Unit
 from bot.services import audit, outbox
-from bot.services.access import Actor, contacts_with_role, require
+from bot.services.access import (
+    Actor,
+    contacts_with_role,
+    for_admins,
+    heads_or_admins,
+    require,
+)
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 
 TEXT_MAX = 2000
@@ -86,11 +92,10 @@ async def answer(
     assert contact is not None
     assert unit is not None
     case.answer, case.answered_at, case.answered_by = _text(text), now, actor.label
-    case.status = CaseStatus.ANSWERED
+    case.status, case.citizen_settled = CaseStatus.ANSWERED, None
     session.add(case)
-    message = OutboundMessage(
-        "case.to_citizen",
-        {"unit": unit.name, "answer": case.answer},
+    question = OutboundMessage(
+        "case.ask_settled",
         buttons=(
             (
                 Button("case.settled_yes", f"casefb:{case.id}:yes"),
@@ -98,9 +103,19 @@ async def answer(
             ),
         ),
     )
-    await outbox.enqueue(
-        session, contact=contact, message=message, kind="case", ref_id=case.id, now=now, priority=10
-    )
+    for message in (
+        OutboundMessage("case.to_citizen", {"unit": unit.name, "answer": case.answer}),
+        question,
+    ):
+        await outbox.enqueue(
+            session,
+            contact=contact,
+            message=message,
+            kind="case",
+            ref_id=case.id,
+            now=now,
+            priority=10,
+        )
     audit.record(
         session, actor=actor.label, action="case.answer", now=now, subject=f"case:{case.id}"
     )
@@ -125,18 +140,25 @@ async def close(
 async def citizen_reply(
     session: AsyncSession, *, contact: Contact, case_id: int, settled: bool, now: datetime
 ) -> FollowUpCase:
-    """Record whether the answer settles it for the citizen; tell the heads when it does not."""
+    """Record, once per answer, whether it settles it for the citizen; tell the heads if not."""
     case = await session.get(FollowUpCase, case_id)
     rating = await session.get(Rating, case.rating_id) if case else None
     if case is None or rating is None or rating.contact_id != contact.id:
         raise NotFound("case.error.unknown")
+    if case.answered_at is None:
+        raise NotFound("case.error.unknown")
+    if case.citizen_settled is not None:
+        given = "yes" if case.citizen_settled else "no"
+        raise InvalidInput("case.error.already_replied", reply=Text(f"case.settled_{given}"))
     case.citizen_settled = settled
     session.add(case)
     if not settled:
-        heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=case.unit_id)
+        heads, fallback = await heads_or_admins(session, unit_id=case.unit_id)
         message = OutboundMessage(
             "case.not_settled", {"id": case.id}, buttons=head_buttons(case, rating)
         )
+        if fallback:
+            message = await for_admins(session, message, unit_id=case.unit_id)
         await outbox.enqueue_all(
             session,
             contacts=heads,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.models import Contact, Flow
 
 HISTORY = "_history"
+NONCE = "_nonce"
 
 
 async def current(session: AsyncSession, *, contact_id: int, now: datetime) -> Flow | None:
@@ -44,7 +46,7 @@ async def begin(
         contact_id=contact.id,
         kind=kind,
         step=step,
-        data=json.dumps(data or {}),
+        data=json.dumps({**(data or {}), NONCE: secrets.token_hex(3)}, ensure_ascii=False),
         started_at=now,
         updated_at=now,
         expires_at=now + ttl,
@@ -57,6 +59,11 @@ def data_of(flow: Flow) -> dict[str, Any]:
     """Return the flow's answers so far."""
     data: dict[str, Any] = json.loads(flow.data)
     return data
+
+
+def step_token(flow: Flow) -> str:
+    """Return what names this flow's current step in its buttons (stale buttons differ)."""
+    return f"{data_of(flow).get(NONCE, '')}.{flow.step}"
 
 
 def advance(

@@ -12,9 +12,9 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Items, OutboundMessage, Text
-from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating, Role
+from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating
 from bot.services import cases, outbox
-from bot.services.access import contacts_with_role
+from bot.services.access import for_admins, heads_or_admins
 from bot.services.errors import InvalidInput
 
 LEVELS = (5, 4, 3, 2, 1)  # shown in this order: Rất hài lòng … Rất không hài lòng
@@ -161,7 +161,9 @@ async def _alert_heads(
         },
         buttons=cases.head_buttons(case, row),
     )
-    heads = await contacts_with_role(session, Role.UNIT_HEAD, unit_id=row.unit_id)
+    heads, fallback = await heads_or_admins(session, unit_id=row.unit_id)
+    if fallback:
+        message = await for_admins(session, message, unit_id=row.unit_id)
     return await outbox.enqueue_all(
         session,
         contacts=heads,

@@ -18,6 +18,14 @@ WAIT = 30.0
 FAST = {"REFORMBOT_DELIVERY__POLL_SECONDS": "0.2"}
 
 
+def button(message: dict, value: str) -> str:
+    """Return the callback data of the message's flow button answering `value`."""
+    rows = message["reply_markup"]["inline_keyboard"]
+    return next(
+        b["callback_data"] for row in rows for b in row if b["callback_data"].endswith(f":{value}")
+    )
+
+
 async def test_qr_to_rating_to_alert(bot_runner, sandbox, db):
     now = datetime.now(UTC)
     async with db() as s:
@@ -39,15 +47,15 @@ async def test_qr_to_rating_to_alert(bot_runner, sandbox, db):
     sandbox.send_text(CITIZEN, f"/start {payload_for_counter('SGD.MOTCUA.Q1')}")
     greet = await reply(1)
     assert "Bộ phận Một cửa" in greet["text"]
-    sandbox.press_button(CITIZEN, greet["message_id"], "flow:skip")
+    sandbox.press_button(CITIZEN, greet["message_id"], button(greet, "skip"))
     overall = await reply(2)
-    sandbox.press_button(CITIZEN, overall["message_id"], "flow:lv1")
-    answers = ["2", "3", "bỏ qua", "4", "5", "bỏ qua", "Chờ quá lâu, không được hướng dẫn"]
+    sandbox.press_button(CITIZEN, overall["message_id"], button(overall, "lv1"))
+    answers = ["4", "3", "bỏ qua", "2", "1", "bỏ qua", "Chờ quá lâu, không được hướng dẫn"]
     for n, text in enumerate(answers, start=3):
         await reply(n)
         sandbox.send_text(CITIZEN, text)
     identity = await reply(10)
-    sandbox.press_button(CITIZEN, identity["message_id"], "flow:anonymous")
+    sandbox.press_button(CITIZEN, identity["message_id"], button(identity, "anonymous"))
     thanks = await reply(11)
     assert thanks["text"] == t("rating.thanks", "vi")
     alert = (await sandbox.wait_for_messages(HEAD, 1, seconds=WAIT))[-1]

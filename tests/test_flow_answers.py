@@ -1,0 +1,108 @@
+"""Every step of every flow takes a typed answer: the number shown, the label, the skip words."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+import handlers.router  # noqa: F401  (registers every flow)
+from bot.i18n import t
+from bot.models import Contact, Flow
+from bot.services.errors import InvalidInput
+from handlers.flows import FLOWS, SKIP_WORDS, Answer
+
+UID = 8801
+NUMBERED = re.compile(r"^(\d+)\. (.+)$")
+LATER = "2027-01-05T10:00:00+00:00"
+SAMPLES: dict[str, dict[str, Any]] = {
+    "rating": {"unit_id": 1, "unit_name": "Bộ phận Một cửa", "procedure_name": None},
+    "directive": {
+        "number": "1/SGDĐT",
+        "date": "2026-11-30",
+        "title": "Tiêu đề",
+        "summary": "Trích yếu",
+        "target": "all",
+        "audience": "everyone",
+        "deadline": LATER,
+    },
+    "broadcast": {"html": "Thông báo", "segment": "staff", "send_at": LATER, "media": "text"},
+    "task": {"title": "Báo cáo", "details": "", "units": [], "due": LATER},
+    "task_done": {"assignment_id": 1, "title": "Báo cáo"},
+}
+
+
+def every_step() -> list[tuple[str, str]]:
+    """Return (flow, step) for each step of each registered flow."""
+    return [(kind, step) for kind, spec in sorted(FLOWS.items()) for step in spec.prompts]
+
+
+def shown_choices(api) -> list[tuple[int, str, str]]:
+    """Return (number, label, callback data) of every numbered flow button last shown."""
+    out = []
+    for call in api.calls:
+        rows = (call.params.get("reply_markup") or {}).get("inline_keyboard", [])
+        for row in rows:
+            for button in row:
+                data = str(button["callback_data"])
+                if data.startswith("flow:") and not data.endswith(("__back", "__cancel")):
+                    m = NUMBERED.match(button["text"])
+                    assert m, f"a choice without its number: {button['text']!r}"
+                    out.append((int(m.group(1)), m.group(2), data))
+    return out
+
+
+def typed_label(label: str) -> str:
+    """Return a label as a person types it: the words, without emoji or marks."""
+    return " ".join("".join(c if c.isalnum() else " " for c in label).split())
+
+
+@pytest.mark.parametrize(("kind", "step"), every_step())
+async def test_typed_answers_at_every_step(bot_harness, clock, monkeypatch, kind, step):
+    seen: list[Answer] = []
+
+    async def record(ctx, data, answer: Answer) -> str:
+        seen.append(answer)
+        raise InvalidInput("flow.step_done")
+
+    monkeypatch.setitem(FLOWS[kind].accepts, step, record)
+    await bot_harness.send(UID, "/help")
+    async with bot_harness.maker() as s:
+        contact = (await s.exec(select(Contact).where(Contact.external_id == str(UID)))).one()
+        s.add(
+            Flow(
+                contact_id=contact.id,
+                kind=kind,
+                step=step,
+                data=json.dumps({**SAMPLES.get(kind, {}), "_nonce": "abc123"}),
+                started_at=clock.now(),
+                updated_at=clock.now(),
+                expires_at=clock.now() + timedelta(hours=1),
+            )
+        )
+        await s.commit()
+
+    shown = await bot_harness.send(UID, "@@@")
+    assert shown[0] == t("flow.step_done", "vi")
+    assert seen.pop().text == "@@@"
+    choices = shown_choices(bot_harness.api)
+    numbers = [n for n, _, _ in choices]
+    assert len(set(numbers)) == len(numbers)
+    for number, label, data in choices:
+        value = data.rsplit(":", 1)[1]
+        await bot_harness.press(UID, data)
+        assert seen.pop().choice == value
+        for typed in (str(number), label, typed_label(label), typed_label(label).upper()):
+            await bot_harness.send(UID, typed)
+            assert (seen.pop().choice, typed) == (value, typed)
+        if value == "skip":
+            for word in SKIP_WORDS:
+                await bot_harness.send(UID, word.upper())
+                assert (seen.pop().choice, word) == ("skip", word)
+    if not choices:
+        await bot_harness.send(UID, "1")
+        assert seen.pop() == Answer("1", None, None)
