@@ -12,7 +12,7 @@ from bot.services.access import require
 from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.directives import calendar, read_due
+from handlers.directives import calendar, keep_working_day, move_accept, move_prompt, read_due
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import STAFF, action, command, roles_only
 
@@ -186,9 +186,9 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
 
 
 async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
-    """Keep the due moment."""
-    data["due"] = read_due(ctx, answer, past_key="task.error.due_past").isoformat()
-    return "confirm"
+    """Keep the due moment (a day off is held until moved or changed)."""
+    due = read_due(ctx, answer, past_key="task.error.due_past")
+    return keep_working_day(ctx, data, "due", due, "confirm")
 
 
 async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -248,6 +248,7 @@ ASSIGN_FLOW = register(
                 "task.flow.ask_due",
                 tuple(choice("directive.flow.days", str(n), n=n) for n in (2, 5, 10)),
             ),
+            "due_move": move_prompt("due"),
             "confirm": prompt_confirm,
         },
         accepts={
@@ -255,6 +256,7 @@ ASSIGN_FLOW = register(
             "details": accept_details,
             "units": accept_units,
             "due": accept_due,
+            "due_move": move_accept("due", "confirm", accept_due),
             "confirm": confirm_on("assign"),
         },
         finish=finish_assign,

@@ -72,7 +72,7 @@ async def seed(s):
 
 async def issue(s, target, audience=Audience.EVERYONE, now=FRIDAY_4PM):
     return await directives.issue(
-        s, actor=ADMIN, draft=draft(target, audience), now=now, default_deadline=DEADLINE
+        s, actor=ADMIN, draft=draft(target, audience), now=now, default_deadline=DEADLINE, cal=CAL
     )
 
 
@@ -128,6 +128,7 @@ async def test_issue_refuses_bad_input_and_writes_nothing(maker):
                 draft=draft(directives.Target(all=True)),
                 now=FRIDAY_4PM,
                 default_deadline=DEADLINE,
+                cal=CAL,
             )
         with pytest.raises(NotFound) as info:
             await issue(s, directives.Target(units=("PGD1", "NOPE")))
@@ -143,7 +144,7 @@ async def test_issue_refuses_bad_input_and_writes_nothing(maker):
         )
         with pytest.raises(InvalidInput) as info:
             await directives.issue(
-                s, actor=ADMIN, draft=bad, now=FRIDAY_4PM, default_deadline=DEADLINE
+                s, actor=ADMIN, draft=bad, now=FRIDAY_4PM, default_deadline=DEADLINE, cal=CAL
             )
         assert info.value.key == "directive.error.required"
         assert (await s.exec(select(func.count()).select_from(Directive))).one() == 0

@@ -25,6 +25,7 @@ from bot.models import (
 )
 from bot.services import attachments, audit, outbox
 from bot.services.access import Actor, require, require_unit_scope
+from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 
 KIND = "directive"
@@ -305,11 +306,19 @@ def _directive_row(draft: Draft, *, actor: Actor, now: datetime, deadline: datet
 
 
 async def issue(
-    session: AsyncSession, *, actor: Actor, draft: Draft, now: datetime, default_deadline: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    draft: Draft,
+    now: datetime,
+    default_deadline: datetime,
+    cal: WorkCalendar,
 ) -> Issued:
     """Record a directive and queue its notice to every reachable recipient, in one transaction."""
     require(actor, Role.ADMIN)
     validate(draft, now=now)
+    if draft.ack_deadline is not None:
+        cal.require_working_day(draft.ack_deadline)
     the_plan = await plan(session, draft)
     if not the_plan.recipients:
         raise InvalidInput("directive.error.nobody")

@@ -140,6 +140,8 @@ async def create(
     """Assign a task to units, tell each unit's head (and assignees), schedule the ladder."""
     require(actor, Role.ADMIN)
     validate(new, now=now)
+    if series_id is None:  # a series' schedule (cron) picks its own days
+        cal.require_working_day(new.due_at)
     if new.directive_id is not None and await session.get(Directive, new.directive_id) is None:
         raise NotFound("directive.error.unknown")
     units = await resolve_units(session, Target(units=new.units))
