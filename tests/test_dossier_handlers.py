@@ -148,7 +148,7 @@ async def test_a_holiday_is_refused_by_the_apology_service(desk, clock):
             )
     assert info.value.key == "calendar.not_working_holiday"
     assert info.value.params["next_day"] == "11/02/2027"
-    assert "Mùng ba Tết" in info.value.params["name"]
+    assert "Mùng ba Tết" in info.value.params["holiday"]
 
 
 async def test_without_a_follower_the_head_is_told_to_print_the_slip(desk, clock):

@@ -83,3 +83,30 @@ async def test_done_command_and_reopen(org):
 
 async def test_staff_cannot_assign(org):
     assert await org.send(STAFF, "/task") == [t("errors.forbidden", "vi")]
+
+
+async def test_a_due_date_in_tet_is_held_until_moved_or_changed(org):
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Báo cáo đầu năm")
+    await org.press(ADMIN, "flow:skip")
+    await org.press(ADMIN, "flow:district")
+    held = await org.send(ADMIN, "08/02/2027")  # the third day of Tết
+    reason = t(
+        "calendar.not_working_holiday",
+        "vi",
+        day="08/02/2027",
+        next_day="11/02/2027",
+        holiday="Mùng ba Tết Nguyên Đán",
+    )
+    assert held[0] == t("calendar.flow.ask_move", "vi", reason=reason, next_day="11/02/2027")
+    async with org.maker() as s:
+        assert (await s.exec(select(TaskAssignment))).first() is None
+    saturday = await org.send(ADMIN, "13/02/2027 10:00")  # typing another date answers again
+    assert saturday[0].startswith("Ngày 13/02/2027 là thứ Bảy hoặc Chủ nhật")
+    confirm = await org.press(ADMIN, "flow:move")
+    assert "hạn 10:00 15/02/2027" in confirm[0]
+    created = await org.press(ADMIN, "flow:assign")
+    assert created[0].startswith("Đã giao nhiệm vụ")
+    async with org.maker() as s:
+        rows = (await s.exec(select(TaskAssignment))).all()
+    assert {r.due_at.strftime("%Y-%m-%d %H:%M") for r in rows} == {"2027-02-15 03:00"}

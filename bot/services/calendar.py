@@ -109,7 +109,7 @@ class NonWorkingDay:
         return {
             "day": self.day.strftime(DAY_FORMAT),
             "next_day": self.next_day.strftime(DAY_FORMAT),
-            "name": self.holiday or "",
+            "holiday": self.holiday or "",
         }
 
     def text(self) -> Text:
