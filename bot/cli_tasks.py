@@ -239,7 +239,7 @@ def _open_table(settings: Settings, items: Sequence[digests.OpenItem]) -> Table:
             else t("cli_task.state_open", loc)
         )
         table.add_row(
-            str(item.assignment.id),
+            str(item.task.id),
             item.unit.code,
             item.task.title,
             _show(settings, item.assignment.due_at),

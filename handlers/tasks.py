@@ -107,7 +107,7 @@ async def open_tasks(ctx: Context) -> list[OutboundMessage]:
         "task.line",
         tuple(
             {
-                "id": a.id,
+                "id": t.id,
                 "title": t.title,
                 "due": a.due_at,
                 "overdue": Text("task.line_overdue") if a.due_at < ctx.now else "",
@@ -121,29 +121,36 @@ async def open_tasks(ctx: Context) -> list[OutboundMessage]:
 @command("done", STAFF)
 async def done(ctx: Context) -> list[OutboundMessage]:
     """Report a task done: /done <number> [note]."""
-    args = ctx.event.args
-    if not args or not args[0].lstrip("#").isdigit():
+    parts = (ctx.event.text or "").split(maxsplit=2)
+    if len(parts) < 2 or not parts[1].lstrip("#").isdigit():
         raise InvalidInput("errors.usage", usage=Text("task.done_usage"))
-    note = (ctx.event.text or "").split(maxsplit=2)[2] if len(args) > 1 else None
-    return await _report(ctx, int(args[0].lstrip("#")), note)
+    assignment_id, note = await tasks.find_assignment(
+        ctx.session, actor=ctx.actor, task_id=int(parts[1].lstrip("#")), text=" ".join(parts[2:])
+    )
+    return await _report(ctx, assignment_id, note or None)
 
 
 @command("reopen", roles_only(Role.ADMIN, Role.UNIT_HEAD))
 async def reopen(ctx: Context) -> list[OutboundMessage]:
-    """Reopen a finished task with a reason: /reopen <number> <reason>."""
+    """Reopen a finished task with a reason: /reopen <number> [unit code] <reason>."""
     parts = (ctx.event.text or "").split(maxsplit=2)
     if len(parts) < 3 or not parts[1].lstrip("#").isdigit():
         raise InvalidInput("errors.usage", usage=Text("task.reopen_usage"))
-    row, _, unit = await tasks.reopen(
+    assignment_id, reason = await tasks.find_assignment(
+        ctx.session, actor=ctx.actor, task_id=int(parts[1].lstrip("#")), text=parts[2]
+    )
+    if not reason:
+        raise InvalidInput("errors.usage", usage=Text("task.reopen_usage"))
+    _, task, unit = await tasks.reopen(
         ctx.session,
         actor=ctx.actor,
-        assignment_id=int(parts[1].lstrip("#")),
-        reason=parts[2],
+        assignment_id=assignment_id,
+        reason=reason,
         now=ctx.now,
         cal=calendar(ctx),
         settings=ctx.deps.settings.tasks,
     )
-    return [msg("task.reopened_ok", id=row.id, unit=unit.name)]
+    return [msg("task.reopened_ok", id=task.id, unit=unit.name)]
 
 
 KINDS = {

@@ -110,3 +110,28 @@ async def test_a_due_date_in_tet_is_held_until_moved_or_changed(org):
     async with org.maker() as s:
         rows = (await s.exec(select(TaskAssignment))).all()
     assert {r.due_at.strftime("%Y-%m-%d %H:%M") for r in rows} == {"2027-02-15 03:00"}
+
+
+async def test_one_number_per_task_for_the_admin_the_head_and_the_digest(org):
+    await assign(org)  # task #1, to PGD1 and PGD2
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Rà soát thủ tục")
+    await org.press(ADMIN, "flow:skip")
+    await org.press(ADMIN, "flow:district")
+    await org.press(ADMIN, "flow:5")
+    created = await org.press(ADMIN, "flow:assign")
+    assert created[0].startswith("Đã giao nhiệm vụ #2 cho 2 đơn vị")
+    listing = await org.send(HEAD, "/tasks")
+    assert "#2 Rà soát thủ tục" in listing[0]
+    assert "#3" not in listing[0]
+    assert "#4" not in listing[0]
+    done = await org.send(HEAD, "/done 2 xong")
+    assert done[0].startswith("Đã ghi nhận Phòng GD&amp;ĐT 1 hoàn thành nhiệm vụ «Rà soát thủ tục»")
+    which = await org.send(ADMIN, "/reopen 2 thiếu số liệu")
+    assert which == [t("task.error.which_unit", "vi", id=2, codes="PGD1, PGD2")]
+    reopened = await org.send(ADMIN, "/reopen 2 pgd1 thiếu số liệu")
+    assert reopened == [t("task.reopened_ok", "vi", id=2, unit="Phòng GD&amp;ĐT 1")]
+    async with org.maker() as s:
+        rows = (await s.exec(select(TaskAssignment).where(TaskAssignment.task_id == 2))).all()
+    assert {r.status for r in rows} == {TaskStatus.OPEN}
+    assert all(r.id != 2 for r in rows)  # the number people use is not the assignment's
