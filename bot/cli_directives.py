@@ -186,12 +186,12 @@ def status(
     )
     d = result.directive
     console.print(f"{d.number} – {d.title}", highlight=False, markup=False)
-    table = Table(
-        *(t(f"directive.xlsx.{c}", loc) for c in ("unit", "total", "acked", "median", "missing"))
-    )
+    columns = ("unit", "total", "acked", "median", "missing", "unreached")
+    table = Table(*(t(f"directive.xlsx.{c}", loc) for c in columns))
     for u in result.units:
         median = f"{u.median_seconds / 3600:.1f}" if u.median_seconds is not None else "–"
-        table.add_row(u.unit.name, str(u.total), str(u.acked), median, ", ".join(u.missing))
+        missing, unreached = ", ".join(u.missing), ", ".join(u.unreached)
+        table.add_row(u.unit.name, str(u.total), str(u.acked), median, missing, unreached)
     console.print(table)
     if xlsx is not None:
         xlsx.write_bytes(status_xlsx(result, locale=loc))

@@ -410,6 +410,9 @@ def status_message(result: directives.Status) -> OutboundMessage:
                 "missing": Text("directive.status_missing", {"names": ", ".join(u.missing)})
                 if u.missing
                 else "",
+                "unreached": Text("directive.status_unreached", {"names": ", ".join(u.unreached)})
+                if u.unreached
+                else "",
             }
             for u in result.units
         ),

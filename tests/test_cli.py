@@ -81,6 +81,10 @@ def test_directive_dry_run_then_send_then_status(cli, tmp_path):
     assert "Phòng Giáo dục và Đào tạo huyện Hòa Mỹ" in status.output
     rows = list(load_workbook(xlsx).active.iter_rows(min_row=3, values_only=True))
     assert len(rows) == 12  # 11 district offices and the Department Office
+    assert all(
+        not row[5] and row[6] for row in rows
+    )  # nobody linked: none received, none "not yet"
+    assert "Không nhận được" in status.output
     listing = cli("directive", "list")
     assert "125/SGDĐT-VP" in listing.output
 
