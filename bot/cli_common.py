@@ -6,6 +6,7 @@ import asyncio
 import getpass
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -17,6 +18,7 @@ from bot import migrate
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import create_engine, session_maker, transaction
 from bot.i18n import t
+from bot.services.calendar import NotWorkingDay, WorkCalendar
 from bot.services.errors import ServiceError
 
 console = Console()
@@ -76,4 +78,22 @@ def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
     except ServiceError as exc:
         loc = settings.i18n.default_locale
         err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
+        if isinstance(exc, NotWorkingDay):
+            err.print(t("calendar.cli_move_hint", loc, **exc.params), markup=False)
         raise typer.Exit(1) from None
+
+
+NextWorkingDayOpt = Annotated[
+    bool,
+    typer.Option("--next-working-day", help=t("calendar.next_working_day_help")),
+]
+
+
+def on_working_day(settings: Settings, when: datetime, *, move: bool) -> datetime:
+    """Return `when`, moved (and said so) to the next working day when asked and needed."""
+    cal = WorkCalendar.from_settings(settings)
+    off = cal.check_working_day(cal.local(when).date())
+    if off is None or not move:
+        return when  # the service refuses a day off, naming the next working day
+    say(settings, "calendar.moved", **off.params())
+    return cal.require_working_day(when, move=True)

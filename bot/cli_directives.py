@@ -14,9 +14,11 @@ from rich.table import Table
 from bot.channels.render import format_value
 from bot.cli_common import (
     ConfigOpt,
+    NextWorkingDayOpt,
     cli_actor,
     console,
     err,
+    on_working_day,
     run_service,
     say,
     settings_or_exit,
@@ -109,12 +111,13 @@ def send(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show who it reaches; send nothing.")
     ] = False,
+    next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Issue a directive to the staff of the targeted units (delivered by the running bot)."""
     settings = settings_or_exit(config)
     loc = settings.i18n.default_locale
-    now = SystemClock().now()
+    now, cal = SystemClock().now(), WorkCalendar.from_settings(settings)
     try:
         spec = read_file(file)
         data = attach.read_bytes() if attach else None
@@ -128,11 +131,11 @@ def send(
         if attach is not None and data is not None and not dry_run:
             att = attachments.store(session, name=attach.name, data=data, now=now)
             await session.flush()
-        draft = to_draft(
-            spec, deadline=_deadline(spec, settings, now), attachment_id=att.id if att else None
-        )
+        deadline = on_working_day(settings, _deadline(spec, settings, now), move=next_working_day)
+        draft = to_draft(spec, deadline=deadline, attachment_id=att.id if att else None)
         if dry_run:
             directives.validate(draft, now=now)
+            cal.require_working_day(deadline)
             if attach is not None:
                 attachments.mime_for(attach.name)
             return await directives.plan(session, draft)
@@ -142,6 +145,7 @@ def send(
             draft=draft,
             now=now,
             default_deadline=draft.ack_deadline or now,
+            cal=cal,
         )
 
     result = run_service(settings, work)
@@ -182,12 +186,12 @@ def status(
     )
     d = result.directive
     console.print(f"{d.number} – {d.title}", highlight=False, markup=False)
-    table = Table(
-        *(t(f"directive.xlsx.{c}", loc) for c in ("unit", "total", "acked", "median", "missing"))
-    )
+    columns = ("unit", "total", "acked", "median", "missing", "unreached")
+    table = Table(*(t(f"directive.xlsx.{c}", loc) for c in columns))
     for u in result.units:
         median = f"{u.median_seconds / 3600:.1f}" if u.median_seconds is not None else "–"
-        table.add_row(u.unit.name, str(u.total), str(u.acked), median, ", ".join(u.missing))
+        missing, unreached = ", ".join(u.missing), ", ".join(u.unreached)
+        table.add_row(u.unit.name, str(u.total), str(u.acked), median, missing, unreached)
     console.print(table)
     if xlsx is not None:
         xlsx.write_bytes(status_xlsx(result, locale=loc))

@@ -15,7 +15,7 @@ from bot.i18n import t
 from bot.services import apologies
 from bot.services.dossiers import DOSSIERS, import_dossiers
 
-DOSSIER_IMPORT = ImportKind("dossiers", DOSSIERS, import_dossiers)
+DOSSIER_IMPORT = ImportKind("dossiers", DOSSIERS, import_dossiers, calendar=True)
 
 apology_app = typer.Typer(help=t("apology.cli.help"), no_args_is_help=True)
 

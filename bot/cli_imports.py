@@ -22,6 +22,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.db import create_engine, session_maker, transaction
 from bot.i18n import normalize_locale, t
 from bot.migrate import upgrade
+from bot.services.calendar import WorkCalendar
 from bot.services.imports import (
     STAFF,
     UNITS,
@@ -59,6 +60,7 @@ class ImportKind:
     spec: TableSpec
     job: Job
     messages: str = "import.cli"
+    calendar: bool = False  # the job takes the working calendar (`cal`)
 
 
 KINDS = {
@@ -145,6 +147,8 @@ def _execute(
         "dry_run": dry_run,
         "source": str(file)[:SUBJECT_MAX],
     }
+    if kind.calendar:
+        args["cal"] = WorkCalendar.from_settings(settings)
     url = settings.database.url
     if len(table.rows) <= PROGRESS_FROM:
         return asyncio.run(_in_transaction(url, kind.job, args, progress=None))
@@ -175,6 +179,12 @@ def _show(
     console: Console, kind: ImportKind, report: ImportReport, *, locale: str, file: Path
 ) -> int:
     """Print the problems or the summary and return the exit status."""
+    if report.warnings:
+        warnings = ImportReport(problems=report.warnings)
+        table = problems_table(warnings, locale=locale, title=file.name)
+        table.title = Text(t("calendar.warnings_title", locale, path=file.name))
+        console.print(table)
+        console.print(Text(t("calendar.appointment_warning", locale), style="yellow"))
     if not report.ok:
         console.print(problems_table(report, locale=locale, title=file.name))
         params = {"problems": len(report.problems), "rows": report.bad_rows}

@@ -16,6 +16,7 @@ from bot.channels.render import format_value
 from bot.cli_common import (
     EXIT_USAGE,
     ConfigOpt,
+    NextWorkingDayOpt,
     cli_actor,
     console,
     err,
@@ -30,7 +31,7 @@ from bot.i18n import t
 from bot.models import Directive, TaskSeries
 from bot.services import digests, org, task_import, task_series, tasks
 from bot.services.access import Actor, system_actor
-from bot.services.calendar import WorkCalendar
+from bot.services.calendar import NOT_WORKING_KEYS, WorkCalendar
 from bot.services.errors import NotFound
 from bot.services.imports import ImportFileError, ImportReport
 from bot.services.imports.values import FieldError
@@ -68,6 +69,7 @@ def _fail(settings: Settings, key: str, code: int, **params: object) -> typer.Ex
 def import_command(
     file: Annotated[Path, typer.Argument(help=t("cli_task.file_help"), dir_okay=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help=t("cli_task.dry_run_help"))] = False,
+    next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Assign the tasks of a CSV or XLSX file, all or nothing."""
@@ -88,6 +90,7 @@ def import_command(
             settings=settings.tasks,
             dry_run=dry_run,
             source=str(file),
+            next_working_day=next_working_day,
         )
 
     report = run_service(settings, work)
@@ -123,15 +126,26 @@ def _imported(settings: Settings, report: task_import.TaskImportReport) -> None:
         say(settings, "cli_task.unreached", count=len(codes), codes=", ".join(codes))
 
 
-def _due(settings: Settings, due: str | None, days: int | None, now: datetime) -> datetime:
+def _due(
+    settings: Settings, due: str | None, days: int | None, now: datetime, *, move: bool
+) -> datetime:
     """Return the due moment of --due or --days; exit 2 when neither or both or a bad one."""
     if (due is None) == (days is None):
         raise _fail(settings, "cli_task.due_or_days", EXIT_USAGE)
     cal = WorkCalendar.from_settings(settings)
+    text = due if due is not None else str(days)
     try:
-        return task_import.parse_due(due if due is not None else str(days), now=now, cal=cal)
+        return task_import.parse_due(text, now=now, cal=cal)
     except FieldError as exc:
-        raise _fail(settings, exc.key, EXIT_USAGE, **exc.params) from None
+        if exc.key not in NOT_WORKING_KEYS.values():
+            raise _fail(settings, exc.key, EXIT_USAGE, **exc.params) from None
+        if not move:
+            exit_ = _fail(settings, exc.key, EXIT_USAGE, **exc.params)
+            hint = t("calendar.cli_move_hint", settings.i18n.default_locale, **exc.params)
+            err.print(hint, markup=False)
+            raise exit_ from None
+        say(settings, "calendar.moved", **exc.params)
+        return task_import.parse_due(text, now=now, cal=cal, move=True)
 
 
 @task_app.command("add", help=t("cli_task.add_help"))
@@ -148,6 +162,7 @@ def add_command(
         int | None, typer.Option("--directive", help=t("cli_task.directive_help"))
     ] = None,
     ladder: Annotated[str | None, typer.Option("--ladder", help=t("cli_task.ladder_help"))] = None,
+    next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Assign one task to one or more units."""
@@ -157,7 +172,7 @@ def add_command(
     new = tasks.NewTask(
         title=title,
         units=codes,
-        due_at=_due(settings, due, days, now),
+        due_at=_due(settings, due, days, now, move=next_working_day),
         details=details,
         directive_id=directive,
         assignees=tuple(assignee or ()),
@@ -224,7 +239,7 @@ def _open_table(settings: Settings, items: Sequence[digests.OpenItem]) -> Table:
             else t("cli_task.state_open", loc)
         )
         table.add_row(
-            str(item.assignment.id),
+            str(item.task.id),
             item.unit.code,
             item.task.title,
             _show(settings, item.assignment.due_at),

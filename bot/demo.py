@@ -140,7 +140,12 @@ async def _issue_example_directive(maker: SessionMaker, settings: Settings) -> N
     draft = to_draft(spec, deadline=deadline, attachment_id=None)
     async with transaction(maker) as session:
         await directives.issue(
-            session, actor=system_actor(ACTOR), draft=draft, now=now, default_deadline=deadline
+            session,
+            actor=system_actor(ACTOR),
+            draft=draft,
+            now=now,
+            default_deadline=deadline,
+            cal=cal,
         )
 
 

@@ -88,13 +88,46 @@ async def accept_when(ctx: Context, data: Data, answer: Answer) -> str:
     """Keep 'now' or a typed local date and time."""
     if answer.choice == "now":
         data["send_at"] = ctx.now.isoformat()
-        return "confirm"
+        return "quiet" if calendar(ctx).in_quiet_hours(ctx.now) else "confirm"
     day, hh_mm = parse_date(answer.text)
     moment = calendar(ctx).at_local(day, hh_mm or "08:00")
     if moment <= ctx.now:
         raise InvalidInput("broadcast.error.past")
     data["send_at"] = moment.isoformat()
     return "confirm"
+
+
+async def prompt_quiet(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Warn that now is within the quiet hours: send anyway, or when they end."""
+    cal = calendar(ctx)
+    after = cal.after_quiet_hours(ctx.now)
+    buttons = (
+        (choice("broadcast.flow.quiet_later", "later", at=after),),
+        (choice("broadcast.flow.quiet_anyway", "anyway"),),
+    )
+    settings = ctx.deps.settings.scheduler
+    return [
+        msg(
+            "broadcast.flow.quiet_ask",
+            start=settings.quiet_hours_start,
+            end=settings.quiet_hours_end,
+            at=after,
+            buttons=buttons,
+        )
+    ]
+
+
+async def accept_quiet(ctx: Context, data: Data, answer: Answer) -> str:
+    """Send now anyway, or at the end of the quiet hours, or at a typed moment."""
+    if answer.choice == "anyway":
+        data["send_at"] = ctx.now.isoformat()
+        return "confirm"
+    if answer.choice == "later":
+        data["send_at"] = calendar(ctx).after_quiet_hours(ctx.now).isoformat()
+        return "confirm"
+    if answer.text:
+        return await accept_when(ctx, data, answer)
+    raise InvalidInput("directive.flow.use_buttons")
 
 
 async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -149,6 +182,7 @@ BROADCAST_FLOW = register(
             ),
             "units": ask("directive.flow.ask_units"),
             "when": ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
+            "quiet": prompt_quiet,
             "confirm": prompt_confirm,
         },
         accepts={
@@ -156,6 +190,7 @@ BROADCAST_FLOW = register(
             "segment": accept_segment,
             "units": accept_units,
             "when": accept_when,
+            "quiet": accept_quiet,
             "confirm": confirm_on("send"),
         },
         finish=finish,

@@ -13,7 +13,18 @@ from bot.services.access import require
 from bot.services.calendar import CLOSE, WorkCalendar
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
+from handlers.flows import (
+    Accept,
+    Answer,
+    Data,
+    FlowSpec,
+    Prompt,
+    ask,
+    choice,
+    confirm_on,
+    register,
+    start,
+)
 from handlers.registry import action, command, roles_only, row_id
 
 ADMINS = roles_only(Role.ADMIN)
@@ -135,10 +146,62 @@ def read_due(ctx: Context, answer: Answer, *, past_key: str) -> datetime:
     return due
 
 
+def keep_working_day(ctx: Context, data: Data, field: str, due: datetime, then: str) -> str:
+    """Store a moment on a working day and go on; hold one on a day off and ask what to do."""
+    cal = calendar(ctx)
+    if cal.check_working_day(cal.local(due).date()) is None:
+        data[field] = due.isoformat()
+        data.pop(f"{field}_held", None)
+        return then
+    data[f"{field}_held"] = due.isoformat()
+    return f"{field}_move"
+
+
+def move_prompt(field: str) -> Prompt:
+    """Return the prompt that offers to move a held date to the next working day."""
+
+    async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
+        cal = calendar(ctx)
+        held = cal.local(datetime.fromisoformat(data[f"{field}_held"]))
+        off = cal.check_working_day(held.date())
+        other = (choice("calendar.flow.other", "other"),)
+        if off is None:  # the calendar changed meanwhile: only "pick another date" is left
+            return [msg("calendar.flow.other", buttons=(other,))]
+        move = choice("calendar.flow.move", "move", next_day=off.params()["next_day"])
+        buttons = ((move,), other)
+        return [
+            msg(
+                "calendar.flow.ask_move",
+                reason=off.text(),
+                next_day=off.params()["next_day"],
+                buttons=buttons,
+            )
+        ]
+
+    return prompt
+
+
+def move_accept(field: str, then: str, date_step: Accept) -> Accept:
+    """Return the step that moves the held date, asks for another, or reads a typed one."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+        if answer.choice == "move":
+            held = datetime.fromisoformat(data.pop(f"{field}_held"))
+            data[field] = calendar(ctx).require_working_day(held, move=True).isoformat()
+            return then
+        if answer.choice == "other":
+            return field
+        if answer.text:
+            return await date_step(ctx, data, answer)
+        raise InvalidInput("directive.flow.use_buttons")
+
+    return accept
+
+
 async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str:
-    """Store the acknowledgement deadline."""
-    data["deadline"] = read_due(ctx, answer, past_key="directive.error.deadline_past").isoformat()
-    return "confirm"
+    """Store the acknowledgement deadline (a day off is held until moved or changed)."""
+    due = read_due(ctx, answer, past_key="directive.error.deadline_past")
+    return keep_working_day(ctx, data, "deadline", due, "confirm")
 
 
 def _target_of(data: Data) -> directives.Target:
@@ -189,7 +252,12 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     cal = calendar(ctx)
     fallback = cal.close_of_business(ctx.now, ctx.deps.settings.directives.default_ack_days)
     issued = await directives.issue(
-        ctx.session, actor=ctx.actor, draft=draft_of(data), now=ctx.now, default_deadline=fallback
+        ctx.session,
+        actor=ctx.actor,
+        draft=draft_of(data),
+        now=ctx.now,
+        default_deadline=fallback,
+        cal=cal,
     )
     lines = Items(
         "directive.unreachable_line",
@@ -240,6 +308,7 @@ DIRECTIVE_FLOW = register(
                 "directive.flow.ask_deadline",
                 tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
             ),
+            "deadline_move": move_prompt("deadline"),
             "confirm": prompt_confirm,
         },
         accepts={
@@ -252,6 +321,7 @@ DIRECTIVE_FLOW = register(
             "units": accept_units,
             "audience": accept_audience,
             "deadline": accept_deadline,
+            "deadline_move": move_accept("deadline", "confirm", accept_deadline),
             "confirm": confirm_on("send"),
         },
         finish=finish,
@@ -342,6 +412,9 @@ def status_message(result: directives.Status) -> OutboundMessage:
                 else "",
                 "missing": Text("directive.status_missing", {"names": ", ".join(u.missing)})
                 if u.missing
+                else "",
+                "unreached": Text("directive.status_unreached", {"names": ", ".join(u.unreached)})
+                if u.unreached
                 else "",
             }
             for u in result.units

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.channels.base import OutboundMessage
-from bot.models import Dossier, Role
+from bot.channels.base import OutboundMessage, Text
+from bot.models import Apology, Dossier, Role
 from bot.services import apologies, dossiers
 from bot.services.access import require
 from bot.services.calendar import CLOSE
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from handlers.context import Context, msg
-from handlers.directives import calendar, parse_date
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
+from handlers.directives import calendar, keep_working_day, move_accept, move_prompt, parse_date
+from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import action, command, row_id
 
 
@@ -76,33 +76,75 @@ async def accept_reason(ctx: Context, data: Data, answer: Answer) -> str:
 
 
 async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str:
-    """Take the new return date (17:00 when no time is typed) and send the apology."""
+    """Take the new return date (17:00 when no time is typed); a day off is held."""
     day, hh_mm = parse_date(answer.text)
     new_date = calendar(ctx).at_local(day, hh_mm or CLOSE)
+    apologies.check_after(await _apology(ctx, data), new_date, now=ctx.now)
+    return keep_working_day(ctx, data, "new_date", new_date, "confirm")
+
+
+async def _apology(ctx: Context, data: Data) -> Apology:
+    """Return the flow's apology, translating a refusal into the step's error."""
     try:
-        await apologies.answer(
+        return await apologies.get(ctx.session, apology_id=data["apology_id"])
+    except ServiceError as err:
+        raise InvalidInput(err.key, **err.params) from None
+
+
+async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Show the apology as it will go out, and who will receive it, before sending."""
+    apology = await _apology(ctx, data)
+    dossier = await ctx.session.get(Dossier, apology.dossier_id)
+    assert dossier is not None
+    followers = await dossiers.followers(ctx.session, dossier_id=dossier.id or 0)
+    reach = (
+        Text("dossier.flow.apology_reach", {"count": len(followers)})
+        if followers
+        else Text("dossier.flow.apology_no_follower")
+    )
+    return [
+        msg(
+            "dossier.flow.apology_confirm",
+            code=dossier.code,
+            name=dossier.citizen_name,
+            appointment=apology.original_appointment_at,
+            reason=data["reason"],
+            new_date=datetime.fromisoformat(data["new_date"]),
+            reach=reach,
+            buttons=((choice("dossier.flow.apology_send", "send"),),),
+        )
+    ]
+
+
+async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Send the slip; say it went out only when a message was queued, else how to print it."""
+    try:
+        apology = await apologies.answer(
             ctx.session,
             actor=ctx.actor,
             apology_id=data["apology_id"],
             reason=data["reason"],
-            new_return_at=new_date,
+            new_return_at=datetime.fromisoformat(data["new_date"]),
             now=ctx.now,
+            cal=calendar(ctx),
         )
     except InvalidInput:
         raise
     except ServiceError as err:
         raise InvalidInput(err.key, **err.params) from None
-    data["new_date"] = new_date.isoformat()
-    return DONE
-
-
-async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
-    """Confirm that the slip went to the citizen."""
+    new_date = apology.new_return_at
+    if await apologies.queued_count(ctx.session, apology_id=apology.id or 0):
+        return [msg("dossier.flow.apology_sent", id=apology.id, new_date=new_date)]
+    await apologies.queue_slip_copy(ctx.session, apology=apology, contact=ctx.contact, now=ctx.now)
+    dossier = await ctx.session.get(Dossier, apology.dossier_id)
+    assert dossier is not None
     return [
         msg(
-            "dossier.flow.apology_sent",
-            id=data["apology_id"],
-            new_date=datetime.fromisoformat(data["new_date"]),
+            "dossier.flow.apology_not_sent",
+            id=apology.id,
+            new_date=new_date,
+            code=dossier.code,
+            name=dossier.citizen_name,
         )
     ]
 
@@ -114,8 +156,15 @@ APOLOGY_FLOW = register(
         prompts={
             "reason": ask("dossier.flow.ask_reason"),
             "new_date": ask("dossier.flow.ask_new_date"),
+            "new_date_move": move_prompt("new_date"),
+            "confirm": prompt_confirm,
         },
-        accepts={"reason": accept_reason, "new_date": accept_new_date},
+        accepts={
+            "reason": accept_reason,
+            "new_date": accept_new_date,
+            "new_date_move": move_accept("new_date", "confirm", accept_new_date),
+            "confirm": confirm_on("send"),
+        },
         finish=finish_apology,
         ttl=timedelta(hours=8),
     )

@@ -12,7 +12,7 @@ from bot.services.access import require
 from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.directives import calendar, read_due
+from handlers.directives import calendar, keep_working_day, move_accept, move_prompt, read_due
 from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
 from handlers.registry import STAFF, action, command, roles_only, row_id
 
@@ -107,7 +107,7 @@ async def open_tasks(ctx: Context) -> list[OutboundMessage]:
         "task.line",
         tuple(
             {
-                "id": a.id,
+                "id": t.id,
                 "title": t.title,
                 "due": a.due_at,
                 "overdue": Text("task.line_overdue") if a.due_at < ctx.now else "",
@@ -121,29 +121,36 @@ async def open_tasks(ctx: Context) -> list[OutboundMessage]:
 @command("done", STAFF)
 async def done(ctx: Context) -> list[OutboundMessage]:
     """Report a task done: /done <number> [note]."""
-    args = ctx.event.args
-    if not args or not args[0].lstrip("#").isdigit():
+    parts = (ctx.event.text or "").split(maxsplit=2)
+    if len(parts) < 2 or not parts[1].lstrip("#").isdigit():
         raise InvalidInput("errors.usage", usage=Text("task.done_usage"))
-    note = (ctx.event.text or "").split(maxsplit=2)[2] if len(args) > 1 else None
-    return await _report(ctx, int(args[0].lstrip("#")), note)
+    assignment_id, note = await tasks.find_assignment(
+        ctx.session, actor=ctx.actor, task_id=int(parts[1].lstrip("#")), text=" ".join(parts[2:])
+    )
+    return await _report(ctx, assignment_id, note or None)
 
 
 @command("reopen", roles_only(Role.ADMIN, Role.UNIT_HEAD))
 async def reopen(ctx: Context) -> list[OutboundMessage]:
-    """Reopen a finished task with a reason: /reopen <number> <reason>."""
+    """Reopen a finished task with a reason: /reopen <number> [unit code] <reason>."""
     parts = (ctx.event.text or "").split(maxsplit=2)
     if len(parts) < 3 or not parts[1].lstrip("#").isdigit():
         raise InvalidInput("errors.usage", usage=Text("task.reopen_usage"))
-    row, _, unit = await tasks.reopen(
+    assignment_id, reason = await tasks.find_assignment(
+        ctx.session, actor=ctx.actor, task_id=int(parts[1].lstrip("#")), text=parts[2]
+    )
+    if not reason:
+        raise InvalidInput("errors.usage", usage=Text("task.reopen_usage"))
+    _, task, unit = await tasks.reopen(
         ctx.session,
         actor=ctx.actor,
-        assignment_id=int(parts[1].lstrip("#")),
-        reason=parts[2],
+        assignment_id=assignment_id,
+        reason=reason,
         now=ctx.now,
         cal=calendar(ctx),
         settings=ctx.deps.settings.tasks,
     )
-    return [msg("task.reopened_ok", id=row.id, unit=unit.name)]
+    return [msg("task.reopened_ok", id=task.id, unit=unit.name)]
 
 
 KINDS = {
@@ -186,9 +193,9 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
 
 
 async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
-    """Keep the due moment."""
-    data["due"] = read_due(ctx, answer, past_key="task.error.due_past").isoformat()
-    return "confirm"
+    """Keep the due moment (a day off is held until moved or changed)."""
+    due = read_due(ctx, answer, past_key="task.error.due_past")
+    return keep_working_day(ctx, data, "due", due, "confirm")
 
 
 async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -248,6 +255,7 @@ ASSIGN_FLOW = register(
                 "task.flow.ask_due",
                 tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
             ),
+            "due_move": move_prompt("due"),
             "confirm": prompt_confirm,
         },
         accepts={
@@ -255,6 +263,7 @@ ASSIGN_FLOW = register(
             "details": accept_details,
             "units": accept_units,
             "due": accept_due,
+            "due_move": move_accept("due", "confirm", accept_due),
             "confirm": confirm_on("assign"),
         },
         finish=finish_assign,

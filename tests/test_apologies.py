@@ -155,6 +155,7 @@ async def test_only_the_units_head_or_an_admin_may_answer(maker, clock):
                     reason="Chờ xác minh",
                     new_return_at=later,
                     now=clock.now(),
+                    cal=CAL,
                 )
             assert refused.value.key == "apology.forbidden"
     async with maker() as s:
@@ -165,6 +166,7 @@ async def test_only_the_units_head_or_an_admin_may_answer(maker, clock):
             reason="Chờ xác minh",
             new_return_at=later,
             now=clock.now(),
+            cal=CAL,
         )
         assert done.status == ApologyStatus.SENT
         assert done.signed_by == "Hoàng Minh Đức"
@@ -182,6 +184,7 @@ async def test_the_new_date_must_be_after_now_and_the_appointment(maker, clock):
                     reason="Chờ xác minh",
                     new_return_at=bad,
                     now=clock.now(),
+                    cal=CAL,
                 )
             assert refused.value.key == "apology.bad_new_date"
     async with maker() as s:
@@ -193,6 +196,7 @@ async def test_the_new_date_must_be_after_now_and_the_appointment(maker, clock):
                 reason="  ",
                 new_return_at=hanoi("2026-12-10T17:00"),
                 now=clock.now(),
+                cal=CAL,
             )
         assert empty.value.key == "apology.reason_required"
 
@@ -208,6 +212,7 @@ async def test_answer_sends_the_slip_to_the_follower(maker, clock):
             reason=reason,
             new_return_at=hanoi("2026-12-10T15:00"),
             now=clock.now(),
+            cal=CAL,
             place="Phước Long",
         )
         await s.commit()
@@ -252,6 +257,7 @@ async def test_answer_sends_the_slip_to_the_follower(maker, clock):
                 reason=reason,
                 new_return_at=hanoi("2026-12-11T15:00"),
                 now=clock.now(),
+                cal=CAL,
             )
 
 

@@ -175,3 +175,33 @@ async def test_broadcasts_list_and_cancel_with_confirmation(org):
         statuses = {r.status for r in (await s.exec(select(Outbox))).all()}
     assert statuses == {OutboxStatus.CANCELLED}
     assert await org.press(STAFF, "bcancel:1:yes") == [t("errors.forbidden", "vi")]
+
+
+async def test_send_now_in_the_quiet_hours_asks_first(org, clock):
+    clock.advance(timedelta(hours=14, minutes=30))  # 22:30 in Hanoi
+    await org.send(ADMIN, "/broadcast")
+    await org.send(ADMIN, "Họp giao ban")
+    await org.choose(ADMIN, "staff")
+    asked = await org.choose(ADMIN, "now")
+    assert asked == [
+        t("broadcast.flow.quiet_ask", "vi", start="21:00", end="07:00", at="07:00 01/12/2026")
+    ]
+    labels = [
+        b["text"] for row in org.api.sent()[-1]["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    assert "1. " + t("broadcast.flow.quiet_later", "vi", at="07:00 01/12/2026") in labels
+    assert "2. " + t("broadcast.flow.quiet_anyway", "vi") in labels
+    async with org.maker() as s:
+        assert (await s.exec(select(Broadcast))).first() is None
+    _, confirm = await org.choose(ADMIN, "later")
+    assert "từ 07:00 01/12/2026" in confirm
+    await org.choose(ADMIN, "send")
+    async with org.maker() as s:
+        row = (await s.exec(select(Broadcast))).one()
+    assert row.send_at == clock.now() + timedelta(hours=8, minutes=30)
+    await org.send(ADMIN, "/broadcast")
+    await org.send(ADMIN, "Khẩn")
+    await org.choose(ADMIN, "staff")
+    await org.choose(ADMIN, "now")
+    _, confirm = await org.choose(ADMIN, "anyway")
+    assert "từ 22:30 30/11/2026" in confirm

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import CalendarSettings, SchedulerSettings, Settings
-from bot.services.calendar import WorkCalendar, national_days
+from bot.services.calendar import NonWorkingDay, NotWorkingDay, WorkCalendar, national_days
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -335,3 +335,28 @@ def test_deliverable_at_is_the_first_allowed_moment(cal, t):
         assert cal.in_quiet_hours(just_before) or not cal.is_working_day(
             cal.local(just_before).date()
         )
+
+
+def test_check_working_day_names_the_reason_and_the_next_working_day():
+    assert CAL.check_working_day(date(2027, 2, 11)) is None
+    tet = CAL.check_working_day(date(2027, 2, 8))
+    assert tet == NonWorkingDay(date(2027, 2, 8), "holiday", date(2027, 2, 11), tet.holiday)
+    assert tet.holiday == "Mùng ba Tết Nguyên Đán"
+    saturday = CAL.check_working_day(date(2026, 12, 12))
+    assert saturday == NonWorkingDay(date(2026, 12, 12), "weekend", date(2026, 12, 14))
+    office = WorkCalendar(CalendarSettings(extra_days_off=[date(2026, 12, 24)]))
+    assert office.check_working_day(date(2026, 12, 24)).reason == "day_off"
+
+
+def test_require_working_day_refuses_or_moves_keeping_the_time():
+    at = ict(2027, 2, 8, 17, 0)
+    with pytest.raises(NotWorkingDay) as info:
+        CAL.require_working_day(at)
+    assert info.value.key == "calendar.not_working_holiday"
+    assert info.value.params == {
+        "day": "08/02/2027",
+        "next_day": "11/02/2027",
+        "holiday": "Mùng ba Tết Nguyên Đán",
+    }
+    assert CAL.require_working_day(at, move=True) == ict(2027, 2, 11, 17, 0)
+    assert CAL.require_working_day(ict(2027, 2, 11, 9, 30)) == ict(2027, 2, 11, 9, 30)

@@ -81,6 +81,10 @@ def test_directive_dry_run_then_send_then_status(cli, tmp_path):
     assert "Phòng Giáo dục và Đào tạo huyện Hòa Mỹ" in status.output
     rows = list(load_workbook(xlsx).active.iter_rows(min_row=3, values_only=True))
     assert len(rows) == 12  # 11 district offices and the Department Office
+    assert all(
+        not row[5] and row[6] for row in rows
+    )  # nobody linked: none received, none "not yet"
+    assert "Không nhận được" in status.output
     listing = cli("directive", "list")
     assert "125/SGDĐT-VP" in listing.output
 
@@ -114,3 +118,22 @@ def test_task_import_through_the_main_command(cli):
     listing = cli("task", "list", "--unit", "PGD.TPAP")
     assert listing.exit_code == 0, listing.output
     assert "cải cách hành chính" in listing.output
+
+
+def test_a_directive_deadline_in_tet_is_refused_or_moved(cli, tmp_path):
+    file = tmp_path / "tet.toml"
+    file.write_text(
+        'number = "9/X"\ndate = 2026-12-04\ntitle = "t"\nsummary = "x"\n'
+        "ack_deadline = 2027-02-08T17:00:00+07:00\n[target]\nall = true\n",
+        encoding="utf-8",
+    )
+    for args in ((), ("--dry-run",)):
+        refused = cli("directive", "send", str(file), *args)
+        assert refused.exit_code == 1
+        assert "Ngày 08/02/2027 là ngày nghỉ lễ, Tết (Mùng ba Tết Nguyên Đán)" in refused.output
+        assert "--next-working-day để chuyển sang ngày 11/02/2027" in refused.output
+    assert count(cli.url, Directive) == 0
+    moved = cli("directive", "send", str(file), "--next-working-day")
+    assert moved.exit_code == 0, moved.output
+    assert "sang ngày làm việc kế tiếp 11/02/2027" in moved.output
+    assert count(cli.url, Directive) == 1

@@ -221,3 +221,33 @@ def test_series_bad_rule(cli):
     assert count(cli.url, TaskSeries) == 0
     empty = cli("series", "list")
     assert "Chưa có nhiệm vụ định kỳ nào." in empty.output
+
+
+def test_add_on_a_holiday_is_refused_naming_the_next_working_day_or_moved(cli):
+    refused = cli("add", "--unit", "PGD.HMY", "--title", "Rà soát", "--due", "08/02/2027")
+    assert refused.exit_code == 2
+    assert "Ngày 08/02/2027 là ngày nghỉ lễ, Tết (Mùng ba Tết Nguyên Đán)" in refused.output
+    assert "Ngày làm việc kế tiếp là 11/02/2027" in refused.output
+    assert "--next-working-day" in refused.output
+    assert count(cli.url, Task) == 0
+    moved = cli(
+        "add", "--unit", "PGD.HMY", "--title", "Rà soát", "--due", "08/02/2027",
+        "--next-working-day",
+    )  # fmt: skip
+    assert moved.exit_code == 0, moved.output
+    assert "sang ngày làm việc kế tiếp 11/02/2027" in moved.output
+    assert "hạn 17:00 11/02/2027" in moved.output
+
+
+def test_import_refuses_a_row_due_on_a_saturday_unless_moved(cli, tmp_path):
+    file = tmp_path / "tasks.csv"
+    file.write_text(
+        "Mã đơn vị,Tên nhiệm vụ,Hạn hoàn thành\nPGD.HMY,Rà soát,12/12/2026\n", encoding="utf-8"
+    )
+    refused = cli("import", str(file))
+    assert refused.exit_code == 1
+    assert "thứ Bảy hoặc Chủ nhật" in refused.output
+    assert count(cli.url, Task) == 0
+    moved = cli("import", str(file), "--next-working-day")
+    assert moved.exit_code == 0, moved.output
+    assert "hạn 17:00 14/12/2026" in moved.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from sqlmodel import select
 
@@ -11,6 +13,8 @@ from bot.i18n import t
 from bot.models import Directive, DirectiveRecipient, Flow, Outbox, Role, UnitKind
 from tests import factories as f
 from tests import tg
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 ADMIN, HEAD, STAFF = 7001, 7002, 7003
 
@@ -172,3 +176,28 @@ async def test_acknowledging_a_notice_sent_as_a_document_edits_its_caption(org):
     assert edits[0]["message_id"] == 88
     assert "✅ Đã xác nhận nhận công văn lúc" in edits[0]["caption"]
     assert org.api.sent("editMessageText") == []
+
+
+async def test_a_deadline_on_a_saturday_is_moved_or_changed_at_the_admins_choice(org):
+    await org.send(ADMIN, "/directive")
+    steps = [
+        ("text", "126/SGDĐT-VP"),
+        ("press", "today"),
+        ("text", "Tiêu đề"),
+        ("text", "Nội dung"),
+        ("press", "skip"),
+        ("press", "pick"),
+        ("text", "PGD1"),
+        ("press", "everyone"),
+    ]
+    await walk(org, steps)
+    held = await org.send(ADMIN, "05/12/2026 11:00")  # a Saturday
+    assert held[0].startswith("Ngày 05/12/2026 là thứ Bảy hoặc Chủ nhật")
+    other = await org.choose(ADMIN, "other")
+    assert other[0] == t("directive.flow.ask_deadline", "vi")
+    await org.send(ADMIN, "05/12/2026 11:00")
+    await org.choose(ADMIN, "move")
+    await org.choose(ADMIN, "send")
+    async with org.maker() as s:
+        directive = (await s.exec(select(Directive))).one()
+    assert directive.ack_deadline.astimezone(TZ).strftime("%d/%m/%Y %H:%M") == "07/12/2026 11:00"

@@ -72,7 +72,7 @@ async def seed(s):
 
 async def issue(s, target, audience=Audience.EVERYONE, now=FRIDAY_4PM):
     return await directives.issue(
-        s, actor=ADMIN, draft=draft(target, audience), now=now, default_deadline=DEADLINE
+        s, actor=ADMIN, draft=draft(target, audience), now=now, default_deadline=DEADLINE, cal=CAL
     )
 
 
@@ -128,6 +128,7 @@ async def test_issue_refuses_bad_input_and_writes_nothing(maker):
                 draft=draft(directives.Target(all=True)),
                 now=FRIDAY_4PM,
                 default_deadline=DEADLINE,
+                cal=CAL,
             )
         with pytest.raises(NotFound) as info:
             await issue(s, directives.Target(units=("PGD1", "NOPE")))
@@ -143,7 +144,7 @@ async def test_issue_refuses_bad_input_and_writes_nothing(maker):
         )
         with pytest.raises(InvalidInput) as info:
             await directives.issue(
-                s, actor=ADMIN, draft=bad, now=FRIDAY_4PM, default_deadline=DEADLINE
+                s, actor=ADMIN, draft=bad, now=FRIDAY_4PM, default_deadline=DEADLINE, cal=CAL
             )
         assert info.value.key == "directive.error.required"
         assert (await s.exec(select(func.count()).select_from(Directive))).one() == 0
@@ -282,3 +283,43 @@ async def test_chasing_closes_when_everyone_acknowledged(maker):
     assert await Sweeper(maker, clock).at("2026-12-07 10:30") == []
     async with maker() as s:
         assert (await s.get(Directive, issued.directive.id)).closed_at is not None
+
+
+async def test_status_separates_not_yet_acknowledged_from_not_received(maker):
+    from bot.channels.render import plain, render
+    from bot.i18n import t as tr
+    from bot.models import Outbox, OutboxStatus, Person
+    from handlers.directives import status_message
+
+    async with maker() as s:
+        await seed(s)
+        issued = await issue(s, directives.Target(kinds=(UnitKind.DISTRICT_OFFICE,)))
+        names = {p.id: p.full_name for p in (await s.exec(select(Person))).all()}
+        by_name = {
+            names[r.person_id]: r.id for r in (await s.exec(select(DirectiveRecipient))).all()
+        }
+        for row in (await s.exec(select(Outbox).where(Outbox.kind == "directive"))).all():
+            if row.ref_id == by_name["Bình"]:
+                row.status = OutboxStatus.FAILED  # gave up after retries
+            elif row.ref_id == by_name["Trưởng Một"]:
+                row.status = OutboxStatus.SENT
+            s.add(row)
+        await s.flush()
+        full = await directives.status(s, actor=ADMIN, directive_id=issued.directive.id)
+        xlsx = status_xlsx(full, locale="vi")
+    d1, d2 = full.units
+    assert (d1.missing, d1.unreached) == (["An", "Trưởng Một"], ["Bình"])
+    assert (d2.missing, d2.unreached) == ([], ["Cúc", "Trưởng Hai"])  # blocked; never linked
+    assert full.unreached == 3
+    text = render(status_message(full), "vi", escape=plain)
+    assert "Chưa xác nhận: An, Trưởng Một" in text
+    assert (
+        "Không nhận được (chưa liên kết tài khoản, đã chặn bot hoặc gửi không thành công): Bình"
+        in text
+    )
+    sheet = load_workbook(BytesIO(xlsx)).active
+    assert [c.value for c in sheet[2]][5:] == [
+        "Chưa xác nhận",
+        tr("directive.xlsx.unreached", "vi"),
+    ]
+    assert [c.value for c in sheet[3]][5:] == ["An; Trưởng Một", "Bình"]

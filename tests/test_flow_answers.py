@@ -12,13 +12,15 @@ from sqlmodel import select
 
 import handlers.router  # noqa: F401  (registers every flow)
 from bot.i18n import t
-from bot.models import Contact, Flow
+from bot.models import Apology, ApologyStatus, Contact, Dossier, Flow
 from bot.services.errors import InvalidInput
 from handlers.flows import FLOWS, SKIP_WORDS, Answer
+from tests import factories as f
 
 UID = 8801
 NUMBERED = re.compile(r"^(\d+)\. (.+)$")
 LATER = "2027-01-05T10:00:00+00:00"
+SATURDAY = "2027-01-09T10:00:00+00:00"
 SAMPLES: dict[str, dict[str, Any]] = {
     "rating": {"unit_id": 1, "unit_name": "Bộ phận Một cửa", "procedure_name": None},
     "directive": {
@@ -29,11 +31,47 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "target": "all",
         "audience": "everyone",
         "deadline": LATER,
+        "deadline_held": SATURDAY,
     },
     "broadcast": {"html": "Thông báo", "segment": "staff", "send_at": LATER, "media": "text"},
-    "task": {"title": "Báo cáo", "details": "", "units": [], "due": LATER},
+    "task": {"title": "Báo cáo", "details": "", "units": [], "due": LATER, "due_held": SATURDAY},
+    "apology": {
+        "apology_id": 1,
+        "reason": "Thiếu hồ sơ",
+        "new_date": LATER,
+        "new_date_held": SATURDAY,
+    },
     "task_done": {"assignment_id": 1, "title": "Báo cáo"},
 }
+
+
+async def seed_apology(s, now) -> None:
+    """Store a unit, a late dossier and its open apology (id 1) for the apology flow."""
+    unit = await f.unit(s, "PGD1")
+    s.add(
+        Dossier(
+            id=1,
+            code="HS-1",
+            unit_id=unit.id,
+            citizen_name="Nguyễn Văn An",
+            received_on=now.date(),
+            appointment_at=now,
+            status="processing",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await s.flush()
+    s.add(
+        Apology(
+            id=1,
+            dossier_id=1,
+            unit_id=unit.id,
+            original_appointment_at=now,
+            asked_at=now,
+            status=ApologyStatus.ASKED,
+        )
+    )
 
 
 def every_step() -> list[tuple[str, str]]:
@@ -73,6 +111,8 @@ async def test_typed_answers_at_every_step(bot_harness, clock, monkeypatch, kind
     await bot_harness.send(UID, "/help")
     async with bot_harness.maker() as s:
         contact = (await s.exec(select(Contact).where(Contact.external_id == str(UID)))).one()
+        if kind == "apology":
+            await seed_apology(s, clock.now())
         s.add(
             Flow(
                 contact_id=contact.id,

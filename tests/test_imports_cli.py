@@ -132,3 +132,29 @@ def test_xlsx_file(db_file, tmp_path):
     code, out = invoke("units", str(tmp_path / "U.XLSX"))
     assert code == 0, out
     assert count(db_file, "unit") == 1
+
+
+def test_a_dossier_appointment_on_a_holiday_is_imported_with_a_warning(db_file, tmp_path):
+    import bot.cli  # noqa: F401  (registers `import dossiers`)
+
+    assert invoke("units", str(EXAMPLES / "units.csv"))[0] == 0
+    file = tmp_path / "dossiers.csv"
+    file.write_text(
+        "Mã hồ sơ,Mã đơn vị,Họ và tên,Ngày tiếp nhận,Ngày hẹn trả\n"
+        "HS-1,SGD.MOTCUA,Nguyễn Văn An,20/01/2027,08/02/2027\n"
+        "HS-2,SGD.MOTCUA,Trần Thị Bình,20/01/2027,11/02/2027\n",
+        encoding="utf-8",
+    )
+    code, out = invoke("dossiers", str(file))
+    assert code == 0, out
+    warning = t(
+        "calendar.not_working_holiday",
+        "vi",
+        day="08/02/2027",
+        next_day="11/02/2027",
+        holiday="Mùng ba Tết Nguyên Đán",
+    )
+    assert squeeze(warning) in out
+    assert squeeze(t("calendar.appointment_warning", "vi")) in out
+    assert "11/02/2027 là" not in out  # the working day is not flagged
+    assert count(db_file, "dossier") == 2

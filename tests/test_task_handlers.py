@@ -98,3 +98,55 @@ async def test_typed_steps_a_number_of_days_is_that_many_days(org, clock):
     assert format_value(due, "vi", DEFAULT_TZ) in confirm[0]
     assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
     assert (await org.send(ADMIN, "1"))[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
+
+
+async def test_a_due_date_in_tet_is_held_until_moved_or_changed(org):
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Báo cáo đầu năm")
+    await org.choose(ADMIN, "skip")
+    await org.choose(ADMIN, "district")
+    held = await org.send(ADMIN, "08/02/2027")  # the third day of Tết
+    reason = t(
+        "calendar.not_working_holiday",
+        "vi",
+        day="08/02/2027",
+        next_day="11/02/2027",
+        holiday="Mùng ba Tết Nguyên Đán",
+    )
+    assert held[0] == t("calendar.flow.ask_move", "vi", reason=reason, next_day="11/02/2027")
+    async with org.maker() as s:
+        assert (await s.exec(select(TaskAssignment))).first() is None
+    saturday = await org.send(ADMIN, "13/02/2027 10:00")  # typing another date answers again
+    assert saturday[0].startswith("Ngày 13/02/2027 là thứ Bảy hoặc Chủ nhật")
+    confirm = await org.choose(ADMIN, "move")
+    assert "hạn 10:00 15/02/2027" in confirm[0]
+    created = await org.choose(ADMIN, "assign")
+    assert created[0].startswith("Đã giao nhiệm vụ")
+    async with org.maker() as s:
+        rows = (await s.exec(select(TaskAssignment))).all()
+    assert {r.due_at.strftime("%Y-%m-%d %H:%M") for r in rows} == {"2027-02-15 03:00"}
+
+
+async def test_one_number_per_task_for_the_admin_the_head_and_the_digest(org):
+    await assign(org)  # task #1, to PGD1 and PGD2
+    await org.send(ADMIN, "/task")
+    await org.send(ADMIN, "Rà soát thủ tục")
+    await org.choose(ADMIN, "skip")
+    await org.choose(ADMIN, "district")
+    await org.choose(ADMIN, "5")
+    created = await org.choose(ADMIN, "assign")
+    assert created[0].startswith("Đã giao nhiệm vụ #2 cho 2 đơn vị")
+    listing = await org.send(HEAD, "/tasks")
+    assert "#2 Rà soát thủ tục" in listing[0]
+    assert "#3" not in listing[0]
+    assert "#4" not in listing[0]
+    done = await org.send(HEAD, "/done 2 xong")
+    assert done[0].startswith("Đã ghi nhận Phòng GD&amp;ĐT 1 hoàn thành nhiệm vụ «Rà soát thủ tục»")
+    which = await org.send(ADMIN, "/reopen 2 thiếu số liệu")
+    assert which == [t("task.error.which_unit", "vi", id=2, codes="PGD1, PGD2")]
+    reopened = await org.send(ADMIN, "/reopen 2 pgd1 thiếu số liệu")
+    assert reopened == [t("task.reopened_ok", "vi", id=2, unit="Phòng GD&amp;ĐT 1")]
+    async with org.maker() as s:
+        rows = (await s.exec(select(TaskAssignment).where(TaskAssignment.task_id == 2))).all()
+    assert {r.status for r in rows} == {TaskStatus.OPEN}
+    assert all(r.id != 2 for r in rows)  # the number people use is not the assignment's

@@ -203,7 +203,7 @@ async def test_create_refuses_past_due_and_unknown_units(maker):
                 now=clock.now(),
                 cal=CAL,
                 settings=SETTINGS,
-                new=tasks.NewTask("x", ("NOPE",), hanoi("2026-09-01 08:00")),
+                new=tasks.NewTask("x", ("NOPE",), hanoi("2026-09-08 08:00")),
             )
 
 

@@ -17,6 +17,7 @@ from bot.models import (
     Contact,
     Dossier,
     DossierStatus,
+    Outbox,
     Person,
     PersonRole,
     Procedure,
@@ -172,6 +173,7 @@ async def answer(
     reason: str,
     new_return_at: datetime,
     now: datetime,
+    cal: WorkCalendar,
     place: str | None = None,
 ) -> Apology:
     """Record the head's reason and new date, render the slip and send it to the followers."""
@@ -182,7 +184,7 @@ async def answer(
         raise InvalidInput("apology.already_sent", id=apology_id)
     _check_actor(actor, apology)
     apology.reason = _check_reason(reason)
-    apology.new_return_at = _check_date(apology, new_return_at, now=now)
+    apology.new_return_at = check_new_date(apology, new_return_at, now=now, cal=cal)
     dossier = await session.get(Dossier, apology.dossier_id)
     if dossier is None:
         raise NotFound("apology.not_found", id=apology_id)
@@ -219,14 +221,35 @@ def _check_reason(reason: str) -> str:
     return text
 
 
-def _check_date(apology: Apology, new_return_at: datetime, *, now: datetime) -> datetime:
+def check_new_date(
+    apology: Apology, new_return_at: datetime, *, now: datetime, cal: WorkCalendar
+) -> datetime:
+    """Refuse a new return date not after now and the appointment, or not on a working day."""
+    check_after(apology, new_return_at, now=now)
+    return cal.require_working_day(new_return_at)
+
+
+def check_after(apology: Apology, new_return_at: datetime, *, now: datetime) -> None:
     """Refuse a new return date that is not after now and after the original appointment."""
     if new_return_at.tzinfo is None:
         raise ValueError("new_return_at must be an aware datetime")
     latest = max(now, apology.original_appointment_at)
     if new_return_at <= latest:
         raise InvalidInput("apology.bad_new_date", after=latest)
-    return new_return_at
+
+
+async def get(session: AsyncSession, *, apology_id: int) -> Apology:
+    """Return an apology by id, or raise NotFound."""
+    apology = await session.get(Apology, apology_id)
+    if apology is None:
+        raise NotFound("apology.not_found", id=apology_id)
+    return apology
+
+
+async def queued_count(session: AsyncSession, *, apology_id: int) -> int:
+    """Return how many apology messages were queued to the dossier's followers."""
+    stmt = select(func.count()).where(Outbox.kind == "apology", Outbox.ref_id == apology_id)
+    return int((await session.exec(stmt)).one())
 
 
 async def _signer(session: AsyncSession, *, actor: Actor, unit_id: int) -> str:
@@ -311,6 +334,28 @@ def citizen_message(
         "signer": apology.signed_by or "",
     }
     return OutboundMessage("apology.to_citizen", params, attachment_id=document_id)
+
+
+async def queue_slip_copy(
+    session: AsyncSession, *, apology: Apology, contact: Contact, now: datetime
+) -> None:
+    """Queue the stored slip to a staff member (the one who answered) to print and hand over."""
+    dossier = await session.get(Dossier, apology.dossier_id)
+    assert dossier is not None and apology.document_id is not None
+    message = OutboundMessage(
+        "apology.slip_copy",
+        {"id": apology.id, "code": dossier.code, "name": dossier.citizen_name},
+        attachment_id=apology.document_id,
+    )
+    await outbox.enqueue(
+        session,
+        contact=contact,
+        message=message,
+        kind="apology_copy",
+        ref_id=apology.id,
+        now=now,
+        priority=0,
+    )
 
 
 async def slip_document(session: AsyncSession, *, apology_id: int) -> Attachment:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import holidays
 
+from bot.channels.base import Text
 from bot.config import CalendarSettings, SchedulerSettings
+from bot.services.errors import InvalidInput
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -29,6 +32,12 @@ WEEKEND = frozenset({5, 6})  # Saturday and Sunday; the public sector works Mond
 ONE_DAY = timedelta(days=1)
 ONE_HOUR = timedelta(hours=1)
 MIDNIGHT = time(0, 0)
+
+
+@lru_cache(maxsize=64)
+def holiday_names(year: int) -> dict[date, str]:
+    """Return the Vietnamese names of Vietnam's public holidays of one year."""
+    return dict(holidays.country_holidays(COUNTRY, years=year, language="vi").items())
 
 
 @lru_cache(maxsize=256)
@@ -73,6 +82,47 @@ def _check_date(d: date) -> date:
 
 
 CLOSE = "17:00"  # when a deadline given as a date falls due
+DAY_FORMAT = "%d/%m/%Y"
+NOT_WORKING_KEYS = {
+    "weekend": "calendar.not_working_weekend",
+    "holiday": "calendar.not_working_holiday",
+    "day_off": "calendar.not_working_day_off",
+}
+
+
+@dataclass(frozen=True)
+class NonWorkingDay:
+    """Why a local date is not a working day, and the working day after it."""
+
+    day: date
+    reason: str  # "weekend", "holiday" (national, named) or "day_off" (set in the config)
+    next_day: date
+    holiday: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Return the catalog message that says why, naming the next working day."""
+        return NOT_WORKING_KEYS[self.reason]
+
+    def params(self) -> dict[str, str]:
+        """Return that message's parameters, already as text (dd/mm/yyyy)."""
+        return {
+            "day": self.day.strftime(DAY_FORMAT),
+            "next_day": self.next_day.strftime(DAY_FORMAT),
+            "holiday": self.holiday or "",
+        }
+
+    def text(self) -> Text:
+        """Return the reason as a nested catalog message."""
+        return Text(self.key, dict(self.params()))
+
+
+class NotWorkingDay(InvalidInput):
+    """A deadline, appointment or return date falls on a weekend or a day off."""
+
+    def __init__(self, info: NonWorkingDay) -> None:
+        super().__init__(info.key, **info.params())
+        self.info = info
 
 
 class WorkCalendar:
@@ -116,6 +166,28 @@ class WorkCalendar:
         if d in workdays:
             return True
         return d not in days_off and d.weekday() not in WEEKEND
+
+    def check_working_day(self, d: date) -> NonWorkingDay | None:
+        """Return why a local date is not a working day, or None when it is one."""
+        if self.is_working_day(d):
+            return None
+        nxt = self.next_working_day(d)
+        if d in self.extra_days_off:
+            return NonWorkingDay(d, "day_off", nxt)
+        name = holiday_names(d.year).get(d)
+        if name is not None:
+            return NonWorkingDay(d, "holiday", nxt, name)
+        return NonWorkingDay(d, "weekend", nxt)
+
+    def require_working_day(self, t: datetime, *, move: bool = False) -> datetime:
+        """Return t if its local date is a working day; else move it (same time) or refuse."""
+        local = self.local(t)
+        off = self.check_working_day(local.date())
+        if off is None:
+            return _utc(t)
+        if not move:
+            raise NotWorkingDay(off)
+        return self._at(off.next_day, local.time())
 
     def next_working_day(self, d: date) -> date:
         """Return the first working day strictly after d."""

@@ -182,7 +182,7 @@ def _task_rows(items: Iterable[OpenItem]) -> list[dict[str, Any]]:
     """Return the list rows of some tasks."""
     return [
         {
-            "id": i.assignment.id,
+            "id": i.task.id,
             "title": i.task.title,
             "due": i.assignment.due_at,
             "days": i.overdue_days,

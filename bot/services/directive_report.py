@@ -10,7 +10,7 @@ from openpyxl.styles import Font
 from bot.i18n import t
 from bot.services.directives import Status
 
-COLUMNS = ("unit", "total", "acked", "rate", "median", "missing")
+COLUMNS = ("unit", "total", "acked", "rate", "median", "missing", "unreached")
 
 
 def status_xlsx(status: Status, *, locale: str) -> bytes:
@@ -28,8 +28,9 @@ def status_xlsx(status: Status, *, locale: str) -> bytes:
     for u in status.units:
         rate = round(100 * u.acked / u.total, 1) if u.total else 0.0
         median = round(u.median_seconds / 3600, 2) if u.median_seconds is not None else None
-        sheet.append([u.unit.name, u.total, u.acked, rate, median, "; ".join(u.missing)])
-    for column, width in zip("ABCDEF", (48, 14, 14, 12, 22, 80), strict=True):
+        missing, unreached = "; ".join(u.missing), "; ".join(u.unreached)
+        sheet.append([u.unit.name, u.total, u.acked, rate, median, missing, unreached])
+    for column, width in zip("ABCDEFG", (48, 14, 14, 12, 22, 60, 60), strict=True):
         sheet.column_dimensions[column].width = width
     out = BytesIO()
     book.save(out)

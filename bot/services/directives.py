@@ -17,6 +17,8 @@ from bot.models import (
     Directive,
     DirectiveRecipient,
     DirectiveUnit,
+    Outbox,
+    OutboxStatus,
     Person,
     PersonRole,
     Role,
@@ -25,6 +27,7 @@ from bot.models import (
 )
 from bot.services import attachments, audit, outbox
 from bot.services.access import Actor, require, require_unit_scope
+from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 
 KIND = "directive"
@@ -108,7 +111,8 @@ class UnitStatus:
     total: int
     acked: int
     median_seconds: float | None
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # got the notice, not yet acknowledged
+    unreached: list[str] = field(default_factory=list)  # no account, blocked, or delivery failed
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,11 @@ class Status:
     def acked(self) -> int:
         """Return the number who acknowledged."""
         return sum(u.acked for u in self.units)
+
+    @property
+    def unreached(self) -> int:
+        """Return the number the notice could not reach."""
+        return sum(len(u.unreached) for u in self.units)
 
 
 def validate(draft: Draft, *, now: datetime) -> None:
@@ -305,11 +314,19 @@ def _directive_row(draft: Draft, *, actor: Actor, now: datetime, deadline: datet
 
 
 async def issue(
-    session: AsyncSession, *, actor: Actor, draft: Draft, now: datetime, default_deadline: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    draft: Draft,
+    now: datetime,
+    default_deadline: datetime,
+    cal: WorkCalendar,
 ) -> Issued:
     """Record a directive and queue its notice to every reachable recipient, in one transaction."""
     require(actor, Role.ADMIN)
     validate(draft, now=now)
+    if draft.ack_deadline is not None:
+        cal.require_working_day(draft.ack_deadline)
     the_plan = await plan(session, draft)
     if not the_plan.recipients:
         raise InvalidInput("directive.error.nobody")
@@ -411,17 +428,59 @@ async def status(session: AsyncSession, *, actor: Actor, directive_id: int) -> S
             raise PermissionDenied("errors.forbidden")
         require_unit_scope(actor, actor.unit)
         units = {actor.unit.id: units[actor.unit.id]}
-    return Status(directive, [_unit_status(units[uid], grouped[uid], directive) for uid in units])
+    lost = await unreached_ids(session, [r for r, _, _ in rows if r.acked_at is None])
+    return Status(
+        directive, [_unit_status(units[uid], grouped[uid], directive, lost) for uid in units]
+    )
+
+
+async def unreached_ids(session: AsyncSession, rows: list[DirectiveRecipient]) -> set[int]:
+    """Return the recipients the notice did not reach: no account, blocked, or failed to send."""
+    ids = [r.id for r in rows if r.id is not None]
+    if not ids:
+        return set()
+    states: dict[int, set[str]] = defaultdict(set)
+    sent = select(Outbox.ref_id, Outbox.status).where(
+        Outbox.kind == KIND, col(Outbox.ref_id).in_(ids)
+    )
+    for ref_id, state in (await session.exec(sent)).all():
+        if ref_id is not None:
+            states[ref_id].add(str(state))
+    contacts = [r.contact_id for r in rows if r.contact_id is not None]
+    blocked = set(
+        (
+            await session.exec(
+                select(Contact.id).where(
+                    col(Contact.id).in_(contacts), col(Contact.blocked_at).is_not(None)
+                )
+            )
+        ).all()
+    )
+    lost = set()
+    for r in rows:
+        assert r.id is not None
+        got = states[r.id]
+        if OutboxStatus.SENT.value in got:
+            continue
+        pending = got & {OutboxStatus.PENDING.value, OutboxStatus.SENDING.value}
+        if r.contact_id is None or r.contact_id in blocked or (got and not pending):
+            lost.add(r.id)
+    return lost
 
 
 def _unit_status(
-    unit: Unit, rows: list[tuple[DirectiveRecipient, Person]], directive: Directive
+    unit: Unit,
+    rows: list[tuple[DirectiveRecipient, Person]],
+    directive: Directive,
+    lost: set[int],
 ) -> UnitStatus:
     """Summarise one unit's acknowledgements."""
     delays = [(r.acked_at - directive.created_at).total_seconds() for r, _ in rows if r.acked_at]
-    missing = [p.full_name for r, p in rows if r.acked_at is None]
+    waiting = [(r, p) for r, p in rows if r.acked_at is None]
+    missing = [p.full_name for r, p in waiting if r.id not in lost]
+    unreached = [p.full_name for r, p in waiting if r.id in lost]
     median = statistics.median(delays) if delays else None
-    return UnitStatus(unit, len(rows), len(delays), median, missing)
+    return UnitStatus(unit, len(rows), len(delays), median, missing, unreached)
 
 
 async def open_directives(

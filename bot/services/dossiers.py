@@ -22,11 +22,13 @@ from bot.models import (
     Procedure,
 )
 from bot.services import audit, outbox
+from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.imports.report import (
     ImportReport,
     Problems,
     Progress,
+    RowProblem,
     Ticker,
     chunks,
     record_import,
@@ -189,6 +191,7 @@ async def import_dossiers(
     progress: Progress | None = None,
     source: str | None = None,
     tz: ZoneInfo = TZ,
+    cal: WorkCalendar | None = None,
 ) -> ImportReport:
     """Check every dossier row, then create or update all of them (or none); notify followers."""
     if table.spec is not DOSSIERS:
@@ -200,6 +203,7 @@ async def import_dossiers(
         return ImportReport(problems=problems.sorted(), dry_run=dry_run)
     plan = _plan(records, await rows_by_code(session, Dossier, [r.code for r in records]))
     report = plan.report(dry_run=dry_run)
+    report.warnings = appointments_on_days_off(table, records, cal or WorkCalendar())
     if not dry_run:
         await _apply(session, plan=plan, now=now)
         record_import(
@@ -208,6 +212,21 @@ async def import_dossiers(
         await session.flush()
     ticker.finish()
     return report
+
+
+def appointments_on_days_off(
+    table: Table, records: list[DossierRecord], cal: WorkCalendar
+) -> list[RowProblem]:
+    """Flag appointments on a weekend or holiday: kept as given on the receipt, but shown."""
+    warnings = []
+    for record in records:
+        at = record.attrs.get("appointment_at")
+        off = cal.check_working_day(cal.local(at).date()) if at is not None else None
+        if off is not None:
+            column = table.label("appointment_at")
+            params = {"column": column, **off.params()}
+            warnings.append(RowProblem(record.row, column, off.key, params))
+    return warnings
 
 
 async def _lookups(session: AsyncSession) -> Lookups:

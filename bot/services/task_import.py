@@ -7,7 +7,7 @@ The whole file is checked first; any bad row stops the import before anything is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -87,8 +87,8 @@ def _local_moment(text: str) -> tuple[date, str]:
     return date(int(year), int(month), int(day)), _wall_time(hours, minutes)
 
 
-def parse_due(value: str, *, now: datetime, cal: WorkCalendar) -> datetime:
-    """Return a due moment: a local date and time, or a number of working days from today."""
+def parse_due(value: str, *, now: datetime, cal: WorkCalendar, move: bool = False) -> datetime:
+    """Return a due moment on a working day (a day off is refused, or moved when asked)."""
     text = squeeze(value)
     if text.isdigit():
         if int(text) > DAYS_MAX:
@@ -102,7 +102,10 @@ def parse_due(value: str, *, now: datetime, cal: WorkCalendar) -> datetime:
         due = cal.at_local(day, wall)
     if due <= now:
         raise FieldError("task_import.error.due_past", value=value)
-    return due
+    off = cal.check_working_day(cal.local(due).date())
+    if off is not None and not move:
+        raise FieldError(off.key, **off.params())
+    return cal.require_working_day(due, move=True)
 
 
 def parse_details(value: str) -> str:
@@ -196,13 +199,15 @@ async def import_tasks(
     settings: TaskSettings,
     dry_run: bool = False,
     source: str | None = None,
+    next_working_day: bool = False,
 ) -> TaskImportReport:
     """Check every row, then create every task in the session (or none, on any problem)."""
     if table.spec is not TASKS:
         raise ValueError("import_tasks needs a table read with the TASKS spec")
     problems = Problems(table)
     lookup = await _lookup(session, table)
-    rows = [r for r in (_parse_row(row, problems, lookup, now, cal) for row in table.rows) if r]
+    due = partial(parse_due, now=now, cal=cal, move=next_working_day)
+    rows = [r for r in (_parse_row(row, problems, lookup, due) for row in table.rows) if r]
     planned = _group(rows, problems)
     await _flag_existing(session, planned, problems)
     if problems:
@@ -257,13 +262,13 @@ async def _directives(
 
 
 def _parse_row(
-    row: SourceRow, problems: Problems, lookup: Lookup, now: datetime, cal: WorkCalendar
+    row: SourceRow, problems: Problems, lookup: Lookup, due: Callable[[str], datetime]
 ) -> TaskRow | None:
     """Parse and check one row; return it when every cell is good."""
     before = len(problems)
     unit = _unit(row, problems, lookup)
     title = problems.cell(row, "title", TITLE)
-    due_at = problems.cell(row, "due", partial(parse_due, now=now, cal=cal))
+    due_at = problems.cell(row, "due", due)
     details = problems.cell(row, "details", parse_details) or ""
     assignees = problems.cell(row, "assignees", parse_codes) or ()
     if unit is not None:

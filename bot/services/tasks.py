@@ -140,6 +140,8 @@ async def create(
     """Assign a task to units, tell each unit's head (and assignees), schedule the ladder."""
     require(actor, Role.ADMIN)
     validate(new, now=now)
+    if series_id is None:  # a series' schedule (cron) picks its own days
+        cal.require_working_day(new.due_at)
     if new.directive_id is not None and await session.get(Directive, new.directive_id) is None:
         raise NotFound("directive.error.unknown")
     units = await resolve_units(session, Target(units=new.units))
@@ -396,6 +398,41 @@ async def _assignment(
     unit = await session.get(Unit, row.unit_id)
     assert task is not None and unit is not None
     return row, task, unit
+
+
+async def find_assignment(
+    session: AsyncSession, *, actor: Actor, task_id: int, text: str = ""
+) -> tuple[int, str]:
+    """Return the assignment a task number means, and the text left after an optional unit code.
+
+    People name a task by its number (the one every screen shows); the unit is the actor's own,
+    the only one, or a unit code typed first (administrators, for a task given to several units).
+    """
+    rows = (
+        await session.exec(
+            select(TaskAssignment, Unit)
+            .join(Unit, col(Unit.id) == TaskAssignment.unit_id)
+            .where(TaskAssignment.task_id == task_id)
+            .order_by(col(Unit.code))
+        )
+    ).all()
+    if not rows:
+        raise NotFound("task.error.unknown")
+    first, _, rest = text.strip().partition(" ")
+    by_code = {unit.code.casefold(): row for row, unit in rows}
+    if first and first.casefold() in by_code:
+        row = by_code[first.casefold()]
+        assert row.id is not None
+        return row.id, rest.strip()
+    own = [row for row, unit in rows if actor.unit is not None and unit.id == actor.unit.id]
+    if own or len(rows) == 1:
+        row = (own or [rows[0][0]])[0]
+        assert row.id is not None
+        return row.id, text.strip()
+    if not actor.has_any(frozenset({Role.ADMIN})):
+        raise PermissionDenied("task.error.not_your_unit")
+    codes = ", ".join(unit.code for _, unit in rows)
+    raise InvalidInput("task.error.which_unit", id=task_id, codes=codes)
 
 
 def _may_report(actor: Actor, row: TaskAssignment) -> None:

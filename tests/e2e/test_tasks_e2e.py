@@ -42,9 +42,8 @@ async def test_reminder_then_done_from_the_button(bot_runner, sandbox, db):
             s, "PGD1", "Phòng GD&ĐT Đông Sơn", kind=UnitKind.DISTRICT_OFFICE, parent=root
         )
         await f.contact(s, str(HEAD), await f.person(s, "HD", dist, Role.UNIT_HEAD, name="Hạnh"))
-        new = tasks.NewTask(
-            title="Báo cáo CCHC tháng 12", units=("PGD1",), due_at=now + timedelta(days=1)
-        )
+        due = WorkCalendar().require_working_day(now + timedelta(days=1), move=True)
+        new = tasks.NewTask(title="Báo cáo CCHC tháng 12", units=("PGD1",), due_at=due)
         _, [row] = await tasks.create(
             s,
             actor=system_actor("e2e"),

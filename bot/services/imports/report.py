@@ -40,6 +40,7 @@ class ImportReport:
     unchanged: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     dry_run: bool = False
+    warnings: list[RowProblem] = field(default_factory=list)  # shown, but do not stop it
 
     @property
     def ok(self) -> bool:
