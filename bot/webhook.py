@@ -106,7 +106,7 @@ class WebhookServer:
         """Return the answer to a request refused on its headers alone, or None to go on."""
         if request.method != hdrs.METH_POST:
             return _refuse(HTTPStatus.METHOD_NOT_ALLOWED)
-        given = request.headers.get(SECRET_HEADER, "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, self.secret):
             return _refuse(HTTPStatus.FORBIDDEN)
         length = request.content_length
