@@ -15,6 +15,7 @@ from telegram.error import Forbidden
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
+from bot import webhook
 from bot.channels.base import OutboundMessage
 from bot.channels.telegram import TelegramSender, blocked_change, to_event
 from bot.clock import Clock, SystemClock
@@ -205,15 +206,7 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         assert app.post_init is not None
         await app.post_init(app)
         if tg.mode == "webhook":
-            assert tg.webhook_secret is not None
-            await app.updater.start_webhook(
-                listen=tg.webhook_listen,
-                port=tg.webhook_port,
-                url_path=tg.webhook_path,
-                webhook_url=tg.webhook_url,
-                secret_token=tg.webhook_secret.get_secret_value(),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            rt.extra["webhook"] = await webhook.start(app, tg, rt.maker, rt.clock, ALLOWED_UPDATES)
         else:
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT)
         await app.start()
@@ -227,6 +220,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         jobs_runner = rt.extra.get("jobs")
         if jobs_runner is not None:
             await jobs_runner.stop()
+        if "webhook" in rt.extra:
+            await rt.extra.pop("webhook").stop()
         if app.updater.running:
             await app.updater.stop()
         if app.running:

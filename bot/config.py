@@ -42,6 +42,7 @@ class TelegramSettings(BaseModel):
     webhook_port: int = Field(8443, ge=1, le=65535)
     webhook_path: str = "telegram"
     webhook_secret: SecretStr | None = None
+    webhook_max_body_bytes: int = Field(1_048_576, ge=1024)
 
     @field_validator("token")
     @classmethod

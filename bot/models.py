@@ -558,3 +558,14 @@ class FollowUpCase(SQLModel, table=True):
     closed_by: str | None = Field(default=None, max_length=128)
     close_note: str | None = Field(default=None, max_length=2000)
     escalated_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class SeenUpdate(SQLModel, table=True):
+    """An update a channel delivered by webhook, kept a while so a replay is handled once."""
+
+    __tablename__ = "seen_update"
+    __table_args__ = (Index("ix_seen_update_received", "received_at"),)
+
+    channel: str = Field(sa_column=Column(String(16), primary_key=True))
+    update_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    received_at: datetime = Field(sa_column=utc_column(nullable=False))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -73,7 +76,7 @@ async def test_staff_member_chats_in_the_simulator(demo_url):
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(demo_url)
-            await page.wait_for_selector('[data-testid="stream-status"]:text("live")')
+            await page.wait_for_selector('[data-testid="stream-status"][data-state="live"]')
             await page.select_option('[data-testid="persona-picker"]', str(STAFF.user_id))
             await page.fill('[data-testid="message-input"]', "/me")
             await page.click('[data-testid="send-button"]')
@@ -100,6 +103,113 @@ async def test_staff_member_chats_in_the_simulator(demo_url):
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "simulator-staff.png"
             await page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert errors == []
+        finally:
+            with contextlib.suppress(Exception):
+                await browser.close()
+
+
+PHONE = {"width": 390, "height": 844}
+# Words the page showed in English before; none may be visible now.
+ENGLISH = ("Persona", "Chat", "Send", "Message", "New user", "Create", "Name", "live", "offline")
+
+
+async def _in_viewport(locator, height: int) -> bool:
+    """Tell whether an element is wholly inside the viewport's height."""
+    box = await locator.bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
+
+
+async def test_simulator_on_a_phone_in_vietnamese_and_hanoi_time(demo_url):
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium (apt-get install chromium, or set REFORMBOT_CHROMIUM)")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(
+                viewport=PHONE,
+                timezone_id="America/New_York",
+                locale="en-US",
+                is_mobile=True,
+                has_touch=True,
+            )
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(demo_url)
+            await page.wait_for_selector('[data-testid="stream-status"][data-state="live"]')
+
+            picker = page.locator('[data-testid="persona-picker"]')
+            toggle = page.locator('[data-testid="persona-toggle"]')
+            assert not await picker.is_visible()  # the persona list starts folded on a phone
+            assert await toggle.get_attribute("aria-expanded") == "false"
+            await toggle.click()
+            assert await picker.is_visible()
+            await picker.select_option(str(STAFF.user_id))
+            assert not await picker.is_visible()  # picking a persona folds it again
+            await page.wait_for_selector('[data-testid="message-list"][data-loaded]')
+
+            bot = page.locator('[data-sender="bot"]')
+            for _ in range(4):
+                before = await bot.count()
+                await page.fill('[data-testid="message-input"]', "/help")
+                await page.click('[data-testid="send-button"]')
+                await page.wait_for_function(
+                    "n => document.querySelectorAll('[data-sender=\"bot\"]').length > n",
+                    arg=before,
+                )
+
+            # Reopen the page as this persona: it opens at the newest message.
+            await page.goto(f"{demo_url}?user={STAFF.user_id}")
+            await page.wait_for_selector('[data-testid="message-list"][data-loaded]')
+            scroll = await page.locator('[data-testid="message-list"]').evaluate(
+                "el => ({top: el.scrollTop, client: el.clientHeight, height: el.scrollHeight,"
+                " page: document.scrollingElement.scrollHeight, view: innerHeight})"
+            )
+            assert scroll["height"] > scroll["client"]  # the chat scrolls on its own...
+            assert scroll["top"] + scroll["client"] >= scroll["height"] - 2  # ...at the newest
+            assert scroll["page"] <= scroll["view"]  # and the page itself does not scroll
+            for testid in ("composer", "message-input", "send-button"):
+                assert await _in_viewport(page.locator(f'[data-testid="{testid}"]'), 844), testid
+
+            times = page.locator('[data-testid="message-time"]')
+            assert await times.count() >= 8
+            for time in await times.all():
+                moment = datetime.fromisoformat(await time.get_attribute("datetime"))
+                hanoi = moment.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M")
+                new_york = moment.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M")
+                assert await time.inner_text() == hanoi
+                assert hanoi != new_york
+
+            assert (await page.locator('[data-testid="send-button"]').inner_text()) == "Gửi"
+            assert await toggle.inner_text() == "☰ Đổi vai"
+            assert await page.locator('[data-testid="stream-status"]').inner_text() == "trực tuyến"
+            placeholder = await page.locator('[data-testid="message-input"]').get_attribute(
+                "placeholder"
+            )
+            assert placeholder == "Nhập tin nhắn"
+            await toggle.click()
+            labels = await page.locator(".side label, .side h1, .side button").all_text_contents()
+            assert labels == [
+                "Mô phỏng Telegram",
+                "Đóng vai",
+                "Cuộc trò chuyện",
+                "Người dùng mới",
+                "Tạo",
+            ]
+            chrome = await page.evaluate(
+                "[...document.querySelectorAll('.side, .chat-header, .composer')]"
+                ".map(el => el.innerText).join('\\n')"
+            )
+            assert not [w for w in ENGLISH if re.search(rf"\b{w}\b", chrome)], chrome
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "simulator-phone-personas.png"))
+            await toggle.click()
+
+            shot = ARTIFACTS / "simulator-phone.png"
+            await page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
             assert errors == []
         finally:

@@ -48,7 +48,7 @@ async def page(server: SandboxServer) -> AsyncIterator[Any]:
         errors: list[str] = []
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
         await tab.goto(server.url)
-        await tab.wait_for_selector('[data-testid="stream-status"]:text("live")')
+        await tab.wait_for_selector('[data-testid="stream-status"][data-state="live"]')
         yield tab
         await browser.close()
         assert errors == []

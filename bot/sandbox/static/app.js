@@ -7,6 +7,27 @@ const TAGS = {
   bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code",
   blockquote: "blockquote", expandable_blockquote: "blockquote",
 };
+const ZONE = "Asia/Ho_Chi_Minh";
+/* Every label the script shows; the page's own labels are in index.html. */
+const TEXT = {
+  otherUsers: "Người dùng khác",
+  createUserBelow: "Hãy tạo người dùng ở ô bên dưới",
+  privateChat: "Trò chuyện riêng với bot",
+  live: "trực tuyến",
+  reconnecting: "đang kết nối lại",
+  deleted: "đã xóa",
+  edited: "đã sửa",
+  photo: "Ảnh",
+  bot: "Bot",
+  unavailable: "Không kết nối được máy chủ mô phỏng",
+};
+const CLOCK = new Intl.DateTimeFormat("vi-VN", {
+  timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+});
+const DAY = new Intl.DateTimeFormat("vi-VN", {
+  timeZone: ZONE, day: "2-digit", month: "2-digit", year: "numeric",
+});
+const NARROW = window.matchMedia("(max-width: 720px)");
 const state = {
   personas: [], users: [], chats: [], userId: null, chatId: null,
   source: null, hadError: false, pending: new Map(),
@@ -61,11 +82,11 @@ function fillPersonaPicker() {
   const others = state.users.filter((u) => !personaUsers.has(u.id));
   const group = state.personas.length ? document.createElement("optgroup") : picker;
   if (state.personas.length && others.length) {
-    group.label = "Users";
+    group.label = TEXT.otherUsers;
     picker.append(group);
   }
   for (const user of others) group.append(option(user.id, `${userName(user)} (${user.id})`));
-  if (!picker.options.length) picker.append(option("", "Create a user below"));
+  if (!picker.options.length) picker.append(option("", TEXT.createUserBelow));
   $("composer").querySelectorAll("textarea, button, input").forEach((el) => {
     el.disabled = !picker.options.length || picker.value === "";
   });
@@ -81,7 +102,7 @@ function selectUser(userId) {
   const persona = personaFor(userId);
   $("persona-info").textContent = persona ? `${persona.role}\n${persona.unit}` : "";
   const picker = $("chat-picker");
-  picker.replaceChildren(option(userId, "Private chat with the bot"));
+  picker.replaceChildren(option(userId, TEXT.privateChat));
   for (const chat of state.chats) {
     const personaChat = persona && persona.chat_id === chat.id;
     if (chat.type !== "private" && (chat.members.includes(userId) || personaChat)) {
@@ -100,12 +121,24 @@ async function selectChat(chatId) {
   $("chat-picker").value = String(chatId);
   const chat = state.chats.find((c) => c.id === chatId);
   $("chat-title").textContent = chat && chat.type !== "private" ? chat.title : titleFor(chatId);
-  $("messages").replaceChildren();
+  const list = $("messages");
+  list.replaceChildren();
+  delete list.dataset.loaded;
   await reload();
+  if (chatId !== state.chatId) return;
+  scrollToEnd();
+  list.dataset.loaded = String(chatId);
   openStream(chatId);
 }
 
+function scrollToEnd() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
 function titleFor(chatId) {
+  const persona = personaFor(chatId);
+  if (persona) return persona.label;
   const user = state.users.find((u) => u.id === chatId);
   return user ? userName(user) : String(chatId);
 }
@@ -125,13 +158,15 @@ function openStream(chatId) {
   state.source = source;
   const status = $("stream-status");
   source.onopen = () => {
-    status.textContent = "live";
+    status.textContent = TEXT.live;
+    status.dataset.state = "live";
     status.classList.add("live");
     if (state.hadError) reload();
     state.hadError = false;
   };
   source.onerror = () => {
-    status.textContent = "reconnecting";
+    status.textContent = TEXT.reconnecting;
+    status.dataset.state = "reconnecting";
     status.classList.remove("live");
     state.hadError = true;
   };
@@ -161,7 +196,7 @@ function upsert(message) {
   const after = [...list.children].find((el) => Number(el.dataset.messageId) > message.message_id);
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.insertBefore(bubble, after || null);
-  if (atBottom || message.sender === "user") list.scrollTop = list.scrollHeight;
+  if (atBottom || message.sender === "user") scrollToEnd();
 }
 
 function renderBubble(message) {
@@ -199,7 +234,11 @@ function block(tag, className, text) {
 function photo(message) {
   const img = block("img", "photo");
   img.src = message.file_url;
-  img.alt = "photo";
+  img.alt = TEXT.photo;
+  img.addEventListener("load", () => {
+    const list = $("messages");
+    if (list.scrollHeight - list.scrollTop - list.clientHeight < img.height + 40) scrollToEnd();
+  });
   img.dataset.testid = "message-photo";
   return img;
 }
@@ -214,17 +253,22 @@ function documentLink(message) {
 }
 
 function sizeText(bytes) {
+  const number = (n) => n.toLocaleString("vi-VN", { maximumFractionDigits: 1 });
   if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1048576).toFixed(1)} MB`;
+  if (bytes < 1048576) return `${number(bytes / 1024)} KB`;
+  return `${number(bytes / 1048576)} MB`;
 }
 
 function meta(message) {
   const el = block("div", "meta");
-  if (message.deleted) el.append(block("span", "flag", "deleted"));
-  else if (message.edit_date) el.append(block("span", "flag", "edited"));
-  const time = new Date((message.edit_date || message.date) * 1000);
-  el.append(time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+  if (message.deleted) el.append(block("span", "flag", TEXT.deleted));
+  else if (message.edit_date) el.append(block("span", "flag", TEXT.edited));
+  const moment = new Date((message.edit_date || message.date) * 1000);
+  const time = block("time", "time", CLOCK.format(moment));
+  time.dateTime = moment.toISOString();
+  time.title = `${DAY.format(moment)} ${CLOCK.format(moment)}`;
+  time.dataset.testid = "message-time";
+  el.append(time);
   return el;
 }
 
@@ -397,7 +441,18 @@ function toast(text, alert = false) {
 
 /* ---------- wiring ---------- */
 
+function foldSide(folded) {
+  document.body.classList.toggle("side-open", !folded);
+  $("side-toggle").setAttribute("aria-expanded", String(!folded));
+}
+
 function bindEvents() {
+  $("side-toggle").addEventListener("click", () => {
+    foldSide(document.body.classList.contains("side-open"));
+  });
+  for (const id of ["persona-picker", "chat-picker"]) {
+    $(id).addEventListener("change", () => { if (NARROW.matches) foldSide(true); });
+  }
   $("persona-picker").addEventListener("change", (e) => selectUser(Number(e.target.value)));
   $("chat-picker").addEventListener("change", (e) => selectChat(Number(e.target.value)));
   $("composer").addEventListener("submit", (event) => {
@@ -432,7 +487,7 @@ async function init() {
   bindEvents();
   const info = await api("/info");
   const bot = info.bots[0];
-  $("bot-info").textContent = `Bot: ${bot.first_name} (@${bot.username})`;
+  $("bot-info").textContent = `${TEXT.bot}: ${bot.first_name} (@${bot.username})`;
   await loadPeople();
   fillPersonaPicker();
   const wanted = Number(new URLSearchParams(location.search).get("user"));
@@ -442,4 +497,4 @@ async function init() {
   if (userId) selectUser(userId);
 }
 
-init().catch((error) => toast(`Sandbox unavailable: ${error.message}`, true));
+init().catch((error) => toast(`${TEXT.unavailable}: ${error.message}`, true));

@@ -1,0 +1,36 @@
+"""Webhook replays: remember the updates a channel delivered, so each is handled once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import SeenUpdate
+
+# Telegram keeps an update it could not deliver for 24 hours; a replay cannot come later.
+KEEP = timedelta(hours=24)
+
+
+async def first_sight(
+    session: AsyncSession, *, channel: str, update_id: str, now: datetime
+) -> bool:
+    """Record an update as received; tell whether this is the first time (across processes)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(SeenUpdate)
+        .values(channel=channel, update_id=update_id, received_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(col(SeenUpdate.update_id))
+    )
+    return (await session.exec(stmt)).first() is not None
+
+
+async def prune(session: AsyncSession, *, now: datetime, keep: timedelta = KEEP) -> int:
+    """Forget updates received longer than `keep` ago; return how many were forgotten."""
+    stmt = delete(SeenUpdate).where(col(SeenUpdate.received_at) < now - keep)
+    result = await session.exec(stmt)
+    return int(result.rowcount or 0)
