@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,6 +16,7 @@ from bot.channels.render import format_value
 from bot.cli_common import (
     EXIT_USAGE,
     ConfigOpt,
+    bot_username,
     cli_actor,
     console,
     err,
@@ -115,19 +115,6 @@ def db_current(config: ConfigOpt = None) -> None:
     )
 
 
-async def _username(settings: Settings) -> str | None:
-    """Return the bot's username from the config, or by asking the Bot API."""
-    if settings.telegram.username:
-        return settings.telegram.username
-    if settings.telegram.token is None:
-        return None
-    from telegram import Bot
-
-    bot = Bot(settings.telegram.token.get_secret_value(), base_url=settings.telegram.api_base_url)
-    async with bot:
-        return bot.username
-
-
 def _write_invites(
     path: Path, batch: invites.InviteBatch, username: str, settings: Settings
 ) -> None:
@@ -164,7 +151,7 @@ def invite(
     """Make single-use invite links that link staff chat accounts to their records."""
     settings = settings_or_exit(config)
     loc = settings.i18n.default_locale
-    name = (username or "").lstrip("@") or asyncio.run(_username(settings))
+    name = (username or "").lstrip("@") or bot_username(settings)
     if not name:
         err.print(t("cli.invite_need_username", loc), markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -195,12 +182,14 @@ def invite(
         _write_invites(out, batch, name, settings)
         say(settings, "cli.invite_written", path=str(out))
         return
-    table = Table(*(t(f"cli.invite_col_{c}", loc) for c in ("code", "name", "unit", "link")))
     for i in batch.issued:
-        table.add_row(
-            i.person_code, i.full_name, i.unit_code or "", invites.deep_link(name, i.code)
+        link = invites.deep_link(name, i.code)
+        row = t(
+            "cli.invite_row", loc, code=i.person_code, name=i.full_name, unit=i.unit_code or "–"
         )
-    console.print(table)
+        # Never cut or wrap: the link must survive copy and paste whole, whatever the width.
+        console.print(row, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  {link}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("demo")

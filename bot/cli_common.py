@@ -42,6 +42,26 @@ def settings_or_exit(config: Path | None) -> Settings:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+async def _ask_username(settings: Settings) -> str | None:
+    """Ask the Bot API (getMe) for the bot's username."""
+    if settings.telegram.token is None:
+        return None
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    token = settings.telegram.token.get_secret_value()
+    try:
+        async with Bot(token, base_url=settings.telegram.api_base_url) as bot:
+            return bot.username
+    except TelegramError:
+        return None
+
+
+def bot_username(settings: Settings) -> str | None:
+    """Return the bot's username from the config, or else by asking the Bot API."""
+    return settings.telegram.username or asyncio.run(_ask_username(settings))
+
+
 def say(settings: Settings, key: str, **params: object) -> None:
     """Print a catalog message in the configured language."""
     console.print(t(key, settings.i18n.default_locale, **params), markup=False, highlight=False)

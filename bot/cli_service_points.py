@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.cli_common import ConfigOpt, err, run_service, say, settings_or_exit
+from bot.cli_common import ConfigOpt, bot_username, err, run_service, say, settings_or_exit
 from bot.cli_imports import ConfigOpt as ImportConfigOpt
 from bot.cli_imports import DryRunOpt, FileArg, ImportKind, LangOpt, run_import
 from bot.config import Settings
@@ -96,7 +96,7 @@ def qr_command(
     picked = [(kind, code) for kind, code in chosen if code]
     if len(picked) + all_counters != 1:
         _fail(loc, "qr.cli.need_one")
-    name = (username or settings.telegram.username or "").lstrip("@")
+    name = (username or "").lstrip("@") or bot_username(settings)
     if not name:
         _fail(loc, "qr.cli.need_username")
     points = run_service(settings, lambda s: _points(s, picked[0] if picked else None))
@@ -108,7 +108,7 @@ def qr_command(
         _print_pdf(settings, sheet)
 
 
-def _fail(locale: str, key: str, *, status: int = EXIT_USAGE) -> None:
+def _fail(locale: str, key: str, *, status: int = EXIT_USAGE) -> NoReturn:
     """Print a translated error and exit."""
     err.print(t(key, locale), markup=False)
     raise typer.Exit(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.db import create_engine, session_maker
 from bot.models import Attachment, Directive, Invite, Outbox
+from bot.sandbox import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
+from bot.services import invites
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -114,3 +117,44 @@ def test_task_import_through_the_main_command(cli):
     listing = cli("task", "list", "--unit", "PGD.TPAP")
     assert listing.exit_code == 0, listing.output
     assert "cải cách hành chính" in listing.output
+
+
+@pytest.fixture
+def bot_api():
+    """A sandbox Bot API on a free port, served from its own thread for the CLI's own loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = SandboxServer()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    yield server
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def test_invite_prints_the_whole_link_on_a_narrow_terminal(cli, monkeypatch):
+    monkeypatch.setattr("bot.cli_common.console.width", 40)
+    result = cli("invite", "--person", "CB031", "--username", "so_giao_duc_an_phu_bot")
+    assert result.exit_code == 0, result.output
+    code = result.output.split("?start=")[1].split()[0]
+    assert invites.deep_link("so_giao_duc_an_phu_bot", code) in result.output.splitlines()[-1]
+    assert code.startswith("inv_")
+    assert len(code) > 20
+
+
+@pytest.mark.parametrize("command", ["invite", "qr"])
+def test_username_is_asked_from_the_bot_api(cli, bot_api, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__API_BASE_URL", bot_api.base_url)
+    monkeypatch.delenv("REFORMBOT_TELEGRAM__USERNAME", raising=False)
+    if command == "invite":
+        result = cli("invite", "--person", "CB031")
+        assert f"https://t.me/{DEFAULT_USERNAME}?start=inv_" in result.output
+    else:
+        assert cli("import", "counters", str(EXAMPLES / "counters.csv")).exit_code == 0
+        result = cli("qr", "--counter", "SGD.MOTCUA.Q1", "--out", str(tmp_path / "qr"))
+        page = (tmp_path / "qr" / "qr-a4.html").read_text("utf-8")
+        assert f"https://t.me/{DEFAULT_USERNAME}?start=rate_c_SGD-MOTCUA-Q1" in page
+    assert result.exit_code == 0, result.output
