@@ -28,6 +28,7 @@ from bot.cli_directives import directive_app
 from bot.cli_dossiers import apology_app
 from bot.cli_dossiers import register_import as register_dossier_import
 from bot.cli_imports import import_app
+from bot.cli_locale import LocalisedGroup
 from bot.cli_service_points import qr_app, register_imports
 from bot.cli_tasks import task_app
 from bot.clock import SystemClock
@@ -37,11 +38,12 @@ from bot.services import invites
 from bot.services.access import system_actor
 
 app = typer.Typer(
-    help="reformbot: directives, deadlines and citizen ratings on Telegram and Zalo.",
+    help="cli_help.app",
+    cls=LocalisedGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="cli_help.db", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(directive_app, name="directive")
@@ -52,7 +54,7 @@ register_imports(import_app)
 register_dossier_import(import_app)
 
 
-@app.command("check-config")
+@app.command("check-config", help="cli_help.check_config")
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration and print what is wrong."""
     settings = settings_or_exit(config)
@@ -73,7 +75,7 @@ def check_config(config: ConfigOpt = None) -> None:
     )
 
 
-@app.command("run")
+@app.command("run", help="cli_help.run")
 def run(config: ConfigOpt = None) -> None:
     """Run the bot (polling, or webhook as configured) until SIGINT or SIGTERM."""
     from bot import app as bot_app
@@ -88,7 +90,7 @@ def run(config: ConfigOpt = None) -> None:
     say(settings, "cli.stopped")
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", help="cli_help.db_upgrade")
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply every pending migration."""
     settings = settings_or_exit(config)
@@ -103,7 +105,7 @@ def db_upgrade(config: ConfigOpt = None) -> None:
     say(settings, "cli.db_upgraded", revision=revision)
 
 
-@db_app.command("current")
+@db_app.command("current", help="cli_help.db_current")
 def db_current(config: ConfigOpt = None) -> None:
     """Print the schema version of the database."""
     settings = settings_or_exit(config)
@@ -136,16 +138,16 @@ def _write_invites(
             )
 
 
-@app.command("invite")
+@app.command("invite", help="cli_help.invite")
 def invite(
-    person: Annotated[str | None, typer.Option(help="Staff code of one person.")] = None,
-    unit: Annotated[str | None, typer.Option(help="Unit code: its staff not yet linked.")] = None,
+    person: Annotated[str | None, typer.Option(help="cli_help.invite_person")] = None,
+    unit: Annotated[str | None, typer.Option(help="cli_help.invite_unit")] = None,
     all_unlinked: Annotated[
-        bool, typer.Option("--all-unlinked", help="Everyone not linked.")
+        bool, typer.Option("--all-unlinked", help="cli_help.invite_all_unlinked")
     ] = False,
-    days: Annotated[int | None, typer.Option(help="Days the codes stay valid.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the links to this CSV file.")] = None,
-    username: Annotated[str | None, typer.Option(help="Bot username for the links.")] = None,
+    days: Annotated[int | None, typer.Option(help="cli_help.invite_days")] = None,
+    out: Annotated[Path | None, typer.Option(help="cli_help.invite_out")] = None,
+    username: Annotated[str | None, typer.Option(help="cli_help.invite_username")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Make single-use invite links that link staff chat accounts to their records."""
@@ -192,13 +194,11 @@ def invite(
         console.print(f"  {link}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("demo")
+@app.command("demo", help="cli_help.demo")
 def demo(
-    port: Annotated[int, typer.Option(help="Port of the sandbox and its chat simulator.")] = 8080,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    data_dir: Annotated[Path, typer.Option(help="Folder of the demo database.")] = Path(
-        "data/demo"
-    ),
+    port: Annotated[int, typer.Option(help="cli_help.demo_port")] = 8080,
+    host: Annotated[str, typer.Option(help="cli_help.demo_host")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="cli_help.demo_data_dir")] = Path("data/demo"),
 ) -> None:
     """Run the offline demo: a demo department, the sandbox Bot API and the bot, no token."""
     from bot import demo as demo_mod
@@ -225,6 +225,7 @@ def demo(
 
 @app.command(
     "sandbox",
+    help="cli_help.sandbox",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
 )

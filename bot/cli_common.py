@@ -22,7 +22,7 @@ from bot.services.errors import ServiceError
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="cli_help.config")]
 EXIT_USAGE = 2
 T = TypeVar("T")
 
@@ -32,11 +32,14 @@ def settings_or_exit(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err.print(t("cli.config_error", None), style="red", markup=False)
+        from bot.cli_locale import configured_locale
+
+        loc = configured_locale(["--config", str(config)] if config else [])
+        err.print(t("cli.config_error", loc), style="red", markup=False)
         for p in exc.problems:
-            reason = t(p.reason, None, **p.params)
+            reason = t(p.reason, loc, **p.params)
             err.print(
-                t("cli.config_problem", None, key=p.key, message=reason, source=p.source),
+                t("cli.config_problem", loc, key=p.key, message=reason, source=p.source),
                 markup=False,
             )
         raise typer.Exit(EXIT_USAGE) from None

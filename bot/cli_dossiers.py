@@ -11,18 +11,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.cli_common import ConfigOpt, run_service, say, settings_or_exit
 from bot.cli_imports import ConfigOpt as ImportConfigOpt
 from bot.cli_imports import DryRunOpt, FileArg, ImportKind, LangOpt, run_import
-from bot.i18n import t
 from bot.services import apologies
 from bot.services.dossiers import DOSSIERS, import_dossiers
 
 DOSSIER_IMPORT = ImportKind("dossiers", DOSSIERS, import_dossiers)
 
-apology_app = typer.Typer(help=t("apology.cli.help"), no_args_is_help=True)
+apology_app = typer.Typer(help="apology.cli.help", no_args_is_help=True)
 
-IdArg = Annotated[int, typer.Argument(help=t("apology.cli.id_help"), show_default=False)]
-OutOpt = Annotated[
-    Path, typer.Option("--out", "-o", help=t("apology.cli.out_help"), dir_okay=False)
-]
+IdArg = Annotated[int, typer.Argument(help="apology.cli.id_help", show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="apology.cli.out_help", dir_okay=False)]
 
 
 @apology_app.callback()
@@ -44,10 +41,10 @@ def dossiers_command(
 
 def register_import(app: typer.Typer) -> None:
     """Add `dossiers` to the `import` command group."""
-    app.command("dossiers", help=t("dossier.cli.import_help"))(dossiers_command)
+    app.command("dossiers", help="dossier.cli.import_help")(dossiers_command)
 
 
-@apology_app.command("print", help=t("apology.cli.print_help"))
+@apology_app.command("print", help="apology.cli.print_help")
 def print_command(apology_id: IdArg, out: OutOpt, config: ConfigOpt = None) -> None:
     """Write an answered apology's slip to a DOCX file."""
     settings = settings_or_exit(config)
