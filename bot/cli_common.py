@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import migrate
+from bot.channels.render import format_value
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import create_engine, session_maker, transaction
 from bot.i18n import t
@@ -87,8 +89,13 @@ async def db_session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one service call in a transaction; print a refusal (translated) and exit 1."""
+def run_service(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """Run one service call in a transaction; print a refusal (translated, with a hint), exit 1."""
 
     async def main() -> T:
         async with db_session(settings) as session:
@@ -98,5 +105,11 @@ def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         return asyncio.run(main())
     except ServiceError as exc:
         loc = settings.i18n.default_locale
-        err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
+        tz = settings.scheduler.tz
+        params = {
+            k: format_value(v, loc, tz) if isinstance(v, date) else v for k, v in exc.params.items()
+        }
+        err.print(t("cli.error", loc, message=t(exc.key, loc, **params)), markup=False)
+        if hints and exc.key in hints:
+            err.print(t(hints[exc.key], loc), markup=False)
         raise typer.Exit(1) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -16,6 +17,7 @@ from bot.models import (
     Attachment,
     Contact,
     Dossier,
+    Outbox,
     Person,
     PersonRole,
     Procedure,
@@ -329,3 +331,71 @@ async def counts_by_unit(
         .order_by(total.desc(), col(Unit.name))
     )
     return [(unit, int(count)) for unit, count in rows.all()]
+
+
+@dataclass(frozen=True)
+class Made:
+    """An apology made for a dossier, and how many followers it was queued to by chat."""
+
+    apology: Apology
+    dossier: Dossier
+    queued: int
+
+
+async def make_for_dossier(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    code: str,
+    reason: str,
+    new_return_at: datetime,
+    now: datetime,
+    cal: WorkCalendar,
+    move_to_working_day: bool = False,
+    place: str | None = None,
+) -> Made:
+    """Make and send the apology for a dossier's current appointment, on a working day."""
+    wanted = code.strip().upper()
+    dossier = (await session.exec(select(Dossier).where(Dossier.code == wanted))).first()
+    if dossier is None:
+        raise NotFound("apology.dossier_not_found", code=wanted)
+    local = cal.local(new_return_at)
+    if not cal.is_working_day(local.date()):
+        following = cal.next_working_day(local.date())
+        if not move_to_working_day:
+            raise InvalidInput("apology.not_working_day", date=local.date(), next=following)
+        new_return_at = cal.at_local(following, local.strftime("%H:%M"))
+    apology = (
+        await session.exec(
+            select(Apology).where(
+                Apology.dossier_id == dossier.id,
+                Apology.original_appointment_at == dossier.appointment_at,
+            )
+        )
+    ).first()
+    if apology is None:
+        apology = Apology(
+            dossier_id=dossier.id or 0,
+            unit_id=dossier.unit_id,
+            original_appointment_at=dossier.appointment_at,
+            status=ApologyStatus.ASKED,
+            asked_at=now,
+        )
+        session.add(apology)
+        await session.flush()
+    assert apology.id is not None
+    done = await answer(
+        session,
+        actor=actor,
+        apology_id=apology.id,
+        reason=reason,
+        new_return_at=new_return_at,
+        now=now,
+        place=place,
+    )
+    queued = await session.exec(
+        select(func.count())
+        .select_from(Outbox)
+        .where(Outbox.kind == "apology", Outbox.ref_id == done.id)
+    )
+    return Made(done, dossier, queued.one())
