@@ -212,7 +212,8 @@ def demo(
     db = demo_mod.fresh_database(data_dir)
 
     def out(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        # Not wrapped by rich: the commands it shows must survive copy and paste whole.
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     try:
         asyncio.run(demo_mod.run_demo(host=host, port=port, db=db, say=out))
