@@ -234,7 +234,7 @@ def sandbox(ctx: typer.Context) -> None:
     """Run the sandbox Bot API server alone (options: reformbot sandbox --help)."""
     from bot.sandbox.__main__ import main as sandbox_main
 
-    raise typer.Exit(sandbox_main(ctx.args))
+    raise typer.Exit(sandbox_main(ctx.args, prog=ctx.command_path))
 
 
 def main() -> None:

@@ -128,3 +128,19 @@ def test_usage_errors_are_in_the_configured_language(monkeypatch, locale, args, 
     if locale == "vi":
         for english in ("Usage:", "Error", "No such", "Missing", "Invalid value", "Got unexpected"):
             assert english not in out
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_sandbox_help_is_in_the_configured_language(monkeypatch, locale):
+    monkeypatch.setenv(LOCALE_ENV, locale)
+    result = CliRunner().invoke(app, ["sandbox", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    out = flat(result.output)
+    assert out.startswith(t("sandbox_cli.usage", locale) + " ")
+    assert " sandbox [-h]" in out
+    for key in catalog(locale):
+        if key.startswith("sandbox_cli."):
+            assert flat(t(key, locale)) in out, key
+    if locale == "vi":
+        assert "usage:" not in out.lower()
+        assert "show this help" not in out.lower()
