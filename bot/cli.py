@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,6 +16,7 @@ from bot.channels.render import format_value
 from bot.cli_common import (
     EXIT_USAGE,
     ConfigOpt,
+    bot_username,
     cli_actor,
     console,
     err,
@@ -28,6 +28,7 @@ from bot.cli_directives import directive_app
 from bot.cli_dossiers import apology_app
 from bot.cli_dossiers import register_import as register_dossier_import
 from bot.cli_imports import import_app
+from bot.cli_locale import LocalisedGroup
 from bot.cli_service_points import qr_app, register_imports
 from bot.cli_tasks import task_app
 from bot.clock import SystemClock
@@ -37,11 +38,12 @@ from bot.services import invites
 from bot.services.access import system_actor
 
 app = typer.Typer(
-    help="reformbot: directives, deadlines and citizen ratings on Telegram and Zalo.",
+    help="cli_help.app",
+    cls=LocalisedGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="cli_help.db", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(directive_app, name="directive")
@@ -52,7 +54,7 @@ register_imports(import_app)
 register_dossier_import(import_app)
 
 
-@app.command("check-config")
+@app.command("check-config", help="cli_help.check_config")
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration and print what is wrong."""
     settings = settings_or_exit(config)
@@ -73,7 +75,7 @@ def check_config(config: ConfigOpt = None) -> None:
     )
 
 
-@app.command("run")
+@app.command("run", help="cli_help.run")
 def run(config: ConfigOpt = None) -> None:
     """Run the bot (polling, or webhook as configured) until SIGINT or SIGTERM."""
     from bot import app as bot_app
@@ -88,7 +90,7 @@ def run(config: ConfigOpt = None) -> None:
     say(settings, "cli.stopped")
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", help="cli_help.db_upgrade")
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply every pending migration."""
     settings = settings_or_exit(config)
@@ -103,7 +105,7 @@ def db_upgrade(config: ConfigOpt = None) -> None:
     say(settings, "cli.db_upgraded", revision=revision)
 
 
-@db_app.command("current")
+@db_app.command("current", help="cli_help.db_current")
 def db_current(config: ConfigOpt = None) -> None:
     """Print the schema version of the database."""
     settings = settings_or_exit(config)
@@ -113,19 +115,6 @@ def db_current(config: ConfigOpt = None) -> None:
         "cli.db_current",
         revision=revision or t("cli.db_empty", settings.i18n.default_locale),
     )
-
-
-async def _username(settings: Settings) -> str | None:
-    """Return the bot's username from the config, or by asking the Bot API."""
-    if settings.telegram.username:
-        return settings.telegram.username
-    if settings.telegram.token is None:
-        return None
-    from telegram import Bot
-
-    bot = Bot(settings.telegram.token.get_secret_value(), base_url=settings.telegram.api_base_url)
-    async with bot:
-        return bot.username
 
 
 def _write_invites(
@@ -149,22 +138,22 @@ def _write_invites(
             )
 
 
-@app.command("invite")
+@app.command("invite", help="cli_help.invite")
 def invite(
-    person: Annotated[str | None, typer.Option(help="Staff code of one person.")] = None,
-    unit: Annotated[str | None, typer.Option(help="Unit code: its staff not yet linked.")] = None,
+    person: Annotated[str | None, typer.Option(help="cli_help.invite_person")] = None,
+    unit: Annotated[str | None, typer.Option(help="cli_help.invite_unit")] = None,
     all_unlinked: Annotated[
-        bool, typer.Option("--all-unlinked", help="Everyone not linked.")
+        bool, typer.Option("--all-unlinked", help="cli_help.invite_all_unlinked")
     ] = False,
-    days: Annotated[int | None, typer.Option(help="Days the codes stay valid.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the links to this CSV file.")] = None,
-    username: Annotated[str | None, typer.Option(help="Bot username for the links.")] = None,
+    days: Annotated[int | None, typer.Option(help="cli_help.invite_days")] = None,
+    out: Annotated[Path | None, typer.Option(help="cli_help.invite_out")] = None,
+    username: Annotated[str | None, typer.Option(help="cli_help.invite_username")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Make single-use invite links that link staff chat accounts to their records."""
     settings = settings_or_exit(config)
     loc = settings.i18n.default_locale
-    name = (username or "").lstrip("@") or asyncio.run(_username(settings))
+    name = (username or "").lstrip("@") or bot_username(settings)
     if not name:
         err.print(t("cli.invite_need_username", loc), markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -195,21 +184,21 @@ def invite(
         _write_invites(out, batch, name, settings)
         say(settings, "cli.invite_written", path=str(out))
         return
-    table = Table(*(t(f"cli.invite_col_{c}", loc) for c in ("code", "name", "unit", "link")))
     for i in batch.issued:
-        table.add_row(
-            i.person_code, i.full_name, i.unit_code or "", invites.deep_link(name, i.code)
+        link = invites.deep_link(name, i.code)
+        row = t(
+            "cli.invite_row", loc, code=i.person_code, name=i.full_name, unit=i.unit_code or "–"
         )
-    console.print(table)
+        # Never cut or wrap: the link must survive copy and paste whole, whatever the width.
+        console.print(row, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  {link}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("demo")
+@app.command("demo", help="cli_help.demo")
 def demo(
-    port: Annotated[int, typer.Option(help="Port of the sandbox and its chat simulator.")] = 8080,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    data_dir: Annotated[Path, typer.Option(help="Folder of the demo database.")] = Path(
-        "data/demo"
-    ),
+    port: Annotated[int, typer.Option(help="cli_help.demo_port")] = 8080,
+    host: Annotated[str, typer.Option(help="cli_help.demo_host")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="cli_help.demo_data_dir")] = Path("data/demo"),
 ) -> None:
     """Run the offline demo: a demo department, the sandbox Bot API and the bot, no token."""
     from bot import demo as demo_mod
@@ -223,7 +212,8 @@ def demo(
     db = demo_mod.fresh_database(data_dir)
 
     def out(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        # Not wrapped by rich: the commands it shows must survive copy and paste whole.
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     try:
         asyncio.run(demo_mod.run_demo(host=host, port=port, db=db, say=out))
@@ -236,6 +226,7 @@ def demo(
 
 @app.command(
     "sandbox",
+    help="cli_help.sandbox",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
 )
@@ -243,7 +234,7 @@ def sandbox(ctx: typer.Context) -> None:
     """Run the sandbox Bot API server alone (options: reformbot sandbox --help)."""
     from bot.sandbox.__main__ import main as sandbox_main
 
-    raise typer.Exit(sandbox_main(ctx.args))
+    raise typer.Exit(sandbox_main(ctx.args, prog=ctx.command_path))
 
 
 def main() -> None:

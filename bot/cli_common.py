@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -15,6 +15,7 @@ from rich.console import Console
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import migrate
+from bot.channels.render import format_value
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import create_engine, session_maker, transaction
 from bot.i18n import t
@@ -24,7 +25,7 @@ from bot.services.errors import ServiceError
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="cli_help.config")]
 EXIT_USAGE = 2
 T = TypeVar("T")
 
@@ -34,14 +35,37 @@ def settings_or_exit(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err.print(t("cli.config_error", None), style="red", markup=False)
+        from bot.cli_locale import configured_locale
+
+        loc = configured_locale(["--config", str(config)] if config else [])
+        err.print(t("cli.config_error", loc), style="red", markup=False)
         for p in exc.problems:
-            reason = t(p.reason, None, **p.params)
+            reason = t(p.reason, loc, **p.params)
             err.print(
-                t("cli.config_problem", None, key=p.key, message=reason, source=p.source),
+                t("cli.config_problem", loc, key=p.key, message=reason, source=p.source),
                 markup=False,
             )
         raise typer.Exit(EXIT_USAGE) from None
+
+
+async def _ask_username(settings: Settings) -> str | None:
+    """Ask the Bot API (getMe) for the bot's username."""
+    if settings.telegram.token is None:
+        return None
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    token = settings.telegram.token.get_secret_value()
+    try:
+        async with Bot(token, base_url=settings.telegram.api_base_url) as bot:
+            return bot.username
+    except TelegramError:
+        return None
+
+
+def bot_username(settings: Settings) -> str | None:
+    """Return the bot's username from the config, or else by asking the Bot API."""
+    return settings.telegram.username or asyncio.run(_ask_username(settings))
 
 
 def say(settings: Settings, key: str, **params: object) -> None:
@@ -66,8 +90,13 @@ async def db_session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one service call in a transaction; print a refusal (translated) and exit 1."""
+def run_service(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """Run one service call in a transaction; print a refusal (translated, with a hint), exit 1."""
 
     async def main() -> T:
         async with db_session(settings) as session:
@@ -77,15 +106,21 @@ def run_service(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         return asyncio.run(main())
     except ServiceError as exc:
         loc = settings.i18n.default_locale
-        err.print(t("cli.error", loc, message=t(exc.key, loc, **exc.params)), markup=False)
+        tz = settings.scheduler.tz
+        params = {
+            k: format_value(v, loc, tz) if isinstance(v, date) else v for k, v in exc.params.items()
+        }
+        err.print(t("cli.error", loc, message=t(exc.key, loc, **params)), markup=False)
         if isinstance(exc, NotWorkingDay):
-            err.print(t("calendar.cli_move_hint", loc, **exc.params), markup=False)
+            err.print(t("calendar.cli_move_hint", loc, **params), markup=False)
+        if hints and exc.key in hints:
+            err.print(t(hints[exc.key], loc), markup=False)
         raise typer.Exit(1) from None
 
 
 NextWorkingDayOpt = Annotated[
     bool,
-    typer.Option("--next-working-day", help=t("calendar.next_working_day_help")),
+    typer.Option("--next-working-day", help="calendar.next_working_day_help"),
 ]
 
 

@@ -33,7 +33,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.directive_report import status_xlsx
 from bot.services.errors import InvalidInput
 
-directive_app = typer.Typer(help="Directive notices: send, follow up.", no_args_is_help=True)
+directive_app = typer.Typer(help="cli_help.directive", no_args_is_help=True)
 
 
 class TargetFile(BaseModel):
@@ -104,13 +104,11 @@ def _deadline(spec: DirectiveFile, settings: Settings, now: datetime) -> datetim
     return cal.close_of_business(now, days)
 
 
-@directive_app.command("send")
+@directive_app.command("send", help="cli_help.directive_send")
 def send(
-    file: Annotated[Path, typer.Argument(help="The directive, as TOML (see examples/).")],
-    attach: Annotated[Path | None, typer.Option(help="The directive's PDF or DOCX.")] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show who it reaches; send nothing.")
-    ] = False,
+    file: Annotated[Path, typer.Argument(help="cli_help.directive_file")],
+    attach: Annotated[Path | None, typer.Option(help="cli_help.directive_attach")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="cli_help.directive_dry_run")] = False,
     next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -171,10 +169,10 @@ def send(
         say(settings, "directive.unreachable_line", name=r.person.full_name, unit=r.unit.name)
 
 
-@directive_app.command("status")
+@directive_app.command("status", help="cli_help.directive_status")
 def status(
-    directive_id: Annotated[int, typer.Argument(help="The directive's number in reformbot.")],
-    xlsx: Annotated[Path | None, typer.Option(help="Also write the table to this XLSX.")] = None,
+    directive_id: Annotated[int, typer.Argument(help="cli_help.directive_id")],
+    xlsx: Annotated[Path | None, typer.Option(help="cli_help.directive_xlsx")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Show who acknowledged a directive, unit by unit."""
@@ -198,7 +196,7 @@ def status(
         say(settings, "cli.written", path=str(xlsx))
 
 
-@directive_app.command("list")
+@directive_app.command("list", help="cli_help.directive_list")
 def list_open(config: ConfigOpt = None) -> None:
     """List open directives with how many acknowledged."""
     settings = settings_or_exit(config)

@@ -1,4 +1,4 @@
-"""`reformbot import dossiers FILE` and `reformbot apology print ID --out FILE`."""
+"""`reformbot import dossiers FILE`, `reformbot apology create CODE ...` and `apology print`."""
 
 from __future__ import annotations
 
@@ -8,21 +8,32 @@ from typing import Annotated
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.cli_common import ConfigOpt, run_service, say, settings_or_exit
+from bot.cli_common import (
+    EXIT_USAGE,
+    ConfigOpt,
+    NextWorkingDayOpt,
+    cli_actor,
+    err,
+    run_service,
+    say,
+    settings_or_exit,
+)
 from bot.cli_imports import ConfigOpt as ImportConfigOpt
 from bot.cli_imports import DryRunOpt, FileArg, ImportKind, LangOpt, run_import
+from bot.clock import SystemClock
 from bot.i18n import t
 from bot.services import apologies
-from bot.services.dossiers import DOSSIERS, import_dossiers
+from bot.services.access import system_actor
+from bot.services.calendar import WorkCalendar
+from bot.services.dossiers import DOSSIERS, appointment_parser, import_dossiers
+from bot.services.imports.values import FieldError
 
 DOSSIER_IMPORT = ImportKind("dossiers", DOSSIERS, import_dossiers, calendar=True)
 
-apology_app = typer.Typer(help=t("apology.cli.help"), no_args_is_help=True)
+apology_app = typer.Typer(help="apology.cli.help", no_args_is_help=True)
 
-IdArg = Annotated[int, typer.Argument(help=t("apology.cli.id_help"), show_default=False)]
-OutOpt = Annotated[
-    Path, typer.Option("--out", "-o", help=t("apology.cli.out_help"), dir_okay=False)
-]
+IdArg = Annotated[int, typer.Argument(help="apology.cli.id_help", show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="apology.cli.out_help", dir_okay=False)]
 
 
 @apology_app.callback()
@@ -44,10 +55,10 @@ def dossiers_command(
 
 def register_import(app: typer.Typer) -> None:
     """Add `dossiers` to the `import` command group."""
-    app.command("dossiers", help=t("dossier.cli.import_help"))(dossiers_command)
+    app.command("dossiers", help="dossier.cli.import_help")(dossiers_command)
 
 
-@apology_app.command("print", help=t("apology.cli.print_help"))
+@apology_app.command("print", help="apology.cli.print_help")
 def print_command(apology_id: IdArg, out: OutOpt, config: ConfigOpt = None) -> None:
     """Write an answered apology's slip to a DOCX file."""
     settings = settings_or_exit(config)
@@ -59,3 +70,45 @@ def print_command(apology_id: IdArg, out: OutOpt, config: ConfigOpt = None) -> N
 
     out.write_bytes(run_service(settings, work))
     say(settings, "apology.cli.written", id=apology_id, path=str(out))
+
+
+@apology_app.command("create", help="apology.cli.create_help")
+def create_command(
+    code: Annotated[str, typer.Argument(help="apology.cli.code_help", show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="apology.cli.reason_help")],
+    new_date: Annotated[str, typer.Option("--new-date", help="apology.cli.new_date_help")],
+    next_working_day: NextWorkingDayOpt = False,
+    place: Annotated[str | None, typer.Option("--place", help="apology.cli.place_help")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Make an apology for a dossier and queue it to its followers, or say it must be printed."""
+    settings = settings_or_exit(config)
+    loc = settings.i18n.default_locale
+    try:
+        new_return_at = appointment_parser(settings.scheduler.tz)(new_date.strip())
+    except FieldError:
+        err.print(t("apology.cli.bad_date", loc, value=new_date), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    made = run_service(
+        settings,
+        lambda session: apologies.make_for_dossier(
+            session,
+            actor=system_actor(cli_actor()),
+            code=code,
+            reason=reason,
+            new_return_at=new_return_at,
+            now=SystemClock().now(),
+            cal=WorkCalendar.from_settings(settings),
+            move_to_working_day=next_working_day,
+            place=place,
+        ),
+    )
+    apology_id, dossier = made.apology.id, made.dossier
+    new_at = made.apology.new_return_at
+    assert new_at is not None
+    shown = new_at.astimezone(settings.scheduler.tz).strftime("%H:%M %d/%m/%Y")
+    say(settings, "apology.cli.created", id=apology_id, code=dossier.code, new_date=shown)
+    if made.queued:
+        say(settings, "apology.cli.queued", count=made.queued)
+    else:
+        say(settings, "apology.cli.must_print", id=apology_id, name=dossier.citizen_name)

@@ -42,14 +42,14 @@ SUBJECT_MAX = 255
 
 Job = Callable[..., Awaitable[ImportReport]]
 
-import_app = typer.Typer(help=t("import.cli.help"), no_args_is_help=True)
+import_app = typer.Typer(help="import.cli.help", no_args_is_help=True)
 
 FileArg = Annotated[
-    Path, typer.Argument(help=t("import.cli.file_help"), dir_okay=False, show_default=False)
+    Path, typer.Argument(help="import.cli.file_help", dir_okay=False, show_default=False)
 ]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=t("import.cli.dry_run_help"))]
-LangOpt = Annotated[str | None, typer.Option("--lang", help=t("import.cli.lang_help"))]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help=t("import.cli.config_help"))]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="import.cli.dry_run_help")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="import.cli.lang_help")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="import.cli.config_help")]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ KINDS = {
 }
 
 
-@import_app.command("units", help=t("import.cli.units_help"))
+@import_app.command("units", help="import.cli.units_help")
 def units_command(
     file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ConfigOpt = None
 ) -> None:
@@ -79,7 +79,7 @@ def units_command(
     )
 
 
-@import_app.command("staff", help=t("import.cli.staff_help"))
+@import_app.command("staff", help="import.cli.staff_help")
 def staff_command(
     file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ConfigOpt = None
 ) -> None:

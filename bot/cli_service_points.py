@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.cli_common import ConfigOpt, err, run_service, say, settings_or_exit
+from bot.cli_common import ConfigOpt, bot_username, err, run_service, say, settings_or_exit
 from bot.cli_imports import ConfigOpt as ImportConfigOpt
 from bot.cli_imports import DryRunOpt, FileArg, ImportKind, LangOpt, run_import
 from bot.config import Settings
@@ -39,13 +39,13 @@ POINT_KINDS = {
 }
 
 points_app = typer.Typer(no_args_is_help=True)
-qr_app = typer.Typer(help=t("qr.cli.help"))
+qr_app = typer.Typer(help="qr.cli.help")
 
 
 # --- imports ------------------------------------------------------------------------------
 
 
-@points_app.command("procedures", help=t("points.cli.procedures_help"))
+@points_app.command("procedures", help="points.cli.procedures_help")
 def procedures_command(
     file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ImportConfigOpt = None
 ) -> None:
@@ -54,7 +54,7 @@ def procedures_command(
     raise typer.Exit(run_import(kind, file=file, dry_run=dry_run, lang=lang, config=config))
 
 
-@points_app.command("counters", help=t("points.cli.counters_help"))
+@points_app.command("counters", help="points.cli.counters_help")
 def counters_command(
     file: FileArg, dry_run: DryRunOpt = False, lang: LangOpt = None, config: ImportConfigOpt = None
 ) -> None:
@@ -65,8 +65,8 @@ def counters_command(
 
 def register_imports(app: typer.Typer) -> None:
     """Add `procedures` and `counters` to the `import` command group."""
-    app.command("procedures", help=t("points.cli.procedures_help"))(procedures_command)
-    app.command("counters", help=t("points.cli.counters_help"))(counters_command)
+    app.command("procedures", help="points.cli.procedures_help")(procedures_command)
+    app.command("counters", help="points.cli.counters_help")(counters_command)
 
 
 # --- qr -----------------------------------------------------------------------------------
@@ -74,15 +74,15 @@ def register_imports(app: typer.Typer) -> None:
 
 @qr_app.callback(invoke_without_command=True)
 def qr_command(
-    counter: Annotated[str | None, typer.Option(help=t("qr.cli.counter_help"))] = None,
-    unit: Annotated[str | None, typer.Option(help=t("qr.cli.unit_help"))] = None,
-    procedure: Annotated[str | None, typer.Option(help=t("qr.cli.procedure_help"))] = None,
+    counter: Annotated[str | None, typer.Option(help="qr.cli.counter_help")] = None,
+    unit: Annotated[str | None, typer.Option(help="qr.cli.unit_help")] = None,
+    procedure: Annotated[str | None, typer.Option(help="qr.cli.procedure_help")] = None,
     all_counters: Annotated[
-        bool, typer.Option("--all-counters", help=t("qr.cli.all_counters_help"))
+        bool, typer.Option("--all-counters", help="qr.cli.all_counters_help")
     ] = False,
-    out: Annotated[Path, typer.Option(help=t("qr.cli.out_help"))] = Path("qr"),
-    username: Annotated[str | None, typer.Option(help=t("qr.cli.username_help"))] = None,
-    pdf: Annotated[bool, typer.Option("--pdf", help=t("qr.cli.pdf_help"))] = False,
+    out: Annotated[Path, typer.Option(help="qr.cli.out_help")] = Path("qr"),
+    username: Annotated[str | None, typer.Option(help="qr.cli.username_help")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="qr.cli.pdf_help")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Make QR codes (PNG) and a printable A4 page for service points."""
@@ -96,7 +96,7 @@ def qr_command(
     picked = [(kind, code) for kind, code in chosen if code]
     if len(picked) + all_counters != 1:
         _fail(loc, "qr.cli.need_one")
-    name = (username or settings.telegram.username or "").lstrip("@")
+    name = (username or "").lstrip("@") or bot_username(settings)
     if not name:
         _fail(loc, "qr.cli.need_username")
     points = run_service(settings, lambda s: _points(s, picked[0] if picked else None))
@@ -108,7 +108,7 @@ def qr_command(
         _print_pdf(settings, sheet)
 
 
-def _fail(locale: str, key: str, *, status: int = EXIT_USAGE) -> None:
+def _fail(locale: str, key: str, *, status: int = EXIT_USAGE) -> NoReturn:
     """Print a translated error and exit."""
     err.print(t(key, locale), markup=False)
     raise typer.Exit(status)

@@ -39,13 +39,13 @@ from bot.services.imports.values import FieldError
 EXIT_BAD_ROWS = 1
 CLOCK: Clock = SystemClock()
 
-task_app = typer.Typer(help=t("cli_task.help"), no_args_is_help=True)
-series_app = typer.Typer(help=t("cli_task.series_help"), no_args_is_help=True)
+task_app = typer.Typer(help="cli_task.help", no_args_is_help=True)
+series_app = typer.Typer(help="cli_task.series_help", no_args_is_help=True)
 task_app.add_typer(series_app, name="series")
 
-UnitsOpt = Annotated[list[str], typer.Option("--unit", help=t("cli_task.unit_help"))]
-TitleOpt = Annotated[str, typer.Option("--title", help=t("cli_task.title_help"))]
-DetailsOpt = Annotated[str, typer.Option("--details", help=t("cli_task.details_help"))]
+UnitsOpt = Annotated[list[str], typer.Option("--unit", help="cli_task.unit_help")]
+TitleOpt = Annotated[str, typer.Option("--title", help="cli_task.title_help")]
+DetailsOpt = Annotated[str, typer.Option("--details", help="cli_task.details_help")]
 
 
 def _actor() -> Actor:
@@ -65,10 +65,10 @@ def _fail(settings: Settings, key: str, code: int, **params: object) -> typer.Ex
     return typer.Exit(code)
 
 
-@task_app.command("import", help=t("cli_task.import_help"))
+@task_app.command("import", help="cli_task.import_help")
 def import_command(
-    file: Annotated[Path, typer.Argument(help=t("cli_task.file_help"), dir_okay=False)],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=t("cli_task.dry_run_help"))] = False,
+    file: Annotated[Path, typer.Argument(help="cli_task.file_help", dir_okay=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="cli_task.dry_run_help")] = False,
     next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -148,20 +148,20 @@ def _due(
         return task_import.parse_due(text, now=now, cal=cal, move=True)
 
 
-@task_app.command("add", help=t("cli_task.add_help"))
+@task_app.command("add", help="cli_task.add_help")
 def add_command(
     unit: UnitsOpt,
     title: TitleOpt,
-    due: Annotated[str | None, typer.Option("--due", help=t("cli_task.due_help"))] = None,
-    days: Annotated[int | None, typer.Option("--days", min=0, help=t("cli_task.days_help"))] = None,
+    due: Annotated[str | None, typer.Option("--due", help="cli_task.due_help")] = None,
+    days: Annotated[int | None, typer.Option("--days", min=0, help="cli_task.days_help")] = None,
     details: DetailsOpt = "",
     assignee: Annotated[
-        list[str] | None, typer.Option("--assignee", help=t("cli_task.assignee_help"))
+        list[str] | None, typer.Option("--assignee", help="cli_task.assignee_help")
     ] = None,
     directive: Annotated[
-        int | None, typer.Option("--directive", help=t("cli_task.directive_help"))
+        int | None, typer.Option("--directive", help="cli_task.directive_help")
     ] = None,
-    ladder: Annotated[str | None, typer.Option("--ladder", help=t("cli_task.ladder_help"))] = None,
+    ladder: Annotated[str | None, typer.Option("--ladder", help="cli_task.ladder_help")] = None,
     next_working_day: NextWorkingDayOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -205,9 +205,9 @@ async def _assign(
     return task.id, await task_import.unreached_units(session, rows)
 
 
-@task_app.command("list", help=t("cli_task.list_help"))
+@task_app.command("list", help="cli_task.list_help")
 def list_command(
-    unit: Annotated[str | None, typer.Option("--unit", help=t("cli_task.list_unit_help"))] = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="cli_task.list_unit_help")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """List the open assignments, soonest due first, overdue ones marked."""
@@ -249,12 +249,12 @@ def _open_table(settings: Settings, items: Sequence[digests.OpenItem]) -> Table:
     return table
 
 
-@series_app.command("add", help=t("cli_task.series_add_help"))
+@series_app.command("add", help="cli_task.series_add_help")
 def series_add(
     unit: UnitsOpt,
     title: TitleOpt,
-    cron: Annotated[str, typer.Option("--cron", help=t("cli_task.cron_help"))],
-    lead_days: Annotated[int, typer.Option("--lead-days", help=t("cli_task.lead_days_help"))] = 10,
+    cron: Annotated[str, typer.Option("--cron", help="cli_task.cron_help")],
+    lead_days: Annotated[int, typer.Option("--lead-days", help="cli_task.lead_days_help")] = 10,
     details: DetailsOpt = "",
     config: ConfigOpt = None,
 ) -> None:
@@ -282,7 +282,7 @@ def series_add(
     )
 
 
-@series_app.command("list", help=t("cli_task.series_list_help"))
+@series_app.command("list", help="cli_task.series_list_help")
 def series_list(config: ConfigOpt = None) -> None:
     """List the recurring tasks."""
     settings = settings_or_exit(config)
@@ -310,9 +310,9 @@ def _series_params(settings: Settings, row: TaskSeries) -> dict[str, Any]:
     }
 
 
-@series_app.command("stop", help=t("cli_task.series_stop_help"))
+@series_app.command("stop", help="cli_task.series_stop_help")
 def series_stop(
-    series_id: Annotated[int, typer.Argument(help=t("cli_task.series_id_help"))],
+    series_id: Annotated[int, typer.Argument(help="cli_task.series_id_help")],
     config: ConfigOpt = None,
 ) -> None:
     """Stop a recurring task."""

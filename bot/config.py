@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -20,6 +22,9 @@ DEFAULT_CONFIG = Path("config.toml")
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
 SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 PLACEHOLDERS = {"", "changeme", "change_me", "change-me", "your-token", "token", "secret", "xxx"}
+# REFORMBOT_* variables that are not settings: the config file, Chromium for PDFs, the tests.
+OTHER_ENV = {"REFORMBOT_CONFIG", "REFORMBOT_CHROMIUM"}
+OTHER_ENV_PREFIX = "REFORMBOT_TEST_"
 
 
 def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
@@ -382,6 +387,96 @@ def _env_name(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "__").upper()
 
 
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """Return the model of a section, or of the items of a list of tables, else None."""
+    if get_origin(annotation) is list:
+        (annotation,) = get_args(annotation) or (None,)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _unknown(key: str, known: list[str], prefix: str, source: str) -> ConfigProblem:
+    """Refuse an unknown key, suggesting the closest valid one."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:
+        return ConfigProblem(prefix + key, "config.error.extra_forbidden", source)
+    return ConfigProblem(
+        prefix + key, "config.error.unknown_key", source, {"suggestion": prefix + close[0]}
+    )
+
+
+def _check_table(
+    data: dict[str, Any], model: type[BaseModel], prefix: str, source: str
+) -> list[ConfigProblem]:
+    """Find misspelled keys and true/false given for numbers in a TOML table, at any depth."""
+    problems: list[ConfigProblem] = []
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(_unknown(key, list(fields), prefix, source))
+            continue
+        annotation = fields[key].annotation
+        sub = _section(annotation)
+        if sub is not None and isinstance(value, dict):
+            problems += _check_table(value, sub, f"{prefix}{key}.", source)
+        elif sub is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    problems += _check_table(item, sub, f"{prefix}{key}.{i}.", source)
+        elif isinstance(value, bool) and annotation in (int, float):
+            reason = "int_parsing" if annotation is int else "float_parsing"
+            params = {"input": str(value).lower()}
+            problems.append(ConfigProblem(prefix + key, f"config.error.{reason}", source, params))
+        elif (
+            isinstance(value, list)
+            and get_args(annotation) in ((int,), (float,))
+            and any(isinstance(item, bool) for item in value)
+        ):
+            params = {"input": str(value).lower()}
+            problems.append(ConfigProblem(prefix + key, "config.error.int_list", source, params))
+    return problems
+
+
+def _closest_path(parts: list[str], model: type[BaseModel] | None) -> list[str] | None:
+    """Return the setting path nearest to the given one (itself if valid), or None."""
+    if not parts:
+        return []
+    fields = list(model.model_fields) if model is not None else []
+    head = (
+        parts[0]
+        if parts[0] in fields
+        else next(iter(difflib.get_close_matches(parts[0], fields, n=1, cutoff=0.6)), None)
+    )
+    if head is None or model is None:
+        return None
+    annotation = model.model_fields[head].annotation
+    sub = None if get_origin(annotation) is list else _section(annotation)
+    rest = _closest_path(parts[1:], sub)
+    return None if rest is None else [head, *rest]
+
+
+def _check_env(environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """Find REFORMBOT_* variables that name no setting, suggesting the closest valid one."""
+    problems: list[ConfigProblem] = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_ENV:
+            continue
+        if upper.startswith(OTHER_ENV_PREFIX):
+            continue
+        parts = upper.removeprefix(ENV_PREFIX).lower().split("__")
+        fixed = _closest_path(parts, Settings)
+        if fixed == parts:
+            continue
+        if fixed is None:
+            problems.append(ConfigProblem(name, "config.error.extra_forbidden", "environment"))
+        else:
+            hint = {"suggestion": _env_name(".".join(fixed))}
+            problems.append(ConfigProblem(name, "config.error.unknown_key", "environment", hint))
+    return problems
+
+
 def load_settings(path: Path | str | None = None, *, required: bool = False) -> Settings:
     """Read and validate settings; raise ConfigError naming each bad key and its source."""
     file = resolve_path(path)
@@ -397,14 +492,20 @@ def load_settings(path: Path | str | None = None, *, required: bool = False) -> 
             raise ConfigError([problem]) from exc
     elif required:
         raise ConfigError([ConfigProblem("-", "config.error.no_file", "-")])
+    early = _check_table(data, Settings, "", source) + _check_env(os.environ)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        problems = []
+        problems = list(early)
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "-"
+            if any(p.key == key for p in early):
+                continue
             env = _env_name(key)
             where = f"environment {env}" if env in os.environ else source
             reason, params = _reason(err)
             problems.append(ConfigProblem(key, reason, where, params))
         raise ConfigError(problems) from exc
+    if early:
+        raise ConfigError(early)
+    return settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,6 +195,19 @@ def demo_settings(server: SandboxServer, db_url: str) -> Settings:
     )
 
 
+def write_cli_config(db: Path) -> Path:
+    """Write a config beside the demo database, so other commands work on what the demo shows."""
+    path = db.parent / "config.toml"
+    url = f"sqlite+aiosqlite:///{db.resolve()}"
+    body = (
+        "# Written by `reformbot demo`: the other commands work on the demo's database.\n"
+        f"[database]\nurl = {json.dumps(url)}\n\n"
+        f"[telegram]\nusername = {json.dumps(DEFAULT_USERNAME)}\n"
+    )
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
 def fresh_database(data_dir: Path) -> Path:
     """Remove the previous demo database; return the path of the new one."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -242,6 +256,8 @@ async def run_demo(
             say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
         rating = f"/start {payload_for_counter(RATING_COUNTER)}"
         say(t("demo.rating_hint", "vi", command=rating))
+        config = write_cli_config(db)
+        say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))
         await bot_task
         say(t("demo.stopping", "vi"))
     finally:

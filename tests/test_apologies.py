@@ -15,7 +15,7 @@ from bot.services.access import Actor
 from bot.services.apology_slip import docx_text
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import DOSSIERS, import_dossiers
-from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.imports import Table
 from tests import factories as f
 
@@ -334,3 +334,70 @@ async def _dossier(s, unit_id, now) -> None:
         )
     )
     await s.flush()
+
+
+async def make(s, clock, new_date: str, **kw):
+    return await apologies.make_for_dossier(
+        s,
+        actor=await actor_of(s, "AD"),
+        code=ROW["code"].lower(),
+        reason="Chờ kết quả xác minh",
+        new_return_at=hanoi(new_date),
+        now=clock.now(),
+        cal=CAL,
+        **kw,
+    )
+
+
+async def test_made_for_a_dossier_on_a_day_off_is_refused_naming_the_next_working_day(maker, clock):
+    await setup(maker, clock)
+    async with maker() as s:
+        with pytest.raises(InvalidInput) as info:
+            await make(s, clock, "2026-12-12T09:00")  # a Saturday
+        assert info.value.key == "calendar.not_working_weekend"
+        assert info.value.params == {"day": "12/12/2026", "next_day": "14/12/2026", "holiday": ""}
+        assert (await s.exec(select(Apology))).all() == []
+
+
+async def test_made_for_a_dossier_moves_to_the_next_working_day_and_reaches_the_follower(
+    maker, clock
+):
+    await setup(maker, clock)
+    async with maker() as s:
+        made = await make(s, clock, "2026-12-12T09:00", move_to_working_day=True)
+        await s.commit()
+        assert made.queued == 1
+        assert made.dossier.code == ROW["code"]
+        assert made.apology.status == ApologyStatus.SENT
+        assert made.apology.new_return_at == hanoi("2026-12-14T09:00")
+        rows = (await s.exec(select(Outbox).where(Outbox.kind == "apology"))).all()
+        assert [(r.chat_id, r.ref_id) for r in rows] == [("900", made.apology.id)]
+
+
+async def test_made_for_a_dossier_answers_the_apology_the_sweep_asked_for(maker, clock):
+    apology_id = await asked(maker, clock)
+    async with maker() as s:
+        made = await make(s, clock, "2026-12-10T15:00")
+        await s.commit()
+        assert made.apology.id == apology_id
+        assert len((await s.exec(select(Apology))).all()) == 1
+    async with maker() as s:
+        with pytest.raises(InvalidInput) as info:
+            await make(s, clock, "2026-12-11T15:00")
+        assert info.value.key == "apology.already_sent"
+
+
+async def test_made_for_an_unknown_dossier_is_refused(maker, clock):
+    await setup(maker, clock)
+    async with maker() as s:
+        with pytest.raises(NotFound) as info:
+            await apologies.make_for_dossier(
+                s,
+                actor=await actor_of(s, "AD"),
+                code="NOPE-1",
+                reason="x",
+                new_return_at=hanoi("2026-12-10T15:00"),
+                now=clock.now(),
+                cal=CAL,
+            )
+        assert info.value.params == {"code": "NOPE-1"}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import threading
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,12 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.db import create_engine, session_maker
+from bot.i18n import t
 from bot.models import Attachment, Directive, Invite, Outbox
+from bot.sandbox import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
+from bot.services import invites
+from bot.services.apology_slip import docx_text
+from bot.services.calendar import WorkCalendar
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -137,3 +145,80 @@ def test_a_directive_deadline_in_tet_is_refused_or_moved(cli, tmp_path):
     assert moved.exit_code == 0, moved.output
     assert "sang ngày làm việc kế tiếp 11/02/2027" in moved.output
     assert count(cli.url, Directive) == 1
+
+
+@pytest.fixture
+def bot_api():
+    """A sandbox Bot API on a free port, served from its own thread for the CLI's own loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = SandboxServer()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    yield server
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def test_invite_prints_the_whole_link_on_a_narrow_terminal(cli, monkeypatch):
+    monkeypatch.setattr("bot.cli_common.console.width", 40)
+    result = cli("invite", "--person", "CB031", "--username", "so_giao_duc_an_phu_bot")
+    assert result.exit_code == 0, result.output
+    code = result.output.split("?start=")[1].split()[0]
+    assert invites.deep_link("so_giao_duc_an_phu_bot", code) in result.output.splitlines()[-1]
+    assert code.startswith("inv_")
+    assert len(code) > 20
+
+
+@pytest.mark.parametrize("command", ["invite", "qr"])
+def test_username_is_asked_from_the_bot_api(cli, bot_api, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__API_BASE_URL", bot_api.base_url)
+    monkeypatch.delenv("REFORMBOT_TELEGRAM__USERNAME", raising=False)
+    if command == "invite":
+        result = cli("invite", "--person", "CB031")
+        assert f"https://t.me/{DEFAULT_USERNAME}?start=inv_" in result.output
+    else:
+        assert cli("import", "counters", str(EXAMPLES / "counters.csv")).exit_code == 0
+        result = cli("qr", "--counter", "SGD.MOTCUA.Q1", "--out", str(tmp_path / "qr"))
+        page = (tmp_path / "qr" / "qr-a4.html").read_text("utf-8")
+        assert f"https://t.me/{DEFAULT_USERNAME}?start=rate_c_SGD-MOTCUA-Q1" in page
+    assert result.exit_code == 0, result.output
+
+
+def test_apology_create_refuses_a_day_off_then_moves_it_and_says_to_print(cli, tmp_path):
+    assert cli("import", "procedures", str(EXAMPLES / "procedures.csv")).exit_code == 0
+    assert cli("import", "dossiers", str(EXAMPLES / "dossiers.csv")).exit_code == 0
+    with (EXAMPLES / "dossiers.csv").open(encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    code, name = next((r[0], r[3]) for r in rows[1:] if r[-1] == "Đang xử lý")
+    cal = WorkCalendar()
+    saturday = date.today() + timedelta(days=60)
+    saturday += timedelta(days=(5 - saturday.weekday()) % 7)
+    assert not cal.is_working_day(saturday)
+    monday = cal.next_working_day(saturday)
+    args = ["apology", "create", code, "--reason", "Chờ xác minh văn bằng"]
+    args += ["--new-date", saturday.strftime("%d/%m/%Y")]
+    refused = cli(*args)
+    assert refused.exit_code == 1
+    out = " ".join(refused.output.split())
+    day, next_day = saturday.strftime("%d/%m/%Y"), monday.strftime("%d/%m/%Y")
+    assert t("calendar.not_working_weekend", "vi", day=day, next_day=next_day) in out
+    assert t("calendar.cli_move_hint", "vi", next_day=next_day) in out
+    done = cli(*args, "--next-working-day")
+    assert done.exit_code == 0, done.output
+    out = " ".join(done.output.split())
+    new_date = f"17:00 {monday.strftime('%d/%m/%Y')}"
+    assert t("apology.cli.created", "vi", id=1, code=code, new_date=new_date) in out
+    assert " ".join(t("apology.cli.must_print", "vi", id=1, name=name).split()) in out
+    slip = tmp_path / "slip.docx"
+    assert cli("apology", "print", "1", "--out", str(slip)).exit_code == 0
+    assert code in docx_text(slip.read_bytes())
+
+
+def test_apology_create_refuses_a_bad_date(cli):
+    result = cli("apology", "create", "X-1", "--reason", "r", "--new-date", "31/02/2027")
+    assert result.exit_code == 2
+    assert t("apology.cli.bad_date", "vi", value="31/02/2027") in " ".join(result.output.split())

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import ConfigError, load_settings
+from bot.i18n import t
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnn"
@@ -54,7 +55,8 @@ def test_postgres_url_gets_the_async_driver(tmp_path):
         ('[database]\nurl = "mysql://x"\n', "database.url", "config.error.db_scheme"),
         ('[scheduler]\ntimezone = "Mars/Base"\n', "scheduler.timezone", "config.error.timezone"),
         ("[invites]\nvalid_days = 0\n", "invites.valid_days", "config.error.greater_than_equal"),
-        ('[tellegram]\ntoken = "x"\n', "tellegram", "config.error.extra_forbidden"),
+        ('[tellegram]\ntoken = "x"\n', "tellegram", "config.error.unknown_key"),
+        ("[tasks]\nzzz = 1\n", "tasks.zzz", "config.error.extra_forbidden"),
     ],
 )
 def test_bad_key_is_named_with_its_file(tmp_path, body, key, reason):
@@ -105,3 +107,65 @@ def test_run_without_token_points_to_the_demo(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", "--config", str(write(tmp_path, ""))])
     assert result.exit_code == 2
     assert "reformbot demo" in result.output
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+@pytest.mark.parametrize(
+    ("body", "key", "hint"),
+    [
+        ('[telegram]\ntokn = "x"\n', "telegram.tokn", "telegram.token"),
+        ("[delivery]\nglobal_rat = 3\n", "delivery.global_rat", "delivery.global_rate"),
+    ],
+)
+def test_misspelled_key_in_a_section_is_refused_with_the_closest_one(
+    tmp_path, monkeypatch, command, body, key, hint
+):
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__TOKEN", GOOD_TOKEN)
+    path = write(tmp_path, body)
+    result = CliRunner().invoke(app, [command, "--config", str(path)])
+    assert result.exit_code == 2
+    message = t("config.error.unknown_key", "vi", suggestion=hint)
+    assert t("cli.config_problem", "vi", key=key, message=message, source=path) in result.output
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_misspelled_variable_is_refused_with_the_closest_one(tmp_path, monkeypatch, command):
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__TOKEN", GOOD_TOKEN)
+    monkeypatch.setenv("REFORMBOT_DELIVERY__GLOBAL_RAT", "3")
+    monkeypatch.setenv("REFORMBOT_DELIVERYY__CHAT_RATE", "3")
+    result = CliRunner().invoke(app, [command, "--config", str(write(tmp_path, ""))])
+    assert result.exit_code == 2
+    for name, hint in [
+        ("REFORMBOT_DELIVERY__GLOBAL_RAT", "REFORMBOT_DELIVERY__GLOBAL_RATE"),
+        ("REFORMBOT_DELIVERYY__CHAT_RATE", "REFORMBOT_DELIVERY__CHAT_RATE"),
+    ]:
+        message = t("config.error.unknown_key", "vi", suggestion=hint)
+        line = t("cli.config_problem", "vi", key=name, message=message, source="environment")
+        assert line in result.output
+
+
+def test_variables_that_are_not_settings_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFORMBOT_CHROMIUM", "/usr/bin/chromium")
+    monkeypatch.setenv("REFORMBOT_TEST_ANYTHING", "1")
+    monkeypatch.setenv("REFORMBOT_BOOTSTRAP__ADMINS", '[{"external_id": "42"}]')
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.bootstrap.admins[0].external_id == "42"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        ("[delivery]\nmax_attempts = true\n", "delivery.max_attempts", "config.error.int_parsing"),
+        ("[invites]\nvalid_days = false\n", "invites.valid_days", "config.error.int_parsing"),
+        ("[delivery]\nglobal_rate = true\n", "delivery.global_rate", "config.error.float_parsing"),
+        ("[tasks]\nbefore_days = [true, 3]\n", "tasks.before_days", "config.error.int_list"),
+    ],
+)
+def test_true_is_not_a_number(tmp_path, body, key, reason):
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert [(p.key, p.reason) for p in info.value.problems] == [(key, reason)]
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert key in result.output

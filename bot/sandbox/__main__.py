@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.i18n import t
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Faults
 from bot.sandbox.limits import Limits
@@ -18,34 +19,51 @@ from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, run_sandbox
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m bot.sandbox", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8081, help="port (8081; 0 picks a free one)")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="bot token to accept")
-    parser.add_argument("--username", default=DEFAULT_USERNAME, help="bot username")
-    limits = parser.add_argument_group("flood limits")
-    limits.add_argument("--rate-global", type=float, default=30.0, help="messages/s per bot")
-    limits.add_argument("--rate-chat", type=float, default=1.0, help="messages/s per private chat")
-    limits.add_argument("--rate-group", type=float, default=20.0, help="messages/min per group")
-    limits.add_argument("--burst-chat", type=int, default=3, help="burst per private chat")
-    limits.add_argument("--speed", type=float, default=1.0, help="multiply every rate")
-    limits.add_argument("--no-limits", action="store_true", help="switch flood limits off")
-    faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--error-rate", type=float, default=0.0, help="share of 500 answers")
-    faults.add_argument("--delay-ms", type=int, default=0, help="delay every answer")
-    faults.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
-    faults.add_argument(
-        "--blocked",
-        type=int,
-        action="append",
-        default=[],
-        help="user id that blocked the bot (repeatable)",
+def build_parser(
+    locale: str = "vi", prog: str = "python -m bot.sandbox"
+) -> argparse.ArgumentParser:
+    """Return the command-line parser, its help in the language."""
+
+    def h(key: str) -> str:
+        """Return one help text from the catalog."""
+        return t(f"sandbox_cli.{key}", locale)
+
+    class Formatter(argparse.HelpFormatter):
+        """Write the usage line with the translated prefix."""
+
+        def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+            """Add the usage line."""
+            super().add_usage(
+                usage, actions, groups, h("usage") + " " if prefix is None else prefix
+            )
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=h("description"),
+        add_help=False,
+        formatter_class=Formatter,
     )
-    faults.add_argument("--seed", type=int, default=None, help="random seed for faults")
-    parser.add_argument("--personas", type=Path, help="JSON file with an array of personas")
-    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    server = parser.add_argument_group(h("server"))
+    server.add_argument("-h", "--help", action="help", help=h("help"))
+    server.add_argument("--host", default="127.0.0.1", help=h("host"))
+    server.add_argument("--port", type=int, default=8081, help=h("port"))
+    server.add_argument("--token", default=DEFAULT_TOKEN, help=h("token"))
+    server.add_argument("--username", default=DEFAULT_USERNAME, help=h("username"))
+    server.add_argument("--personas", type=Path, help=h("personas"))
+    server.add_argument("--log-level", default="INFO", help=h("log_level"))
+    limits = parser.add_argument_group(h("limits"))
+    limits.add_argument("--rate-global", type=float, default=30.0, help=h("rate_global"))
+    limits.add_argument("--rate-chat", type=float, default=1.0, help=h("rate_chat"))
+    limits.add_argument("--rate-group", type=float, default=20.0, help=h("rate_group"))
+    limits.add_argument("--burst-chat", type=int, default=3, help=h("burst_chat"))
+    limits.add_argument("--speed", type=float, default=1.0, help=h("speed"))
+    limits.add_argument("--no-limits", action="store_true", help=h("no_limits"))
+    faults = parser.add_argument_group(h("faults"))
+    faults.add_argument("--error-rate", type=float, default=0.0, help=h("error_rate"))
+    faults.add_argument("--delay-ms", type=int, default=0, help=h("delay_ms"))
+    faults.add_argument("--drop-rate", type=float, default=0.0, help=h("drop_rate"))
+    faults.add_argument("--blocked", type=int, action="append", default=[], help=h("blocked"))
+    faults.add_argument("--seed", type=int, default=None, help=h("seed"))
     return parser
 
 
@@ -84,9 +102,11 @@ def load_personas(path: Path | None) -> list[Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m bot.sandbox") -> int:
     """Parse arguments and serve until SIGINT/SIGTERM; return the exit code."""
-    parser = build_parser()
+    from bot.cli_locale import configured_locale
+
+    parser = build_parser(configured_locale(sys.argv[1:] if argv is None else argv), prog)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -382,3 +383,67 @@ async def counts_by_unit(
         .order_by(total.desc(), col(Unit.name))
     )
     return [(unit, int(count)) for unit, count in rows.all()]
+
+
+@dataclass(frozen=True)
+class Made:
+    """An apology made for a dossier, and how many followers it was queued to by chat."""
+
+    apology: Apology
+    dossier: Dossier
+    queued: int
+
+
+async def make_for_dossier(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    code: str,
+    reason: str,
+    new_return_at: datetime,
+    now: datetime,
+    cal: WorkCalendar,
+    move_to_working_day: bool = False,
+    place: str | None = None,
+) -> Made:
+    """Make and send the apology for a dossier's current appointment, on a working day."""
+    wanted = code.strip().upper()
+    dossier = (await session.exec(select(Dossier).where(Dossier.code == wanted))).first()
+    if dossier is None:
+        raise NotFound("apology.dossier_not_found", code=wanted)
+    new_return_at = cal.require_working_day(new_return_at, move=move_to_working_day)
+    apology = (
+        await session.exec(
+            select(Apology).where(
+                Apology.dossier_id == dossier.id,
+                Apology.original_appointment_at == dossier.appointment_at,
+            )
+        )
+    ).first()
+    if apology is None:
+        apology = Apology(
+            dossier_id=dossier.id or 0,
+            unit_id=dossier.unit_id,
+            original_appointment_at=dossier.appointment_at,
+            status=ApologyStatus.ASKED,
+            asked_at=now,
+        )
+        session.add(apology)
+        await session.flush()
+    assert apology.id is not None
+    done = await answer(
+        session,
+        actor=actor,
+        apology_id=apology.id,
+        reason=reason,
+        new_return_at=new_return_at,
+        now=now,
+        cal=cal,
+        place=place,
+    )
+    queued = await session.exec(
+        select(func.count())
+        .select_from(Outbox)
+        .where(Outbox.kind == "apology", Outbox.ref_id == done.id)
+    )
+    return Made(done, dossier, queued.one())
