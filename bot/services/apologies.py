@@ -28,6 +28,7 @@ from bot.services.apology_slip import TZ, SlipData, render_docx
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import OPEN, followers
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.names import by_name
 
 PRIORITY = 30
 REASON_MAX = 1000
@@ -127,11 +128,11 @@ async def _holders(session: AsyncSession, role: Role, unit_id: int | None = None
         select(Person)
         .join(PersonRole, col(PersonRole.person_id) == Person.id)
         .where(PersonRole.role == role.value, col(Person.active).is_(True))
-        .order_by(col(Person.full_name), col(Person.id))
+        .order_by(col(Person.id))
     )
     if unit_id is not None:
         query = query.where(Person.unit_id == unit_id)
-    return list((await session.exec(query)).all())
+    return by_name((await session.exec(query)).all(), lambda p: p.full_name)
 
 
 async def responsible_contacts(session: AsyncSession, *, unit_id: int) -> list[Contact]:
