@@ -41,7 +41,8 @@ class UnitKind(enum.StrEnum):
     DEPARTMENT = "department"
     OFFICE = "office"
     AFFILIATED = "affiliated"
-    DISTRICT_OFFICE = "district_office"
+    DISTRICT_OFFICE = "district_office"  # legacy imports only: gone since 1 July 2025
+    COMMUNE = "commune"  # UBND xã, phường, đặc khu (two-tier local government since 07/2025)
     SCHOOL = "school"
     ONE_STOP = "one_stop"
 

@@ -163,7 +163,8 @@ async def test_broadcasts_list_and_cancel_with_confirmation(org):
     await org.send(ADMIN, "31/12/2030 08:00")
     await org.press(ADMIN, "flow:send")
     listing = await org.send(ADMIN, "/broadcasts")
-    assert "#1 [đã hẹn giờ] everyone" in listing[0]
+    assert "#1 [đã hẹn giờ] Tất cả, " in listing[0]
+    assert "everyone" not in listing[0]
     assert "đã gửi 0/4" in listing[0]
     markup = org.api.sent()[0]["reply_markup"]
     assert markup["inline_keyboard"][0][0]["callback_data"] == "bcancel:1"
@@ -175,3 +176,15 @@ async def test_broadcasts_list_and_cancel_with_confirmation(org):
         statuses = {r.status for r in (await s.exec(select(Outbox))).all()}
     assert statuses == {OutboxStatus.CANCELLED}
     assert await org.press(STAFF, "bcancel:1:yes") == [t("errors.forbidden", "vi")]
+
+
+async def test_a_broadcast_to_typed_units_is_listed_by_their_names(org):
+    await org.send(ADMIN, "/broadcast")
+    await org.send(ADMIN, "Lịch trực Tết")
+    await org.press(ADMIN, "flow:units")
+    await org.send(ADMIN, "PGD2")
+    await org.send(ADMIN, "31/12/2030 08:00")
+    await org.press(ADMIN, "flow:send")
+    listing = await org.send(ADMIN, "/broadcasts")
+    assert "#1 [đã hẹn giờ] Phòng 2, " in listing[0]
+    assert "PGD2" not in listing[0]

@@ -238,7 +238,6 @@ async def test_a_dossier_without_a_phone_cannot_be_followed(maker, clock):
         ("Đã có kết quả", DossierStatus.DONE),
         ("Đã trả kết quả", DossierStatus.RETURNED),
         ("Đã hủy", DossierStatus.CANCELLED),
-        ("Đã hủy", DossierStatus.CANCELLED),
         ("returned", DossierStatus.RETURNED),
         ("In progress", DossierStatus.PROCESSING),
     ],
