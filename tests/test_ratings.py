@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -81,7 +82,12 @@ async def test_full_rating_with_buttons_alerts_the_head(point):
     await point.press(CITIZEN, "flow:skip")
     assert await point.press(CITIZEN, "flow:phone") == [t("rating.ask_phone", "vi")]
     thanks = await point.send(CITIZEN, "0912 345 678")
-    assert thanks == [t("rating.thanks", "vi")]
+    assert thanks[0] == t("rating.thanks", "vi")
+    assert re.fullmatch(
+        r"Thủ trưởng Bộ phận Một cửa sẽ xem xét và trả lời Ông/Bà trong \d+ ngày làm việc, "
+        r"chậm nhất \d\d:\d\d \d\d/\d\d/\d{4}\.",
+        thanks[1],
+    )
     [rating] = await stored(point)
     assert (
         rating.overall,

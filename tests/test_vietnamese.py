@@ -128,3 +128,50 @@ def test_directive_status_shows_median_delays_with_a_decimal_comma_or_in_minutes
     assert "trung vị 30 phút" in text
     assert "trung vị 1,5 giờ" in text
     assert "1.5" not in text
+
+
+async def test_a_unit_s_people_are_listed_in_vietnamese_name_order(maker):
+    from bot.services import org
+    from bot.services.access import system_actor
+    from tests import factories as f
+
+    async with maker() as s:
+        unit = await f.unit(s, "VP", "Văn phòng Sở")
+        for i, name in enumerate(["Đỗ Văn Đức", "Trần Thị Dung", "Lê Văn Em", "Nguyễn Văn An"]):
+            await f.person(s, f"CB{i}", unit, name=name)
+        await s.commit()
+        _, lines = await org.unit_people(s, actor=system_actor("test"), unit_code="VP")
+    assert [line.person.full_name for line in lines] == [
+        "Nguyễn Văn An",
+        "Trần Thị Dung",
+        "Đỗ Văn Đức",
+        "Lê Văn Em",
+    ]
+
+
+def test_the_sipas_elements_carry_their_full_names():
+    from bot.services.ratings import ELEMENTS
+
+    assert [catalog("vi")[f"rating.element.{k}"] for k in ELEMENTS] == [
+        "Tiếp cận dịch vụ",
+        "Thủ tục hành chính",
+        "Công chức trực tiếp giải quyết công việc",
+        "Kết quả cung ứng dịch vụ hành chính công",
+        "Tiếp nhận, xử lý ý kiến góp ý, phản ánh, kiến nghị",
+    ]
+
+
+def test_a_bad_anonymous_rating_is_told_the_head_s_time_but_not_promised_an_answer():
+    from bot.models import Rating
+    from bot.services.ratings import follow_up_notice
+
+    due = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    bad = Rating(unit_id=1, channel="telegram", voter_hash="x", overall=1, created_at=due)
+    notice = follow_up_notice(bad, unit="Bộ phận Một cửa", days=3, due=due)
+    assert notice is not None
+    text = render(notice, "vi", escape=plain)
+    assert text.startswith("Thủ trưởng Bộ phận Một cửa sẽ xem xét, xử lý ý kiến của Ông/Bà trong 3")
+    assert "17:00 04/12/2026" in text
+    assert "ẩn danh" in text
+    good = Rating(unit_id=1, channel="telegram", voter_hash="x", overall=3, created_at=due)
+    assert follow_up_notice(good, unit="X", days=3, due=due) is None
