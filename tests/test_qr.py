@@ -131,6 +131,16 @@ def test_sheet_has_every_card_text_and_inlined_image():
     assert "http" not in page.replace("https://t.me/", "")
 
 
+def test_cards_name_the_agency_and_the_counter_and_say_the_link_opens_telegram():
+    card = qr.make_card(point("counter"), username=BOT)
+    page = qr.sheet_html([card], locale="vi", agency="Sở Giáo dục và Đào tạo tỉnh Đồng Nai")
+    assert '<p class="agency">Sở Giáo dục và Đào tạo tỉnh Đồng Nai</p>' in page
+    assert '<p class="point">Quầy 1</p>' in page
+    assert card.point.code not in re.sub(r'(alt|src)="[^"]*"|https://\S+', "", page)
+    assert page.count(t("qr.sheet.opens", "vi")) == 1
+    assert "Telegram" in t("qr.sheet.opens", "vi")
+
+
 def test_sheet_in_english():
     page = qr.sheet_html([qr.make_card(point("counter"), username=BOT)], locale="en")
     assert t("qr.sheet.instruction", "en") in page
