@@ -74,7 +74,7 @@ class UnitBase(SQLModel):
 
 
 class Unit(UnitBase, table=True):
-    """A unit of the organisation: an office, a district office, a school, a one-stop desk."""
+    """A unit of the organisation: an office, a commune committee, a school, a one-stop desk."""
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))

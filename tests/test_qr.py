@@ -186,16 +186,16 @@ def test_cli_all_counters_writes_pngs_and_sheet(seeded):
     folder = seeded / "qr"
     names = sorted(p.name for p in folder.glob("*.png"))
     assert names == [
-        "counter-PGD.PLAM.Q1.png",
-        "counter-PGD.TPAP.Q1.png",
         "counter-SGD.MOTCUA.Q1.png",
         "counter-SGD.MOTCUA.Q2.png",
+        "counter-UBND.ANPHU.Q1.png",
+        "counter-UBND.PHULAM.Q1.png",
     ]
     link = deep_link(BOT, "rate_c_SGD-MOTCUA-Q2")
     assert decode_qr((folder / "counter-SGD.MOTCUA.Q2.png").read_bytes()) == link
     page = (folder / "qr-a4.html").read_text("utf-8")
     assert page.count('<section class="card">') == 4
-    assert "Phòng Giáo dục và Đào tạo thị xã Phú Lâm" in page
+    assert "UBND phường Phú Lâm" in page
     assert html.escape("Quầy 2 – Chuyển trường, thi và tuyển sinh") in page
 
 
@@ -211,9 +211,9 @@ def test_cli_one_procedure_with_username_from_config(seeded, monkeypatch):
 
 
 def test_cli_unit(seeded):
-    code, out = invoke(reformbot(), "qr", "--unit", "pgd.tpap", "--username", BOT)
+    code, out = invoke(reformbot(), "qr", "--unit", "ubnd.anphu", "--username", BOT)
     assert code == 0, out
-    assert (seeded / "qr" / "unit-PGD.TPAP.png").is_file()
+    assert (seeded / "qr" / "unit-UBND.ANPHU.png").is_file()
 
 
 def test_cli_without_username_names_the_key(seeded):

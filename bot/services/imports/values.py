@@ -31,6 +31,9 @@ KIND_LABELS: dict[str, UnitKind] = {
     "xa": UnitKind.COMMUNE,
     "phuong": UnitKind.COMMUNE,
     "cap xa": UnitKind.COMMUNE,
+    "ubnd cap xa": UnitKind.COMMUNE,
+    "ubnd xa phuong": UnitKind.COMMUNE,
+    "ubnd xa phuong dac khu": UnitKind.COMMUNE,
     # Legacy: district education offices, gone since 1 July 2025, still read for old files.
     "phong gd & dt": UnitKind.DISTRICT_OFFICE,
     "phong giao duc va dao tao": UnitKind.DISTRICT_OFFICE,
