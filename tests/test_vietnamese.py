@@ -175,3 +175,21 @@ def test_a_bad_anonymous_rating_is_told_the_head_s_time_but_not_promised_an_answ
     assert "ẩn danh" in text
     good = Rating(unit_id=1, channel="telegram", voter_hash="x", overall=3, created_at=due)
     assert follow_up_notice(good, unit="X", days=3, due=due) is None
+
+
+def test_a_directive_notice_gives_its_deadline_as_formal_notices_do():
+    from datetime import date
+
+    from bot.models import Directive
+    from bot.services.directives import notice
+
+    d = Directive(
+        number="125/SGDĐT-VP",
+        issued_on=date(2026, 12, 2),
+        title="Khảo sát",
+        summary="Tóm tắt",
+        ack_deadline=datetime(2026, 12, 4, 10, 0, tzinfo=UTC),
+    )
+    stored = loads(dumps(notice(d, recipient_id=1, units="Văn phòng Sở")))
+    text = render(stored, "vi", escape=plain)
+    assert "xác nhận trước 17 giờ 00, ngày 04/12/2026." in text

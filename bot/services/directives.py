@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Button, OutboundMessage
+from bot.i18n.formats import FormalTime
 from bot.models import (
     Audience,
     Contact,
@@ -229,7 +230,7 @@ def _notice(
             "title": d.title.strip(),
             "summary": d.summary.strip(),
             "units": units,
-            "deadline": deadline,
+            "deadline": FormalTime(deadline) if deadline else "",
         },
         buttons=((Button("directive.ack_button", action),),),
         attachment_id=d.attachment_id,
