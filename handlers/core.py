@@ -53,7 +53,7 @@ async def start(ctx: Context) -> list[OutboundMessage]:
             msg("start.welcome_staff", name=ctx.actor.person.full_name, unit=unit_name(ctx))
         )
     else:
-        replies.append(msg("start.welcome_citizen"))
+        replies.append(msg("start.welcome_citizen", agency=ctx.deps.settings.agency.name))
     return replies
 
 

@@ -44,7 +44,7 @@ async def org(bot_harness):
 
 async def test_start_without_code_makes_a_citizen(bot_harness):
     texts = await bot_harness.send(CITIZEN_UID, "/start")
-    assert texts == [t("start.welcome_citizen", "vi")]
+    assert texts == [t("start.welcome_citizen", "vi", agency="Sở Giáo dục và Đào tạo")]
     async with bot_harness.maker() as s:
         contact = (
             await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))
