@@ -26,6 +26,7 @@ from bot.cli_common import (
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.i18n import t
+from bot.i18n.formats import format_number
 from bot.models import Audience, UnitKind
 from bot.services import attachments, directives
 from bot.services.access import system_actor
@@ -187,7 +188,9 @@ def status(
     columns = ("unit", "total", "acked", "median", "missing", "unreached")
     table = Table(*(t(f"directive.xlsx.{c}", loc) for c in columns))
     for u in result.units:
-        median = f"{u.median_seconds / 3600:.1f}" if u.median_seconds is not None else "–"
+        median = (
+            format_number(u.median_seconds / 3600, loc) if u.median_seconds is not None else "–"
+        )
         missing, unreached = ", ".join(u.missing), ", ".join(u.unreached)
         table.add_row(u.unit.name, str(u.total), str(u.acked), median, missing, unreached)
     console.print(table)

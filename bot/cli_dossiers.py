@@ -24,6 +24,7 @@ from bot.clock import SystemClock
 from bot.i18n import t
 from bot.services import apologies
 from bot.services.access import system_actor
+from bot.services.apology_slip import Issuer
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import DOSSIERS, appointment_parser, import_dossiers
 from bot.services.imports.values import FieldError
@@ -83,7 +84,7 @@ def create_command(
 ) -> None:
     """Make an apology for a dossier and queue it to its followers, or say it must be printed."""
     settings = settings_or_exit(config)
-    loc = settings.i18n.default_locale
+    loc, agency = settings.i18n.default_locale, settings.agency
     try:
         new_return_at = appointment_parser(settings.scheduler.tz)(new_date.strip())
     except FieldError:
@@ -101,6 +102,7 @@ def create_command(
             cal=WorkCalendar.from_settings(settings),
             move_to_working_day=next_working_day,
             place=place,
+            issuer=Issuer(name=agency.name, symbol=agency.symbol, place=agency.place),
         ),
     )
     apology_id, dossier = made.apology.id, made.dossier

@@ -273,6 +273,14 @@ class RatingSettings(BaseModel):
     case_working_days: int = Field(5, ge=1, le=60)
 
 
+class AgencySettings(BaseModel):
+    """The issuing agency printed on apology slips and QR cards."""
+
+    name: str = Field("Sở Giáo dục và Đào tạo", min_length=1, max_length=200)
+    symbol: str = Field("SGDĐT", min_length=1, max_length=32)
+    place: str | None = Field(None, max_length=100)
+
+
 class DossierSettings(BaseModel):
     """Late dossiers and their apologies."""
 
@@ -306,6 +314,7 @@ class Settings(BaseSettings):
     tasks: TaskSettings = TaskSettings()
     ratings: RatingSettings = RatingSettings()
     dossiers: DossierSettings = DossierSettings()
+    agency: AgencySettings = AgencySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

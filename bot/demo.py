@@ -32,7 +32,7 @@ from bot.services.service_points import (
 log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ACTOR = "demo"
-RATING_COUNTER = "SGD.MOTCUA.Q1"
+RATING_COUNTER = "UBND.ANPHU.Q1"  # the head of its unit is the "head" persona
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ PERSONAS = (
         "demo.persona.head",
         "CB030",
         "Nguyễn Hữu Phước",
-        "Phòng GD&ĐT thành phố An Phú",
+        "UBND phường An Phú",
     ),
     DemoPersona(
         "staff",
@@ -74,7 +74,7 @@ PERSONAS = (
         "demo.persona.staff",
         "CB031",
         "Trần Thị Ánh Tuyết",
-        "Phòng GD&ĐT thành phố An Phú",
+        "UBND phường An Phú",
     ),
     DemoPersona(
         "newcomer",

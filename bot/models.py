@@ -41,7 +41,8 @@ class UnitKind(enum.StrEnum):
     DEPARTMENT = "department"
     OFFICE = "office"
     AFFILIATED = "affiliated"
-    DISTRICT_OFFICE = "district_office"
+    DISTRICT_OFFICE = "district_office"  # legacy imports only: gone since 1 July 2025
+    COMMUNE = "commune"  # UBND xã, phường, đặc khu (two-tier local government since 07/2025)
     SCHOOL = "school"
     ONE_STOP = "one_stop"
 
@@ -73,7 +74,7 @@ class UnitBase(SQLModel):
 
 
 class Unit(UnitBase, table=True):
-    """A unit of the organisation: an office, a district office, a school, a one-stop desk."""
+    """A unit of the organisation: an office, a commune committee, a school, a one-stop desk."""
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
@@ -476,7 +477,10 @@ class ApologyStatus(enum.StrEnum):
 class Apology(SQLModel, table=True):
     """The formal apology and new return date for a late dossier (one per dossier and delay)."""
 
-    __table_args__ = (Index("ix_apology_dossier", "dossier_id"),)
+    __table_args__ = (
+        Index("ix_apology_dossier", "dossier_id"),
+        UniqueConstraint("number_year", "number", name="uq_apology_number"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     dossier_id: int = Field(foreign_key="dossier.id")
@@ -490,6 +494,8 @@ class Apology(SQLModel, table=True):
     answered_by: str | None = Field(default=None, max_length=128)
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
     document_id: int | None = Field(default=None, foreign_key="attachment.id")
+    number: int | None = None  # "Số: 12/PXL-…", counted from 1 each calendar year
+    number_year: int | None = None
 
 
 class InstallSecret(SQLModel, table=True):

@@ -7,7 +7,7 @@ from bot.models import Role
 from bot.services import invites, org
 from bot.services.errors import InvalidInput, NotFound
 from handlers.context import Context, msg
-from handlers.core import roles_text
+from handlers.core import channels_text, roles_text
 from handlers.registry import command, roles_only
 
 ADMINS = roles_only(Role.ADMIN)
@@ -92,7 +92,7 @@ async def people(ctx: Context) -> list[OutboundMessage]:
             "roles": Text("people.roles", {"roles": roles_text(line.roles)})
             if line.roles - {Role.STAFF}
             else "",
-            "status": Text("people.linked", {"channels": ", ".join(line.channels)})
+            "status": Text("people.linked", {"channels": channels_text(line.channels)})
             if line.channels
             else Text("people.unlinked"),
         }

@@ -7,9 +7,11 @@ import re
 from datetime import datetime, timedelta
 
 from bot.channels.base import Button, Items, OutboundMessage, Text
+from bot.i18n import has_key
 from bot.models import BroadcastStatus, Role, UnitKind
 from bot.services import attachments, broadcasts
 from bot.services.access import require
+from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
@@ -19,7 +21,6 @@ from handlers.registry import action, command, roles_only, row_id
 SEGMENTS = {
     "staff": broadcasts.Segment(staff=True),
     "heads": broadcasts.Segment(staff=True, roles=(Role.UNIT_HEAD,)),
-    "district": broadcasts.Segment(staff=True, kinds=(UnitKind.DISTRICT_OFFICE,)),
     "schools": broadcasts.Segment(staff=True, kinds=(UnitKind.SCHOOL,)),
     "citizens": broadcasts.Segment(staff=False, citizens=True),
     "everyone": broadcasts.Segment(staff=True, citizens=True),
@@ -149,7 +150,12 @@ async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
 
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Queue the broadcast and say how many it goes to."""
-    label = data["segment"] if data["segment"] != "units" else ", ".join(data["codes"])
+    label = data["segment"]
+    if label == "units":
+        segment = _units_segment(data["codes"])
+        typed = (*segment.units, *((segment.subtree,) if segment.subtree else ()))
+        found = await resolve_units(ctx.session, Target(units=typed))
+        label = ", ".join(u.name for u in found)
     row = await broadcasts.create(
         ctx.session,
         actor=ctx.actor,
@@ -206,6 +212,11 @@ async def broadcast(ctx: Context) -> list[OutboundMessage]:
     return await start(ctx, BROADCAST_FLOW)
 
 
+def _segment_words(label: str) -> Text | str:
+    """Return a broadcast's recipients in words: a segment's name, or the units' names."""
+    return Text(f"broadcast.flow.{label}") if has_key(f"broadcast.flow.{label}") else label
+
+
 def _state(p: broadcasts.Progress, ctx: Context) -> Text:
     """Return the broadcast's state as a catalog text."""
     if p.broadcast.status == BroadcastStatus.CANCELLED:
@@ -227,7 +238,7 @@ async def list_broadcasts(ctx: Context) -> list[OutboundMessage]:
             {
                 "id": p.broadcast.id,
                 "state": _state(p, ctx),
-                "segment": p.broadcast.segment_label,
+                "segment": _segment_words(p.broadcast.segment_label),
                 "send_at": p.broadcast.send_at,
                 "sent": p.sent,
                 "failed": p.failed,

@@ -21,6 +21,11 @@ def roles_text(roles: frozenset[Role]) -> Items:
     )
 
 
+def channels_text(channels: tuple[str, ...]) -> Items:
+    """Return chat channels by their names ("Telegram", "Zalo"), comma-separated."""
+    return Items("channel.item", tuple({"name": Text(f"channel.{c}")} for c in channels), ", ")
+
+
 def unit_name(ctx: Context) -> str:
     """Return the actor's unit name, or a dash."""
     return ctx.actor.unit.name if ctx.actor.unit else "–"
@@ -48,7 +53,7 @@ async def start(ctx: Context) -> list[OutboundMessage]:
             msg("start.welcome_staff", name=ctx.actor.person.full_name, unit=unit_name(ctx))
         )
     else:
-        replies.append(msg("start.welcome_citizen"))
+        replies.append(msg("start.welcome_citizen", agency=ctx.deps.settings.agency.name))
     return replies
 
 
@@ -115,7 +120,7 @@ async def me(ctx: Context) -> list[OutboundMessage]:
             title=p.person.title or none,
             unit=p.unit.name if p.unit else none,
             roles=roles_text(p.roles),
-            channels=", ".join(p.channels) or none,
+            channels=channels_text(p.channels) if p.channels else none,
             locale=Text(f"lang.{ctx.locale}"),
         )
     ]

@@ -31,9 +31,10 @@ ADMINS = roles_only(Role.ADMIN)
 FOLLOWERS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
 DATE_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:\s+(\d{1,2})[:h](\d{2}))?$")
 KIND_TARGETS = {
-    "district": UnitKind.DISTRICT_OFFICE,
-    "schools": UnitKind.SCHOOL,
     "offices": UnitKind.OFFICE,
+    "affiliated": UnitKind.AFFILIATED,
+    "communes": UnitKind.COMMUNE,
+    "schools": UnitKind.SCHOOL,
 }
 
 
@@ -288,13 +289,14 @@ DIRECTIVE_FLOW = register(
                 "directive.flow.ask_target",
                 (choice("directive.flow.target_all", "all"),),
                 (
-                    choice("directive.flow.target_district", "district"),
-                    choice("directive.flow.target_schools", "schools"),
+                    choice("directive.flow.target_offices", "offices"),
+                    choice("directive.flow.target_affiliated", "affiliated"),
                 ),
                 (
-                    choice("directive.flow.target_offices", "offices"),
-                    choice("directive.flow.target_pick", "pick"),
+                    choice("directive.flow.target_communes", "communes"),
+                    choice("directive.flow.target_schools", "schools"),
                 ),
+                (choice("directive.flow.target_pick", "pick"),),
             ),
             "units": ask("directive.flow.ask_units"),
             "audience": ask(
@@ -395,6 +397,13 @@ async def status(ctx: Context) -> list[OutboundMessage]:
     return [status_message(result)]
 
 
+def _median(seconds: float) -> Text:
+    """Return a median delay in minutes under an hour, else in hours with a decimal comma."""
+    if seconds < 3600:
+        return Text("directive.status_median_minutes", {"minutes": max(1, round(seconds / 60))})
+    return Text("directive.status_median", {"hours": seconds / 3600})
+
+
 def status_message(result: directives.Status) -> OutboundMessage:
     """Render a directive's status as one message."""
     d = result.directive
@@ -405,11 +414,7 @@ def status_message(result: directives.Status) -> OutboundMessage:
                 "unit": u.unit.name,
                 "acked": u.acked,
                 "total": u.total,
-                "median": Text(
-                    "directive.status_median", {"hours": round(u.median_seconds / 3600, 1)}
-                )
-                if u.median_seconds is not None
-                else "",
+                "median": _median(u.median_seconds) if u.median_seconds is not None else "",
                 "missing": Text("directive.status_missing", {"names": ", ".join(u.missing)})
                 if u.missing
                 else "",

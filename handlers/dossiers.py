@@ -8,6 +8,7 @@ from bot.channels.base import OutboundMessage, Text
 from bot.models import Apology, Dossier, Role
 from bot.services import apologies, dossiers
 from bot.services.access import require
+from bot.services.apology_slip import Issuer
 from bot.services.calendar import CLOSE
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from handlers.context import Context, msg
@@ -75,6 +76,12 @@ async def accept_reason(ctx: Context, data: Data, answer: Answer) -> str:
     return "new_date"
 
 
+def issuer_of(ctx: Context) -> Issuer:
+    """Return the issuing agency the configuration names."""
+    agency = ctx.deps.settings.agency
+    return Issuer(name=agency.name, symbol=agency.symbol, place=agency.place)
+
+
 async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str:
     """Take the new return date (17:00 when no time is typed); a day off is held."""
     day, hh_mm = parse_date(answer.text)
@@ -127,6 +134,7 @@ async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
             new_return_at=datetime.fromisoformat(data["new_date"]),
             now=ctx.now,
             cal=calendar(ctx),
+            issuer=issuer_of(ctx),
         )
     except InvalidInput:
         raise

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.channels.base import Button, OutboundMessage, Text
+from bot.models import Unit
 from bot.services import ratings, service_points
 from bot.services.errors import InvalidInput
 from bot.services.imports.values import FieldError, parse_phone
@@ -158,8 +159,12 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     cal = calendar(ctx)
     days = ctx.deps.settings.ratings.case_working_days
     due = cal.close_of_business(ctx.now, days)
-    await ratings.save(ctx.session, draft=draft, contact=ctx.contact, now=ctx.now, case_due_at=due)
-    return [msg("rating.thanks")]
+    row = await ratings.save(
+        ctx.session, draft=draft, contact=ctx.contact, now=ctx.now, case_due_at=due
+    )
+    unit = await ctx.session.get(Unit, draft.unit_id)
+    notice = ratings.follow_up_notice(row, unit=unit.name if unit else "", days=days, due=due)
+    return [msg("rating.thanks"), *([notice] if notice else [])]
 
 
 RATING_FLOW = register(

@@ -154,9 +154,10 @@ async def reopen(ctx: Context) -> list[OutboundMessage]:
 
 
 KINDS = {
-    "district": UnitKind.DISTRICT_OFFICE,
-    "schools": UnitKind.SCHOOL,
     "offices": UnitKind.OFFICE,
+    "affiliated": UnitKind.AFFILIATED,
+    "communes": UnitKind.COMMUNE,
+    "schools": UnitKind.SCHOOL,
 }
 
 
@@ -183,6 +184,10 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
     """Keep the units: a kind of unit, or typed codes."""
     if answer.choice in KINDS:
         units = await resolve_units(ctx.session, Target(kinds=(KINDS[answer.choice],)))
+        if not units:
+            raise InvalidInput(
+                "task.error.no_units", kind=Text(f"directive.flow.target_{answer.choice}")
+            )
     else:
         codes = tuple(c for c in re.split(r"[,;\s]+", answer.text or "") if c)
         if not codes:
@@ -200,12 +205,14 @@ async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
 
 async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Show what will be assigned, and confirm."""
+    found = await resolve_units(ctx.session, Target(units=tuple(data["units"])))
+    names = ", ".join(u.name for u in found[:12]) + ("…" if len(found) > 12 else "")
     return [
         msg(
             "task.flow.confirm",
             title=data["title"],
             units=len(data["units"]),
-            codes=", ".join(data["units"][:12]),
+            names=names,
             due=datetime.fromisoformat(data["due"]),
             buttons=((choice("task.flow.assign", "assign"),),),
         )
@@ -229,10 +236,10 @@ async def finish_assign(ctx: Context, data: Data) -> list[OutboundMessage]:
         settings=ctx.deps.settings.tasks,
     )
     replies = [msg("task.flow.created", id=task.id, units=len(rows), due=new.due_at)]
-    codes = {u.id: u.code for u in await resolve_units(ctx.session, Target(units=new.units))}
+    codes = {u.id: u.name for u in await resolve_units(ctx.session, Target(units=new.units))}
     unreached = [codes[r.unit_id] for r in rows if not await tasks.recipients(ctx.session, r)]
     if unreached:
-        replies.append(msg("task.flow.unreached", count=len(unreached), codes=", ".join(unreached)))
+        replies.append(msg("task.flow.unreached", count=len(unreached), names=", ".join(unreached)))
     return replies
 
 
@@ -246,10 +253,13 @@ ASSIGN_FLOW = register(
             "units": ask(
                 "task.flow.ask_units",
                 (
-                    choice("directive.flow.target_district", "district"),
+                    choice("directive.flow.target_offices", "offices"),
+                    choice("directive.flow.target_affiliated", "affiliated"),
+                ),
+                (
+                    choice("directive.flow.target_communes", "communes"),
                     choice("directive.flow.target_schools", "schools"),
                 ),
-                (choice("directive.flow.target_offices", "offices"),),
             ),
             "due": ask(
                 "task.flow.ask_due",

@@ -8,11 +8,12 @@ import pytest
 from sqlmodel import select
 
 from bot.channels import codec
+from bot.channels.render import plain, render
 from bot.clock import FakeClock
 from bot.models import Apology, ApologyStatus, Attachment, AuditLog, Outbox, Role, UnitKind
 from bot.services import apologies, dossiers
 from bot.services.access import Actor
-from bot.services.apology_slip import docx_text
+from bot.services.apology_slip import Issuer, docx_text
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import DOSSIERS, import_dossiers
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
@@ -38,8 +39,8 @@ def hanoi(text: str) -> datetime:
 async def setup(maker, clock, row=ROW):
     async with maker() as s:
         root = await f.unit(s, "SGD", "Sở Giáo dục và Đào tạo", kind=UnitKind.DEPARTMENT)
-        pgd = await f.unit(s, "PGD1", "Phòng GD&ĐT thị xã Phước Long", parent=root)
-        other = await f.unit(s, "PGD2", "Phòng GD&ĐT huyện Bù Đăng", parent=root)
+        pgd = await f.unit(s, "PGD1", "UBND phường Phước Long", parent=root)
+        other = await f.unit(s, "PGD2", "UBND xã Bù Đăng", parent=root)
         head = await f.person(s, "HD", pgd, Role.UNIT_HEAD, name="Hoàng Minh Đức")
         await f.contact(s, "20", head)
         await f.contact(s, "30", await f.person(s, "ST", pgd, name="Cán Bộ"))
@@ -213,15 +214,20 @@ async def test_answer_sends_the_slip_to_the_follower(maker, clock):
             new_return_at=hanoi("2026-12-10T15:00"),
             now=clock.now(),
             cal=CAL,
-            place="Phước Long",
+            issuer=Issuer("Sở Giáo dục và Đào tạo tỉnh Đồng Nai", "SGDĐT", "Đồng Nai"),
         )
         await s.commit()
+        assert (done.number, done.number_year) == (1, 2026)
         assert done.sent_at == clock.now()
         assert done.answered_by == "person:HD"
         rows = (await s.exec(select(Outbox).where(Outbox.kind == "apology"))).all()
         assert [r.chat_id for r in rows] == ["900"]
         message = codec.loads(rows[0].payload)
         assert message.key == "apology.to_citizen"
+        chat = render(message, "vi", escape=plain)
+        assert "số 01/PXL-SGDĐT" in chat
+        assert "17 giờ 00, ngày 07/12/2026" in chat
+        assert "15 giờ 00, ngày 10/12/2026" in chat
         assert message.attachment_id == done.document_id
         document = await s.get(Attachment, done.document_id)
         assert document is not None
@@ -231,15 +237,15 @@ async def test_answer_sends_the_slip_to_the_follower(maker, clock):
             "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
             "Độc lập - Tự do - Hạnh phúc",
             "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ",
-            "PHÒNG GD&ĐT THỊ XÃ PHƯỚC LONG",
-            "Kính gửi: Ông/Bà Phạm Thu Dung",
-            "000.00.12.H10-261126-0004",
-            "26/11/2026",
-            "17:00 07/12/2026",
+            "SỞ GIÁO DỤC VÀ ĐÀO TẠO TỈNH ĐỒNG NAI\nUBND PHƯỜNG PHƯỚC LONG\nSố: 01/PXL-SGDĐT",
+            "Kính gửi: Ông/Bà/Tổ chức Phạm Thu Dung",
+            "Mã hồ sơ: 000.00.12.H10-261126-0004",
+            "Ngày 26/11/2026",
+            "ghi trên Giấy tiếp nhận hồ sơ và hẹn trả kết quả: 17 giờ 00, ngày 07/12/2026.",
             reason,
             "thành thật xin lỗi",
-            "15:00 10/12/2026",
-            "Phước Long, ngày 04 tháng 12 năm 2026",
+            "vào 15 giờ 00, ngày 10/12/2026.",
+            "Độc lập - Tự do - Hạnh phúc\nĐồng Nai, ngày 04 tháng 12 năm 2026",
             "THỦ TRƯỞNG ĐƠN VỊ",
             "Hoàng Minh Đức",
         ):
@@ -401,3 +407,14 @@ async def test_made_for_an_unknown_dossier_is_refused(maker, clock):
                 cal=CAL,
             )
         assert info.value.params == {"code": "NOPE-1"}
+
+
+async def test_slip_numbers_count_from_one_each_year(maker, clock):
+    apology_id = await asked(maker, clock)
+    async with maker() as s:
+        row = await s.get(Apology, apology_id)
+        row.number, row.number_year = 7, 2026
+        s.add(row)
+        await s.commit()
+        assert await apologies.next_number(s, 2026) == 8
+        assert await apologies.next_number(s, 2027) == 1

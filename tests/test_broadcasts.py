@@ -163,7 +163,8 @@ async def test_broadcasts_list_and_cancel_with_confirmation(org):
     await org.send(ADMIN, "31/12/2030 08:00")
     await org.choose(ADMIN, "send")
     listing = await org.send(ADMIN, "/broadcasts")
-    assert "#1 [đã hẹn giờ] everyone" in listing[0]
+    assert "#1 [đã hẹn giờ] Tất cả, " in listing[0]
+    assert "everyone" not in listing[0]
     assert "đã gửi 0/4" in listing[0]
     markup = org.api.sent()[0]["reply_markup"]
     assert markup["inline_keyboard"][0][0]["callback_data"] == "bcancel:1"
@@ -205,3 +206,15 @@ async def test_send_now_in_the_quiet_hours_asks_first(org, clock):
     await org.choose(ADMIN, "now")
     _, confirm = await org.choose(ADMIN, "anyway")
     assert "từ 22:30 30/11/2026" in confirm
+
+
+async def test_a_broadcast_to_typed_units_is_listed_by_their_names(org):
+    await org.send(ADMIN, "/broadcast")
+    await org.send(ADMIN, "Lịch trực Tết")
+    await org.choose(ADMIN, "units")
+    await org.send(ADMIN, "PGD2")
+    await org.send(ADMIN, "31/12/2030 08:00")
+    await org.choose(ADMIN, "send")
+    listing = await org.send(ADMIN, "/broadcasts")
+    assert "#1 [đã hẹn giờ] Phòng 2, " in listing[0]
+    assert "PGD2" not in listing[0]

@@ -58,7 +58,7 @@ def count(url: str, model) -> int:
 
 def test_invites_for_a_unit_to_csv(cli, tmp_path):
     out = tmp_path / "invites.csv"
-    result = cli("invite", "--unit", "PGD.TPAP", "--username", "sgd_bot", "--out", str(out))
+    result = cli("invite", "--unit", "UBND.ANPHU", "--username", "sgd_bot", "--out", str(out))
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0].startswith("Mã cán bộ,Họ và tên")
@@ -86,9 +86,9 @@ def test_directive_dry_run_then_send_then_status(cli, tmp_path):
     xlsx = tmp_path / "status.xlsx"
     status = cli("directive", "status", "1", "--xlsx", str(xlsx))
     assert status.exit_code == 0, status.output
-    assert "Phòng Giáo dục và Đào tạo huyện Hòa Mỹ" in status.output
+    assert "UBND xã Hòa Mỹ" in status.output
     rows = list(load_workbook(xlsx).active.iter_rows(min_row=3, values_only=True))
-    assert len(rows) == 12  # 11 district offices and the Department Office
+    assert len(rows) == 12  # 11 commune and ward committees and the Department Office
     assert all(
         not row[5] and row[6] for row in rows
     )  # nobody linked: none received, none "not yet"
@@ -123,7 +123,7 @@ def test_broken_directive_file_names_the_field(cli, tmp_path):
 def test_task_import_through_the_main_command(cli):
     result = cli("task", "import", str(EXAMPLES / "tasks.csv"))
     assert result.exit_code == 0, result.output
-    listing = cli("task", "list", "--unit", "PGD.TPAP")
+    listing = cli("task", "list", "--unit", "UBND.ANPHU")
     assert listing.exit_code == 0, listing.output
     assert "cải cách hành chính" in listing.output
 

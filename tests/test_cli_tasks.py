@@ -88,9 +88,9 @@ def test_a_broken_file_lists_rows_and_writes_nothing(cli, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "Mã đơn vị;Nhiệm vụ;Hạn;Người thực hiện\n"
-        "PGD.HMY;Báo cáo CCHC;15/12/2026;CB001\n"
+        "UBND.HMY;Báo cáo CCHC;15/12/2026;CB001\n"
         "PGD.NOPE;Báo cáo CCHC;15/12/2026;\n"
-        "PGD.HMY;;hôm qua;\n",
+        "UBND.HMY;;hôm qua;\n",
         encoding="utf-8",
     )
     result = cli("import", str(bad))
@@ -102,7 +102,7 @@ def test_a_broken_file_lists_rows_and_writes_nothing(cli, tmp_path):
         ["4"],
         ["4"],
     ]
-    assert "Cán bộ mã “CB001” không thuộc đơn vị PGD.HMY." in result.output
+    assert "Cán bộ mã “CB001” không thuộc đơn vị UBND.HMY." in result.output
     assert "Không tìm thấy đơn vị có mã “PGD.NOPE”" in result.output
     assert "Tệp có 4 lỗi tại 3 dòng" in result.output
     assert count(cli.url, Task) == 0
@@ -119,7 +119,7 @@ def test_add_with_a_date_or_working_days(cli):
     added = cli(
         "add",
         "--unit",
-        "PGD.HNINH",
+        "UBND.HNINH",
         "--unit",
         "sgd.motcua",
         "--title",
@@ -135,7 +135,7 @@ def test_add_with_a_date_or_working_days(cli):
     assert "Đã giao nhiệm vụ số 1" in added.output
     assert "cho 2 đơn vị, hạn 16:30 15/12/2026" in added.output
     assert count(cli.url, TaskAssignee) == 2
-    days = cli("add", "--unit", "PGD.HMY", "--title", "Rà soát", "--days", "5")
+    days = cli("add", "--unit", "UBND.HMY", "--title", "Rà soát", "--days", "5")
     assert days.exit_code == 0, days.output
     assert "hạn 17:00 07/12/2026" in days.output
 
@@ -147,12 +147,12 @@ def test_add_with_a_date_or_working_days(cli):
         (("--due", "15/12/2026", "--days", "3"), 2, "--due hoặc --days"),
         (("--due", "15/13/2026"), 2, "Hạn “15/13/2026” không hợp lệ"),
         (("--due", "01/11/2026"), 2, "đã qua"),
-        (("--days", "5", "--assignee", "CB001"), 1, "không thuộc đơn vị PGD.HMY"),
+        (("--days", "5", "--assignee", "CB001"), 1, "không thuộc đơn vị UBND.HMY"),
         (("--days", "5", "--directive", "99"), 1, "Không tìm thấy công văn “99”"),
     ],
 )
 def test_add_refusals(cli, args, code, text):
-    result = cli("add", "--unit", "PGD.HMY", "--title", "Rà soát", *args)
+    result = cli("add", "--unit", "UBND.HMY", "--title", "Rà soát", *args)
     assert result.exit_code == code
     assert text in result.output
     assert count(cli.url, Task) == 0
@@ -165,13 +165,13 @@ def test_add_to_an_unknown_unit(cli):
 
 
 def test_list_marks_overdue_tasks(cli, clock):
-    assert cli("add", "--unit", "PGD.HMY", "--title", "Báo cáo tuần", "--days", "1").exit_code == 0
-    assert cli("add", "--unit", "PGD.HMY", "--title", "Báo cáo quý", "--days", "20").exit_code == 0
-    assert cli("add", "--unit", "PGD.TPAP", "--title", "Khác", "--days", "20").exit_code == 0
+    assert cli("add", "--unit", "UBND.HMY", "--title", "Báo cáo tuần", "--days", "1").exit_code == 0
+    assert cli("add", "--unit", "UBND.HMY", "--title", "Báo cáo quý", "--days", "20").exit_code == 0
+    assert cli("add", "--unit", "UBND.ANPHU", "--title", "Khác", "--days", "20").exit_code == 0
     clock.set(hanoi("2026-12-04 09:00"))
-    listing = cli("list", "--unit", "PGD.HMY")
+    listing = cli("list", "--unit", "UBND.HMY")
     assert listing.exit_code == 0, listing.output
-    rows = [line for line in listing.output.splitlines() if "PGD." in line]
+    rows = [line for line in listing.output.splitlines() if "UBND." in line]
     assert len(rows) == 2
     assert "Báo cáo tuần" in rows[0]
     assert "quá hạn 3 ngày làm việc" in rows[0]
@@ -192,9 +192,9 @@ def test_series_add_list_stop(cli):
         "series",
         "add",
         "--unit",
-        "PGD.HMY",
+        "UBND.HMY",
         "--unit",
-        "PGD.TPAP",
+        "UBND.ANPHU",
         "--title",
         "Rà soát thủ tục hành chính của đơn vị",
         "--cron",
@@ -205,7 +205,7 @@ def test_series_add_list_stop(cli):
     assert "Hạn gần nhất: 17:00 25/12/2026" in added.output
     listing = cli("series", "list")
     assert "#1 Rà soát thủ tục hành chính của đơn vị – lịch “0 17 25 3,6,9,12 *”" in listing.output
-    assert "PGD.HMY, PGD.TPAP; hạn tiếp theo 17:00 25/12/2026" in listing.output
+    assert "UBND.ANPHU, UBND.HMY; hạn tiếp theo 17:00 25/12/2026" in listing.output
     stopped = cli("series", "stop", "1")
     assert stopped.exit_code == 0
     assert "Đã dừng nhiệm vụ định kỳ số 1" in stopped.output
@@ -215,7 +215,7 @@ def test_series_add_list_stop(cli):
 
 
 def test_series_bad_rule(cli):
-    result = cli("series", "add", "--unit", "PGD.HMY", "--title", "x", "--cron", "0 17 32 * *")
+    result = cli("series", "add", "--unit", "UBND.HMY", "--title", "x", "--cron", "0 17 32 * *")
     assert result.exit_code == 1
     assert "Lịch “0 17 32 * *” không hợp lệ" in result.output
     assert count(cli.url, TaskSeries) == 0
@@ -224,14 +224,14 @@ def test_series_bad_rule(cli):
 
 
 def test_add_on_a_holiday_is_refused_naming_the_next_working_day_or_moved(cli):
-    refused = cli("add", "--unit", "PGD.HMY", "--title", "Rà soát", "--due", "08/02/2027")
+    refused = cli("add", "--unit", "UBND.HMY", "--title", "Rà soát", "--due", "08/02/2027")
     assert refused.exit_code == 2
     assert "Ngày 08/02/2027 là ngày nghỉ lễ, Tết (Mùng ba Tết Nguyên Đán)" in refused.output
     assert "Ngày làm việc kế tiếp là 11/02/2027" in refused.output
     assert "--next-working-day" in refused.output
     assert count(cli.url, Task) == 0
     moved = cli(
-        "add", "--unit", "PGD.HMY", "--title", "Rà soát", "--due", "08/02/2027",
+        "add", "--unit", "UBND.HMY", "--title", "Rà soát", "--due", "08/02/2027",
         "--next-working-day",
     )  # fmt: skip
     assert moved.exit_code == 0, moved.output
@@ -242,7 +242,7 @@ def test_add_on_a_holiday_is_refused_naming_the_next_working_day_or_moved(cli):
 def test_import_refuses_a_row_due_on_a_saturday_unless_moved(cli, tmp_path):
     file = tmp_path / "tasks.csv"
     file.write_text(
-        "Mã đơn vị,Tên nhiệm vụ,Hạn hoàn thành\nPGD.HMY,Rà soát,12/12/2026\n", encoding="utf-8"
+        "Mã đơn vị,Tên nhiệm vụ,Hạn hoàn thành\nUBND.HMY,Rà soát,12/12/2026\n", encoding="utf-8"
     )
     refused = cli("import", str(file))
     assert refused.exit_code == 1

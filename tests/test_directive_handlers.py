@@ -21,12 +21,10 @@ ADMIN, HEAD, STAFF = 7001, 7002, 7003
 
 @pytest.fixture
 async def org(bot_harness):
-    """A department with a district office: an admin, its head and a member of staff."""
+    """A department with a commune committee: an admin, its head and a member of staff."""
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở GD&ĐT", kind=UnitKind.DEPARTMENT)
-        dist = await f.unit(
-            s, "PGD1", "Phòng GD&ĐT Đông Sơn", kind=UnitKind.DISTRICT_OFFICE, parent=root
-        )
+        dist = await f.unit(s, "PGD1", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE, parent=root)
         await f.contact(s, str(ADMIN), await f.person(s, "AD", root, Role.ADMIN, name="Quản"))
         await f.contact(s, str(HEAD), await f.person(s, "HD", dist, Role.UNIT_HEAD, name="Hạnh"))
         await f.contact(s, str(STAFF), await f.person(s, "ST", dist, name="An"))
@@ -66,7 +64,7 @@ async def test_admin_issues_a_directive_in_chat(org):
     preview, confirm = texts
     assert "Công văn số 125/SGDĐT-VP" in preview
     assert "&lt;khảo sát&gt;" in preview
-    assert "Phòng GD&amp;ĐT Đông Sơn" in preview
+    assert "UBND xã Đông Sơn" in preview
     assert t("directive.flow.confirm", "vi", reachable=2, units=1, unreachable=1) == confirm
     done = await org.choose(ADMIN, "send")
     assert done[0] == t("directive.issued", "vi", number="125/SGDĐT-VP", queued=2, unreachable=1)
@@ -114,7 +112,7 @@ async def issue_one(org) -> int:
             ("text", "Tiêu đề"),
             ("text", "Tóm tắt"),
             ("press", "skip"),
-            ("press", "district"),
+            ("press", "communes"),
             ("press", "everyone"),
             ("press", "3"),
             ("press", "send"),
@@ -145,7 +143,7 @@ async def test_status_for_head_and_admin(org):
     listing = (await org.send(HEAD, "/status"))[0]
     assert f"#{directive_id} – 7/SGDĐT «Tiêu đề»: 0/3 đã xác nhận" in listing
     detail = (await org.send(ADMIN, f"/status {directive_id}"))[0]
-    assert "Phòng GD&amp;ĐT Đông Sơn: 0/3" in detail
+    assert "UBND xã Đông Sơn: 0/3" in detail
     assert "Chưa Liên Kết" in detail
     assert await org.send(STAFF, "/status") == [t("errors.forbidden", "vi")]
     assert await org.send(ADMIN, "/status abc") == [

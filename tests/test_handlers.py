@@ -30,9 +30,7 @@ async def org(bot_harness):
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở Giáo dục và Đào tạo", kind=UnitKind.DEPARTMENT)
         vp = await f.unit(s, "VP", "Văn phòng Sở", parent=root)
-        dist = await f.unit(
-            s, "PGD01", "Phòng GD&ĐT huyện Đông Sơn", kind=UnitKind.DISTRICT_OFFICE, parent=root
-        )
+        dist = await f.unit(s, "PGD01", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE, parent=root)
         admin = await f.person(s, "AD01", vp, Role.ADMIN, Role.STAFF, name="Trần Văn Quản")
         head = await f.person(s, "HD01", dist, Role.UNIT_HEAD, name="Lê Thị Hạnh")
         staff = await f.person(s, "ST01", dist, name="Nguyễn Văn An")
@@ -46,7 +44,7 @@ async def org(bot_harness):
 
 async def test_start_without_code_makes_a_citizen(bot_harness):
     texts = await bot_harness.send(CITIZEN_UID, "/start")
-    assert texts == [t("start.welcome_citizen", "vi")]
+    assert texts == [t("start.welcome_citizen", "vi", agency="Sở Giáo dục và Đào tạo")]
     async with bot_harness.maker() as s:
         contact = (
             await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))
@@ -65,11 +63,11 @@ async def test_start_with_invite_links_the_account(org, clock):
     texts = await org.send(6001, f"/start {code}")
     assert len(texts) == 1
     assert "Phạm Thị Bình" in texts[0]
-    assert "Phòng GD&amp;ĐT huyện Đông Sơn" in texts[0]
+    assert "UBND xã Đông Sơn" in texts[0]
     assert texts[0].startswith("✅ Liên kết thành công")
     texts = await org.send(6001, "/me")
     assert "ST02" in texts[0]
-    assert "telegram" in texts[0]
+    assert "Kênh đã liên kết: Telegram\n" in texts[0]
 
 
 @pytest.mark.parametrize("case", ["garbage", "expired", "used"])
@@ -150,7 +148,7 @@ async def test_head_sees_only_own_unit(org):
 async def test_units_tree_for_admin(org):
     text = (await org.send(ADMIN_UID, "/units"))[0]
     assert "SGD – Sở Giáo dục và Đào tạo" in text
-    assert "  PGD01 – Phòng GD&amp;ĐT huyện Đông Sơn: 2/3" in text
+    assert "  PGD01 – UBND xã Đông Sơn: 2/3" in text
 
 
 async def test_lang_button_switches_and_edits(org):

@@ -477,6 +477,15 @@ async def test_staff_ten_thousand_rows(maker, clock):
 # --- the shipped examples -----------------------------------------------------------------
 
 
+async def test_the_former_structure_still_imports(maker, clock):
+    table = read_table(EXAMPLES / "units_before_2025.csv", spec=UNITS)
+    units = await run_units(maker, clock, table)
+    assert units.ok, units.problems
+    kinds = [u.kind for u in (await units_by_code(maker)).values()]
+    assert kinds.count(UnitKind.DISTRICT_OFFICE) == 11
+    assert kinds.count(UnitKind.COMMUNE) == 0
+
+
 async def test_examples_import_cleanly(maker, clock):
     units = await run_units(maker, clock, read_table(EXAMPLES / "units.csv", spec=UNITS))
     assert units.ok, units.problems
@@ -484,11 +493,15 @@ async def test_examples_import_cleanly(maker, clock):
     assert staff.ok, staff.problems
     found = await units_by_code(maker)
     kinds = [u.kind for u in found.values()]
-    assert kinds.count(UnitKind.DISTRICT_OFFICE) == 11
+    assert kinds.count(UnitKind.COMMUNE) == 11
+    assert kinds.count(UnitKind.DISTRICT_OFFICE) == 0
     assert kinds.count(UnitKind.DEPARTMENT) == 1
     assert kinds.count(UnitKind.ONE_STOP) == 1
     assert 8 <= kinds.count(UnitKind.SCHOOL) <= 12
-    assert (await parent_codes(maker))["SGD.MOTCUA"] == "SGD.VP"
+    parents = await parent_codes(maker)
+    assert parents["SGD.MOTCUA"] == "SGD.VP"
+    assert parents["TH.KDONG.TPAP"] == "UBND.ANPHU"
+    assert parents["UBND.ANPHU"] == "SGD"
     assert staff.created == await count(maker, Person) >= 55
     async with maker() as session:
         held = (await session.exec(select(PersonRole.role))).all()

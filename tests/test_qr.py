@@ -131,6 +131,16 @@ def test_sheet_has_every_card_text_and_inlined_image():
     assert "http" not in page.replace("https://t.me/", "")
 
 
+def test_cards_name_the_agency_and_the_counter_and_say_the_link_opens_telegram():
+    card = qr.make_card(point("counter"), username=BOT)
+    page = qr.sheet_html([card], locale="vi", agency="Sở Giáo dục và Đào tạo tỉnh Đồng Nai")
+    assert '<p class="agency">Sở Giáo dục và Đào tạo tỉnh Đồng Nai</p>' in page
+    assert '<p class="point">Quầy 1</p>' in page
+    assert card.point.code not in re.sub(r'(alt|src)="[^"]*"|https://\S+', "", page)
+    assert page.count(t("qr.sheet.opens", "vi")) == 1
+    assert "Telegram" in t("qr.sheet.opens", "vi")
+
+
 def test_sheet_in_english():
     page = qr.sheet_html([qr.make_card(point("counter"), username=BOT)], locale="en")
     assert t("qr.sheet.instruction", "en") in page
@@ -176,16 +186,16 @@ def test_cli_all_counters_writes_pngs_and_sheet(seeded):
     folder = seeded / "qr"
     names = sorted(p.name for p in folder.glob("*.png"))
     assert names == [
-        "counter-PGD.PLAM.Q1.png",
-        "counter-PGD.TPAP.Q1.png",
         "counter-SGD.MOTCUA.Q1.png",
         "counter-SGD.MOTCUA.Q2.png",
+        "counter-UBND.ANPHU.Q1.png",
+        "counter-UBND.PHULAM.Q1.png",
     ]
     link = deep_link(BOT, "rate_c_SGD-MOTCUA-Q2")
     assert decode_qr((folder / "counter-SGD.MOTCUA.Q2.png").read_bytes()) == link
     page = (folder / "qr-a4.html").read_text("utf-8")
     assert page.count('<section class="card">') == 4
-    assert "Phòng Giáo dục và Đào tạo thị xã Phú Lâm" in page
+    assert "UBND phường Phú Lâm" in page
     assert html.escape("Quầy 2 – Chuyển trường, thi và tuyển sinh") in page
 
 
@@ -201,9 +211,9 @@ def test_cli_one_procedure_with_username_from_config(seeded, monkeypatch):
 
 
 def test_cli_unit(seeded):
-    code, out = invoke(reformbot(), "qr", "--unit", "pgd.tpap", "--username", BOT)
+    code, out = invoke(reformbot(), "qr", "--unit", "ubnd.anphu", "--username", BOT)
     assert code == 0, out
-    assert (seeded / "qr" / "unit-PGD.TPAP.png").is_file()
+    assert (seeded / "qr" / "unit-UBND.ANPHU.png").is_file()
 
 
 def test_cli_without_username_names_the_key(seeded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -81,7 +82,12 @@ async def test_full_rating_with_buttons_alerts_the_head(point):
     await point.choose(CITIZEN, "skip")
     assert await point.choose(CITIZEN, "phone") == [t("rating.ask_phone", "vi")]
     thanks = await point.send(CITIZEN, "0912 345 678")
-    assert thanks == [t("rating.thanks", "vi")]
+    assert thanks[0] == t("rating.thanks", "vi")
+    assert re.fullmatch(
+        r"Thủ trưởng Bộ phận Một cửa sẽ xem xét và trả lời Ông/Bà trong \d+ ngày làm việc, "
+        r"chậm nhất \d\d:\d\d \d\d/\d\d/\d{4}\.",
+        thanks[1],
+    )
     [rating] = await stored(point)
     assert (
         rating.overall,
@@ -113,7 +119,9 @@ async def test_typed_answers_back_and_anonymous(point):
         await point.send(CITIZEN, answer)
     await point.choose(CITIZEN, "skip")
     await point.send(CITIZEN, "Cán bộ <b>nhiệt tình</b>")
-    assert await point.send(CITIZEN, "ẩn danh") == [t("rating.thanks", "vi")]
+    thanks, follow_up = await point.send(CITIZEN, "ẩn danh")
+    assert thanks == t("rating.thanks", "vi")
+    assert "Vì Ông/Bà gửi ẩn danh, câu trả lời không thể gửi tới Ông/Bà" in follow_up
     [rating] = await stored(point)
     assert (
         rating.overall,

@@ -18,8 +18,8 @@ ADMIN, HEAD, STAFF, OTHER = 9101, 9102, 9103, 9104
 async def org(bot_harness):
     async with bot_harness.maker() as s:
         root = await f.unit(s, "SGD", "Sở", kind=UnitKind.DEPARTMENT)
-        d1 = await f.unit(s, "PGD1", "Phòng GD&ĐT 1", kind=UnitKind.DISTRICT_OFFICE, parent=root)
-        d2 = await f.unit(s, "PGD2", "Phòng GD&ĐT 2", kind=UnitKind.DISTRICT_OFFICE, parent=root)
+        d1 = await f.unit(s, "XA1", "UBND xã Tân An", kind=UnitKind.COMMUNE, parent=root)
+        d2 = await f.unit(s, "XA2", "UBND phường Phú Lợi", kind=UnitKind.COMMUNE, parent=root)
         await f.contact(s, str(ADMIN), await f.person(s, "AD", root, Role.ADMIN))
         await f.contact(s, str(HEAD), await f.person(s, "HD", d1, Role.UNIT_HEAD, name="Hạnh"))
         await f.contact(s, str(STAFF), await f.person(s, "ST", d1, name="An"))
@@ -29,23 +29,24 @@ async def org(bot_harness):
 
 
 async def assign(org) -> None:
-    """Assign a task to the district offices through the flow."""
+    """Assign a task to the commune committees through the flow."""
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Báo cáo CCHC quý IV")
     await org.choose(ADMIN, "skip")
-    await org.choose(ADMIN, "district")
+    await org.choose(ADMIN, "communes")
     confirm = await org.choose(ADMIN, "5")
-    assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
+    assert "cho 2 đơn vị (UBND xã Tân An, UBND phường Phú Lợi)" in confirm[0]
+    assert "XA1" not in confirm[0]
     created = await org.choose(ADMIN, "assign")
     assert created[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
-    assert created[1] == t("task.flow.unreached", "vi", count=1, codes="PGD2")
+    assert created[1] == t("task.flow.unreached", "vi", count=1, names="UBND phường Phú Lợi")
 
 
 async def test_assign_list_and_report_done_from_the_button(org):
     await assign(org)
     async with org.maker() as s:
         notices = (await s.exec(select(Outbox).where(Outbox.kind == "task"))).all()
-    assert [n.chat_id for n in notices] == [str(HEAD)]  # PGD2 has no head: reported above
+    assert [n.chat_id for n in notices] == [str(HEAD)]  # XA2 has no head: reported above
     listing = await org.send(STAFF, "/tasks")
     assert "Báo cáo CCHC quý IV" in listing[0]
     head_notice = next(n for n in notices if n.chat_id == str(HEAD))
@@ -53,7 +54,7 @@ async def test_assign_list_and_report_done_from_the_button(org):
     ask = await org.press(STAFF, button)
     assert ask[0] == t("task.ask_note", "vi", title="Báo cáo CCHC quý IV")
     done = await org.send(STAFF, "Đã gửi báo cáo số 12/BC")
-    assert done[0].startswith("Đã ghi nhận Phòng GD&amp;ĐT 1 hoàn thành nhiệm vụ")
+    assert done[0].startswith("Đã ghi nhận UBND xã Tân An hoàn thành nhiệm vụ")
     assert await org.press(OTHER, button) == [t("task.error.not_your_unit", "vi")]
     async with org.maker() as s:
         row = await s.get(TaskAssignment, int(button.split(":")[1]))
@@ -62,7 +63,7 @@ async def test_assign_list_and_report_done_from_the_button(org):
         "Đã gửi báo cáo số 12/BC",
         False,
     )
-    assert await org.send(STAFF, "/tasks") == [t("task.none", "vi", unit="Phòng GD&amp;ĐT 1")]
+    assert await org.send(STAFF, "/tasks") == [t("task.none", "vi", unit="UBND xã Tân An")]
 
 
 async def test_done_command_and_reopen(org):
@@ -75,7 +76,7 @@ async def test_done_command_and_reopen(org):
         t("errors.usage", "vi", usage=t("task.reopen_usage", "vi"))
     ]
     reopened = await org.send(HEAD, f"/reopen {row.id} Thiếu số liệu tháng 12")
-    assert reopened == [t("task.reopened_ok", "vi", id=row.id, unit="Phòng GD&amp;ĐT 1")]
+    assert reopened == [t("task.reopened_ok", "vi", id=row.id, unit="UBND xã Tân An")]
     assert await org.send(STAFF, "/done abc") == [
         t("errors.usage", "vi", usage=t("task.done_usage", "vi"))
     ]
@@ -92,11 +93,14 @@ async def test_typed_steps_a_number_of_days_is_that_many_days(org, clock):
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Báo cáo CCHC quý IV")
     await org.send(ADMIN, "Bỏ qua")
-    await org.send(ADMIN, "1")  # «1. Các phòng GD&ĐT»
+    nobody = await org.send(ADMIN, "1")  # «1. Các phòng thuộc Sở»: none in this department
+    kind = t("directive.flow.target_offices", "vi")
+    assert nobody[0] == t("task.error.no_units", "vi", kind=kind)
+    await org.send(ADMIN, "3")  # «3. UBND các xã, phường»
     confirm = await org.send(ADMIN, "10")  # «10. 10 ngày làm việc»
     due = WorkCalendar().close_of_business(clock.now(), 10)
     assert format_value(due, "vi", DEFAULT_TZ) in confirm[0]
-    assert "cho 2 đơn vị (PGD1, PGD2)" in confirm[0]
+    assert "cho 2 đơn vị (UBND xã Tân An, UBND phường Phú Lợi)" in confirm[0]
     assert (await org.send(ADMIN, "1"))[0].startswith("Đã giao nhiệm vụ #1 cho 2 đơn vị")
 
 
@@ -104,7 +108,7 @@ async def test_a_due_date_in_tet_is_held_until_moved_or_changed(org):
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Báo cáo đầu năm")
     await org.choose(ADMIN, "skip")
-    await org.choose(ADMIN, "district")
+    await org.choose(ADMIN, "communes")
     held = await org.send(ADMIN, "08/02/2027")  # the third day of Tết
     reason = t(
         "calendar.not_working_holiday",
@@ -132,7 +136,7 @@ async def test_one_number_per_task_for_the_admin_the_head_and_the_digest(org):
     await org.send(ADMIN, "/task")
     await org.send(ADMIN, "Rà soát thủ tục")
     await org.choose(ADMIN, "skip")
-    await org.choose(ADMIN, "district")
+    await org.choose(ADMIN, "communes")
     await org.choose(ADMIN, "5")
     created = await org.choose(ADMIN, "assign")
     assert created[0].startswith("Đã giao nhiệm vụ #2 cho 2 đơn vị")
@@ -141,11 +145,11 @@ async def test_one_number_per_task_for_the_admin_the_head_and_the_digest(org):
     assert "#3" not in listing[0]
     assert "#4" not in listing[0]
     done = await org.send(HEAD, "/done 2 xong")
-    assert done[0].startswith("Đã ghi nhận Phòng GD&amp;ĐT 1 hoàn thành nhiệm vụ «Rà soát thủ tục»")
+    assert done[0].startswith("Đã ghi nhận UBND xã Tân An hoàn thành nhiệm vụ «Rà soát thủ tục»")
     which = await org.send(ADMIN, "/reopen 2 thiếu số liệu")
-    assert which == [t("task.error.which_unit", "vi", id=2, codes="PGD1, PGD2")]
-    reopened = await org.send(ADMIN, "/reopen 2 pgd1 thiếu số liệu")
-    assert reopened == [t("task.reopened_ok", "vi", id=2, unit="Phòng GD&amp;ĐT 1")]
+    assert which == [t("task.error.which_unit", "vi", id=2, codes="XA1, XA2")]
+    reopened = await org.send(ADMIN, "/reopen 2 xa1 thiếu số liệu")
+    assert reopened == [t("task.reopened_ok", "vi", id=2, unit="UBND xã Tân An")]
     async with org.maker() as s:
         rows = (await s.exec(select(TaskAssignment).where(TaskAssignment.task_id == 2))).all()
     assert {r.status for r in rows} == {TaskStatus.OPEN}

@@ -7,10 +7,13 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.channels.base import Button, Html, Items, OutboundMessage, Text
+from bot.i18n.formats import FormalTime
 
 
 def _encode(value: Any) -> Any:
     """Turn one parameter into JSON-safe data, tagging the types JSON lacks."""
+    if isinstance(value, FormalTime):
+        return {"$formal": _encode(value.moment)["$dt"]}
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime in a message parameter")
@@ -42,6 +45,8 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if "$dt" in value:
             return datetime.fromisoformat(value["$dt"])
+        if "$formal" in value:
+            return FormalTime(datetime.fromisoformat(value["$formal"]))
         if "$d" in value:
             return date.fromisoformat(value["$d"])
         if "$html" in value:

@@ -6,11 +6,13 @@ import html
 import re
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.channels.base import Button, Html, Items, OutboundMessage, Text
 from bot.i18n import t
+from bot.i18n.formats import FormalTime, formal_time, format_number
 
 Escape = Callable[[str], str]
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -33,15 +35,16 @@ def plain(value: str) -> str:
 
 def format_value(value: Any, locale: str, tz: ZoneInfo) -> str:
     """Format one parameter the way a Vietnamese office writes it."""
+    if isinstance(value, FormalTime):
+        return formal_time(value.moment, tz, locale)
     if isinstance(value, datetime):
         return value.astimezone(tz).strftime("%H:%M %d/%m/%Y")
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, int):
-        sep = "." if locale == "vi" else ","
-        return f"{value:,}".replace(",", sep)
+    if isinstance(value, int | float | Decimal):
+        return format_number(value, locale)
     return str(value)
 
 

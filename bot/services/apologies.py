@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Button, OutboundMessage
+from bot.i18n.formats import FormalTime
 from bot.models import (
     Apology,
     ApologyStatus,
@@ -27,10 +28,11 @@ from bot.models import (
 )
 from bot.services import attachments, audit, outbox
 from bot.services.access import Actor, for_admins, heads_or_admins
-from bot.services.apology_slip import TZ, SlipData, render_docx
+from bot.services.apology_slip import TZ, Issuer, SlipData, render_docx
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers import OPEN, followers
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.names import by_name
 
 PRIORITY = 30
 REASON_MAX = 1000
@@ -137,11 +139,11 @@ async def _holders(session: AsyncSession, role: Role, unit_id: int | None = None
         select(Person)
         .join(PersonRole, col(PersonRole.person_id) == Person.id)
         .where(PersonRole.role == role.value, col(Person.active).is_(True))
-        .order_by(col(Person.full_name), col(Person.id))
+        .order_by(col(Person.id))
     )
     if unit_id is not None:
         query = query.where(Person.unit_id == unit_id)
-    return list((await session.exec(query)).all())
+    return by_name((await session.exec(query)).all(), lambda p: p.full_name)
 
 
 async def responsible_contacts(session: AsyncSession, *, unit_id: int) -> list[Contact]:
@@ -176,6 +178,7 @@ async def answer(
     now: datetime,
     cal: WorkCalendar,
     place: str | None = None,
+    issuer: Issuer | None = None,
 ) -> Apology:
     """Record the head's reason and new date, render the slip and send it to the followers."""
     apology = await session.get(Apology, apology_id)
@@ -190,8 +193,23 @@ async def answer(
     if dossier is None:
         raise NotFound("apology.not_found", id=apology_id)
     apology.signed_by = await _signer(session, actor=actor, unit_id=apology.unit_id)
-    document = await _store_slip(session, apology=apology, dossier=dossier, now=now, place=place)
-    sent = await _send(session, apology=apology, dossier=dossier, document=document, now=now)
+    apology.number_year = now.astimezone(TZ).year
+    apology.number = await next_number(session, apology.number_year)
+    document = await _store_slip(
+        session,
+        apology=apology,
+        dossier=dossier,
+        now=now,
+        place=place,
+        issuer=issuer or Issuer(),
+    )
+    message = citizen_message(
+        apology=apology,
+        dossier=dossier,
+        document_id=document.id,
+        symbol=(issuer or Issuer()).symbol,
+    )
+    sent = await _send(session, apology=apology, dossier=dossier, message=message, now=now)
     apology.status, apology.sent_at, apology.answered_by = ApologyStatus.SENT, now, actor.label
     apology.document_id = document.id
     session.add(apology)
@@ -200,6 +218,14 @@ async def answer(
     )
     await session.flush()
     return apology
+
+
+async def next_number(session: AsyncSession, year: int) -> int:
+    """Return the next slip number of a calendar year (from 1 each year)."""
+    last = (
+        await session.exec(select(func.max(Apology.number)).where(Apology.number_year == year))
+    ).one()
+    return (last or 0) + 1
 
 
 def _check_actor(actor: Actor, apology: Apology) -> None:
@@ -265,7 +291,13 @@ async def _signer(session: AsyncSession, *, actor: Actor, unit_id: int) -> str:
 
 
 async def slip_data(
-    session: AsyncSession, *, apology: Apology, dossier: Dossier, now: datetime, place: str | None
+    session: AsyncSession,
+    *,
+    apology: Apology,
+    dossier: Dossier,
+    now: datetime,
+    place: str | None,
+    issuer: Issuer | None = None,
 ) -> SlipData:
     """Gather what the slip prints."""
     unit = await session.get(Unit, apology.unit_id)
@@ -282,15 +314,26 @@ async def slip_data(
         new_return_at=apology.new_return_at or now,
         issued_on=now.astimezone(TZ).date(),
         signer=apology.signed_by or "",
-        place=place,
+        place=place or (issuer.place if issuer else None),
+        agency_name=issuer.name if issuer else None,
+        number=apology.number,
+        symbol=issuer.symbol if issuer else "",
     )
 
 
 async def _store_slip(
-    session: AsyncSession, *, apology: Apology, dossier: Dossier, now: datetime, place: str | None
+    session: AsyncSession,
+    *,
+    apology: Apology,
+    dossier: Dossier,
+    now: datetime,
+    place: str | None,
+    issuer: Issuer,
 ) -> Attachment:
     """Render the slip and keep it as an attachment."""
-    data = await slip_data(session, apology=apology, dossier=dossier, now=now, place=place)
+    data = await slip_data(
+        session, apology=apology, dossier=dossier, now=now, place=place, issuer=issuer
+    )
     name = f"phieu-xin-loi-{FILE_UNSAFE.sub('-', dossier.code)}.docx"
     document = attachments.store(session, name=name, data=render_docx(data), now=now)
     await session.flush()
@@ -302,11 +345,10 @@ async def _send(
     *,
     apology: Apology,
     dossier: Dossier,
-    document: Attachment,
+    message: OutboundMessage,
     now: datetime,
 ) -> int:
     """Queue the apology with its slip to every follower; return how many were queued."""
-    message = citizen_message(apology=apology, dossier=dossier, document_id=document.id)
     sent = 0
     for contact in await followers(session, dossier_id=dossier.id or 0):
         row = await outbox.enqueue(
@@ -323,15 +365,16 @@ async def _send(
 
 
 def citizen_message(
-    *, apology: Apology, dossier: Dossier, document_id: int | None
+    *, apology: Apology, dossier: Dossier, document_id: int | None, symbol: str = ""
 ) -> OutboundMessage:
     """Return the apology as a chat message, with the slip attached."""
     params = {
+        "number": f"{apology.number or 0:02d}/PXL-{symbol or '…'}",
         "code": dossier.code,
         "name": dossier.citizen_name,
-        "appointment": apology.original_appointment_at,
+        "appointment": FormalTime(apology.original_appointment_at),
         "reason": apology.reason or "",
-        "new_date": apology.new_return_at,
+        "new_date": FormalTime(apology.new_return_at) if apology.new_return_at else "",
         "signer": apology.signed_by or "",
     }
     return OutboundMessage("apology.to_citizen", params, attachment_id=document_id)
@@ -405,6 +448,7 @@ async def make_for_dossier(
     cal: WorkCalendar,
     move_to_working_day: bool = False,
     place: str | None = None,
+    issuer: Issuer | None = None,
 ) -> Made:
     """Make and send the apology for a dossier's current appointment, on a working day."""
     wanted = code.strip().upper()
@@ -440,6 +484,7 @@ async def make_for_dossier(
         now=now,
         cal=cal,
         place=place,
+        issuer=issuer,
     )
     queued = await session.exec(
         select(func.count())

@@ -15,11 +15,21 @@ from docx.shared import Cm, Pt
 from docx.text.paragraph import Paragraph
 
 from bot.i18n import t
+from bot.i18n.formats import formal_time
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 FONT = "Times New Roman"
 BODY_PT = 13
 MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The agency that issues slips: its name, its symbol after PXL-, and its place name."""
+
+    name: str | None = None
+    symbol: str = ""
+    place: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,20 @@ class SlipData:
     issued_on: date
     signer: str
     place: str | None = None
+    agency_name: str | None = None
+    number: int | None = None
+    symbol: str = ""
 
 
-def when(moment: datetime, tz: ZoneInfo = TZ) -> str:
-    """Format a moment as 'HH:MM dd/mm/yyyy' in local time."""
-    return moment.astimezone(tz).strftime("%H:%M %d/%m/%Y")
+def when(moment: datetime, tz: ZoneInfo = TZ, locale: str = "vi") -> str:
+    """Format a moment as formal notices do: '17 giờ 00, ngày 07/12/2026' in local time."""
+    return formal_time(moment, tz, locale)
+
+
+def number_line(data: SlipData, *, locale: str = "vi") -> str:
+    """Return 'Số: 12/PXL-SGDĐT' (dots where the slip has no number yet)."""
+    number = f"{data.number:02d}" if data.number is not None else "…"
+    return t("apology.slip.number", locale, number=number, symbol=data.symbol or "…")
 
 
 def day(d: date) -> str:
@@ -53,14 +72,21 @@ def day(d: date) -> str:
 def slip_lines(data: SlipData, *, locale: str = "vi", tz: ZoneInfo = TZ) -> list[str]:
     """Return the body of a slip, one catalog sentence per paragraph."""
     procedure = data.procedure or t("apology.slip.no_procedure", locale)
+    unit = data.unit_name
+    appointment = when(data.original_appointment_at, tz, locale)
+    new_date = when(data.new_return_at, tz, locale)
     return [
-        t("apology.slip.received", locale, unit=data.unit_name, day=day(data.received_on)),
-        t("apology.slip.code", locale, code=data.code),
-        t("apology.slip.procedure", locale, procedure=procedure),
-        t("apology.slip.appointment", locale, appointment=when(data.original_appointment_at, tz)),
-        t("apology.slip.reason", locale, reason=data.reason),
-        t("apology.slip.apology", locale, unit=data.unit_name),
-        t("apology.slip.new_date", locale, new_date=when(data.new_return_at, tz)),
+        t(
+            "apology.slip.received",
+            locale,
+            unit=unit,
+            day=day(data.received_on),
+            procedure=procedure,
+            code=data.code,
+        ),
+        t("apology.slip.appointment", locale, appointment=appointment),
+        t("apology.slip.reason", locale, unit=unit, reason=data.reason),
+        t("apology.slip.apology", locale, unit=unit, new_date=new_date),
         t("apology.slip.closing", locale),
     ]
 
@@ -101,18 +127,23 @@ def _page(doc: DocxDocument) -> None:
 
 
 def _header(doc: DocxDocument, data: SlipData, locale: str) -> None:
-    """Write the unit on the left and the national motto on the right."""
+    """Write the agency above the unit and the number on the left; the motto and date right."""
     table = doc.add_table(rows=1, cols=2)
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     left, right = table.rows[0].cells
     left.paragraphs[0].text = ""
-    if data.parent_name:
-        _cell_line(left.paragraphs[0], data.parent_name.upper(), bold=False)
+    above = data.agency_name or data.parent_name
+    if above and above.strip().casefold() != data.unit_name.strip().casefold():
+        _cell_line(left.paragraphs[0], above.upper(), bold=False)
         _cell_line(left.add_paragraph(), data.unit_name.upper(), bold=True)
     else:
         _cell_line(left.paragraphs[0], data.unit_name.upper(), bold=True)
+    _cell_line(left.add_paragraph(), number_line(data, locale=locale), bold=False)
     _cell_line(right.paragraphs[0], t("apology.slip.nation", locale), bold=True)
     _cell_line(right.add_paragraph(), t("apology.slip.motto", locale), bold=True)
+    dated = right.add_paragraph()
+    dated.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    dated.add_run(place_and_date(data, locale=locale)).italic = True
 
 
 def _cell_line(paragraph: Paragraph, text: str, *, bold: bool) -> None:
@@ -143,13 +174,10 @@ def _para(doc: DocxDocument, text: str, *, bold: bool = False, indent: bool = Fa
 
 
 def _signature(doc: DocxDocument, data: SlipData, locale: str) -> None:
-    """Write the place and date, then the head's title, signing note and name on the right."""
+    """Write the head's title, signing note and name on the right."""
     table = doc.add_table(rows=1, cols=2)
     right = table.rows[0].cells[1]
-    date_run = right.paragraphs[0]
-    date_run.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    date_run.add_run(place_and_date(data, locale=locale)).italic = True
-    _cell_line(right.add_paragraph(), t("apology.slip.signer_title", locale), bold=True)
+    _cell_line(right.paragraphs[0], t("apology.slip.signer_title", locale), bold=True)
     note = right.add_paragraph()
     note.alignment = WD_ALIGN_PARAGRAPH.CENTER
     note.add_run(t("apology.slip.sign_note", locale)).italic = True

@@ -15,6 +15,7 @@ from bot.config import DirectiveSettings
 from bot.models import Contact, Directive, DirectiveRecipient, Person, Role, Unit
 from bot.services import outbox
 from bot.services.access import contacts_with_role
+from bot.services.names import by_name
 
 CLOSE_AFTER_DEADLINE = timedelta(days=30)
 PRIORITY = 20
@@ -184,15 +185,15 @@ async def chase(
     ).all()
     units = {u.id: u for u in (await session.exec(select(Unit))).all() if u.id is not None}
     for d in directives:
-        rows = list(
+        rows = by_name(
             (
                 await session.exec(
                     select(DirectiveRecipient, Person)
                     .join(Person, col(Person.id) == DirectiveRecipient.person_id)
                     .where(DirectiveRecipient.directive_id == d.id)
-                    .order_by(col(Person.full_name))
                 )
-            ).all()
+            ).all(),
+            lambda row: row[1].full_name,
         )
         pending = [(r, p) for r, p in rows if r.acked_at is None]
         if not pending or now > d.ack_deadline + CLOSE_AFTER_DEADLINE:

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.base import Button, OutboundMessage
+from bot.i18n.formats import FormalTime
 from bot.models import (
     Audience,
     Contact,
@@ -29,6 +30,7 @@ from bot.services import attachments, audit, outbox
 from bot.services.access import Actor, require, require_unit_scope
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.names import by_name
 
 KIND = "directive"
 NUMBER_MAX, TITLE_MAX, SUMMARY_MAX = 64, 500, 3000
@@ -200,7 +202,7 @@ async def plan(session: AsyncSession, draft: Draft) -> Plan:
     units = await resolve_units(session, draft.target)
     by_id = {u.id: u for u in units}
     stmt = select(Person).where(col(Person.unit_id).in_(list(by_id)), col(Person.active).is_(True))
-    people = list((await session.exec(stmt.order_by(col(Person.full_name)))).all())
+    people = by_name((await session.exec(stmt)).all(), lambda p: p.full_name)
     if draft.audience == Audience.HEADS:
         heads = set(
             (
@@ -237,7 +239,7 @@ def _notice(
             "title": d.title.strip(),
             "summary": d.summary.strip(),
             "units": units,
-            "deadline": deadline,
+            "deadline": FormalTime(deadline) if deadline else "",
         },
         buttons=((Button("directive.ack_button", action),),),
         attachment_id=d.attachment_id,
@@ -413,7 +415,7 @@ async def status(session: AsyncSession, *, actor: Actor, directive_id: int) -> S
             .join(Person, col(Person.id) == DirectiveRecipient.person_id)
             .join(Unit, col(Unit.id) == DirectiveRecipient.unit_id)
             .where(DirectiveRecipient.directive_id == directive_id)
-            .order_by(col(Unit.code), col(Person.full_name))
+            .order_by(col(Unit.code))
         )
     ).all()
     grouped: dict[int, list[tuple[DirectiveRecipient, Person]]] = defaultdict(list)
@@ -477,8 +479,8 @@ def _unit_status(
     """Summarise one unit's acknowledgements."""
     delays = [(r.acked_at - directive.created_at).total_seconds() for r, _ in rows if r.acked_at]
     waiting = [(r, p) for r, p in rows if r.acked_at is None]
-    missing = [p.full_name for r, p in waiting if r.id not in lost]
-    unreached = [p.full_name for r, p in waiting if r.id in lost]
+    missing = by_name((p.full_name for r, p in waiting if r.id not in lost), lambda n: n)
+    unreached = by_name((p.full_name for r, p in waiting if r.id in lost), lambda n: n)
     median = statistics.median(delays) if delays else None
     return UnitStatus(unit, len(rows), len(delays), median, missing, unreached)
 

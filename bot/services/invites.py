@@ -15,6 +15,7 @@ from bot.models import Contact, Invite, Person, Role, Unit
 from bot.services import audit
 from bot.services.access import Actor, require
 from bot.services.errors import InvalidInput, NotFound
+from bot.services.names import by_name
 
 PREFIX = "inv_"
 CODE_CHARS = 22
@@ -76,7 +77,9 @@ async def _targets(
         stmt = stmt.where(Person.unit_id == unit.id)
     elif not all_unlinked:
         raise InvalidInput("invite.no_target")
-    return list((await session.exec(stmt.order_by(col(Person.code)))).all())
+    return by_name(
+        (await session.exec(stmt.order_by(col(Person.code)))).all(), lambda p: p.full_name
+    )
 
 
 async def _linked_ids(session: AsyncSession, channel: str) -> set[int]:

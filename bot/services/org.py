@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.models import Contact, Person, PersonRole, Role, Unit
 from bot.services.access import Actor, require, require_staff, require_unit_scope
 from bot.services.errors import NotFound
+from bot.services.names import by_name
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,13 @@ async def unit_people(
     else:
         raise NotFound("people.no_unit")
     require_unit_scope(actor, unit)
-    people = list(
+    people = by_name(
         (
             await session.exec(
-                select(Person)
-                .where(Person.unit_id == unit.id, col(Person.active).is_(True))
-                .order_by(col(Person.full_name))
+                select(Person).where(Person.unit_id == unit.id, col(Person.active).is_(True))
             )
-        ).all()
+        ).all(),
+        lambda p: p.full_name,
     )
     ids = [p.id for p in people]
     roles: dict[int, set[Role]] = {}

@@ -26,10 +26,12 @@ h1 { font-size: 14pt; text-align: center; margin: 0 0 6mm; }
 .sheet { display: grid; grid-template-columns: 1fr 1fr; gap: 6mm; }
 .card { border: 0.4mm solid #333; border-radius: 3mm; padding: 5mm; text-align: center;
         break-inside: avoid; page-break-inside: avoid; }
+.agency { font-size: 10pt; text-transform: uppercase; margin: 0 0 1mm; }
 .unit { font-weight: bold; font-size: 12pt; margin: 0 0 2mm; }
 .point { font-size: 11pt; margin: 0 0 2mm; }
 .card img { width: 55mm; height: 55mm; image-rendering: pixelated; }
 .hint { font-size: 10pt; margin: 2mm 0; }
+.opens { font-size: 9pt; font-style: italic; margin: 0 0 1mm; }
 .link { font-size: 7pt; word-break: break-all; color: #333; margin: 0; }
 """
 
@@ -79,32 +81,37 @@ def write_pngs(cards: list[QrCard], out: Path) -> list[Path]:
 def point_label(point: ServicePoint, locale: str) -> str:
     """Return the line that names the counter or the procedure of a card ('' for a unit)."""
     if point.counter is not None:
-        return t("qr.card.counter", locale, name=point.counter.name, code=point.counter.code)
+        return t("qr.card.counter", locale, name=point.counter.name)
     if point.procedure is not None:
         proc = point.procedure
         return t("qr.card.procedure", locale, name=proc.name, code=proc.code)
-    return t("qr.card.unit", locale, code=point.unit.code)
+    return ""
 
 
-def card_html(card: QrCard, locale: str) -> str:
-    """Render one card as HTML."""
+def card_html(card: QrCard, locale: str, agency: str | None = None) -> str:
+    """Render one card as HTML: agency, unit, counter or procedure, QR, what it opens, link."""
     esc = html.escape
     alt = t("qr.sheet.alt", locale, code=card.point.code)
+    label = point_label(card.point, locale)
+    unit = card.point.unit.name
+    above = agency if agency and agency.casefold() != unit.casefold() else None
     return (
         '<section class="card">'
-        f'<p class="unit">{esc(card.point.unit.name)}</p>'
-        f'<p class="point">{esc(point_label(card.point, locale))}</p>'
-        f'<img src="{card.data_uri()}" alt="{esc(alt)}">'
+        + (f'<p class="agency">{esc(above)}</p>' if above else "")
+        + f'<p class="unit">{esc(unit)}</p>'
+        + (f'<p class="point">{esc(label)}</p>' if label else "")
+        + f'<img src="{card.data_uri()}" alt="{esc(alt)}">'
         f'<p class="hint">{esc(t("qr.sheet.instruction", locale))}</p>'
+        f'<p class="opens">{esc(t("qr.sheet.opens", locale))}</p>'
         f'<p class="link">{esc(card.link)}</p>'
         "</section>"
     )
 
 
-def sheet_html(cards: list[QrCard], *, locale: str) -> str:
+def sheet_html(cards: list[QrCard], *, locale: str, agency: str | None = None) -> str:
     """Render a self-contained A4 page of cards, images inlined, ready to print."""
     title = html.escape(t("qr.sheet.title", locale))
-    body = "\n".join(card_html(card, locale) for card in cards)
+    body = "\n".join(card_html(card, locale, agency) for card in cards)
     return (
         f'<!DOCTYPE html>\n<html lang="{html.escape(locale)}">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{title}</title>\n<style>{SHEET_CSS}</style>\n</head>\n<body>\n"

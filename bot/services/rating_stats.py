@@ -25,6 +25,7 @@ from bot.models import Contact, Procedure, Rating, Role, Unit
 from bot.services import attachments, outbox
 from bot.services.access import Actor, require, require_unit_scope
 from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.names import name_sort_key
 from bot.services.org import unit_by_code
 from bot.services.ratings import ELEMENTS, LEVELS
 
@@ -321,7 +322,7 @@ async def _officers(
         shown = " ".join(unicodedata.normalize("NFC", raw or "").split())
         spellings.setdefault(key, Counter())[shown] += int(count)
     rows = [OfficerRow(_commonest(spellings[k]), tallies[k]) for k in tallies]
-    return tuple(sorted(rows, key=lambda r: (-r.tally.count, officer_key(r.name))))
+    return tuple(sorted(rows, key=lambda r: (-r.tally.count, name_sort_key(r.name))))
 
 
 def _commonest(spellings: Counter[str]) -> str:

@@ -173,3 +173,11 @@ async def _alert_heads(
         now=now,
         priority=10,
     )
+
+
+def follow_up_notice(row: Rating, *, unit: str, days: int, due: datetime) -> OutboundMessage | None:
+    """Tell a citizen who rated badly within how many working days the unit's head answers."""
+    if row.overall is None or row.overall > BAD:
+        return None
+    key = "rating.follow_up_anonymous" if row.contact_id is None else "rating.follow_up"
+    return OutboundMessage(key, {"unit": unit, "days": days, "due": due})

@@ -56,8 +56,9 @@ async def test_qr_to_rating_to_alert(bot_runner, sandbox, db):
         sandbox.send_text(CITIZEN, text)
     identity = await reply(10)
     sandbox.press_button(CITIZEN, identity["message_id"], button(identity, "anonymous"))
-    thanks = await reply(11)
+    thanks, follow_up = (await sandbox.wait_for_messages(CITIZEN, 12, seconds=WAIT))[-2:]
     assert thanks["text"] == t("rating.thanks", "vi")
+    assert follow_up["text"].startswith("Thủ trưởng Bộ phận Một cửa sẽ xem xét, xử lý ý kiến")
     alert = (await sandbox.wait_for_messages(HEAD, 1, seconds=WAIT))[-1]
     assert "Đánh giá chưa hài lòng" in alert["text"]
     assert "Rất không hài lòng" in alert["text"]

@@ -83,7 +83,7 @@ async def test_staff_member_chats_in_the_simulator(demo_url):
             bot = page.locator('[data-sender="bot"]')
             profile = bot.filter(has_text="CB031")
             await profile.wait_for()
-            assert "Phòng Giáo dục và Đào tạo thành phố An Phú" in await profile.inner_text()
+            assert "UBND phường An Phú" in await profile.inner_text()
 
             notice = bot.filter(has_text="Công văn số 125/SGDĐT-VP")
             await notice.wait_for()

@@ -1,6 +1,6 @@
 """seen webhook updates (replays are handled once)
 
-Revision ID: 0007_webhook_sim
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01 23:30:00.000000
 """
@@ -13,7 +13,7 @@ from alembic import op
 import bot.models
 
 
-revision: str = '0007_webhook_sim'
+revision: str = '0007'
 down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
