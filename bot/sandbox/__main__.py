@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="user id that blocked the bot (repeatable)",
     )
     faults.add_argument("--seed", type=int, default=None, help="random seed for faults")
+    faults.add_argument(
+        "--fail-method",
+        action="append",
+        default=[],
+        metavar="METHOD=STATUS",
+        help="answer every call of a method with an HTTP error, e.g. setMyCommands=500, "
+        "deleteWebhook=404 for a server that lacks it (repeatable)",
+    )
     parser.add_argument("--personas", type=Path, help="JSON file with an array of personas")
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
     return parser
@@ -70,8 +78,15 @@ def faults_from(args: argparse.Namespace) -> Faults:
             "drop_rate": args.drop_rate,
             "blocked": args.blocked,
             "seed": args.seed,
+            "methods": dict(_method_status(item) for item in args.fail_method),
         }
     )
+
+
+def _method_status(item: str) -> tuple[str, int | str]:
+    """Split METHOD=STATUS (a bad status is refused by Faults.from_json)."""
+    name, _, status = item.partition("=")
+    return name, int(status) if status.isdigit() else status
 
 
 def load_personas(path: Path | None) -> list[Any]:
