@@ -213,7 +213,10 @@ def classify(exc: BaseException, settings: Settings) -> StartupFault | None:
     for e in chain:
         if isinstance(e, InvalidToken):
             return StartupFault("run.token_rejected", {"api": api})
-        if isinstance(e, OSError) and e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+        if isinstance(e, OSError) and (
+            e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
+            or (e.errno == errno.EACCES and e.filename is None and tg.mode == "webhook")
+        ):  # binding the webhook port (a file error names its file)
             return StartupFault(
                 "run.port_busy", {"listen": tg.webhook_listen, "port": tg.webhook_port}
             )

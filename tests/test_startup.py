@@ -106,6 +106,12 @@ async def test_retries_stop_with_the_bot():
         (OSError(errno.EHOSTUNREACH, "No route to host"), "run.db_failed", "run.db.unreachable"),
         (ConnectionRefusedError(111, "refused"), "run.db_failed", "run.db.refused"),
         (OSError(errno.EADDRINUSE, "Address already in use"), "run.port_busy", None),
+        (PermissionError(errno.EACCES, "Permission denied"), "run.port_busy", None),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/srv/db"),
+            "run.db_failed",
+            "run.db.permission",
+        ),
         (InvalidToken(f"The token `{TOKEN}` was rejected"), "run.token_rejected", None),
         (
             NetworkError("httpx.ConnectError: All connection attempts failed"),
@@ -116,6 +122,9 @@ async def test_retries_stop_with_the_bot():
 )
 def test_foreseeable_faults_are_named(exc, key, fault, monkeypatch):
     monkeypatch.setenv("REFORMBOT_TELEGRAM__TOKEN", TOKEN)
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__MODE", "webhook")
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__WEBHOOK_URL", "https://bot.example.org/telegram")
+    monkeypatch.setenv("REFORMBOT_TELEGRAM__WEBHOOK_SECRET", SECRET)
     settings = load_settings(None)
     wrapped = RuntimeError("start-up failed")
     wrapped.__cause__ = exc
