@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text
 from telegram import BotCommand, Update
 from telegram.error import Forbidden
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
@@ -22,7 +23,10 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import LOCALES, t
+from bot.polling import PollingLeader
 from bot.services import bootstrap, contacts
+from bot.services.lease import POLLING, POLLING_KEY, Lease
+from bot.startup import OptionalCalls, TolerantUpdater, classify
 from handlers import router
 from handlers.context import Deps
 from handlers.registry import COMMANDS, EVERYONE
@@ -47,6 +51,7 @@ class Runtime:
     deps: Deps | None = None
     sender: TelegramSender | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    optional: OptionalCalls = field(default_factory=OptionalCalls)
 
 
 def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
@@ -160,7 +165,7 @@ async def _post_init(app: AnyApp) -> None:
             await bootstrap.ensure_admin(
                 session, admin=admin, now=rt.clock.now(), locale=rt.settings.i18n.default_locale
             )
-    await _set_commands(app)
+    await rt.optional.attempt("setMyCommands", lambda: _set_commands(app))
 
 
 def build_application(
@@ -186,7 +191,10 @@ def build_application(
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     app = builder.build()
-    app.bot_data["runtime"] = Runtime(settings=settings, maker=maker, clock=clock or SystemClock())
+    rt = Runtime(settings=settings, maker=maker, clock=clock or SystemClock())
+    app.bot_data["runtime"] = rt
+    # deleteWebhook and setWebhook at start are retried in the background, never fatal.
+    app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)
     app.add_handler(TypeHandler(Update, on_update))
     app.add_error_handler(on_error)
     return app
@@ -206,12 +214,21 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         assert app.post_init is not None
         await app.post_init(app)
         if tg.mode == "webhook":
-            rt.extra["webhook"] = await webhook.start(app, tg, rt.maker, rt.clock, ALLOWED_UPDATES)
+            rt.extra["webhook"] = await webhook.start(
+                app, tg, rt.maker, rt.clock, ALLOWED_UPDATES, rt.optional.attempt
+            )
         else:
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT)
+            await _start_polling(app, rt)
         await app.start()
         await _start_jobs(app, rt)
-        log.info("bot @%s ready (%s mode)", app.bot.username, tg.mode)
+        leader = rt.extra.get("polling")
+        waiting = leader is not None and not leader.polling
+        log.info(
+            "bot @%s ready (%s mode%s)",
+            app.bot.username,
+            tg.mode,
+            ", waiting: another process polls" if waiting else "",
+        )
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -222,11 +239,32 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             await jobs_runner.stop()
         if "webhook" in rt.extra:
             await rt.extra.pop("webhook").stop()
+        leader = rt.extra.pop("polling", None)
+        if leader is not None:
+            await leader.stop()
+        await rt.optional.close()
         if app.updater.running:
             await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()
+
+
+async def _start_polling(app: AnyApp, rt: Runtime) -> None:
+    """Poll while this process holds the polling lease (one poller per database), else wait."""
+    assert app.updater is not None
+    lease = Lease(
+        rt.maker,
+        clock=rt.clock,
+        seconds=rt.settings.delivery.lease_seconds,
+        name=POLLING,
+        key=POLLING_KEY,
+    )
+    leader = PollingLeader(
+        app.updater, lease, allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT
+    )
+    rt.extra["polling"] = leader
+    await leader.start()
 
 
 async def _start_jobs(app: AnyApp, rt: Runtime) -> None:
@@ -251,6 +289,8 @@ async def _run(settings: Settings) -> None:
     """Run the bot on this event loop until a stop signal."""
     engine = create_engine(settings.database.url, echo=settings.database.echo)
     try:
+        async with engine.connect() as conn:  # a database fault shows now, not at the first update
+            await conn.execute(text("SELECT 1"))
         app = build_application(settings, maker=session_maker(engine))
         stop = asyncio.Event()
         stop_on_signals(stop)
@@ -260,11 +300,20 @@ async def _run(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Run the bot until SIGINT or SIGTERM, by polling or by webhook as configured."""
+    """Run the bot until SIGINT or SIGTERM, by polling or by webhook as configured.
+
+    A foreseeable fault at start (database, token, webhook port, Bot API) raises StartupFault.
+    """
     if settings.telegram.token is None:
         raise NoToken
-    if settings.database.migrate_on_start:
-        from bot.migrate import upgrade_sync
+    try:
+        if settings.database.migrate_on_start:
+            from bot.migrate import upgrade_sync
 
-        upgrade_sync(settings.database.url)
-    asyncio.run(_run(settings))
+            upgrade_sync(settings.database.url)
+        asyncio.run(_run(settings))
+    except Exception as exc:
+        fault = classify(exc, settings)
+        if fault is None:
+            raise
+        raise fault from None

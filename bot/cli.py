@@ -80,13 +80,19 @@ def run(config: ConfigOpt = None) -> None:
     """Run the bot (polling, or webhook as configured) until SIGINT or SIGTERM."""
     from bot import app as bot_app
     from bot import logs
+    from bot.startup import StartupFault
 
     settings = settings_or_exit(config)
-    logs.configure(settings.logging)
+    logs.configure(settings.logging, secrets=logs.secrets_of(settings))
     if settings.telegram.token is None:
         err.print(t("cli.no_token", settings.i18n.default_locale), markup=False)
         raise typer.Exit(EXIT_USAGE)
-    bot_app.run(settings)
+    try:
+        bot_app.run(settings)
+    except StartupFault as fault:
+        message = fault.message(settings.i18n.default_locale)
+        err.print(logs.Redactor(logs.secrets_of(settings)).redact(message), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     say(settings, "cli.stopped")
 
 

@@ -109,7 +109,22 @@ class DatabaseSettings(BaseModel):
             v = "postgresql+asyncpg://" + v.split("://", 1)[1]
         if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("db_scheme")
+        _parse_db_url(v)
         return v
+
+
+def _parse_db_url(v: str) -> None:
+    """Refuse a database URL SQLAlchemy cannot parse, or whose port is not a port."""
+    from sqlalchemy.engine.url import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(v)
+        port = url.port
+    except (ArgumentError, ValueError):
+        raise ValueError("db_url") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("db_url")
 
 
 class SchedulerSettings(BaseModel):

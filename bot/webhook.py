@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +31,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHANNEL = "telegram"
 PRUNE_EVERY = timedelta(minutes=10)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
+# Make a Bot API call that the bot can serve without: retried in the background when it fails.
+Attempt = Callable[[str, Callable[[], Awaitable[object]]], Awaitable[bool]]
 
 
 class BodyTooLarge(Exception):
@@ -77,17 +79,19 @@ class WebhookServer:
         web_app.router.add_route("*", "/{tail:.*}", self.not_found)
         return web_app
 
-    async def start(self, allowed_updates: Sequence[str]) -> None:
-        """Listen on the configured address, then tell Telegram where to post."""
+    async def start(self, allowed_updates: Sequence[str], attempt: Attempt) -> None:
+        """Listen on the configured address, then tell Telegram where to post (retried)."""
         self.runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.webhook_listen, self.settings.webhook_port)
         await site.start()
-        assert self.settings.webhook_url is not None
-        await self.app.bot.set_webhook(
-            url=self.settings.webhook_url,
-            secret_token=self.secret.decode(),
-            allowed_updates=list(allowed_updates),
+        url = self.settings.webhook_url
+        assert url is not None
+        await attempt(
+            "setWebhook",
+            lambda: self.app.bot.set_webhook(
+                url=url, secret_token=self.secret.decode(), allowed_updates=list(allowed_updates)
+            ),
         )
         log.info(
             "webhook listening on %s:%s%s",
@@ -181,8 +185,9 @@ async def start(
     maker: SessionMaker,
     clock: Clock,
     allowed_updates: Sequence[str],
+    attempt: Attempt,
 ) -> WebhookServer:
     """Start the webhook server and register its URL with Telegram."""
     server = WebhookServer(app, settings, maker, clock)
-    await server.start(allowed_updates)
+    await server.start(allowed_updates, attempt)
     return server

@@ -2,7 +2,7 @@
 
 from bot.sandbox.counters import Counters
 from bot.sandbox.errors import ApiError
-from bot.sandbox.faults import FaultRule, Faults
+from bot.sandbox.faults import FaultRule, Faults, MethodFault
 from bot.sandbox.limits import FakeTime, Limits
 from bot.sandbox.server import (
     DEFAULT_TOKEN,
@@ -24,6 +24,7 @@ __all__ = [
     "FaultRule",
     "Faults",
     "Limits",
+    "MethodFault",
     "Persona",
     "RetryPolicy",
     "SandboxServer",

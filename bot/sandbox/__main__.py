@@ -64,6 +64,13 @@ def build_parser(
     faults.add_argument("--drop-rate", type=float, default=0.0, help=h("drop_rate"))
     faults.add_argument("--blocked", type=int, action="append", default=[], help=h("blocked"))
     faults.add_argument("--seed", type=int, default=None, help=h("seed"))
+    faults.add_argument(
+        "--fail-method",
+        action="append",
+        default=[],
+        metavar="METHOD=STATUS",
+        help=h("fail_method"),
+    )
     return parser
 
 
@@ -88,8 +95,15 @@ def faults_from(args: argparse.Namespace) -> Faults:
             "drop_rate": args.drop_rate,
             "blocked": args.blocked,
             "seed": args.seed,
+            "methods": dict(_method_status(item) for item in args.fail_method),
         }
     )
+
+
+def _method_status(item: str) -> tuple[str, int | str]:
+    """Split METHOD=STATUS (a bad status is refused by Faults.from_json)."""
+    name, _, status = item.partition("=")
+    return name, int(status) if status.isdigit() else status
 
 
 def load_personas(path: Path | None) -> list[Any]:

@@ -22,6 +22,8 @@ class Counters:
     server_errors_total: int = 0
     dropped_total: int = 0
     delayed_total: int = 0
+    method_faults_total: int = 0
+    conflicts_total: int = 0
     by_method: Counter[str] = field(default_factory=Counter)
 
     def accepted(self, chat_id: int) -> None:
@@ -52,6 +54,8 @@ class Counters:
             "server_errors_total": self.server_errors_total,
             "dropped_total": self.dropped_total,
             "delayed_total": self.delayed_total,
+            "method_faults_total": self.method_faults_total,
+            "conflicts_total": self.conflicts_total,
             "by_method": dict(self.by_method),
         }
 

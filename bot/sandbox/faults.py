@@ -1,8 +1,10 @@
-"""Fault injection: blocked users, a share of 5xx answers, slow answers, dropped connections."""
+"""Fault injection: blocked users, a share of 5xx answers, slow answers, dropped connections,
+and whole methods that fail (a 5xx, or a 404 as from a server that lacks the method)."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -43,6 +45,32 @@ class FaultRule:
 
 
 @dataclass(frozen=True)
+class MethodFault:
+    """How one Bot API method fails: its HTTP status, for its first `times` calls (0: always)."""
+
+    status: int = 500
+    times: int = 0
+
+    def to_json(self) -> JsonDict:
+        """Return the fault as JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> MethodFault:
+        """Build a method fault from a status number or {status, times} (400 when wrong)."""
+        if isinstance(data, int) and not isinstance(data, bool):
+            data = {"status": data}
+        _check_names(data, {"status", "times"})
+        status = data.get("status", 500)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise bad_request("faults field status must be an HTTP error status (400-599)")
+        times = data.get("times", 0)
+        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+            raise bad_request("faults field times must be a non-negative integer")
+        return cls(status, times)
+
+
+@dataclass(frozen=True)
 class Faults:
     """Faults for a run: defaults for every chat, users who blocked the bot, rules per chat."""
 
@@ -52,6 +80,7 @@ class Faults:
     blocked: frozenset[int] = frozenset()
     chats: Mapping[int, FaultRule] = field(default_factory=dict)
     seed: int | None = None
+    methods: Mapping[str, MethodFault] = field(default_factory=dict)
 
     def rule_for(self, chat_id: int | None) -> FaultRule:
         """Return the rule for a chat: its own rule if set, else the defaults."""
@@ -77,6 +106,7 @@ class Faults:
             "blocked": sorted(self.blocked),
             "chats": {str(key): rule.to_json() for key, rule in self.chats.items()},
             "seed": self.seed,
+            "methods": {name: fault.to_json() for name, fault in self.methods.items()},
         }
 
     @classmethod
@@ -89,6 +119,9 @@ class Faults:
         chats = data.get("chats") or {}
         if not isinstance(chats, Mapping):
             raise bad_request("faults field chats must be an object")
+        methods = data.get("methods") or {}
+        if not isinstance(methods, Mapping):
+            raise bad_request("faults field methods must be an object")
         return cls(
             error_rate=defaults.error_rate,
             delay_ms=defaults.delay_ms,
@@ -96,6 +129,7 @@ class Faults:
             blocked=frozenset(_ids(data.get("blocked") or [])),
             chats={_chat_key(key): FaultRule.from_json(rule) for key, rule in chats.items()},
             seed=_seed(data.get("seed")),
+            methods={str(k).lower(): MethodFault.from_json(v) for k, v in methods.items()},
         )
 
 
@@ -106,9 +140,20 @@ class FaultInjector:
         self.configure(faults)
 
     def configure(self, faults: Faults) -> None:
-        """Use new faults and restart the random sequence from their seed."""
+        """Use new faults and restart the random sequence (and the method fault counts)."""
         self.faults = faults
         self._random = random.Random(faults.seed)
+        self._method_hits: Counter[str] = Counter()
+
+    def method_fault(self, method: str) -> int | None:
+        """Return the HTTP status a call of `method` must fail with, or None; count the hit."""
+        fault = self.faults.methods.get(method.lower())
+        if fault is None:
+            return None
+        self._method_hits[method.lower()] += 1
+        if fault.times and self._method_hits[method.lower()] > fault.times:
+            return None
+        return fault.status
 
     def set_chat(self, chat_id: int, rule: FaultRule | None) -> None:
         """Set or clear one chat's rule, keeping the random sequence."""

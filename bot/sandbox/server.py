@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -185,11 +186,17 @@ class SandboxServer:
         bot.counters.requests_total += 1
         bot.counters.by_method[CANONICAL[name.lower()]] += 1
         try:
+            status = self.sandbox.injector.method_fault(CANONICAL[name.lower()])
+            if status is not None:
+                bot.counters.method_faults_total += 1
+                raise ApiError(status, HTTPStatus(status).phrase)
             params = await Params.from_request(request)
             if faults_apply(name) and await self._inject_faults(bot, params, request):
                 return web.Response()
             result = await handler(Call(self.sandbox, bot, params))
         except ApiError as exc:
+            if exc.code == HTTPStatus.CONFLICT:
+                bot.counters.conflicts_total += 1
             return error_response(exc)
         return ok(result)
 

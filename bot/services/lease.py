@@ -1,4 +1,4 @@
-"""One job runner at a time across processes: a PostgreSQL advisory lock, or a lease row."""
+"""One holder at a time across processes (the job runner, the poller): an advisory lock or a row."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from bot.models import JobLease
 log = logging.getLogger(__name__)
 JOBS = "jobs"
 ADVISORY_KEY = 0x7265_666F_726D  # "reform": the job runner's lock in this database
+POLLING = "polling"  # the lease of the one process that polls the Bot API for updates
+POLLING_KEY = ADVISORY_KEY + 1
 OWNER_MAX = 64
 
 
@@ -81,7 +83,7 @@ class Lease:
         ok = await self._lock_alive() if self.postgres else True
         ok = ok and await self._extend_row()
         if not ok:
-            log.warning("job lease %s lost", self.name)
+            log.warning("lease %s lost", self.name)
             await self._drop()
         return ok
 
