@@ -78,10 +78,8 @@ async def _asked(session: AsyncSession, ids: list[int]) -> set[tuple[int | None,
     return {(d, at) for d, at in rows.all()}
 
 
-async def _ask(
-    session: AsyncSession, *, dossier: Dossier, now: datetime, cal: WorkCalendar
-) -> None:
-    """Create an apology for the dossier's appointment and ask the unit's heads for it."""
+async def _new_apology(session: AsyncSession, *, dossier: Dossier, now: datetime) -> Apology:
+    """Store an apology asked for the dossier's current appointment."""
     apology = Apology(
         dossier_id=dossier.id or 0,
         unit_id=dossier.unit_id,
@@ -91,6 +89,14 @@ async def _ask(
     )
     session.add(apology)
     await session.flush()
+    return apology
+
+
+async def _ask(
+    session: AsyncSession, *, dossier: Dossier, now: datetime, cal: WorkCalendar
+) -> None:
+    """Create an apology for the dossier's appointment and ask the unit's heads for it."""
+    apology = await _new_apology(session, dossier=dossier, now=now)
     message = await ask_message(session, apology=apology, dossier=dossier)
     contacts, fallback = await heads_or_admins(session, unit_id=dossier.unit_id)
     if fallback:
@@ -465,15 +471,7 @@ async def make_for_dossier(
         )
     ).first()
     if apology is None:
-        apology = Apology(
-            dossier_id=dossier.id or 0,
-            unit_id=dossier.unit_id,
-            original_appointment_at=dossier.appointment_at,
-            status=ApologyStatus.ASKED,
-            asked_at=now,
-        )
-        session.add(apology)
-        await session.flush()
+        apology = await _new_apology(session, dossier=dossier, now=now)
     assert apology.id is not None
     done = await answer(
         session,
