@@ -42,12 +42,14 @@ def free_port() -> int:
 
 
 async def _start(app: AnyApp, mode: str) -> None:
-    """Start the application receiving by polling or by webhook."""
+    """Start the application receiving by polling or by webhook (reformbot's own server for it)."""
     assert app.updater is not None
     await app.initialize()
     if app.post_init is not None:
         await app.post_init(app)
-    if mode == "webhook":
+    if mode == "webhook" and "runtime" in app.bot_data:
+        await _start_reformbot_webhook(app)
+    elif mode == "webhook":
         port = free_port()
         await app.updater.start_webhook(
             listen="127.0.0.1",
@@ -61,9 +63,34 @@ async def _start(app: AnyApp, mode: str) -> None:
     await app.start()
 
 
+async def _start_reformbot_webhook(app: AnyApp) -> None:
+    """Serve the webhook with reformbot's own server, as `reformbot run` does."""
+    from pydantic import SecretStr
+
+    from bot import webhook
+    from bot.app import ALLOWED_UPDATES
+
+    rt = app.bot_data["runtime"]
+    port = free_port()
+    tg = rt.settings.telegram.model_copy(
+        update={
+            "mode": "webhook",
+            "webhook_url": f"http://127.0.0.1:{port}/hook",
+            "webhook_secret": SecretStr(SECRET),
+            "webhook_listen": "127.0.0.1",
+            "webhook_port": port,
+            "webhook_path": "hook",
+        }
+    )
+    attempt = rt.optional.attempt
+    rt.extra["webhook"] = await webhook.start(app, tg, rt.maker, rt.clock, ALLOWED_UPDATES, attempt)
+
+
 async def _stop(app: AnyApp) -> None:
     """Stop the application."""
     assert app.updater is not None
+    if "runtime" in app.bot_data and "webhook" in app.bot_data["runtime"].extra:
+        await app.bot_data["runtime"].extra.pop("webhook").stop()
     await app.updater.stop()
     await app.stop()
     await app.shutdown()
