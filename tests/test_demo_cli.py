@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import shlex
+from datetime import date, timedelta
 
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from bot.config import load_settings
 from bot.i18n import t
 from bot.sandbox import DEFAULT_USERNAME
 from bot.services.apology_slip import docx_text
+from bot.services.calendar import WorkCalendar
 from bot.services.invites import deep_link
 from bot.services.service_points import payload_for_counter
 from tests.e2e.conftest import free_port
@@ -70,9 +72,11 @@ async def test_the_demo_prints_the_config_the_other_commands_use(tmp_path, monke
         assert deep_link(DEFAULT_USERNAME, payload_for_counter(demo.RATING_COUNTER)) in page
         with (demo.EXAMPLES / "dossiers.csv").open(encoding="utf-8-sig") as fh:
             code = next(r[0] for r in csv.reader(fh) if r[-1] == "Đang xử lý")
+        new_date = WorkCalendar().next_working_day(date.today() + timedelta(days=120))
         made = await cli(
-            "apology", "create", code, "--reason", "Chờ xác minh", "--new-date", "10/03/2027"
-        )
+            "apology", "create", code, "--reason", "Chờ xác minh",
+            "--new-date", new_date.strftime("%d/%m/%Y"),
+        )  # fmt: skip
         assert made.exit_code == 0, made.output
         slip = tmp_path / "slip.docx"
         printed = await cli("apology", "print", "1", "--out", str(slip))
