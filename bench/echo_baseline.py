@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -47,12 +48,14 @@ async def echo_app(server: SandboxServer) -> AnyApp:
     return app
 
 
+DATABASES = itertools.count()  # every run its own database: a reused one has seen its update ids
+
+
 def reformbot_factory(folder: Path, *, rate_limit: bool):  # type: ignore[no-untyped-def]
     """Return a factory of reformbot Applications, each on a fresh SQLite database."""
-    counter = iter(range(1000))
 
     async def factory(server: SandboxServer) -> AnyApp:
-        url = f"sqlite+aiosqlite:///{folder}/bench-{next(counter)}.db"
+        url = f"sqlite+aiosqlite:///{folder}/bench-{next(DATABASES)}.db"
         await migrate.upgrade(url)
         kw = bot_kwargs(server)
         settings = Settings(

@@ -91,7 +91,8 @@ async def _stop(app: AnyApp) -> None:
     assert app.updater is not None
     if "runtime" in app.bot_data and "webhook" in app.bot_data["runtime"].extra:
         await app.bot_data["runtime"].extra.pop("webhook").stop()
-    await app.updater.stop()
+    if app.updater.running:
+        await app.updater.stop()
     await app.stop()
     await app.shutdown()
 
