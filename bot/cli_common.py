@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -93,8 +93,6 @@ async def db_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 def run_service(
     settings: Settings,
     work: Callable[[AsyncSession], Awaitable[T]],
-    *,
-    hints: Mapping[str, str] | None = None,
 ) -> T:
     """Run one service call in a transaction; print a refusal (translated, with a hint), exit 1."""
 
@@ -113,8 +111,6 @@ def run_service(
         err.print(t("cli.error", loc, message=t(exc.key, loc, **params)), markup=False)
         if isinstance(exc, NotWorkingDay):
             err.print(t("calendar.cli_move_hint", loc, **params), markup=False)
-        if hints and exc.key in hints:
-            err.print(t(hints[exc.key], loc), markup=False)
         raise typer.Exit(1) from None
 
 
