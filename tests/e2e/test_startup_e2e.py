@@ -87,9 +87,9 @@ async def test_two_polling_processes_poll_one_at_a_time(bot_runner, sandbox):
 # Foreseeable faults: a translated message naming the key, exit status 2, no traceback. ---------
 
 
-async def run_until_exit(env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run `python -m bot run`; return its exit status and everything it printed."""
-    proc = await asyncio.create_subprocess_exec(
+async def spawn_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """Start `python -m bot run` with stdout and stderr merged into one pipe."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -100,6 +100,11 @@ async def run_until_exit(env: dict[str, str], cwd: Path) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+async def run_until_exit(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run `python -m bot run`; return its exit status and everything it printed."""
+    proc = await spawn_bot(env, cwd)
     try:
         async with asyncio.timeout(START_SECONDS):
             out, _ = await proc.communicate()
@@ -170,17 +175,7 @@ async def test_no_secret_in_any_line_at_debug(sandbox, tmp_path):
     env = bot_env(sandbox, f"sqlite+aiosqlite:///{tmp_path}/bot.db", "webhook", port)
     env["REFORMBOT_LOGGING__LEVEL"] = "DEBUG"
     sandbox.create_user("Người dân", user_id=USER)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn_bot(env, tmp_path)
     lines: list[str] = []
     assert proc.stdout is not None
     try:
