@@ -32,6 +32,7 @@ from sqlmodel import SQLModel
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import OutboundMessage
+from bot.channels.telegram import OutboxSender, retry_seconds
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
@@ -39,7 +40,7 @@ from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.server import DEFAULT_TOKEN
 from bot.services import outbox
-from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher, OutboxSender, retry_seconds
+from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
 PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
 NOMINAL = 30.0

@@ -6,56 +6,33 @@ import asyncio
 import bisect
 import contextlib
 import logging
-import warnings
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InputFile, Message
-from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.channels import codec
-from bot.channels.base import OutboundMessage
-from bot.channels.render import split_text
-from bot.channels.telegram import NO_PREVIEW, TelegramSender, keyboard
+from bot.channels.base import OutboundMessage, SentFile, StoredFile
+from bot.channels.telegram import retry_seconds
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
-from bot.models import Attachment, Outbox
+from bot.models import Outbox
 from bot.services import contacts, outbox
+from jobs.files import Attachments, Undeliverable
+from jobs.pacing import Bucket
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
-CAPTION_MAX = 1024
 MAX_IN_FLIGHT = 32
 FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole bot is limited
 GLOBAL_FLOOD_CHATS = 3
 BLOCKED = "blocked"
-EPSILON = 1e-6  # tokens: clocks tick in microseconds
 STATS_EVERY = 60.0
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """An attachment to send: its bytes for the first upload, or the platform's id once known."""
-
-    name: str
-    mime_type: str
-    data: bytes | None = None
-    file_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SentFile:
-    """What sending a file gave: the message id (the last one) and the platform's file id."""
-
-    message_id: str | None
-    file_id: str | None
 
 
 class Sender(Protocol):
@@ -78,145 +55,6 @@ class Sender(Protocol):
     ) -> SentFile:
         """Send a document or photo with the message as its caption (or after it)."""
         ...
-
-
-class OutboxSender(TelegramSender):
-    """The Telegram adapter plus paid broadcasts, documents and photos."""
-
-    async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
-    ) -> str | None:
-        """Send a message (split at line breaks over 4096 characters); return the last id."""
-        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
-        last_id: str | None = None
-        for i, chunk in enumerate(chunks):
-            sent = await self.bot.send_message(
-                chat_id=chat_id,
-                text=chunk,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(message, locale) if i == len(chunks) - 1 else None,
-                link_preview_options=NO_PREVIEW,
-                allow_paid_broadcast=paid or None,
-            )
-            last_id = str(sent.message_id)
-        return last_id
-
-    async def send_file(
-        self,
-        chat_id: str,
-        message: OutboundMessage,
-        locale: str,
-        file: StoredFile,
-        *,
-        paid: bool = False,
-    ) -> SentFile:
-        """Send the file with the text as caption when it fits, else the file then the text."""
-        text = self.text(message, locale)
-        fits = len(text) <= CAPTION_MAX
-        media: str | InputFile = file.file_id or InputFile(file.data or b"", filename=file.name)
-        options: dict[str, Any] = {
-            "chat_id": chat_id,
-            "caption": text if fits else None,
-            "parse_mode": ParseMode.HTML if fits else None,
-            "reply_markup": keyboard(message, locale) if fits else None,
-            "allow_paid_broadcast": paid or None,
-        }
-        if message.media == "photo":
-            sent = await self.bot.send_photo(photo=media, **options)
-        else:
-            sent = await self.bot.send_document(document=media, **options)
-        message_id = str(sent.message_id)
-        if not fits:
-            message_id = await self.send(chat_id, message, locale, paid=paid) or message_id
-        return SentFile(message_id, _file_id(sent))
-
-
-def _file_id(sent: Message) -> str | None:
-    """Return the file id of the document or photo a message carries."""
-    if sent.document is not None:
-        return sent.document.file_id
-    return sent.photo[-1].file_id if sent.photo else None
-
-
-class Undeliverable(Exception):
-    """The row can never be sent (missing attachment, unreadable payload)."""
-
-
-class Attachments:
-    """Attachments by id: the platform's file id once known (cached here and in the DB)."""
-
-    def __init__(self, maker: SessionMaker) -> None:
-        self.maker = maker
-        self._known: dict[int, StoredFile] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
-
-    def lock(self, attachment_id: int) -> asyncio.Lock:
-        """Return the lock that lets only one first upload of a file happen."""
-        return self._locks.setdefault(attachment_id, asyncio.Lock())
-
-    async def get(self, attachment_id: int, *, with_data: bool = False) -> StoredFile:
-        """Return the file: its platform id when known, else (when asked) its bytes."""
-        known = self._known.get(attachment_id)
-        if known is not None:
-            return known
-        columns = select(Attachment.file_name, Attachment.mime_type, Attachment.telegram_file_id)
-        async with self.maker() as session:
-            found = (await session.exec(columns.where(Attachment.id == attachment_id))).first()
-            if found is None:
-                raise Undeliverable(f"attachment {attachment_id} missing")
-            name, mime_type, file_id = found
-            if file_id:
-                self._known[attachment_id] = StoredFile(name, mime_type, file_id=file_id)
-                return self._known[attachment_id]
-            data = None
-            if with_data:
-                stmt = select(Attachment.data).where(Attachment.id == attachment_id)
-                data = (await session.exec(stmt)).first()
-        return StoredFile(name, mime_type, data=data)
-
-    async def remember(self, attachment_id: int, file: StoredFile, file_id: str) -> None:
-        """Store the platform's id of an uploaded file."""
-        self._known[attachment_id] = StoredFile(file.name, file.mime_type, file_id=file_id)
-        await self._store(attachment_id, file_id)
-
-    async def forget(self, attachment_id: int) -> None:
-        """Drop a file id the platform no longer accepts."""
-        self._known.pop(attachment_id, None)
-        await self._store(attachment_id, None)
-
-    async def _store(self, attachment_id: int, file_id: str | None) -> None:
-        """Write the file id to the attachment row."""
-        async with transaction(self.maker) as session:
-            await session.exec(
-                update(Attachment)
-                .where(col(Attachment.id) == attachment_id)
-                .values(telegram_file_id=file_id)
-            )
-
-
-class Bucket:
-    """A token bucket on a line of seconds."""
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self.rate, self.burst = rate, max(1.0, burst)
-        self.tokens, self.stamp = self.burst, 0.0
-        self.ready_at = 0.0  # when the next token is there (until the next take)
-
-    def wait(self, now: float) -> float:
-        """Return 0 when a token is there, else the seconds until one is."""
-        return max(0.0, self.ready_at - now)
-
-    def take(self, now: float) -> None:
-        """Spend a token (refilling first)."""
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
-        self.stamp = max(self.stamp, now)
-        self.tokens -= 1.0
-        lack = 1.0 - EPSILON - self.tokens
-        self.ready_at = self.stamp + lack / self.rate if lack > 0 else self.stamp
-
-    def idle(self, now: float) -> bool:
-        """Tell whether the bucket is full again (and may be forgotten)."""
-        return now >= self.stamp + (self.burst - self.tokens) / self.rate
 
 
 @dataclass(frozen=True)
@@ -284,14 +122,6 @@ class Record:
     line: Line
     outcome: Outcome
     done: asyncio.Future[None]
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    """Return a 429's retry_after in seconds, whatever type python-telegram-bot uses."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class Dispatcher:

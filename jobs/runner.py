@@ -13,11 +13,12 @@ from telegram import Bot
 from telegram.ext import CallbackContext, Job, JobQueue
 from telegram.request import HTTPXRequest
 
+from bot.channels.telegram import OutboxSender
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker
 from bot.services.lease import Lease
-from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher, OutboxSender
+from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
 if TYPE_CHECKING:
     from bot.app import AnyApp, Runtime

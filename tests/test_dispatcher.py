@@ -19,6 +19,7 @@ from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import Button, OutboundMessage
+from bot.channels.telegram import OutboxSender
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, create_engine, session_maker
@@ -30,7 +31,7 @@ from bot.sandbox.limits import Limits
 from bot.services import contacts as contact_service
 from bot.services import outbox
 from bot.services.lease import Lease
-from jobs.dispatcher import Dispatcher, OutboxSender
+from jobs.dispatcher import Dispatcher
 from jobs.runner import JobRunner
 from tests import factories as f
 

@@ -117,6 +117,24 @@ def parse_command(text: str, bot_username: str | None = None) -> tuple[str | Non
     return name.lower(), tuple(rest)
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """An attachment to send: its bytes for the first upload, or the platform's id once known."""
+
+    name: str
+    mime_type: str
+    data: bytes | None = None
+    file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """What sending a file gave: the message id (the last one) and the platform's file id."""
+
+    message_id: str | None
+    file_id: str | None
+
+
 class Sender(Protocol):
     """What an adapter offers to send messages out."""
 

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import warnings
+from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     Update,
 )
 from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
+from telegram.error import RetryAfter
 
-from bot.channels.base import FileRef, InboundEvent, OutboundMessage, parse_command
+from bot.channels.base import (
+    FileRef,
+    InboundEvent,
+    OutboundMessage,
+    SentFile,
+    StoredFile,
+    parse_command,
+)
 from bot.channels.render import button_label, html_escape, render, split_text
 
 CHANNEL = "telegram"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+CAPTION_MAX = 1024
 
 
 def _callback_event(update: Update) -> InboundEvent | None:
@@ -184,3 +197,69 @@ class TelegramSender:
                 )
             else:
                 await self.send(event.chat_id, reply, locale)
+
+
+class OutboxSender(TelegramSender):
+    """The Telegram adapter plus paid broadcasts, documents and photos."""
+
+    async def send(
+        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+    ) -> str | None:
+        """Send a message (split at line breaks over 4096 characters); return the last id."""
+        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
+        last_id: str | None = None
+        for i, chunk in enumerate(chunks):
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(message, locale) if i == len(chunks) - 1 else None,
+                link_preview_options=NO_PREVIEW,
+                allow_paid_broadcast=paid or None,
+            )
+            last_id = str(sent.message_id)
+        return last_id
+
+    async def send_file(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        file: StoredFile,
+        *,
+        paid: bool = False,
+    ) -> SentFile:
+        """Send the file with the text as caption when it fits, else the file then the text."""
+        text = self.text(message, locale)
+        fits = len(text) <= CAPTION_MAX
+        media: str | InputFile = file.file_id or InputFile(file.data or b"", filename=file.name)
+        options: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": text if fits else None,
+            "parse_mode": ParseMode.HTML if fits else None,
+            "reply_markup": keyboard(message, locale) if fits else None,
+            "allow_paid_broadcast": paid or None,
+        }
+        if message.media == "photo":
+            sent = await self.bot.send_photo(photo=media, **options)
+        else:
+            sent = await self.bot.send_document(document=media, **options)
+        message_id = str(sent.message_id)
+        if not fits:
+            message_id = await self.send(chat_id, message, locale, paid=paid) or message_id
+        return SentFile(message_id, _file_id(sent))
+
+
+def _file_id(sent: Message) -> str | None:
+    """Return the file id of the document or photo a message carries."""
+    if sent.document is not None:
+        return sent.document.file_id
+    return sent.photo[-1].file_id if sent.photo else None
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """Return a 429's retry_after in seconds, whatever type python-telegram-bot uses."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
