@@ -1,0 +1,465 @@
+"""Outbox dispatch throughput with flood limits off: how fast the dispatcher itself can go.
+
+    python -m bench.throughput [--messages 5000] [--concurrency 64] [--backends sqlite postgres]
+
+The sandbox runs in a child process with its flood limits off (Limits.off()), as Telegram's
+servers run on machines other than the bot's, and holds one user per message: every message goes
+to its own chat. The baseline, measured in the same run, is the ceiling of the sandbox and the
+client on this machine: a stock python-telegram-bot Bot sends the same texts straight to the
+sandbox, `concurrency` requests at a time, no database. Then the dispatcher drains the same
+messages from the outbox (a SQLite file, and PostgreSQL when REFORMBOT_TEST_POSTGRES_URL is set),
+with its own limits raised out of the way. The messages look like a broadcast or a directive:
+a few payloads shared by many rows, recipients in Vietnamese and English.
+
+Printed: messages per second of each, the dispatcher's as a ratio to the goal of 1,500/s and
+to the baseline, and a check that every chat got exactly one message; then one JSON line per
+figure. `--profile PREFIX` writes a cProfile of each timed run to PREFIX-<run>.prof.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import multiprocessing
+import os
+import time
+import urllib.request
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import telegram
+from sqlalchemy import insert, text
+from sqlalchemy.engine.url import make_url
+from sqlmodel import SQLModel
+from telegram.constants import ParseMode
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bench.figures import Figures
+from bot.channels import codec
+from bot.channels.base import Button, OutboundMessage
+from bot.channels.http import AiohttpRequest
+from bot.channels.render import html_escape, render
+from bot.channels.telegram import NO_PREVIEW, OutboxSender, keyboard
+from bot.clock import SystemClock
+from bot.config import DeliverySettings
+from bot.db import create_engine, session_maker
+from bot.models import Channel, Contact, Outbox, OutboxStatus
+from bot.sandbox import Limits, SandboxServer
+from bot.sandbox.server import DEFAULT_TOKEN
+from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
+
+PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
+GOAL = 1500.0
+FIRST_UID = 900_000
+PAYLOADS = 4  # distinct messages, each shared by many rows (a broadcast, a directive's notice)
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+UNLIMITED = 1e9  # the dispatcher's own pacing, raised out of the way
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run."""
+
+    name: str
+    messages: int
+    seconds: float
+    accepted: int
+    chats_wrong: int
+    bot_cpu: float
+    sandbox_cpu: float
+
+    @property
+    def per_second(self) -> float:
+        """Return messages delivered per second."""
+        return self.messages / self.seconds
+
+    @property
+    def bot_ms(self) -> float:
+        """Return the bot process's CPU milliseconds per message (its threads included)."""
+        return 1000 * self.bot_cpu / self.messages
+
+    @property
+    def sandbox_ms(self) -> float:
+        """Return the sandbox process's CPU milliseconds per message."""
+        return 1000 * self.sandbox_cpu / self.messages
+
+
+@dataclass
+class Stopwatch:
+    """Wall time and the CPU time of the bench and of the sandbox, over one timed stretch."""
+
+    box: Sandbox | InlineSandbox
+    profile_to: Path | None = None
+    wall: float = 0.0
+    cpu: float = 0.0
+    box_cpu: float = 0.0
+    profile: cProfile.Profile | None = None
+
+    def start(self) -> None:
+        """Start timing (and profiling when asked)."""
+        self.box_cpu = self.box.cpu()
+        if self.profile_to is not None:
+            self.profile = cProfile.Profile()
+            self.profile.enable()
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+    def stop(self) -> None:
+        """Stop timing: keep the differences."""
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        if self.profile is not None and self.profile_to is not None:
+            self.profile.disable()
+            self.profile.dump_stats(self.profile_to)
+        self.box_cpu = self.box.cpu() - self.box_cpu
+
+
+# the sandbox, in a process of its own --------------------------------------------------------
+
+
+def _serve(users: int, conn: Connection) -> None:
+    """Run a sandbox with limits off and `users` users until the parent says stop."""
+
+    async def main() -> None:
+        """Start, report the port, wait for the word to stop."""
+        server = SandboxServer(limits=Limits.off())
+        for i in range(users):
+            server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
+        port = await server.start("127.0.0.1", 0)
+        conn.send(port)
+        while await asyncio.to_thread(conn.recv) == "cpu":
+            conn.send(time.process_time())
+        await server.stop()
+
+    asyncio.run(main())
+
+
+class Sandbox:
+    """A sandbox server in a child process, so that it does not share the bot's core."""
+
+    def __init__(self, users: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(users, child), daemon=True)
+        self._process.start()
+        port = self._conn.recv()
+        self.root = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.root}/bot"
+        self.file_base_url = f"{self.root}/file/bot"
+
+    def counters(self) -> dict[str, Any]:
+        """Read the bot's counters over the sandbox's user API."""
+        with urllib.request.urlopen(f"{self.root}/sandbox/api/counters") as answer:
+            data: dict[str, Any] = json.load(answer)["result"]
+        return data
+
+    def cpu(self) -> float:
+        """Return the CPU seconds the sandbox process has used."""
+        self._conn.send("cpu")
+        return float(self._conn.recv())
+
+    def stop(self) -> None:
+        """Stop the child process."""
+        self._conn.send("stop")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+class InlineSandbox:
+    """A sandbox server on the bench's own event loop (to show what sharing the core costs)."""
+
+    def __init__(self, users: int) -> None:
+        self.server = SandboxServer(limits=Limits.off())
+        for i in range(users):
+            self.server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
+
+    async def start(self) -> None:
+        """Start serving on a free port."""
+        await self.server.start("127.0.0.1", 0)
+        self.base_url, self.file_base_url = self.server.base_url, self.server.file_base_url
+
+    def cpu(self) -> float:
+        """Return nothing apart: the sandbox's CPU is the bench's own here."""
+        return 0.0
+
+    def counters(self) -> dict[str, Any]:
+        """Return the bot's counters."""
+        return self.server.counters().to_json()
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        await self.server.stop()
+
+
+async def open_sandbox(users: int, inline: bool) -> Sandbox | InlineSandbox:
+    """Start a sandbox with limits off, in a child process unless asked otherwise."""
+    if inline:
+        box = InlineSandbox(users)
+        await box.start()
+        return box
+    return await asyncio.to_thread(Sandbox, users)
+
+
+async def close_sandbox(box: Sandbox | InlineSandbox) -> None:
+    """Stop a sandbox."""
+    if isinstance(box, InlineSandbox):
+        await box.stop()
+    else:
+        await asyncio.to_thread(box.stop)
+
+
+def check(box: Sandbox | InlineSandbox, messages: int) -> tuple[int, int]:
+    """Return how many messages the sandbox accepted, and how many chats got other than one."""
+    counters = box.counters()
+    by_chat = counters["accepted_by_chat"]
+    wrong = sum(1 for i in range(messages) if by_chat.get(str(FIRST_UID + i), 0) != 1)
+    return int(counters["accepted_total"]), wrong
+
+
+# the messages ----------------------------------------------------------------------------------
+
+
+def message_of(n: int) -> OutboundMessage:
+    """Return the message of the n-th row: one of a few payloads, each shared by many rows."""
+    variant = n % PAYLOADS
+    return OutboundMessage(
+        "broadcast.message",
+        {"text": f"<b>Thông báo số {variant}</b>: lịch tiếp công dân tuần này thay đổi."},
+        buttons=((Button("menu.help", f"help:{variant}"),),),
+    )
+
+
+def locale_of(n: int) -> str:
+    """Return the recipient's language: most in Vietnamese, some in English."""
+    return "en" if n % 5 == 0 else "vi"
+
+
+CLIENT = {"name": "aiohttp"}
+
+
+def make_bot(box: Sandbox | InlineSandbox, concurrency: int) -> telegram.Bot:
+    """Return a stock Bot for the sandbox, its pool big enough for `concurrency` requests."""
+    request: BaseRequest
+    if CLIENT["name"] == "httpx":
+        request = HTTPXRequest(connection_pool_size=concurrency + 4, pool_timeout=30.0)
+    else:
+        request = AiohttpRequest(connection_pool_size=concurrency + 4, pool_timeout=30.0)
+    return telegram.Bot(
+        DEFAULT_TOKEN,
+        base_url=box.base_url,
+        base_file_url=box.file_base_url,
+        request=request,
+    )
+
+
+# the runs --------------------------------------------------------------------------------------
+
+
+async def baseline(messages: int, concurrency: int, inline: bool, profile_to: Path | None) -> Run:
+    """Send the same texts straight at the sandbox, `concurrency` at a time, no database."""
+    box = await open_sandbox(messages, inline)
+    kinds = PAYLOADS * 5  # message_of and locale_of repeat with this period
+    texts = [render(message_of(k), locale_of(k), escape=html_escape, tz=TZ) for k in range(kinds)]
+    markups = [keyboard(message_of(k), locale_of(k)) for k in range(kinds)]
+    queue = list(range(messages))
+    queue.reverse()
+    bot = make_bot(box, concurrency)
+
+    async def worker() -> None:
+        """Send until the queue is empty."""
+        while queue:
+            k = queue.pop()
+            await bot.send_message(
+                FIRST_UID + k,
+                texts[k % kinds],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markups[k % kinds],
+                link_preview_options=NO_PREVIEW,
+            )
+
+    watch = Stopwatch(box, profile_to and profile_to.with_name(f"{profile_to.name}-baseline.prof"))
+    async with bot:
+        watch.start()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        watch.stop()
+    accepted, wrong = check(box, messages)
+    await close_sandbox(box)
+    name = "bare Bot, no database (the ceiling)"
+    return Run(name, messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu)
+
+
+async def fill(maker: Any, messages: int) -> None:
+    """Write the contacts and one pending outbox row per contact."""
+    now = datetime.now(UTC)
+    async with maker() as session:
+        contacts = [
+            {
+                "channel": Channel.TELEGRAM,
+                "external_id": str(FIRST_UID + n),
+                "locale": locale_of(n),
+                "created_at": now,
+            }
+            for n in range(messages)
+        ]
+        await session.exec(insert(Contact), params=contacts)  # type: ignore[call-overload]
+        payloads = [codec.dumps(message_of(k)) for k in range(PAYLOADS)]
+        rows = [
+            {
+                "created_at": now,
+                "due_at": now,
+                "status": OutboxStatus.PENDING,
+                "priority": 100,
+                "kind": "broadcast",
+                "ref_id": 1,
+                "channel": Channel.TELEGRAM,
+                "chat_id": str(FIRST_UID + n),
+                "contact_id": n + 1,
+                "paid": False,
+                "is_group": False,
+                "attempts": 0,
+                "payload": payloads[n % PAYLOADS],
+            }
+            for n in range(messages)
+        ]
+        await session.exec(insert(Outbox), params=rows)  # type: ignore[call-overload]
+        await session.commit()
+
+
+def settings() -> DeliverySettings:
+    """Return the default delivery settings with the dispatcher's own pacing out of the way."""
+    return DeliverySettings().model_copy(
+        update={"global_rate": UNLIMITED, "paid_rate": UNLIMITED, "chat_rate": UNLIMITED}
+    )
+
+
+async def dispatcher_run(
+    url: str,
+    name: str,
+    messages: int,
+    concurrency: int,
+    inline: bool,
+    profile_to: Path | None,
+) -> Run:
+    """Queue the messages in the outbox, then time the dispatcher draining it."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.drop_all)
+        await conn.run_sync(SQLModel.metadata.create_all)
+    maker = session_maker(engine)
+    await fill(maker, messages)
+    box = await open_sandbox(messages, inline)
+    bot = make_bot(box, concurrency)
+    async with bot:
+        dispatcher = Dispatcher(
+            maker=maker,
+            sender=OutboxSender(bot, TZ),
+            settings=settings(),
+            clock=SystemClock(),
+            owner="bench",
+            max_in_flight=concurrency,
+        )
+        watch = Stopwatch(
+            box, profile_to and profile_to.with_name(f"{profile_to.name}-{name}.prof")
+        )
+        watch.start()
+        await dispatcher.drain()
+        watch.stop()
+    accepted, wrong = check(box, messages)
+    await close_sandbox(box)
+    await engine.dispose()
+    return Run(
+        f"dispatcher on {name}", messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu
+    )
+
+
+async def with_postgres(base: str, *args: Any) -> Run:
+    """Run the dispatcher on a throwaway PostgreSQL database."""
+    db = f"reformbot_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base)
+    async with admin.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'CREATE DATABASE "{db}"'))
+    try:
+        url = make_url(base).set(database=db).render_as_string(hide_password=False)
+        return await dispatcher_run(url, "PostgreSQL", *args)
+    finally:
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def main(
+    messages: int, concurrency: int, backends: Sequence[str], inline: bool, profile_to: Path | None
+) -> None:
+    """Measure the baseline, then the dispatcher on each backend; print ratios, then figures."""
+    base = await baseline(messages, concurrency, inline, profile_to)
+    runs: list[tuple[str, Run]] = []
+    with TemporaryDirectory() as folder:
+        if "sqlite" in backends:
+            url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+            runs.append(
+                (
+                    "sqlite",
+                    await dispatcher_run(url, "SQLite", messages, concurrency, inline, profile_to),
+                )
+            )
+    pg = os.environ.get(PG_ENV)
+    if "postgres" in backends and pg:
+        runs.append(
+            ("postgres", await with_postgres(pg, messages, concurrency, inline, profile_to))
+        )
+    elif "postgres" in backends:
+        print(f"(PostgreSQL skipped: set {PG_ENV})")
+    where = "on the bench's own event loop" if inline else "in its own process"
+    print(
+        f"{messages} messages to {messages} chats, limits off, {concurrency} requests at a time,"
+        f" sandbox {where}"
+    )
+    figures = Figures("throughput")
+    for label, run in [("baseline", base), *runs]:
+        line = f"{run.name}: {run.per_second:7.1f}/s = {run.per_second / GOAL:.2f} x goal"
+        if run is not base:
+            line += f", {run.per_second / base.per_second:.2f} x the ceiling"
+        line += f"; {run.accepted} accepted, {run.chats_wrong} chats without exactly one"
+        line += f"; CPU per message: bot {run.bot_ms:.2f} ms, sandbox {run.sandbox_ms:.2f} ms"
+        print(line)
+        figures.add(f"{label}_bot_cpu_ms", run.bot_ms)
+        figures.add(
+            f"{label}_per_second", run.per_second, goal=">= 1500" if run is not base else None
+        )
+        if run is not base:
+            figures.add(f"{label}_vs_goal", run.per_second / GOAL, goal=">= 1.0")
+            figures.add(f"{label}_vs_ceiling", run.per_second / base.per_second)
+            figures.add(f"{label}_chats_wrong", run.chats_wrong, goal="0")
+    figures.print()
+
+
+def cli() -> None:
+    """Parse the arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=MAX_IN_FLIGHT)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--inline-sandbox", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
+    args = parser.parse_args()
+    CLIENT["name"] = args.client
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    asyncio.run(
+        main(args.messages, args.concurrency, args.backends, args.inline_sandbox, args.profile)
+    )
+
+
+if __name__ == "__main__":
+    cli()
