@@ -17,12 +17,12 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from telegram.request import BaseRequest
 
 from bot import webhook
-from bot.channels.base import OutboundMessage
 from bot.channels.telegram import TelegramSender, blocked_change, to_event
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import LOCALES, t
+from bot.messages import OutboundMessage
 from bot.polling import PollingLeader
 from bot.services import bootstrap, contacts
 from bot.services.lease import POLLING, POLLING_KEY, Lease

@@ -6,8 +6,8 @@ import html
 import re
 from datetime import datetime, timedelta
 
-from bot.channels.base import Button, Items, OutboundMessage, Text
 from bot.i18n import has_key
+from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import BroadcastStatus, Role, UnitKind
 from bot.services import attachments, broadcasts
 from bot.services.access import require

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
 from bot.services import attachments, directives
 from bot.services.access import require

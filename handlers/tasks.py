@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role, UnitKind
 from bot.services import attachments, tasks
 from bot.services.access import require

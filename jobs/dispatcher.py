@@ -15,12 +15,11 @@ from typing import Any, Literal, Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from bot.channels import codec
-from bot.channels.base import OutboundMessage, SentFile, StoredFile
 from bot.channels.telegram import retry_seconds
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
+from bot.messages import OutboundMessage, SentFile, StoredFile, codec
 from bot.models import Outbox
 from bot.services import contacts, outbox
 from jobs.files import Attachments, Undeliverable

@@ -6,8 +6,8 @@ import asyncio
 
 from sqlmodel import col, select, update
 
-from bot.channels.base import StoredFile
 from bot.db import SessionMaker, transaction
+from bot.messages import StoredFile
 from bot.models import Attachment
 
 

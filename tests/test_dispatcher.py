@@ -18,12 +18,12 @@ from sqlmodel import SQLModel, select
 from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Button, OutboundMessage
 from bot.channels.telegram import OutboxSender
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.i18n import t
+from bot.messages import Button, OutboundMessage
 from bot.models import Attachment, Channel, Contact, JobLease, Outbox, OutboxStatus
 from bot.sandbox import DEFAULT_TOKEN, FakeTime, SandboxServer
 from bot.sandbox.faults import FaultRule, Faults

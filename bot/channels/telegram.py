@@ -19,7 +19,8 @@ from telegram import (
 from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
 from telegram.error import RetryAfter
 
-from bot.channels.base import (
+from bot.channels.render import button_label, html_escape, render, split_text
+from bot.messages import (
     FileRef,
     InboundEvent,
     OutboundMessage,
@@ -27,7 +28,6 @@ from bot.channels.base import (
     StoredFile,
     parse_command,
 )
-from bot.channels.render import button_label, html_escape, render, split_text
 
 CHANNEL = "telegram"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
