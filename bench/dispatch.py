@@ -31,7 +31,7 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import SQLModel
 from telegram.request import HTTPXRequest
 
-from bot.channels.telegram import OutboxSender, retry_seconds
+from bot.channels.telegram import TelegramChannel, retry_seconds
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
@@ -142,7 +142,7 @@ async def dispatcher_run(url: str, name: str, messages: int, per_chat: int) -> R
     async with bot:
         dispatcher = Dispatcher(
             maker=maker,
-            sender=OutboxSender(bot, TZ),
+            channels={"telegram": TelegramChannel(bot, TZ)},
             settings=DeliverySettings(),
             clock=SystemClock(),
             owner="bench",

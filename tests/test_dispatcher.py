@@ -18,13 +18,13 @@ from sqlmodel import SQLModel, select
 from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
-from bot.channels.telegram import OutboxSender
+from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.i18n import t
 from bot.messages import Button, OutboundMessage
-from bot.models import Attachment, Channel, Contact, JobLease, Outbox, OutboxStatus
+from bot.models import Attachment, AttachmentFile, Channel, Contact, JobLease, Outbox, OutboxStatus
 from bot.sandbox import DEFAULT_TOKEN, FakeTime, SandboxServer
 from bot.sandbox.faults import FaultRule, Faults
 from bot.sandbox.limits import Limits
@@ -109,10 +109,11 @@ class Harness:
         await asyncio.sleep(0.001)
 
     def dispatcher(self, **settings) -> Dispatcher:
+        delivery = DeliverySettings(**settings)
         return Dispatcher(
             maker=self.db,
-            sender=OutboxSender(self.bot, TZ),
-            settings=DeliverySettings(**settings),
+            channels={"telegram": TelegramChannel(self.bot, TZ, limits_of(delivery))},
+            settings=delivery,
             clock=self.clock,
             owner="test-dispatcher",
             sleep=self.sleep,
@@ -431,8 +432,8 @@ async def test_documents_go_with_their_caption_and_are_uploaded_once(world):
     file_ids = {m["document"]["file_id"] for messages in sent for m in messages if "document" in m}
     assert len(file_ids) == 1  # uploaded once, then sent again by its id
     async with world.db() as s:
-        stored = await s.get(Attachment, doc)
-    assert stored.telegram_file_id in file_ids
+        stored = await s.get(AttachmentFile, (doc, "telegram"))
+    assert stored.file_id in file_ids
     rows = await world.rows()
     assert {r.status for r in rows} == {S.SENT}
     assert rows[3].platform_message_id == str(text["message_id"])
@@ -442,9 +443,9 @@ async def test_photos_and_a_stale_file_id(world):
     a, b = await world.users(2)
     photo = await attachment(world, tiny_png(), "qr.png", "image/png")
     async with world.db() as s:
-        row = await s.get(Attachment, photo)
-        row.telegram_file_id = "AgACstale-unknown-id"
-        s.add(row)
+        s.add(
+            AttachmentFile(attachment_id=photo, channel="telegram", file_id="AgACstale-unknown-id")
+        )
         await s.commit()
     await world.queue(a, unit_msg("a", attachment_id=photo, media="photo"))
     await world.queue(b, unit_msg("b", attachment_id=photo, media="photo"))
@@ -497,7 +498,7 @@ async def test_one_runner_holds_the_lease_dispatches_and_sweeps(db, sandbox, bot
         lease = Lease(db, clock=clock, seconds=1.0, owner=f"r{i}")
         dispatcher = Dispatcher(
             maker=db,
-            sender=OutboxSender(bot, TZ),
+            channels={"telegram": TelegramChannel(bot, TZ, limits_of(settings))},
             settings=settings,
             clock=clock,
             owner=lease.owner,
@@ -584,7 +585,7 @@ async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_i
     lease = Lease(db, clock=clock, seconds=1.0, owner="runner")
     dispatcher = Dispatcher(
         maker=db,
-        sender=OutboxSender(bot, TZ),
+        channels={"telegram": TelegramChannel(bot, TZ)},
         settings=DeliverySettings(poll_seconds=0.05),
         clock=clock,
         owner=lease.owner,

@@ -84,7 +84,10 @@ class FileRef:
 
 @dataclass(frozen=True)
 class InboundEvent:
-    """One thing a user did in a chat, whatever the channel."""
+    """One thing a user did in a chat, whatever the channel.
+
+    `press_id` is the platform's id of a button press, to answer it with.
+    """
 
     channel: str
     external_id: str
@@ -100,6 +103,7 @@ class InboundEvent:
     chat_type: str = "private"
     file: FileRef | None = None
     pressed_has_caption: bool = False
+    press_id: str | None = None
 
     @property
     def payload(self) -> str | None:
