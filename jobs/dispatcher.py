@@ -31,6 +31,7 @@ FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole b
 GLOBAL_FLOOD_CHATS = 3
 BLOCKED = "blocked"
 STATS_EVERY = 60.0
+FRESH = 0.1  # seconds: a row checked (still ours, not cancelled) this recently is not re-read
 
 
 class MissingChannel:
@@ -156,12 +157,12 @@ class Line:
 
 @dataclass
 class Record:
-    """An outcome waiting to be written, and the future its sender waits on."""
+    """An outcome waiting to be written, and the future its sender waits on (if it waits)."""
 
     job: Job
     line: Line
     outcome: Outcome
-    done: asyncio.Future[None]
+    done: asyncio.Future[None] | None = None
 
 
 class Dispatcher:
@@ -195,12 +196,17 @@ class Dispatcher:
         self._logged: Counter[str] = Counter()
         self._write_lock = asyncio.Lock()
         self._outcomes: list[Record] = []
+        self._writing_now = 0  # outcomes in the batch being written
         self._writer: asyncio.Task[None] | None = None
+        self._checked: dict[int, outbox.Target] = {}  # held rows' targets, read at _checked_at
+        self._checked_at = -1.0
+        self._spent: list[tuple[str, str]] = []  # chats whose line may have gone idle
+        self._resting: dict[tuple[str, str], Bucket] = {}  # idle chats' buckets, not yet full
 
     @property
     def in_flight(self) -> int:
-        """Count the sends under way."""
-        return len(self._inflight)
+        """Count the sends under way, and the deliveries whose outcome is not written yet."""
+        return len(self._inflight) + len(self._outcomes) + self._writing_now
 
     # running -----------------------------------------------------------------
 
@@ -266,9 +272,11 @@ class Dispatcher:
                 task.cancel()
 
     async def _finish(self) -> None:
-        """Let the sends under way end, then give the held rows back."""
+        """Let the sends under way end and their outcomes be written; give the held rows back."""
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
         held = [job.id for line in self._lines.values() for job in line.jobs]
         self._lines.clear()
         try:
@@ -286,8 +294,9 @@ class Dispatcher:
     # claiming ----------------------------------------------------------------
 
     def _held(self) -> int:
-        """Count rows held in memory or being sent."""
-        return len(self._inflight) + sum(len(line.jobs) for line in self._lines.values())
+        """Count rows held in memory, being sent, or sent with their outcome not yet written."""
+        held = len(self._inflight) + len(self._outcomes) + self._writing_now
+        return held + sum(len(line.jobs) for line in self._lines.values())
 
     async def _refill(self, now: float) -> None:
         """Claim more rows when there is room, and it is time or the last claim was full."""
@@ -321,12 +330,12 @@ class Dispatcher:
 
     def _hold_job(self, job: Job) -> bool:
         """Keep a claimed row in its chat's line, unless the line is full already."""
-        line = self._lines.get((job.channel, job.chat_id))
+        key = (job.channel, job.chat_id)
+        line = self._lines.get(key)
         if line is None:
             lane = self._lane(job.channel)
-            line = self._lines[job.channel, job.chat_id] = Line(
-                self._chat_bucket(lane, job.is_group), lane
-            )
+            bucket = self._resting.pop(key, None) or self._chat_bucket(lane, job.is_group)
+            line = self._lines[key] = Line(bucket, lane)
         if len(line.jobs) + line.busy >= self._hold:
             return False
         line.add(job)
@@ -346,7 +355,8 @@ class Dispatcher:
         return Bucket(lane.limits.per_group if is_group else lane.limits.per_chat)
 
     async def _keep_leases(self, now: float) -> None:
-        """Extend the lease of every held row well before it lapses; forget idle chats."""
+        """Extend the lease of every held row well before it lapses; set idle chats aside."""
+        self._rest_idle(now)
         if now < self._next_extend:
             return
         self._next_extend = now + self.settings.lease_seconds / 3
@@ -358,16 +368,26 @@ class Dispatcher:
                     now=self.clock.now(),
                     lease_seconds=self.settings.lease_seconds,
                 )
-        idle = [
-            chat
-            for chat, line in self._lines.items()
-            if not line.jobs
-            and not line.busy
-            and line.paused_until <= now
-            and line.bucket.idle(now)
-        ]
-        for chat in idle:
-            del self._lines[chat]
+        self._spent.extend(self._lines)
+        self._rest_idle(now)
+        full = [key for key, bucket in self._resting.items() if bucket.idle(now)]
+        for key in full:
+            del self._resting[key]
+
+    def _rest_idle(self, now: float) -> None:
+        """Take the chats that hold nothing out of the lines, so that each step stays short.
+
+        A chat's bucket is kept aside until it is full again: a row claimed for it meanwhile
+        still waits its turn.
+        """
+        spent, self._spent = self._spent, []
+        for key in spent:
+            line = self._lines.get(key)
+            if line is None or line.jobs or line.busy or line.paused_until > now:
+                continue
+            del self._lines[key]
+            if not line.bucket.idle(now):
+                self._resting[key] = line.bucket
 
     async def _next_due(self) -> float | None:
         """Return when (on this dispatcher's time line) the next row becomes claimable."""
@@ -421,10 +441,7 @@ class Dispatcher:
 
     async def _start(self, chosen: list[tuple[Job, Line]]) -> None:
         """Check right before sending that each row is still ours (not cancelled); send those."""
-        async with self.maker() as session:
-            found = await outbox.targets(
-                session, row_ids=[job.id for job, _ in chosen], owner=self.owner
-            )
+        found = await self._targets([job for job, _ in chosen])
         for job, line in chosen:
             target = found.get(job.id)
             if target is None:
@@ -434,6 +451,22 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(job, line, target), name=f"outbox-{job.id}")
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+
+    async def _targets(self, jobs: list[Job]) -> dict[int, outbox.Target]:
+        """Return the targets of rows still ours, read at most FRESH seconds ago.
+
+        One read covers the rows to start and every other held row, so that a steady stream
+        of sends costs one query per FRESH seconds rather than one per send.
+        """
+        now = self._now()
+        stale = now - self._checked_at >= FRESH or any(j.id not in self._checked for j in jobs)
+        if stale:
+            ids = {job.id for job in jobs}
+            ids.update(job.id for line in self._lines.values() for job in line.jobs)
+            async with self.maker() as session:
+                self._checked = await outbox.targets(session, row_ids=ids, owner=self.owner)
+            self._checked_at = now
+        return {job.id: self._checked[job.id] for job in jobs if job.id in self._checked}
 
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
@@ -536,17 +569,28 @@ class Dispatcher:
             yield session
 
     async def _record(self, job: Job, line: Line, outcome: Outcome) -> None:
-        """Write one row's outcome now, together with the outcomes that arrived meanwhile."""
-        done = asyncio.get_running_loop().create_future()
+        """Queue one row's outcome for the writer, which commits it with the others waiting.
+
+        A delivery frees its send slot at once (its row stays ours, leased, until written);
+        other outcomes change the chat's line or the contact, so their sender waits.
+        """
+        waits = outcome.kind != "sent"
+        done = asyncio.get_running_loop().create_future() if waits else None
         self._outcomes.append(Record(job, line, outcome, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_outcomes(), name="outbox-writer")
-        await done
+        try:
+            if done is not None:
+                await done
+        finally:
+            self._checked.pop(job.id, None)
+            self._spent.append((job.channel, job.chat_id))
 
     async def _write_outcomes(self) -> None:
         """Commit the waiting outcomes in one transaction (each alone if that fails)."""
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
+            self._writing_now = len(batch)
             try:
                 async with self._writing() as session:
                     await self._write_batch(session, batch)
@@ -557,9 +601,12 @@ class Dispatcher:
                 )
                 for record in batch:
                     await self._write_alone(record)
+            finally:
+                self._writing_now = 0
             for record in batch:
-                if not record.done.done():
+                if record.done is not None and not record.done.done():
                     record.done.set_result(None)
+            self._wake.set()
 
     async def _write_batch(self, session: AsyncSession, batch: list[Record]) -> None:
         """Write the deliveries in one statement, then the other outcomes."""
@@ -575,7 +622,10 @@ class Dispatcher:
             async with self._writing() as session:
                 await self._write_one(session, record)
         except Exception as exc:
-            record.done.set_exception(exc)
+            if record.done is not None:
+                record.done.set_exception(exc)
+            else:  # its lease lapses: the row is sent again, the one duplicate a crash allows
+                log.exception("outbox row %s: the delivery could not be recorded", record.job.id)
 
     async def _write_one(self, session: AsyncSession, record: Record) -> None:
         """Write one row's outcome: sent, back to pending, or failed with the reason."""
