@@ -310,7 +310,7 @@ async def fill(maker: Any, messages: int) -> None:
             }
             for n in range(messages)
         ]
-        await session.exec(insert(Contact), params=contacts)  # type: ignore[call-overload]
+        await session.exec(insert(Contact), params=contacts)
         payloads = [codec.dumps(message_of(k)) for k in range(PAYLOADS)]
         rows = [
             {
@@ -330,7 +330,7 @@ async def fill(maker: Any, messages: int) -> None:
             }
             for n in range(messages)
         ]
-        await session.exec(insert(Outbox), params=rows)  # type: ignore[call-overload]
+        await session.exec(insert(Outbox), params=rows)
         await session.commit()
 
 

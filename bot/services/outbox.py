@@ -247,10 +247,11 @@ async def mark_sent_many(
         {"b_id": row_id, "b_owner": owner, "b_message_id": message_id, "b_now": now}
         for row_id, message_id in sent
     ]
+    conn = await session.connection()  # Core: no ORM bookkeeping per row
     if len(params) == 1:
-        result = await session.exec(SENT_STATEMENT, params=params[0])
+        result = await conn.execute(SENT_STATEMENT, params[0])
         return int(result.rowcount)
-    await session.exec(SENT_STATEMENT, params=params)
+    await conn.execute(SENT_STATEMENT, params)
     return len(params)
 
 
