@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,7 +32,17 @@ FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole b
 GLOBAL_FLOOD_CHATS = 3
 BLOCKED = "blocked"
 STATS_EVERY = 60.0
+DECODED = 256  # payloads kept decoded: rows of one directive or broadcast share theirs
 FRESH = 0.1  # seconds: a row checked (still ours, not cancelled) this recently is not re-read
+
+
+@functools.lru_cache(maxsize=DECODED)
+def _decode(payload: str) -> OutboundMessage:
+    """Read a payload once: the same message object for every row that carries it.
+
+    That identity lets the channel's renderer reuse a text per locale (bot.channels.render).
+    """
+    return codec.loads(payload)
 
 
 class MissingChannel:
@@ -489,7 +500,7 @@ class Dispatcher:
         if target.blocked:
             return Outcome("blocked", error=BLOCKED, attempted=False)
         try:
-            message = codec.loads(job.payload)
+            message = _decode(job.payload)
             outcome = await self._send(job, lane, message, target.locale)
         except Undeliverable as exc:
             return Outcome.failed(str(exc))

@@ -141,3 +141,27 @@ def test_a_numbered_choice_shows_its_number_on_buttons_and_in_text():
     ]
     assert options_text(message, "vi").split("\n") == labels
     assert codec.loads(codec.dumps(message)) == message
+
+
+def test_one_message_is_rendered_once_per_locale(monkeypatch):
+    from bot.channels import render as render_module
+    from bot.messages import codec
+
+    calls: list[str] = []
+    real = render_module.render_key
+
+    def counting(key, params, locale, **kw):
+        calls.append(locale)
+        return real(key, params, locale, **kw)
+
+    monkeypatch.setattr(render_module, "render_key", counting)
+    monkeypatch.setattr(render_module, "TEXTS", render_module.RenderCache(size=4))
+    shared = codec.loads(codec.dumps(OutboundMessage("errors.unknown_unit", {"code": "K1"})))
+    texts = [render(shared, locale, escape=html_escape, tz=TZ) for locale in ("vi", "en") * 50]
+
+    assert calls == ["vi", "en"]
+    assert set(texts) == {"Không tìm thấy đơn vị có mã K1.", "No unit has the code K1."}
+    other = OutboundMessage("errors.unknown_unit", {"code": "K2"})  # equal shape, new object
+    assert render(other, "en", escape=html_escape, tz=TZ) == "No unit has the code K2."
+    assert render(shared, "en", escape=str, tz=TZ) == "No unit has the code K1."
+    assert calls == ["vi", "en", "en", "en"]  # another message, another escape: rendered anew

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -74,6 +75,35 @@ def render_key(
     return t(key, locale, **render_params(params, locale, escape=escape, tz=tz))
 
 
+class RenderCache:
+    """The texts of the messages rendered last, by message object, locale, escape and zone.
+
+    Messages are immutable values; the outbox dispatcher hands the same object for every row
+    of one payload, so a directive or broadcast to thousands is rendered once per locale. An
+    entry keeps its message alive, so an id is never reused while its text is cached.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._texts: OrderedDict[tuple[int, str, Escape, ZoneInfo], tuple[Any, str]] = OrderedDict()
+
+    def text(self, message: OutboundMessage, locale: str, escape: Escape, tz: ZoneInfo) -> str:
+        """Return the message's text, rendering it only when it is not cached."""
+        key = (id(message), locale, escape, tz)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is message:
+            self._texts.move_to_end(key)
+            return hit[1]
+        text = render_key(message.key, message.params, locale, escape=escape, tz=tz)
+        self._texts[key] = (message, text)
+        if len(self._texts) > self.size:
+            self._texts.popitem(last=False)
+        return text
+
+
+TEXTS = RenderCache()
+
+
 def render(
     message: OutboundMessage,
     locale: str,
@@ -81,8 +111,8 @@ def render(
     escape: Escape = html_escape,
     tz: ZoneInfo = DEFAULT_TZ,
 ) -> str:
-    """Render a message's text in a locale (its own locale wins when set)."""
-    return render_key(message.key, message.params, message.locale or locale, escape=escape, tz=tz)
+    """Render a message's text in a locale (its own locale wins when set); cached by message."""
+    return TEXTS.text(message, message.locale or locale, escape, tz)
 
 
 def button_label(button: Button, locale: str, *, escape: Escape = plain) -> str:
