@@ -1,0 +1,296 @@
+"""Beyond one machine: three webhook workers behind a proxy on one PostgreSQL, one job runner.
+
+Each test runs real `reformbot run` processes against the sandbox Bot API server, which delivers
+updates to a round-robin proxy (tests/e2e/proxy.py, standing in for nginx in deploy/). Every
+process tries for the job lease; the holder dispatches the outbox. When it dies, another takes
+the lease and finishes the broadcast. PostgreSQL only: the tests skip, saying so, without
+REFORMBOT_TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import col, func, select
+
+from bot.channels.base import OutboundMessage
+from bot.i18n import t
+from bot.models import Channel, Contact, Outbox, OutboxStatus
+from bot.sandbox.limits import Limits
+from bot.sandbox.server import SandboxServer
+from bot.sandbox.webhook import RetryPolicy
+from bot.services import outbox
+from jobs.dispatcher import MAX_IN_FLIGHT
+from tests.e2e.conftest import BotProcess, BotRunner
+from tests.e2e.proxy import RoundRobinProxy
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.parametrize("e2e_db", ["postgres"], indirect=True),
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
+
+WORKERS = 3
+SPEED = 5  # the sandbox runs Telegram's limits 5 times faster (150 messages/s); so is the bot
+DELIVERY_ENV = {
+    "REFORMBOT_DELIVERY__GLOBAL_RATE": str(30 * SPEED),
+    "REFORMBOT_DELIVERY__CHAT_RATE": str(1 * SPEED),
+    "REFORMBOT_DELIVERY__GROUP_PER_MINUTE": str(20 * SPEED),
+    "REFORMBOT_DELIVERY__LEASE_SECONDS": "5",  # the smallest allowed: failover in seconds
+    "REFORMBOT_DELIVERY__POLL_SECONDS": "0.2",
+}
+RECIPIENTS = 600
+FIRST_UID = 930_000
+CITIZEN = 929_001
+WAIT = 120.0
+ACQUIRED = re.compile(r"job lease acquired by (\S+)")
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    """Run the sandbox at the faster limits; it retries a failed webhook push within a second."""
+    server = SandboxServer(webhook_retry=RetryPolicy(base=0.2, maximum=1.0, timeout=10.0))
+    server.set_limits(Limits(speed=SPEED))
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.stop()
+
+
+@dataclass
+class Cluster:
+    """The workers, the proxy in front of them and the runner that starts and stops them."""
+
+    runner: BotRunner
+    proxy: RoundRobinProxy
+    workers: list[BotProcess]
+
+    async def start_worker(self, mode: str = "webhook") -> BotProcess:
+        """Start one more worker; a webhook worker registers the proxy's URL and joins it."""
+        env = DELIVERY_ENV | {"REFORMBOT_TELEGRAM__WEBHOOK_URL": self.proxy.url}
+        worker = await self.runner.start(mode, env)
+        if worker.webhook_port is not None:
+            self.proxy.upstreams.append(worker.webhook_port)
+        self.workers.append(worker)
+        return worker
+
+    def leaving(self, worker: BotProcess) -> None:
+        """Take a worker out of the cluster's list (the proxy keeps it, as nginx would)."""
+        self.workers.remove(worker)
+
+    def holder(self) -> BotProcess:
+        """Return the one running worker that has taken the job lease."""
+        holders = [w for w in self.workers if owner_of(w) is not None]
+        assert len(holders) == 1, [w.log[-5:] for w in self.workers]
+        return holders[0]
+
+
+@pytest.fixture
+async def cluster(bot_runner) -> AsyncIterator[Cluster]:
+    """Start the proxy and three webhook workers behind it on one PostgreSQL database."""
+    proxy = RoundRobinProxy()
+    await proxy.start()
+    group = Cluster(bot_runner, proxy, [])
+    try:
+        await asyncio.gather(*(group.start_worker() for _ in range(WORKERS)))
+        yield group
+    finally:
+        await proxy.stop()
+
+
+def owner_of(worker: BotProcess) -> str | None:
+    """Return the lease owner id a worker logged when it took the job lease, if it did."""
+    for line in worker.log:
+        found = ACQUIRED.search(line)
+        if found:
+            return found.group(1)
+    return None
+
+
+async def wait_until(predicate, seconds: float = WAIT) -> None:
+    """Poll a condition on the database or the sandbox (nothing to wait on) until it holds."""
+    async with asyncio.timeout(seconds):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+async def seed(db, sandbox, n: int) -> list[int]:
+    """Queue one broadcast message to each of n new recipients; return their chat ids."""
+    now = datetime.now(UTC)
+    uids = [FIRST_UID + i for i in range(n)]
+    async with db() as s:
+        people = []
+        for uid in uids:
+            sandbox.create_user(f"Cán bộ {uid}", user_id=uid)
+            people.append(
+                Contact(channel=Channel.TELEGRAM, external_id=str(uid), locale="vi", created_at=now)
+            )
+        s.add_all(people)
+        await s.flush()
+        for person in people:
+            message = OutboundMessage("errors.unknown_unit", {"code": person.external_id})
+            await outbox.enqueue(
+                s, contact=person, message=message, kind="broadcast", ref_id=1, now=now
+            )
+        await s.commit()
+    return uids
+
+
+async def count(db, status: OutboxStatus) -> int:
+    """Count the outbox rows in a status."""
+    async with db() as s:
+        stmt = select(func.count()).select_from(Outbox).where(Outbox.status == status)
+        return int((await s.exec(stmt)).one())
+
+
+async def sending_chats(db, owner: str) -> set[int]:
+    """Return the chats whose row a lease owner has claimed and not yet recorded."""
+    async with db() as s:
+        stmt = select(Outbox.chat_id).where(
+            col(Outbox.status) == OutboxStatus.SENDING, col(Outbox.lease_owner) == owner
+        )
+        return {int(chat) for chat in (await s.exec(stmt)).all()}
+
+
+def copies(sandbox, uids: list[int]) -> Counter[int]:
+    """Count, per chat, the broadcast messages the sandbox accepted."""
+    out: Counter[int] = Counter()
+    for uid in uids:
+        expected = t("errors.unknown_unit", "vi", code=str(uid))
+        out[uid] = sum(1 for m in sandbox.messages(uid) if m["text"] == expected)
+    return out
+
+
+def reply_to(command: str) -> str:
+    """Return the bot's answer to an unknown command: each test command has its own."""
+    return t("errors.unknown_command", "vi", command=command)
+
+
+async def ask(sandbox, commands: list[str]) -> list[str]:
+    """Send commands as the citizen; wait for an answer to each; return what the bot sent."""
+    for command in commands:
+        sandbox.send_text(CITIZEN, f"/{command}", from_id=CITIZEN)
+    wanted = [reply_to(command) for command in commands]
+    got = 1
+    while True:
+        sent = [str(m["text"]) for m in await sandbox.wait_for_messages(CITIZEN, got, seconds=30)]
+        if all(text in sent for text in wanted):
+            return sent
+        got = len(sent) + 1
+
+
+async def broadcast_until_half(db, sandbox, cluster: Cluster) -> tuple[list[int], BotProcess]:
+    """Queue the broadcast and wait until part of it has gone out; return chats and holder."""
+    uids = await seed(db, sandbox, RECIPIENTS)
+
+    async def under_way() -> bool:
+        return sandbox.counters().accepted_total >= RECIPIENTS // 5
+
+    await wait_until(under_way)
+    holder = cluster.holder()
+    assert sandbox.counters().accepted_total < RECIPIENTS, "all sent before the kill: no test"
+    return uids, holder
+
+
+async def finish(db, cluster: Cluster, dead: BotProcess) -> BotProcess:
+    """Wait until every row is sent; return the worker that took the lease over."""
+
+    async def all_sent() -> bool:
+        return await count(db, OutboxStatus.SENT) == RECIPIENTS
+
+    await wait_until(all_sent)
+    assert await count(db, OutboxStatus.FAILED) == 0
+    successor = cluster.holder()
+    assert successor is not dead and owner_of(successor) != owner_of(dead)
+    return successor
+
+
+async def test_updates_are_answered_whichever_worker_gets_them(cluster, sandbox):
+    sandbox.create_user("Người dân", user_id=CITIZEN)
+    commands = [f"khongco{n}" for n in range(2 * WORKERS)]
+    sent = await ask(sandbox, commands)
+
+    assert sorted(sent) == sorted(reply_to(c) for c in commands)  # each answered exactly once
+    assert sorted(cluster.proxy.hits.values()) == [2] * WORKERS  # and every worker answered
+    assert [owner_of(w) is not None for w in cluster.workers].count(True) == 1
+
+
+async def test_a_redelivered_update_is_handled_once_by_the_workers(cluster, sandbox):
+    sandbox.create_user("Người dân", user_id=CITIZEN)
+    first = sandbox.send_text(CITIZEN, "/khonglap", from_id=CITIZEN)
+    cluster.proxy.lose_answer_once.add(first)
+    # The lost answer makes the sandbox push the update again, to the next worker; the later
+    # commands reach every worker after that, so once they are answered, so is any duplicate.
+    sent = await ask(sandbox, [f"sau{n}" for n in range(WORKERS)])
+
+    assert sent.count(reply_to("khonglap")) == 1
+    assert len(sent) == 1 + WORKERS
+    assert sum(cluster.proxy.hits.values()) == 2 + WORKERS  # the update did reach two workers
+
+
+async def test_sigterm_of_the_lease_holder_loses_nothing_and_sends_nothing_twice(
+    cluster, sandbox, db
+):
+    uids, holder = await broadcast_until_half(db, sandbox, cluster)
+    cluster.leaving(holder)
+    await cluster.runner.stop(holder)  # exit status 0, no traceback
+    await finish(db, cluster, holder)
+
+    assert set(copies(sandbox, uids).values()) == {1}  # 0 lost, 0 duplicated
+    assert sum(sandbox.counters().accepted_by_chat[uid] for uid in uids) == RECIPIENTS
+    assert any("dispatcher stopped" in line for line in holder.log)
+
+
+async def test_kill_9_of_the_lease_holder_loses_nothing(cluster, sandbox, db):
+    sandbox.create_user("Người dân", user_id=CITIZEN)
+    uids, holder = await broadcast_until_half(db, sandbox, cluster)
+    dead_owner = owner_of(holder)
+    assert dead_owner is not None
+    cluster.leaving(holder)
+    killed_at = time.monotonic()
+    await cluster.runner.kill(holder)
+    in_flight = await sending_chats(db, dead_owner)  # claimed, outcome not written: stable now
+    sent_at_kill = sandbox.counters().accepted_total
+    successor = await finish(db, cluster, holder)
+    finished_at = time.monotonic()
+    # The proxy still lists the dead worker, as nginx would: it is skipped, nobody is ignored.
+    assert await ask(sandbox, ["sauchet1", "sauchet2", "sauchet3"])
+
+    got = copies(sandbox, uids)
+    duplicated = {uid for uid, n in got.items() if n > 1}
+    assert min(got.values()) == 1  # 0 lost
+    assert max(got.values()) <= 2
+    # Sent twice only where the request had gone out but its outcome was not written.
+    assert duplicated <= in_flight
+    assert len(duplicated) <= MAX_IN_FLIGHT
+    print(
+        f"\nscale e2e kill -9: {len(duplicated)} sent twice of {RECIPIENTS}; "
+        f"{len(in_flight)} rows claimed by the dead worker, {sent_at_kill} sent before the kill; "
+        f"failover and finish {finished_at - killed_at:.1f} s "
+        f"(lease {DELIVERY_ENV['REFORMBOT_DELIVERY__LEASE_SECONDS']} s), "
+        f"successor {owner_of(successor)}"
+    )
+
+
+async def test_one_worker_polls_and_another_takes_over_when_it_dies(bot_runner, sandbox):
+    sandbox.create_user("Người dân", user_id=CITIZEN)
+    proxy = RoundRobinProxy()  # not used in polling mode; the cluster only keeps the workers
+    group = Cluster(bot_runner, proxy, [])
+    await asyncio.gather(*(group.start_worker("polling") for _ in range(WORKERS)))
+    pollers = [w for w in group.workers if any("polling lease taken" in x for x in w.log)]
+    assert len(pollers) == 1
+    assert await ask(sandbox, ["truoc1", "truoc2"])
+
+    group.leaving(pollers[0])
+    await bot_runner.kill(pollers[0])
+    sent = await ask(sandbox, ["sau1", "sau2"])
+
+    assert sorted(sent) == sorted(reply_to(c) for c in ["truoc1", "truoc2", "sau1", "sau2"])
+    takers = [w for w in group.workers if any("polling lease taken" in x for x in w.log)]
+    assert len(takers) == 1
