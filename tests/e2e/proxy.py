@@ -1,4 +1,4 @@
-"""A small reverse proxy for the e2e tests: round-robin over webhook workers, like nginx in deploy/."""
+"""A small reverse proxy for the e2e tests: round-robin over webhook workers, as nginx does."""
 
 from __future__ import annotations
 
@@ -44,9 +44,7 @@ class RoundRobinProxy:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def stop(self) -> None:

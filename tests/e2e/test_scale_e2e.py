@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from sqlmodel import col, func, select
+from alembic.script import ScriptDirectory
+from sqlmodel import SQLModel, col, func, select
 
+from bot import migrate
 from bot.channels.base import OutboundMessage
 from bot.i18n import t
 from bot.models import Channel, Contact, Outbox, OutboxStatus
@@ -104,6 +106,11 @@ async def cluster(bot_runner) -> AsyncIterator[Cluster]:
         await proxy.stop()
 
 
+def head_revision() -> str | None:
+    """Return the newest migration's revision."""
+    return ScriptDirectory.from_config(migrate.alembic_config("")).get_current_head()
+
+
 def owner_of(worker: BotProcess) -> str | None:
     """Return the lease owner id a worker logged when it took the job lease, if it did."""
     for line in worker.log:
@@ -116,8 +123,10 @@ def owner_of(worker: BotProcess) -> str | None:
 async def wait_until(predicate, seconds: float = WAIT) -> None:
     """Poll a condition on the database or the sandbox (nothing to wait on) until it holds."""
     async with asyncio.timeout(seconds):
-        while not await predicate():
-            await asyncio.sleep(0.05)
+        while True:
+            if await predicate():
+                return
+            await asyncio.sleep(0.05)  # other processes change it: nothing to wait on
 
 
 async def seed(db, sandbox, n: int) -> list[int]:
@@ -185,7 +194,9 @@ async def ask(sandbox, commands: list[str]) -> list[str]:
         got = len(sent) + 1
 
 
-async def broadcast_until_half(db, sandbox, cluster: Cluster) -> tuple[list[int], BotProcess]:
+async def broadcast_until_half(
+    db, sandbox: SandboxServer, cluster: Cluster
+) -> tuple[list[int], BotProcess]:
     """Queue the broadcast and wait until part of it has gone out; return chats and holder."""
     uids = await seed(db, sandbox, RECIPIENTS)
 
@@ -207,7 +218,8 @@ async def finish(db, cluster: Cluster, dead: BotProcess) -> BotProcess:
     await wait_until(all_sent)
     assert await count(db, OutboxStatus.FAILED) == 0
     successor = cluster.holder()
-    assert successor is not dead and owner_of(successor) != owner_of(dead)
+    assert successor is not dead
+    assert owner_of(successor) != owner_of(dead)
     return successor
 
 
@@ -294,3 +306,15 @@ async def test_one_worker_polls_and_another_takes_over_when_it_dies(bot_runner, 
     assert sorted(sent) == sorted(reply_to(c) for c in ["truoc1", "truoc2", "sau1", "sau2"])
     takers = [w for w in group.workers if any("polling lease taken" in x for x in w.log)]
     assert len(takers) == 1
+
+
+async def test_workers_started_at_once_on_an_empty_database_migrate_it_once(bot_runner, db):
+    engine = db.kw["bind"]
+    async with engine.begin() as conn:  # the fixture migrated it: start from nothing instead
+        await conn.run_sync(SQLModel.metadata.drop_all)
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    env = DELIVERY_ENV | {"REFORMBOT_DATABASE__MIGRATE_ON_START": "true"}
+    workers = await asyncio.gather(*(bot_runner.start("webhook", env) for _ in range(WORKERS)))
+
+    assert await migrate.current(bot_runner.db_url) == head_revision()
+    assert len(workers) == WORKERS
