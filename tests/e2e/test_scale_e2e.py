@@ -10,13 +10,19 @@ REFORMBOT_TEST_POSTGRES_URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import shutil
+import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel, col, func, select
@@ -29,8 +35,9 @@ from bot.sandbox.limits import Limits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.webhook import RetryPolicy
 from bot.services import outbox
+from bot.webhook import SECRET_HEADER
 from jobs.dispatcher import MAX_IN_FLIGHT
-from tests.e2e.conftest import BotProcess, BotRunner
+from tests.e2e.conftest import ROOT, BotProcess, BotRunner, free_port
 from tests.e2e.proxy import RoundRobinProxy
 
 pytestmark = [
@@ -52,6 +59,7 @@ RECIPIENTS = 600
 FIRST_UID = 930_000
 CITIZEN = 929_001
 WAIT = 120.0
+WORKER_SECRET = "e2e-secret-token-0123456789"  # what tests/e2e/conftest.py configures
 ACQUIRED = re.compile(r"job lease acquired by (\S+)")
 
 
@@ -329,3 +337,108 @@ async def test_workers_started_at_once_on_an_empty_database_migrate_it_once(bot_
 
     assert await migrate.current(bot_runner.db_url) == head_revision()
     assert len(workers) == WORKERS
+
+
+def update(update_id: int, command: str) -> dict[str, object]:
+    """Return a Telegram update: the citizen sends a command in the private chat."""
+    user = {"id": CITIZEN, "is_bot": False, "first_name": "Người dân", "language_code": "vi"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_790_000_000,
+            "chat": {"id": CITIZEN, "type": "private", "first_name": "Người dân"},
+            "from": user,
+            "text": f"/{command}",
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(command) + 1}],
+        },
+    }
+
+
+def nginx_site(tmp_path: Path, upstream_ports: list[int], http: int, https: int) -> Path:
+    """Write a runnable nginx configuration around deploy/nginx/reformbot.conf; return it."""
+    for tool in ("nginx", "openssl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"checking deploy/nginx against the workers needs {tool} on PATH")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=bot.example.gov.vn", "-keyout", str(tmp_path / "privkey.pem"),
+         "-out", str(tmp_path / "fullchain.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    servers = "".join(
+        f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstream_ports
+    )
+    (tmp_path / "upstream.conf").write_text(f"upstream reformbot_workers {{\n{servers}}}\n")
+    site = (ROOT / "deploy" / "nginx" / "reformbot.conf").read_text()
+    site = site.replace("/etc/nginx/reformbot/upstream.conf", str(tmp_path / "upstream.conf"))
+    site = site.replace("/etc/nginx/tls/", f"{tmp_path}/").replace(
+        "/var/log/nginx/", f"{tmp_path}/"
+    )
+    site = re.sub(r"listen \[::\]:\d+[^;]*;", "", site)
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{http};")
+    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(
+        f"{kind}_temp_path {tmp_path}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = (
+        f"{user}daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/error.log warn;\nevents {{}}\n"
+        f"http {{\n{temp}{site}\n}}\n"
+    )
+    (tmp_path / "nginx.conf").write_text(main)
+    return tmp_path / "nginx.conf"
+
+
+async def test_the_deploy_nginx_config_fronts_the_workers(bot_runner, sandbox, tmp_path):
+    sandbox.create_user("Người dân", user_id=CITIZEN)
+    workers = await asyncio.gather(*(bot_runner.start("webhook") for _ in range(2)))
+    http, https = free_port(), free_port()
+    ports = [w.webhook_port for w in workers if w.webhook_port is not None]
+    conf = nginx_site(tmp_path, ports, http, https)
+    nginx = await asyncio.create_subprocess_exec(
+        "nginx", "-c", str(conf), "-p", str(tmp_path), stderr=asyncio.subprocess.PIPE
+    )
+    base = f"https://127.0.0.1:{https}"
+    good = {SECRET_HEADER: WORKER_SECRET}
+    try:
+        async with httpx.AsyncClient(verify=False, timeout=30) as client:
+            for _ in range(100):  # nginx starting: nothing to wait on but its port
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get(f"{base}/")
+                    break
+                await asyncio.sleep(0.05)
+            answers = [
+                await client.post(
+                    f"{base}/telegram", json=update(6000 + n, f"quanginx{n}"), headers=good
+                )
+                for n in range(4)
+            ]
+            wrong = await client.post(
+                f"{base}/telegram",
+                json=update(6100, "x"),
+                headers={SECRET_HEADER: "wrong-secret-0123456789"},
+            )
+            big = await client.post(
+                f"{base}/telegram", content=b"x" * (2 * 1024 * 1024), headers=good
+            )
+            get = await client.get(f"{base}/telegram")
+            other = await client.post(f"{base}/admin", json={}, headers=good)
+            plain = await client.get(f"http://127.0.0.1:{http}/telegram")
+    finally:
+        nginx.terminate()
+        await nginx.wait()
+
+    assert [a.status_code for a in answers] == [200] * 4
+    assert (wrong.status_code, big.status_code, get.status_code, other.status_code) == (
+        403,
+        413,
+        403,
+        404,
+    )
+    assert plain.status_code == 301
+    assert "nginx" in big.text  # refused by nginx itself: the body never reached a worker
+    replies = [str(m["text"]) for m in await sandbox.wait_for_messages(CITIZEN, 4, seconds=30)]
+    assert sorted(replies) == sorted(reply_to(f"quanginx{n}") for n in range(4))
