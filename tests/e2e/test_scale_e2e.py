@@ -28,8 +28,8 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel, col, func, select
 
 from bot import migrate
-from bot.channels.base import OutboundMessage
 from bot.i18n import t
+from bot.messages import OutboundMessage
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.sandbox.server import SandboxServer
