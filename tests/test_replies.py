@@ -149,6 +149,31 @@ async def test_a_flooded_button_answer_is_retried_too(replies, channel, time):
     assert channel.texts(CHAT) == [seen("a")]
 
 
+class CountingBudget:
+    """A budget that lets everything through and remembers what it was asked and told."""
+
+    def __init__(self) -> None:
+        self.acquired: list[str] = []
+        self.reported: list[str] = []
+
+    async def acquire(self, chat_id: str) -> None:
+        self.acquired.append(chat_id)
+
+    def report(self, chat_id: str, outcome: Outcome) -> None:
+        self.reported.append(outcome.kind)
+
+
+async def test_every_call_draws_on_the_budget_and_reports_back(channel, time):
+    budget = CountingBudget()
+    replies = Replies(channel, budget=budget, sleep=time.sleep, monotonic=time.monotonic)
+    channel.script(CHAT, Outcome.flood(1.0))
+
+    await replies.deliver(press_event(press_id="q1"), [unit("a")], "vi")
+
+    assert budget.acquired == [CHAT, CHAT, CHAT]  # the answer, the flooded send, the send
+    assert budget.reported == ["sent", "flood", "sent"]
+
+
 # through the real Application -----------------------------------------------------------
 
 
