@@ -397,7 +397,8 @@ async def test_the_deploy_nginx_config_fronts_the_workers(bot_runner, sandbox, t
     workers = await asyncio.gather(*(bot_runner.start("webhook") for _ in range(2)))
     http, https = free_port(), free_port()
     ports = [w.webhook_port for w in workers if w.webhook_port is not None]
-    conf = nginx_site(tmp_path, ports, http, https)
+    # In a thread: openssl takes a while, and the sandbox in this event loop must keep answering.
+    conf = await asyncio.to_thread(nginx_site, tmp_path, ports, http, https)
     nginx = await asyncio.create_subprocess_exec(
         "nginx", "-c", str(conf), "-p", str(tmp_path), stderr=asyncio.subprocess.PIPE
     )
