@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.channels.base import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
-from bot.services import attachments, directives
+from bot.services import attachments, directive_report, directives
 from bot.services.access import require
 from bot.services.calendar import CLOSE, WorkCalendar
 from bot.services.errors import InvalidInput
@@ -390,7 +390,7 @@ async def status(ctx: Context) -> list[OutboundMessage]:
         ctx.session, actor=ctx.actor, directive_id=int(args[0].lstrip("#"))
     )
     if len(args) == 2 and args[1].lower() == "xlsx":
-        await directives.queue_status_xlsx(
+        await directive_report.queue_status_xlsx(
             ctx.session, contact=ctx.contact, status=result, now=ctx.now
         )
         return [msg("directive.xlsx_queued")]
