@@ -30,7 +30,8 @@ from bot.services.lease import POLLING, POLLING_KEY, Lease
 from bot.startup import OptionalCalls, TolerantUpdater, classify
 from handlers import router
 from handlers.context import Deps
-from handlers.registry import COMMANDS, EVERYONE
+from handlers.registry import EVERYONE
+from handlers.routes import COMMAND_LIST
 from jobs import runner as job_runner
 from jobs import sweeps
 
@@ -132,7 +133,7 @@ async def _locale_of(rt: BotRuntime, update: Update) -> str:
 
 async def _set_commands(app: AnyApp) -> None:
     """Publish the commands open to everyone in the chat menu, in each language."""
-    public = [c for c in COMMANDS.values() if c.audience == EVERYONE]
+    public = [c for c in COMMAND_LIST if c.audience == EVERYONE]
     for locale in LOCALES:
         commands = [BotCommand(c.name, t(c.help_key, locale)[:256]) for c in public]
         await app.bot.set_my_commands(commands, language_code=None if locale == "vi" else locale)
