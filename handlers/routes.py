@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage
 from bot.models import Role
 from handlers import admin, broadcasts, cases, core, directives, dossiers, stats, tasks
 from handlers.context import Context

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.services import rating_stats
 from bot.services.errors import InvalidInput
 from bot.services.rating_stats import Stats, Tally

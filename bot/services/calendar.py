@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from bot.channels.base import Text
 from bot.config import CalendarSettings, SchedulerSettings, Settings
+from bot.messages import Text
 from bot.services.errors import InvalidInput
 
 COUNTRY = "VN"

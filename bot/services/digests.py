@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Items, OutboundMessage, Text
 from bot.config import Settings
 from bot.cron import cron_trigger, fire_after
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import (
     Contact,
     Directive,

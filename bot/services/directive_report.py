@@ -9,8 +9,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import OutboundMessage
 from bot.i18n import t
+from bot.messages import OutboundMessage
 from bot.models import Contact
 from bot.services import attachments, outbox
 from bot.services.directives import Status
