@@ -185,6 +185,7 @@ def build_application(
         .base_url(settings.telegram.api_base_url)
         .base_file_url(settings.telegram.api_file_url)
         .post_init(_post_init)
+        .job_queue(None)  # the job runner (jobs/runner.py) has its own scheduler
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
