@@ -1,1 +1,1 @@
-"""Channel adapters behind one contract (contract.py): Telegram, and the replies they carry."""
+"""Channel adapters (one module per platform) behind one contract (contract.py)."""
