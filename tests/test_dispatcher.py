@@ -758,3 +758,26 @@ async def lease_row_owner(db) -> str | None:
     async with db() as s:
         row = await s.get(JobLease, "jobs")
         return row.owner if row else None
+
+
+async def test_one_ownership_read_covers_every_held_row(world, monkeypatch):
+    people = await world.users(20)
+    for c in people:
+        await world.queue(c, unit_msg(c.external_id))
+    world.sandbox.set_limits(Limits.off())
+    reads: list[int] = []
+    real = outbox.targets
+
+    async def counted(session, *, row_ids, owner):
+        reads.append(len(row_ids))
+        return await real(session, row_ids=row_ids, owner=owner)
+
+    monkeypatch.setattr(outbox, "targets", counted)
+    await world.drain(global_rate=1000)  # four sends at a time, time standing still meanwhile
+
+    assert reads == [20]  # not one read per launch of four
+    assert all(
+        world.texts(int(c.external_id)) == [t("errors.unknown_unit", "vi", code=c.external_id)]
+        for c in people
+    )
+    assert {r.status for r in await world.rows()} == {S.SENT}
