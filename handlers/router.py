@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from bot.channels.base import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
@@ -27,13 +28,17 @@ from handlers.registry import ACTIONS, COMMANDS, Handler
 log = logging.getLogger(__name__)
 
 
-async def _touch(event: InboundEvent, deps: Deps) -> Contact:
-    """Record the contact in its own transaction, so a refused request still knows them."""
-    identity = contacts.Identity(event.channel, event.external_id, event.display_name)
+def _identity(event: InboundEvent) -> contacts.Identity:
+    """Return who wrote, as the channel names them."""
+    return contacts.Identity(event.channel, event.external_id, event.display_name)
+
+
+async def _touch_alone(event: InboundEvent, deps: Deps) -> Contact:
+    """Record the contact in its own transaction (when there is no handler's, or it failed)."""
     async with transaction(deps.maker) as session:
         return await contacts.touch(
             session,
-            identity=identity,
+            identity=_identity(event),
             now=deps.clock.now(),
             default_locale=deps.settings.i18n.default_locale,
         )
@@ -85,20 +90,33 @@ async def _fallback(ctx: Context) -> list[OutboundMessage]:
 
 
 async def handle(event: InboundEvent, deps: Deps) -> tuple[Contact, list[OutboundMessage]]:
-    """Handle one event; return the contact (with its current locale) and the replies."""
-    touched = await _touch(event, deps)
+    """Handle one event in one transaction; return the contact (current locale) and the replies.
+
+    A refused or failed request rolls its work back but still records that the contact wrote.
+    """
     handler, refusal = _pick(event)
     if refusal is not None:
-        return touched, [refusal]
+        return await _touch_alone(event, deps), [refusal]
     if handler is None and event.chat_type != "private":
-        return touched, []
+        return await _touch_alone(event, deps), []
     try:
         async with transaction(deps.maker) as session:
-            contact = await session.merge(touched)
+            contact = await contacts.arrive(
+                session,
+                identity=_identity(event),
+                now=deps.clock.now(),
+                default_locale=deps.settings.i18n.default_locale,
+            )
             actor = await access.actor_for(session, contact)
             ctx = Context(event=event, session=session, actor=actor, contact=contact, deps=deps)
             replies = await (handler or _fallback)(ctx)
+            # noted last: on SQLite the write lock is then held only while committing
+            contacts.seen(session, contact, identity=_identity(event), now=ctx.now)
     except ServiceError as err:
         log.info("refused %s: %s", event.command or event.action or "text", err.key)
-        return touched, [msg(err.key, **err.params)]
+        return await _touch_alone(event, deps), [msg(err.key, **err.params)]
+    except Exception:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            await _touch_alone(event, deps)
+        raise
     return contact, replies

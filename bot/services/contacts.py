@@ -35,30 +35,50 @@ async def touch(
     session: AsyncSession, *, identity: Identity, now: datetime, default_locale: str
 ) -> Contact:
     """Return the contact for an identity, creating it on first contact; note when it was seen."""
-    name = (identity.display_name or "")[:DISPLAY_NAME_MAX] or None
+    contact = await arrive(session, identity=identity, now=now, default_locale=default_locale)
+    seen(session, contact, identity=identity, now=now)
+    return contact
+
+
+async def arrive(
+    session: AsyncSession, *, identity: Identity, now: datetime, default_locale: str
+) -> Contact:
+    """Return the contact of an identity, created on first contact, unblocked since it wrote."""
     contact = await find(session, channel=identity.channel, external_id=identity.external_id)
-    if contact is None:
-        contact = Contact(
-            channel=Channel(identity.channel),
-            external_id=identity.external_id,
-            display_name=name,
-            locale=default_locale,
-            created_at=now,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(contact)
-        except IntegrityError:
-            contact = await find(
-                session, channel=identity.channel, external_id=identity.external_id
-            )
-            assert contact is not None
+    if contact is not None:
+        if contact.blocked_at is not None:
+            contact.blocked_at = None
+            session.add(contact)
+        return contact
+    contact = Contact(
+        channel=Channel(identity.channel),
+        external_id=identity.external_id,
+        display_name=_name(identity),
+        locale=default_locale,
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(contact)
+    except IntegrityError:
+        contact = await find(session, channel=identity.channel, external_id=identity.external_id)
+        assert contact is not None
+    return contact
+
+
+def seen(session: AsyncSession, contact: Contact, *, identity: Identity, now: datetime) -> None:
+    """Note that the contact wrote just now: it is reachable again, under its current name."""
     contact.last_seen_at = now
     contact.blocked_at = None
+    name = _name(identity)
     if name:
         contact.display_name = name
     session.add(contact)
-    return contact
+
+
+def _name(identity: Identity) -> str | None:
+    """Return the display name to store (cut to the column's size), if any."""
+    return (identity.display_name or "")[:DISPLAY_NAME_MAX] or None
 
 
 async def set_locale(session: AsyncSession, *, contact: Contact, locale: str) -> Contact:
