@@ -101,7 +101,7 @@ async def handle(event: InboundEvent, deps: Deps) -> tuple[Contact, list[Outboun
         return await _touch_alone(event, deps), []
     try:
         async with transaction(deps.maker) as session:
-            contact = await contacts.arrive(
+            contact = deps.contacts.attach(session, _identity(event)) or await contacts.arrive(
                 session,
                 identity=_identity(event),
                 now=deps.clock.now(),
@@ -119,4 +119,5 @@ async def handle(event: InboundEvent, deps: Deps) -> tuple[Contact, list[Outboun
         with contextlib.suppress(Exception):  # the database may be what failed
             await _touch_alone(event, deps)
         raise
+    deps.contacts.remember(contact)
     return contact, replies

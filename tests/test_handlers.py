@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import select, update
 
 import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
@@ -250,3 +250,64 @@ async def test_reply_refused_with_403_marks_the_contact_blocked(org):
         c = (await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))).one()
     assert c.blocked_at is not None
     assert len(org.api.sent("sendMessage")) == 1  # no "something went wrong" follow-up
+
+
+def contact_cache(harness):
+    """Return the Application's cache of recently seen citizens."""
+    return harness.app.bot_data["runtime"].deps.contacts
+
+
+async def change_elsewhere(harness, uid: int, **values) -> None:
+    """Change a contact's row as another process would (no ORM event in this one)."""
+    async with harness.maker() as s:
+        await s.exec(update(Contact).where(Contact.external_id == str(uid)).values(**values))
+        await s.commit()
+
+
+async def contact_row(harness, uid: int) -> Contact:
+    """Return a contact's row as stored."""
+    async with harness.maker() as s:
+        return (await s.exec(select(Contact).where(Contact.external_id == str(uid)))).one()
+
+
+async def test_a_refused_request_in_one_transaction_still_records_the_contact(org):
+    assert await org.send(CITIZEN_UID + 7, "/units") == [t("errors.forbidden", "vi")]
+    assert (await contact_row(org, CITIZEN_UID + 7)).last_seen_at is not None
+
+
+async def test_a_cached_citizen_who_writes_is_unblocked_though_another_process_blocked_them(
+    org, clock
+):
+    await org.send(CITIZEN_UID, "xin chào")
+    await change_elsewhere(org, CITIZEN_UID, blocked_at=clock.now())
+    clock.advance(timedelta(minutes=1))
+    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_citizen", "vi")]
+    row = await contact_row(org, CITIZEN_UID)
+    assert row.blocked_at is None
+    assert row.last_seen_at == clock.now()
+
+
+async def test_a_language_chosen_is_used_from_the_next_message(org):
+    await org.send(CITIZEN_UID, "xin chào")
+    await org.send(CITIZEN_UID, "/lang en")
+    assert await org.send(CITIZEN_UID, "hello") == [t("text.hint_citizen", "en")]
+
+
+async def test_a_citizen_linked_by_another_process_is_staff_once_the_cache_expires(org):
+    cache = contact_cache(org)
+    now = [0.0]
+    cache.clock = lambda: now[0]
+    await org.send(CITIZEN_UID, "xin chào")
+    async with org.maker() as s:
+        person = await f.person(s, "ST09", None, name="Đỗ Văn Mới")
+        await s.commit()
+    await change_elsewhere(org, CITIZEN_UID, person_id=person.id)
+    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_citizen", "vi")]
+    now[0] += cache.seconds
+    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_staff", "vi")]
+
+
+async def test_staff_are_never_served_from_the_cache(org):
+    assert await org.send(STAFF_UID, "xin chào") == [t("text.hint_staff", "vi")]
+    await change_elsewhere(org, STAFF_UID, person_id=None)
+    assert await org.send(STAFF_UID, "xin chào") == [t("text.hint_citizen", "vi")]

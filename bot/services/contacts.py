@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,6 +22,8 @@ from bot.models import Channel, Contact, Person
 from bot.services.errors import InvalidInput
 
 DISPLAY_NAME_MAX = 255
+CACHE_SECONDS = 30.0
+CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -111,3 +121,67 @@ async def mark_blocked(
         contact.blocked_at = now
         session.add(contact)
     return contact
+
+
+class ContactCache:
+    """Recently seen citizens' contact rows by (channel, external id), kept a few seconds.
+
+    Only contacts linked to no person are kept, so a stale entry never grants a staff role; an
+    entry is dropped when this process changes the contact, and lives CACHE_SECONDS at most, the
+    time another process's change (a language, a link) may go unseen here.
+    """
+
+    def __init__(
+        self,
+        seconds: float = CACHE_SECONDS,
+        size: int = CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds, self.size, self.clock = seconds, size, clock
+        self.rows: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        CACHES.add(self)
+
+    def attach(self, session: AsyncSession, identity: Identity) -> Contact | None:
+        """Return the cached contact, attached to the session without a query; None on a miss."""
+        key = (identity.channel, identity.external_id)
+        entry = self.rows.get(key)
+        if entry is None:
+            return None
+        until, values = entry
+        if until <= self.clock():
+            del self.rows[key]
+            return None
+        contact = Contact(**values)
+        make_transient_to_detached(contact)
+        session.add(contact)
+        # another process may have marked it blocked since: it wrote, so always clear that
+        flag_modified(contact, "blocked_at")
+        return contact
+
+    def remember(self, contact: Contact) -> None:
+        """Keep a committed contact's row, when it is linked to no person."""
+        key = (str(contact.channel), contact.external_id)
+        if contact.id is None or contact.person_id is not None:
+            self.rows.pop(key, None)
+            return
+        values = {name: getattr(contact, name) for name in COLUMNS}
+        self.rows[key] = (self.clock() + self.seconds, values)
+        self.rows.move_to_end(key)
+        while len(self.rows) > self.size:
+            self.rows.popitem(last=False)
+
+    def forget(self, channel: str, external_id: str) -> None:
+        """Drop a contact's entry (it changed)."""
+        self.rows.pop((channel, external_id), None)
+
+
+COLUMNS = tuple(column.key for column in Contact.__table__.columns)  # type: ignore[attr-defined]
+CACHES: weakref.WeakSet[ContactCache] = weakref.WeakSet()
+
+
+@event.listens_for(Contact, "after_update")
+@event.listens_for(Contact, "after_delete")
+def _changed(_mapper: Any, _conn: Any, contact: Contact) -> None:
+    """Drop a contact changed through the ORM from every cache of this process."""
+    for cache in CACHES:
+        cache.forget(str(contact.channel), contact.external_id)
