@@ -11,7 +11,7 @@ from sqlmodel import select, update
 import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
-from bot.services import invites
+from bot.services import contacts, invites
 from bot.services.access import system_actor
 from handlers.registry import COMMANDS
 from tests import factories as f
@@ -293,18 +293,42 @@ async def test_a_language_chosen_is_used_from_the_next_message(org):
     assert await org.send(CITIZEN_UID, "hello") == [t("text.hint_citizen", "en")]
 
 
-async def test_a_citizen_linked_by_another_process_is_staff_once_the_cache_expires(org):
-    cache = contact_cache(org)
-    now = [0.0]
-    cache.clock = lambda: now[0]
+async def test_a_citizen_linked_by_another_process_is_staff_at_once(org):
     await org.send(CITIZEN_UID, "xin chào")
     async with org.maker() as s:
         person = await f.person(s, "ST09", None, name="Đỗ Văn Mới")
         await s.commit()
     await change_elsewhere(org, CITIZEN_UID, person_id=person.id)
-    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_citizen", "vi")]
-    now[0] += cache.seconds
     assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_staff", "vi")]
+
+
+async def test_a_language_chosen_in_another_process_is_used_at_once(org):
+    await org.send(CITIZEN_UID, "xin chào")
+    await change_elsewhere(org, CITIZEN_UID, locale="en")
+    assert await org.send(CITIZEN_UID, "hello") == [t("text.hint_citizen", "en")]
+    assert await org.send(CITIZEN_UID, "/units") == [t("errors.forbidden", "en")]
+
+
+async def test_a_refusal_on_a_stale_view_is_handled_again(org):
+    await org.send(ADMIN_UID + 50, "xin chào")
+    async with org.maker() as s:
+        admin = await f.person(s, "AD09", None, Role.ADMIN, name="Vũ Quản Trị")
+        await s.commit()
+    await change_elsewhere(org, ADMIN_UID + 50, person_id=admin.id)
+    assert "SGD – Sở Giáo dục và Đào tạo" in (await org.send(ADMIN_UID + 50, "/units"))[0]
+
+
+async def test_cached_citizens_expire(org):
+    cache = contact_cache(org)
+    now = [0.0]
+    cache.clock = lambda: now[0]
+    await org.send(CITIZEN_UID, "xin chào")
+    identity = contacts.Identity("telegram", str(CITIZEN_UID))
+    async with org.maker() as s:
+        assert cache.attach(s, identity) is not None
+    now[0] += cache.seconds
+    async with org.maker() as s:
+        assert cache.attach(s, identity) is None
 
 
 async def test_staff_are_never_served_from_the_cache(org):

@@ -8,13 +8,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import CursorResult, event, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import flag_modified
-from sqlmodel import select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALES
@@ -22,7 +22,7 @@ from bot.models import Channel, Contact, Person
 from bot.services.errors import InvalidInput
 
 DISPLAY_NAME_MAX = 255
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 900.0
 CACHE_SIZE = 10_000
 
 
@@ -123,12 +123,23 @@ async def mark_blocked(
     return contact
 
 
-class ContactCache:
-    """Recently seen citizens' contact rows by (channel, external id), kept a few seconds.
+def view(contact: Contact) -> tuple[object, ...]:
+    """Return what a handler decides by: the language, the linked person, opting out."""
+    return (contact.locale, contact.person_id, contact.opted_out)
 
-    Only contacts linked to no person are kept, so a stale entry never grants a staff role; an
-    entry is dropped when this process changes the contact, and lives CACHE_SECONDS at most, the
-    time another process's change (a language, a link) may go unseen here.
+
+class StaleContact(Exception):
+    """A cached contact's row changed in another process while its update was being handled."""
+
+
+class ContactCache:
+    """Recently seen citizens' contact rows by (channel, external id), checked when committing.
+
+    Only contacts linked to no person are kept, so a stale entry never grants a staff role. An
+    entry is dropped when this process changes the contact; a change made by another process (a
+    language, a link, opting out) is caught by `seen`, which records the visit only if the row
+    still holds what the handler was given, and otherwise asks for the update to be handled again
+    from the database. Entries live CACHE_SECONDS at most (memory, not correctness).
     """
 
     def __init__(
@@ -154,9 +165,32 @@ class ContactCache:
         contact = Contact(**values)
         make_transient_to_detached(contact)
         session.add(contact)
-        # another process may have marked it blocked since: it wrote, so always clear that
-        flag_modified(contact, "blocked_at")
         return contact
+
+    async def seen(
+        self, session: AsyncSession, contact: Contact, *, identity: Identity, now: datetime
+    ) -> None:
+        """Note a cached contact's visit if its row is as the handler saw it, else StaleContact."""
+        await session.flush()  # the handler's own changes to the contact first
+        name = _name(identity)
+        values: dict[str, Any] = {"last_seen_at": now, "blocked_at": None}
+        if name:
+            values["display_name"] = name
+        person = col(Contact.person_id)
+        stmt = (
+            update(Contact)
+            .where(col(Contact.id) == contact.id, col(Contact.locale) == contact.locale)
+            .where(col(Contact.opted_out) == contact.opted_out)
+            .where(person.is_(None) if contact.person_id is None else person == contact.person_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        result = cast(CursorResult[Any], await session.exec(stmt))
+        if result.rowcount != 1:
+            self.forget(identity.channel, identity.external_id)
+            raise StaleContact
+        for field, value in values.items():
+            set_committed_value(contact, field, value)
 
     def remember(self, contact: Contact) -> None:
         """Keep a committed contact's row, when it is linked to no person."""
