@@ -31,11 +31,11 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import SQLModel
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import OutboundMessage
-from bot.channels.telegram import OutboxSender, retry_seconds
+from bot.channels.telegram import TelegramChannel, retry_seconds
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
+from bot.messages import OutboundMessage
 from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.server import DEFAULT_TOKEN
@@ -142,7 +142,7 @@ async def dispatcher_run(url: str, name: str, messages: int, per_chat: int) -> R
     async with bot:
         dispatcher = Dispatcher(
             maker=maker,
-            sender=OutboxSender(bot, TZ),
+            channels={"telegram": TelegramChannel(bot, TZ)},
             settings=DeliverySettings(),
             clock=SystemClock(),
             owner="bench",

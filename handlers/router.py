@@ -6,8 +6,8 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from bot.channels.base import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.db import transaction
+from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services import access, contacts, flows
 from bot.services.errors import ServiceError

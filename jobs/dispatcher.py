@@ -7,20 +7,18 @@ import bisect
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from bot.channels import codec
-from bot.channels.base import OutboundMessage, SentFile, StoredFile
-from bot.channels.telegram import retry_seconds
+from bot.channels.contract import STALE_FILE, Channel, Limits, Outcome, Scope
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
+from bot.messages import OutboundMessage, StoredFile, codec
 from bot.models import Outbox
 from bot.services import contacts, outbox
 from jobs.files import Attachments, Undeliverable
@@ -35,14 +33,30 @@ BLOCKED = "blocked"
 STATS_EVERY = 60.0
 
 
-class Sender(Protocol):
-    """What the dispatcher sends through."""
+class MissingChannel:
+    """Stands in for a channel this process has no adapter for: its rows fail, unsent."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.limits = Limits(overall=1000.0, per_chat=1000.0, per_group=1000.0)
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def _missing(self) -> Outcome:
+        """Return the failure every call gives."""
+        return Outcome(
+            "failed", error=f"no {self.name} channel", attempted=False, code="no_channel"
+        )
 
     async def send(
         self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
-    ) -> str | None:
-        """Send a text message; return the platform's message id."""
-        ...
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
 
     async def send_file(
         self,
@@ -52,9 +66,48 @@ class Sender(Protocol):
         file: StoredFile,
         *,
         paid: bool = False,
-    ) -> SentFile:
-        """Send a document or photo with the message as its caption (or after it)."""
-        ...
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+    async def edit(
+        self,
+        chat_id: str,
+        message_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        caption: bool = False,
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+    async def answer(self, press_id: str) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+
+@dataclass
+class Lane:
+    """One channel: its adapter, its limits' overall buckets, and its pause after floods."""
+
+    channel: Channel
+    overall: Bucket
+    paid: Bucket | None
+    paused_until: float = 0.0
+    floods: deque[tuple[float, str]] = field(default_factory=deque)
+
+    @classmethod
+    def of(cls, channel: Channel) -> Lane:
+        """Return a lane with the channel's own limits."""
+        limits = channel.limits
+        paid = None if limits.paid is None else Bucket(limits.paid, limits.paid / 10)
+        return cls(channel, Bucket(limits.overall, limits.overall / 10), paid)
+
+    @property
+    def limits(self) -> Limits:
+        """Return the channel's limits."""
+        return self.channel.limits
 
 
 @dataclass(frozen=True)
@@ -88,9 +141,10 @@ class Job:
 
 @dataclass
 class Line:
-    """One chat's held rows, its bucket, and whether it is busy or paused."""
+    """One chat's held rows, its bucket and channel, and whether it is busy or paused."""
 
     bucket: Bucket
+    lane: Lane
     jobs: list[Job] = field(default_factory=list)
     busy: bool = False
     paused_until: float = 0.0
@@ -98,20 +152,6 @@ class Line:
     def add(self, job: Job) -> None:
         """Hold one more row, in send order."""
         bisect.insort(self.jobs, job, key=lambda j: j.order)
-
-
-Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt gave."""
-
-    kind: Kind
-    message_id: str | None = None
-    error: str = ""
-    delay: float = 0.0
-    attempted: bool = True
 
 
 @dataclass
@@ -131,7 +171,7 @@ class Dispatcher:
         self,
         *,
         maker: SessionMaker,
-        sender: Sender,
+        channels: Mapping[str, Channel],
         settings: DeliverySettings,
         clock: Clock,
         owner: str,
@@ -139,19 +179,16 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        self.maker, self.sender, self.settings = maker, sender, settings
+        self.maker, self.settings = maker, settings
         self.clock, self.owner, self.default_locale = clock, owner, default_locale
         self.sleep, self.max_in_flight = sleep, max_in_flight
         self.files = Attachments(maker)
         self.stats: Counter[str] = Counter()
         self._epoch = clock.now()
-        self._global = Bucket(settings.global_rate, settings.global_rate / 10)
-        self._paid = Bucket(settings.paid_rate, settings.paid_rate / 10)
-        self._lines: dict[str, Line] = {}
+        self._lanes = {name: Lane.of(channel) for name, channel in channels.items()}
+        self._lines: dict[tuple[str, str], Line] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._paused_until = 0.0
-        self._floods: deque[tuple[float, str]] = deque()
         self._next_claim = self._next_extend = self._next_stats = 0.0
         self._more = False
         self._hold = max(2, int(settings.chat_rate * settings.poll_seconds * 2))
@@ -258,7 +295,7 @@ class Dispatcher:
         low = room >= self.settings.batch_size // 2
         if room <= 0 or not (now >= self._next_claim or (self._more and low)):
             return
-        full = [chat for chat, line in self._lines.items() if self._saturated(line)]
+        full = [chat for (_, chat), line in self._lines.items() if self._saturated(line)]
         async with self._writing() as session:
             rows = await outbox.claim(
                 session,
@@ -284,18 +321,29 @@ class Dispatcher:
 
     def _hold_job(self, job: Job) -> bool:
         """Keep a claimed row in its chat's line, unless the line is full already."""
-        line = self._lines.get(job.chat_id)
+        line = self._lines.get((job.channel, job.chat_id))
         if line is None:
-            line = self._lines[job.chat_id] = Line(self._chat_bucket(job.is_group))
+            lane = self._lane(job.channel)
+            line = self._lines[job.channel, job.chat_id] = Line(
+                self._chat_bucket(lane, job.is_group), lane
+            )
         if len(line.jobs) + line.busy >= self._hold:
             return False
         line.add(job)
         return True
 
-    def _chat_bucket(self, is_group: bool) -> Bucket:
-        """Return a new bucket for a private chat or a group."""
-        s = self.settings
-        return Bucket(s.group_per_minute / 60.0 if is_group else s.chat_rate)
+    def _lane(self, channel: str) -> Lane:
+        """Return a channel's lane (one that fails its rows when there is no such adapter)."""
+        lane = self._lanes.get(channel)
+        if lane is None:
+            log.warning("outbox rows for channel %r, which this process cannot send to", channel)
+            lane = self._lanes[channel] = Lane.of(MissingChannel(channel))
+        return lane
+
+    @staticmethod
+    def _chat_bucket(lane: Lane, is_group: bool) -> Bucket:
+        """Return a new bucket for a private chat or a group of a channel."""
+        return Bucket(lane.limits.per_group if is_group else lane.limits.per_chat)
 
     async def _keep_leases(self, now: float) -> None:
         """Extend the lease of every held row well before it lapses; forget idle chats."""
@@ -329,18 +377,19 @@ class Dispatcher:
 
     # launching ---------------------------------------------------------------
 
-    def _class_bucket(self, job: Job) -> Bucket:
+    def _class_bucket(self, job: Job, line: Line) -> Bucket:
         """Return the overall bucket a row draws from (paid broadcasts have their own)."""
-        return self._paid if job.paid and self.settings.paid_broadcast else self._global
+        lane = line.lane
+        return lane.paid if job.paid and lane.paid is not None else lane.overall
 
     def _ready_lines(self, now: float) -> tuple[list[Line], float | None]:
         """Return the lines whose first row may go now, best first, and the wait otherwise."""
         ready: list[Line] = []
         soonest: float | None = None
-        gate = self._paused_until - now
         for line in self._lines.values():
             if not line.jobs or line.busy:
                 continue
+            gate = line.lane.paused_until - now
             wait = max(gate, line.paused_until - now, line.bucket.ready_at - now)
             if wait <= 0:
                 ready.append(line)
@@ -357,7 +406,7 @@ class Dispatcher:
             if len(self._inflight) + len(chosen) >= self.max_in_flight:
                 soonest = None  # a finished send wakes the loop
                 break
-            overall = self._class_bucket(line.jobs[0])
+            overall = self._class_bucket(line.jobs[0], line)
             wait = overall.wait(now)
             if wait > 0:
                 soonest = wait if soonest is None else min(soonest, wait)
@@ -389,10 +438,10 @@ class Dispatcher:
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
         try:
-            outcome = await self._attempt(job, target)
+            outcome = await self._attempt(job, line.lane, target)
             self.stats[outcome.kind] += 1
             if outcome.kind == "flood":
-                self._on_flood(job, line, outcome.delay)
+                self._on_flood(job, line, outcome.delay, outcome.scope)
             await self._record(job, line, outcome)
         except Exception:
             log.exception("outbox row %s: the outcome could not be recorded", job.id)
@@ -402,77 +451,83 @@ class Dispatcher:
 
     # sending -----------------------------------------------------------------
 
-    async def _attempt(self, job: Job, target: outbox.Target) -> Outcome:
-        """Send a row in the recipient's current language; sort out what went wrong."""
+    async def _attempt(self, job: Job, lane: Lane, target: outbox.Target) -> Outcome:
+        """Send a row in the recipient's current language through its channel; never raise."""
         if target.blocked:
             return Outcome("blocked", error=BLOCKED, attempted=False)
         try:
             message = codec.loads(job.payload)
-            return Outcome("sent", await self._send(job, message, target.locale))
-        except RetryAfter as exc:
-            return Outcome("flood", error=f"flood control: {exc}", delay=retry_seconds(exc))
-        except Forbidden as exc:
-            return Outcome("blocked", error=f"forbidden: {exc}" if job.is_group else BLOCKED)
-        except ChatMigrated as exc:
-            return Outcome("failed", error=f"chat migrated to {exc.new_chat_id}")
-        except BadRequest as exc:
-            return Outcome("failed", error=f"bad request: {exc}")
+            outcome = await self._send(job, lane, message, target.locale)
         except Undeliverable as exc:
-            return Outcome("failed", error=str(exc))
-        except TelegramError as exc:
-            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+            return Outcome.failed(str(exc))
         except (ValueError, KeyError, TypeError) as exc:
-            return Outcome("failed", error=f"unreadable payload: {type(exc).__name__}")
+            return Outcome.failed(f"unreadable payload: {type(exc).__name__}")
         except Exception as exc:
             log.warning("outbox row %s: unexpected error", job.id, exc_info=True)
-            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+            return Outcome.retry(f"{type(exc).__name__}: {exc}")
+        if outcome.kind == "blocked" and not job.is_group:
+            return replace(outcome, error=BLOCKED)
+        return outcome
 
-    async def _send(self, job: Job, message: OutboundMessage, locale: str | None) -> str | None:
+    async def _send(
+        self, job: Job, lane: Lane, message: OutboundMessage, locale: str | None
+    ) -> Outcome:
         """Send a row's message, with its attachment when it has one."""
         locale = locale or self.default_locale
-        paid = job.paid and self.settings.paid_broadcast
+        paid = job.paid and lane.paid is not None
         if message.attachment_id is None:
-            return await self.sender.send(job.chat_id, message, locale, paid=paid)
-        return await self._send_file(job, message, locale, paid, message.attachment_id)
+            return await lane.channel.send(job.chat_id, message, locale, paid=paid)
+        return await self._send_file(job, lane, message, locale, paid, message.attachment_id)
 
     async def _send_file(
-        self, job: Job, message: OutboundMessage, locale: str, paid: bool, attachment_id: int
-    ) -> str | None:
-        """Upload the file once (others wait for its id), then send it by id."""
-        file = await self.files.get(attachment_id)
+        self,
+        job: Job,
+        lane: Lane,
+        message: OutboundMessage,
+        locale: str,
+        paid: bool,
+        attachment_id: int,
+        *,
+        again: bool = True,
+    ) -> Outcome:
+        """Upload the file once per channel (others wait for its id), then send it by id."""
+        channel, name = lane.channel, job.channel
+        file = await self.files.get(attachment_id, name)
         if file.file_id is None:
-            async with self.files.lock(attachment_id):
-                file = await self.files.get(attachment_id, with_data=True)
+            async with self.files.lock(attachment_id, name):
+                file = await self.files.get(attachment_id, name, with_data=True)
                 if file.file_id is None:
-                    sent = await self.sender.send_file(
-                        job.chat_id, message, locale, file, paid=paid
-                    )
-                    if sent.file_id:
-                        await self.files.remember(attachment_id, file, sent.file_id)
-                    return sent.message_id
-        try:
-            sent = await self.sender.send_file(job.chat_id, message, locale, file, paid=paid)
-        except BadRequest as exc:
-            if "file identifier" not in str(exc).lower():
-                raise
-            await self.files.forget(attachment_id)
-            return await self._send_file(job, message, locale, paid, attachment_id)
-        return sent.message_id
+                    outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
+                    if outcome.kind == "sent" and outcome.file_id:
+                        await self.files.remember(attachment_id, name, file, outcome.file_id)
+                    return outcome
+        outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
+        if outcome.code == STALE_FILE and again:
+            await self.files.forget(attachment_id, name)
+            return await self._send_file(
+                job, lane, message, locale, paid, attachment_id, again=False
+            )
+        return outcome
 
     # recording ---------------------------------------------------------------
 
-    def _on_flood(self, job: Job, line: Line, delay: float) -> None:
-        """Pause the chat; pause everything when several chats hit the limit at once."""
-        now = self._now()
+    def _on_flood(self, job: Job, line: Line, delay: float, scope: Scope = "chat") -> None:
+        """Pause the chat; pause its channel when the bot is limited or several chats are."""
+        now, lane = self._now(), line.lane
         line.paused_until = max(line.paused_until, now + delay)
-        self._floods.append((now, job.chat_id))
-        while self._floods and self._floods[0][0] < now - FLOOD_WINDOW:
-            self._floods.popleft()
-        chats = len({chat for _, chat in self._floods})
-        if chats >= GLOBAL_FLOOD_CHATS:
-            if self._paused_until <= now:
-                log.warning("flood control on %d chats: pausing all sends for %.0f s", chats, delay)
-            self._paused_until = max(self._paused_until, now + delay)
+        lane.floods.append((now, job.chat_id))
+        while lane.floods and lane.floods[0][0] < now - FLOOD_WINDOW:
+            lane.floods.popleft()
+        chats = len({chat for _, chat in lane.floods})
+        if scope == "bot" or chats >= GLOBAL_FLOOD_CHATS:
+            if lane.paused_until <= now:
+                log.warning(
+                    "flood control on %s (%d chats): pausing its sends for %.0f s",
+                    job.channel,
+                    chats,
+                    delay,
+                )
+            lane.paused_until = max(lane.paused_until, now + delay)
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
