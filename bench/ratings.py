@@ -11,7 +11,8 @@ and by webhook (its own webhook server).
 Prints per mode: ratings stored per second, the p50/p95 reply latency (from the moment the
 citizen's message or press enters the sandbox's user API to the moment the bot's reply is in the
 chat), and updates per second as a ratio to a bare python-telegram-bot echo bot driven the same
-way in the same run (as many users, each sending as many texts, each waiting for the echo).
+way in the same run (as many users, each sending as many texts, each waiting for the echo),
+measured just before and just after reformbot and taken together, as the machine's load drifts.
 
 The sandbox runs with its flood limits off and reformbot without python-telegram-bot's
 client-side rate limiter, so the ratio measures reformbot's own cost per update; as shipped,
@@ -229,6 +230,14 @@ async def measure_ratings(mode: str, citizens: int, folder: Path, index: int) ->
     return run
 
 
+def mean(first: Run, second: Run) -> Run:
+    """Return the echo runs before and after reformbot's as one (the machine's load drifts)."""
+    both = Run(first.name, first.mode, first.updates + second.updates)
+    both.seconds = first.seconds + second.seconds
+    both.latencies = first.latencies + second.latencies
+    return both
+
+
 def report(echo: Run, bot: Run) -> float:
     """Print one mode's figures; return reformbot's updates per second as a ratio to the echo."""
     ratio = bot.per_second / echo.per_second
@@ -247,19 +256,20 @@ def report(echo: Run, bot: Run) -> float:
 
 
 async def main(citizens: int, modes: list[str], repeat: int) -> None:
-    """Measure each mode (echo first, then reformbot), `repeat` times; print the figures last."""
+    """Measure each mode (echo, reformbot, echo again), `repeat` times; print the figures last."""
     figures = Figures("ratings")
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         for round_ in range(1, repeat + 1):
             for mode in modes:
                 index += 1
+                texts = len(script(0)) + 1  # about as many updates as a citizen sends
+                before = await measure_echo(mode, citizens, texts)
                 bot = await measure_ratings(mode, citizens, Path(tmp), index)
                 if bot.ratings != citizens:
                     raise SystemExit(f"{bot.ratings} ratings stored, {citizens} expected")
-                texts = round(bot.updates / citizens)
-                echo = await measure_echo(mode, citizens, texts)
-                ratio = report(echo, bot)
+                after = await measure_echo(mode, citizens, texts)
+                ratio = report(mean(before, after), bot)
                 extra: dict[str, Any] = {"mode": mode, "round": round_}
                 figures.add("ratings_per_second", bot.ratings / bot.seconds, **extra)
                 figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
