@@ -61,7 +61,7 @@ async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
     await engine.dispose()
     assert mode == "wal"
     assert fks == 1
-    assert sync == 1  # NORMAL: in WAL mode, durable at each checkpoint, never corrupt
+    assert sync == 1  # NORMAL: in WAL, a power cut may lose the last commits, never corrupts
 
 
 async def test_0009_moves_telegram_file_ids_into_attachment_file_and_back(db_url, tmp_path):
