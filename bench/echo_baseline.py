@@ -19,7 +19,7 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bench.harness import AnyApp, Result, bot_kwargs, measure
+from bench.harness import AnyApp, AppFactory, Result, bot_kwargs, measure
 from bot import migrate
 from bot.app import build_application
 from bot.config import Settings
@@ -51,7 +51,7 @@ async def echo_app(server: SandboxServer) -> AnyApp:
 DATABASES = itertools.count()  # every run its own database: a reused one has seen its update ids
 
 
-def reformbot_factory(folder: Path, *, rate_limit: bool):  # type: ignore[no-untyped-def]
+def reformbot_factory(folder: Path, *, rate_limit: bool) -> AppFactory:
     """Return a factory of reformbot Applications, each on a fresh SQLite database."""
 
     async def factory(server: SandboxServer) -> AnyApp:

@@ -41,7 +41,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _start(app: AnyApp, mode: str) -> None:
+async def start_app(app: AnyApp, mode: str) -> None:
     """Start the application receiving by polling or by webhook (reformbot's own server for it)."""
     assert app.updater is not None
     await app.initialize()
@@ -86,7 +86,7 @@ async def _start_reformbot_webhook(app: AnyApp) -> None:
     rt.extra["webhook"] = await webhook.start(app, tg, rt.maker, rt.clock, ALLOWED_UPDATES, attempt)
 
 
-async def _stop(app: AnyApp) -> None:
+async def stop_app(app: AnyApp) -> None:
     """Stop the application."""
     assert app.updater is not None
     if "runtime" in app.bot_data and "webhook" in app.bot_data["runtime"].extra:
@@ -104,7 +104,7 @@ async def measure(
     server = SandboxServer(limits=Limits.off())
     await server.start("127.0.0.1", 0)
     app = await factory(server)
-    await _start(app, mode)
+    await start_app(app, mode)
     uids = [900_000 + i for i in range(users)]
     for uid in uids:
         server.create_user(f"Người dùng {uid}", user_id=uid)
@@ -118,7 +118,7 @@ async def measure(
         )
         elapsed = time.perf_counter() - started
     finally:
-        await _stop(app)
+        await stop_app(app)
         await server.stop()
     return Result(name, mode, users * messages, elapsed)
 

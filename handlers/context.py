@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from bot.db import SessionMaker
 from bot.messages import Button, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services.access import Actor
+from bot.services.contacts import ContactCache
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Deps:
     clock: Clock
     bot_username: str | None = None
     fetch_file: Callable[[str], Awaitable[bytes]] | None = None
+    contacts: ContactCache = field(default_factory=ContactCache)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from dataclasses import dataclass
 
 from bot.db import transaction
 from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
@@ -17,13 +19,17 @@ from handlers.routes import ACTIONS, COMMANDS
 log = logging.getLogger(__name__)
 
 
-async def _touch(event: InboundEvent, deps: Deps) -> Contact:
-    """Record the contact in its own transaction, so a refused request still knows them."""
-    identity = contacts.Identity(event.channel, event.external_id, event.display_name)
+def _identity(event: InboundEvent) -> contacts.Identity:
+    """Return who wrote, as the channel names them."""
+    return contacts.Identity(event.channel, event.external_id, event.display_name)
+
+
+async def _touch_alone(event: InboundEvent, deps: Deps) -> Contact:
+    """Record the contact in its own transaction (when there is no handler's, or it failed)."""
     async with transaction(deps.maker) as session:
         return await contacts.touch(
             session,
-            identity=identity,
+            identity=_identity(event),
             now=deps.clock.now(),
             default_locale=deps.settings.i18n.default_locale,
         )
@@ -74,21 +80,69 @@ async def _fallback(ctx: Context) -> list[OutboundMessage]:
     return [msg("text.hint_staff" if ctx.actor.is_staff else "text.hint_citizen")]
 
 
+@dataclass
+class _Attempt:
+    """One try at handling an event: what a cached contact looked like to the handler."""
+
+    cached: bool
+    view: tuple[object, ...] | None = None
+
+
+async def _run(
+    event: InboundEvent, deps: Deps, handler: Handler | None, attempt: _Attempt
+) -> tuple[Contact, list[OutboundMessage]]:
+    """Run the handler and note the contact's visit, in one transaction."""
+    identity = _identity(event)
+    async with transaction(deps.maker) as session:
+        hit = deps.contacts.attach(session, identity) if attempt.cached else None
+        attempt.view = None if hit is None else contacts.view(hit)
+        contact = hit or await contacts.arrive(
+            session,
+            identity=identity,
+            now=deps.clock.now(),
+            default_locale=deps.settings.i18n.default_locale,
+        )
+        actor = await access.actor_for(session, contact)
+        ctx = Context(event=event, session=session, actor=actor, contact=contact, deps=deps)
+        replies = await (handler or _fallback)(ctx)
+        # noted last: on SQLite the write lock is then held only while committing
+        if hit is not None:
+            await deps.contacts.seen(session, contact, identity=identity, now=ctx.now)
+        else:
+            contacts.seen(session, contact, identity=identity, now=ctx.now)
+    deps.contacts.remember(contact)
+    return contact, replies
+
+
+async def _handle(
+    event: InboundEvent, deps: Deps, handler: Handler | None, *, cached: bool
+) -> tuple[Contact, list[OutboundMessage]]:
+    """Handle an event; again from the database when a cached contact turns out stale."""
+    attempt = _Attempt(cached)
+    try:
+        return await _run(event, deps, handler, attempt)
+    except contacts.StaleContact:  # changed by another process meanwhile
+        return await _handle(event, deps, handler, cached=False)
+    except ServiceError as err:
+        contact = await _touch_alone(event, deps)
+        if attempt.view is not None and attempt.view != contacts.view(contact):
+            return await _handle(event, deps, handler, cached=False)  # refused on a stale view
+        log.info("refused %s: %s", event.command or event.action or "text", err.key)
+        return contact, [msg(err.key, **err.params)]
+    except Exception:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            await _touch_alone(event, deps)
+        raise
+
+
 async def handle(event: InboundEvent, deps: Deps) -> tuple[Contact, list[OutboundMessage]]:
-    """Handle one event; return the contact (with its current locale) and the replies."""
-    touched = await _touch(event, deps)
+    """Handle one event in one transaction; return the contact (current locale) and the replies.
+
+    A refused or failed request rolls its work back but still records that the contact wrote.
+    """
     handler, refusal = _pick(event)
     if refusal is not None:
-        return touched, [refusal]
+        return await _touch_alone(event, deps), [refusal]
     if handler is None and event.chat_type != "private":
-        return touched, []
-    try:
-        async with transaction(deps.maker) as session:
-            contact = await session.merge(touched)
-            actor = await access.actor_for(session, contact)
-            ctx = Context(event=event, session=session, actor=actor, contact=contact, deps=deps)
-            replies = await (handler or _fallback)(ctx)
-    except ServiceError as err:
-        log.info("refused %s: %s", event.command or event.action or "text", err.key)
-        return touched, [msg(err.key, **err.params)]
-    return contact, replies
+        return await _touch_alone(event, deps), []
+    return await _handle(event, deps, handler, cached=True)

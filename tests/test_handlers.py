@@ -6,12 +6,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import select, update
 
 import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
-from bot.services import invites
+from bot.services import contacts, invites
 from bot.services.access import system_actor
 from handlers.routes import COMMANDS
 from tests import factories as f
@@ -250,3 +250,88 @@ async def test_reply_refused_with_403_marks_the_contact_blocked(org):
         c = (await s.exec(select(Contact).where(Contact.external_id == str(CITIZEN_UID)))).one()
     assert c.blocked_at is not None
     assert len(org.api.sent("sendMessage")) == 1  # no "something went wrong" follow-up
+
+
+def contact_cache(harness):
+    """Return the Application's cache of recently seen citizens."""
+    return harness.app.bot_data["runtime"].deps.contacts
+
+
+async def change_elsewhere(harness, uid: int, **values) -> None:
+    """Change a contact's row as another process would (no ORM event in this one)."""
+    async with harness.maker() as s:
+        await s.exec(update(Contact).where(Contact.external_id == str(uid)).values(**values))
+        await s.commit()
+
+
+async def contact_row(harness, uid: int) -> Contact:
+    """Return a contact's row as stored."""
+    async with harness.maker() as s:
+        return (await s.exec(select(Contact).where(Contact.external_id == str(uid)))).one()
+
+
+async def test_a_refused_request_in_one_transaction_still_records_the_contact(org):
+    assert await org.send(CITIZEN_UID + 7, "/units") == [t("errors.forbidden", "vi")]
+    assert (await contact_row(org, CITIZEN_UID + 7)).last_seen_at is not None
+
+
+async def test_a_cached_citizen_who_writes_is_unblocked_though_another_process_blocked_them(
+    org, clock
+):
+    await org.send(CITIZEN_UID, "xin chào")
+    await change_elsewhere(org, CITIZEN_UID, blocked_at=clock.now())
+    clock.advance(timedelta(minutes=1))
+    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_citizen", "vi")]
+    row = await contact_row(org, CITIZEN_UID)
+    assert row.blocked_at is None
+    assert row.last_seen_at == clock.now()
+
+
+async def test_a_language_chosen_is_used_from_the_next_message(org):
+    await org.send(CITIZEN_UID, "xin chào")
+    await org.send(CITIZEN_UID, "/lang en")
+    assert await org.send(CITIZEN_UID, "hello") == [t("text.hint_citizen", "en")]
+
+
+async def test_a_citizen_linked_by_another_process_is_staff_at_once(org):
+    await org.send(CITIZEN_UID, "xin chào")
+    async with org.maker() as s:
+        person = await f.person(s, "ST09", None, name="Đỗ Văn Mới")
+        await s.commit()
+    await change_elsewhere(org, CITIZEN_UID, person_id=person.id)
+    assert await org.send(CITIZEN_UID, "xin chào") == [t("text.hint_staff", "vi")]
+
+
+async def test_a_language_chosen_in_another_process_is_used_at_once(org):
+    await org.send(CITIZEN_UID, "xin chào")
+    await change_elsewhere(org, CITIZEN_UID, locale="en")
+    assert await org.send(CITIZEN_UID, "hello") == [t("text.hint_citizen", "en")]
+    assert await org.send(CITIZEN_UID, "/units") == [t("errors.forbidden", "en")]
+
+
+async def test_a_refusal_on_a_stale_view_is_handled_again(org):
+    await org.send(ADMIN_UID + 50, "xin chào")
+    async with org.maker() as s:
+        admin = await f.person(s, "AD09", None, Role.ADMIN, name="Vũ Quản Trị")
+        await s.commit()
+    await change_elsewhere(org, ADMIN_UID + 50, person_id=admin.id)
+    assert "SGD – Sở Giáo dục và Đào tạo" in (await org.send(ADMIN_UID + 50, "/units"))[0]
+
+
+async def test_cached_citizens_expire(org):
+    cache = contact_cache(org)
+    now = [0.0]
+    cache.clock = lambda: now[0]
+    await org.send(CITIZEN_UID, "xin chào")
+    identity = contacts.Identity("telegram", str(CITIZEN_UID))
+    async with org.maker() as s:
+        assert cache.attach(s, identity) is not None
+    now[0] += cache.seconds
+    async with org.maker() as s:
+        assert cache.attach(s, identity) is None
+
+
+async def test_staff_are_never_served_from_the_cache(org):
+    assert await org.send(STAFF_UID, "xin chào") == [t("text.hint_staff", "vi")]
+    await change_elsewhere(org, STAFF_UID, person_id=None)
+    assert await org.send(STAFF_UID, "xin chào") == [t("text.hint_citizen", "vi")]

@@ -57,9 +57,11 @@ async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
     async with engine.connect() as conn:
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
         fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
+        sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
     await engine.dispose()
     assert mode == "wal"
     assert fks == 1
+    assert sync == 1  # NORMAL: in WAL, a power cut may lose the last commits, never corrupts
 
 
 async def test_0009_moves_telegram_file_ids_into_attachment_file_and_back(db_url, tmp_path):
