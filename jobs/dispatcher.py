@@ -6,7 +6,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,13 +24,11 @@ from bot.db import SessionMaker, transaction
 from bot.models import Outbox
 from bot.services import contacts, outbox
 from jobs.files import Attachments, Undeliverable
-from jobs.pacing import Bucket
+from jobs.pacing import Pacer, Ticket
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 MAX_IN_FLIGHT = 32
-FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole bot is limited
-GLOBAL_FLOOD_CHATS = 3
 BLOCKED = "blocked"
 STATS_EVERY = 60.0
 
@@ -88,12 +86,12 @@ class Job:
 
 @dataclass
 class Line:
-    """One chat's held rows, its bucket, and whether it is busy or paused."""
+    """One chat's held rows, and whether it is busy or paused."""
 
-    bucket: Bucket
     jobs: list[Job] = field(default_factory=list)
     busy: bool = False
     paused_until: float = 0.0
+    ticket: Ticket | None = None
 
     def add(self, job: Job) -> None:
         """Hold one more row, in send order."""
@@ -138,6 +136,7 @@ class Dispatcher:
         default_locale: str = "vi",
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int = MAX_IN_FLIGHT,
+        pacer: Pacer | None = None,
     ) -> None:
         self.maker, self.sender, self.settings = maker, sender, settings
         self.clock, self.owner, self.default_locale = clock, owner, default_locale
@@ -145,13 +144,12 @@ class Dispatcher:
         self.files = Attachments(maker)
         self.stats: Counter[str] = Counter()
         self._epoch = clock.now()
-        self._global = Bucket(settings.global_rate, settings.global_rate / 10)
-        self._paid = Bucket(settings.paid_rate, settings.paid_rate / 10)
+        self.pacer = pacer or Pacer(settings, clock)
         self._lines: dict[str, Line] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._paused_until = 0.0
-        self._floods: deque[tuple[float, str]] = deque()
+        self.pacer.listeners.append(self._wake.set)
+        self._flood_scope = "bot"
         self._next_claim = self._next_extend = self._next_stats = 0.0
         self._more = False
         self._hold = max(2, int(settings.chat_rate * settings.poll_seconds * 2))
@@ -286,16 +284,11 @@ class Dispatcher:
         """Keep a claimed row in its chat's line, unless the line is full already."""
         line = self._lines.get(job.chat_id)
         if line is None:
-            line = self._lines[job.chat_id] = Line(self._chat_bucket(job.is_group))
+            line = self._lines[job.chat_id] = Line()
         if len(line.jobs) + line.busy >= self._hold:
             return False
         line.add(job)
         return True
-
-    def _chat_bucket(self, is_group: bool) -> Bucket:
-        """Return a new bucket for a private chat or a group."""
-        s = self.settings
-        return Bucket(s.group_per_minute / 60.0 if is_group else s.chat_rate)
 
     async def _keep_leases(self, now: float) -> None:
         """Extend the lease of every held row well before it lapses; forget idle chats."""
@@ -313,13 +306,11 @@ class Dispatcher:
         idle = [
             chat
             for chat, line in self._lines.items()
-            if not line.jobs
-            and not line.busy
-            and line.paused_until <= now
-            and line.bucket.idle(now)
+            if not line.jobs and not line.busy and line.paused_until <= now
         ]
         for chat in idle:
             del self._lines[chat]
+        self.pacer.forget_idle(self.pacer.now(), keep=set(self._lines))
 
     async def _next_due(self) -> float | None:
         """Return when (on this dispatcher's time line) the next row becomes claimable."""
@@ -329,19 +320,19 @@ class Dispatcher:
 
     # launching ---------------------------------------------------------------
 
-    def _class_bucket(self, job: Job) -> Bucket:
-        """Return the overall bucket a row draws from (paid broadcasts have their own)."""
-        return self._paid if job.paid and self.settings.paid_broadcast else self._global
-
     def _ready_lines(self, now: float) -> tuple[list[Line], float | None]:
-        """Return the lines whose first row may go now, best first, and the wait otherwise."""
+        """Return the lines whose chat may take a send now, best first, and the wait otherwise."""
         ready: list[Line] = []
         soonest: float | None = None
-        gate = self._paused_until - now
-        for line in self._lines.values():
+        pacer, clock = self.pacer, self.pacer.now()
+        for chat_id, line in self._lines.items():
             if not line.jobs or line.busy:
                 continue
-            wait = max(gate, line.paused_until - now, line.bucket.ready_at - now)
+            job = line.jobs[0]
+            chat = pacer.chat_wait(chat_id, job.is_group, clock)
+            if chat is None:
+                continue  # a send to this chat is under way; its answer wakes the loop
+            wait = max(line.paused_until - now, chat)
             if wait <= 0:
                 ready.append(line)
             elif soonest is None or wait < soonest:
@@ -350,20 +341,23 @@ class Dispatcher:
         return ready, soonest
 
     async def _launch_ready(self, now: float) -> float | None:
-        """Start every send allowed now; return the seconds until the next one may start."""
+        """Start every send the pacer allows now; return the seconds until the next one may."""
         lines, soonest = self._ready_lines(now)
         chosen: list[tuple[Job, Line]] = []
+        pacer, clock = self.pacer, self.pacer.now()
         for line in lines:
             if len(self._inflight) + len(chosen) >= self.max_in_flight:
                 soonest = None  # a finished send wakes the loop
                 break
-            overall = self._class_bucket(line.jobs[0])
-            wait = overall.wait(now)
+            job = line.jobs[0]
+            wait = pacer.scope_wait(job.paid, clock)
+            if wait is None:
+                soonest = None  # an answer (or a person's reply) wakes the loop
+                break
             if wait > 0:
                 soonest = wait if soonest is None else min(soonest, wait)
                 continue
-            overall.take(now)
-            line.bucket.take(now)
+            line.ticket = pacer.take(job.chat_id, job.is_group, job.paid, clock)
             line.busy = True
             chosen.append((line.jobs.pop(0), line))
         if chosen:
@@ -381,6 +375,7 @@ class Dispatcher:
             if target is None:
                 self.stats["skipped"] += 1
                 line.busy = False
+                self._settle(line, Outcome("failed", attempted=False))
                 continue
             task = asyncio.create_task(self._deliver(job, line, target), name=f"outbox-{job.id}")
             self._inflight.add(task)
@@ -391,6 +386,7 @@ class Dispatcher:
         try:
             outcome = await self._attempt(job, target)
             self.stats[outcome.kind] += 1
+            self._settle(line, outcome)
             if outcome.kind == "flood":
                 self._on_flood(job, line, outcome.delay)
             await self._record(job, line, outcome)
@@ -461,18 +457,26 @@ class Dispatcher:
 
     # recording ---------------------------------------------------------------
 
+    def _settle(self, line: Line, outcome: Outcome) -> None:
+        """Tell the pacer how a send ended (a 429 teaches it; anything else frees the slot)."""
+        ticket, line.ticket = line.ticket, None
+        if ticket is None:
+            return
+        if outcome.kind == "flood":
+            self._flood_scope = self.pacer.refused(ticket, outcome.delay, self.pacer.now())
+        else:
+            self.pacer.answered(ticket, self.pacer.now())
+
     def _on_flood(self, job: Job, line: Line, delay: float) -> None:
-        """Pause the chat; pause everything when several chats hit the limit at once."""
+        """Pause the chat (the pacer has paused its scope and lowered its rate)."""
         now = self._now()
         line.paused_until = max(line.paused_until, now + delay)
-        self._floods.append((now, job.chat_id))
-        while self._floods and self._floods[0][0] < now - FLOOD_WINDOW:
-            self._floods.popleft()
-        chats = len({chat for _, chat in self._floods})
-        if chats >= GLOBAL_FLOOD_CHATS:
-            if self._paused_until <= now:
-                log.warning("flood control on %d chats: pausing all sends for %.0f s", chats, delay)
-            self._paused_until = max(self._paused_until, now + delay)
+        log.warning(
+            "flood control (%s scope): pausing for %.0f s; pacing at %.1f sends/s now",
+            self._flood_scope,
+            delay,
+            self.pacer.scope(job.paid).rate.limit / self.pacer.scope(job.paid).rate.span,
+        )
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:

@@ -633,3 +633,40 @@ async def lease_row_owner(db) -> str | None:
     async with db() as s:
         row = await s.get(JobLease, "jobs")
         return row.owner if row else None
+
+
+# pacing against each limiter shape ----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["bucket", "sliding", "fixed"])
+async def test_no_429_on_any_limiter_shape(world, shape):
+    """90 messages to 90 chats at the told 30/s on each shape: no 429, each sent once."""
+    people = await world.users(90)
+    for c in people:
+        await world.queue(c, unit_msg(c.external_id))
+    world.sandbox.set_limits(Limits(shape=shape))
+
+    dispatcher = await world.drain()
+
+    assert world.sandbox.counters().rate_limited_total == 0
+    assert all(len(world.texts(int(c.external_id))) == 1 for c in people)
+    assert dispatcher.stats["sent"] == 90
+
+
+@pytest.mark.parametrize("shape", ["bucket", "sliding", "fixed"])
+async def test_a_limit_it_was_not_told_costs_at_most_one_429(world, shape):
+    """The sandbox allows 20/s, the settings say 30/s: one 429 at most, nothing lost or doubled."""
+    people = await world.users(120)
+    for c in people:
+        await world.queue(c, unit_msg(c.external_id))
+    world.sandbox.set_limits(Limits(shape=shape, global_rate=20, global_burst=20))
+
+    dispatcher = await world.drain()
+
+    counters = world.sandbox.counters()
+    assert counters.rate_limited_total <= 1
+    assert counters.accepted_total == 120
+    assert all(len(world.texts(int(c.external_id))) == 1 for c in people)
+    assert dispatcher.pacer.overall.rate.limit <= 20
+    rows = await world.rows()
+    assert {r.status for r in rows} == {S.SENT}
