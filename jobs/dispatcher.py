@@ -31,6 +31,7 @@ Sleep = Callable[[float], Awaitable[None]]
 MAX_IN_FLIGHT = 32
 BLOCKED = "blocked"
 STATS_EVERY = 60.0
+LOOKAHEAD = 0.1  # seconds: a send may be booked this far ahead, its row checked meanwhile
 
 
 class Sender(Protocol):
@@ -137,6 +138,7 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int = MAX_IN_FLIGHT,
         pacer: Pacer | None = None,
+        lookahead: float = LOOKAHEAD,
     ) -> None:
         self.maker, self.sender, self.settings = maker, sender, settings
         self.clock, self.owner, self.default_locale = clock, owner, default_locale
@@ -145,6 +147,7 @@ class Dispatcher:
         self.stats: Counter[str] = Counter()
         self._epoch = clock.now()
         self.pacer = pacer or Pacer(settings, clock)
+        self.lookahead = lookahead
         self._lines: dict[str, Line] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -333,7 +336,7 @@ class Dispatcher:
             if chat is None:
                 continue  # a send to this chat is under way; its answer wakes the loop
             wait = max(line.paused_until - now, chat)
-            if wait <= 0:
+            if wait <= self.lookahead:
                 ready.append(line)
             elif soonest is None or wait < soonest:
                 soonest = wait
@@ -345,19 +348,25 @@ class Dispatcher:
         lines, soonest = self._ready_lines(now)
         chosen: list[tuple[Job, Line]] = []
         pacer, clock = self.pacer, self.pacer.now()
+        closed: set[bool] = set()  # the scopes (paid or not) that may take no more now
         for line in lines:
             if len(self._inflight) + len(chosen) >= self.max_in_flight:
                 soonest = None  # a finished send wakes the loop
                 break
             job = line.jobs[0]
+            if job.paid in closed:
+                continue
             wait = pacer.scope_wait(job.paid, clock)
             if wait is None:
                 soonest = None  # an answer (or a person's reply) wakes the loop
                 break
-            if wait > 0:
+            if wait > self.lookahead:
                 soonest = wait if soonest is None else min(soonest, wait)
+                closed.add(job.paid)
                 continue
-            line.ticket = pacer.take(job.chat_id, job.is_group, job.paid, clock)
+            chat = pacer.chat_wait(job.chat_id, job.is_group, clock) or 0.0
+            lead = max(wait, chat, line.paused_until - now)
+            line.ticket = pacer.take(job.chat_id, job.is_group, job.paid, clock, lead)
             line.busy = True
             chosen.append((line.jobs.pop(0), line))
         if chosen:
@@ -384,8 +393,9 @@ class Dispatcher:
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
         try:
-            outcome = await self._attempt(job, target)
-            self.stats[outcome.kind] += 1
+            outcome = await self._when_booked(line) or await self._attempt(job, target)
+            held_back = outcome.kind == "flood" and not outcome.attempted
+            self.stats["held_back" if held_back else outcome.kind] += 1
             self._settle(line, outcome)
             if outcome.kind == "flood":
                 self._on_flood(job, line, outcome.delay)
@@ -456,6 +466,22 @@ class Dispatcher:
         return sent.message_id
 
     # recording ---------------------------------------------------------------
+
+    async def _when_booked(self, line: Line) -> Outcome | None:
+        """Wait for the booked start; hand the row back (no request) if a 429 came meanwhile."""
+        ticket = line.ticket
+        if ticket is None:
+            return None
+        ahead = ticket.not_before - self.pacer.now()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        if not self.pacer.stale(ticket):
+            return None
+        line.ticket = None
+        self.pacer.cancel(ticket)
+        scope = ticket.overall if ticket.overall.rate.refusals else ticket.chat
+        delay = max(1.0, scope.paused_until - self.pacer.now())
+        return Outcome("flood", error="flood control: held back", delay=delay, attempted=False)
 
     def _settle(self, line: Line, outcome: Outcome) -> None:
         """Tell the pacer how a send ended (a 429 teaches it; anything else frees the slot)."""

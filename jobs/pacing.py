@@ -33,6 +33,7 @@ CLIMB_SPANS = 2.0  # windows without a 429 between two steps up
 CLIMB_SHARE = 0.05  # each step up: this share of the configured limit (at least one send)
 CALM_SPANS = 30.0  # windows without a 429 before climbing past the limit that was refused
 FLOOR_SHARE = 0.05  # the limit never drops below this share of the configured one
+CATCH_UP = 2  # gaps a late loop may make up (the window still caps every second)
 QUANTUM = 0.02  # seconds of sends that may start together (at 1,000/s: 20)
 REPLY_POLL = 0.05  # seconds: how often a waiting reply looks again when nothing wakes it
 
@@ -109,16 +110,22 @@ class Window:
         burst = max(1, math.floor(rate.limit / rate.span * QUANTUM + 1e-9))
         tolerance = (burst - 1) * rate.gap + 1e-9
         wait = max(0.0, self.paused_until - now, self.next_at - tolerance - now)
-        if self.counted(now) >= rate.cap:
-            if not self.answered:
+        excess = self.counted(now) - rate.cap  # slots that must free first, less one
+        if excess >= 0:
+            if excess >= len(self.answered):
                 return None
-            wait = max(wait, self.answered[0] + rate.span + SAFETY - now)
+            wait = max(wait, self.answered[excess] + rate.span + SAFETY - now)
         return wait
 
-    def take(self, now: float) -> None:
-        """Start a send."""
+    def take(self, at: float) -> None:
+        """Book a send that starts at `at` (now, or a little later when booked ahead)."""
         self.flying += 1
-        self.next_at = max(self.next_at, now) + self.rate.gap
+        gap = self.rate.gap
+        self.next_at = max(self.next_at, at - CATCH_UP * gap) + gap
+
+    def cancel(self) -> None:
+        """Give back a booked send that did not go out."""
+        self.flying = max(0, self.flying - 1)
 
     def answered_at(self, now: float) -> None:
         """A send came back (sent, or refused for a reason other than the flood limit)."""
@@ -147,6 +154,8 @@ class Ticket:
 
     overall: Window
     chat: Window
+    not_before: float = 0.0  # on the pacer's time line: the send must not start earlier
+    refusals: int = 0  # the scopes' 429s when booked: more at send time means think again
     reply: bool = False
 
 
@@ -229,12 +238,26 @@ class Pacer:
             return None
         return max(w for w in waits if w is not None)
 
-    def take(self, chat_id: str, is_group: bool, paid: bool, now: float) -> Ticket:
-        """Start a send in its scope and chat."""
-        ticket = Ticket(self.scope(paid), self.chat(chat_id, is_group))
-        ticket.overall.take(now)
-        ticket.chat.take(now)
+    def take(
+        self, chat_id: str, is_group: bool, paid: bool, now: float, lead: float = 0.0
+    ) -> Ticket:
+        """Book a send in its scope and chat, to start now or `lead` seconds from now."""
+        overall, chat = self.scope(paid), self.chat(chat_id, is_group)
+        at = now + lead
+        ticket = Ticket(overall, chat, at, overall.rate.refusals + chat.rate.refusals)
+        overall.take(at)
+        chat.take(at)
         return ticket
+
+    def stale(self, ticket: Ticket) -> bool:
+        """Tell whether a 429 came in its scopes since the send was booked."""
+        return ticket.overall.rate.refusals + ticket.chat.rate.refusals != ticket.refusals
+
+    def cancel(self, ticket: Ticket) -> None:
+        """Give back a booked send that did not go out."""
+        ticket.overall.cancel()
+        ticket.chat.cancel()
+        self._notify()
 
     def answered(self, ticket: Ticket, now: float) -> None:
         """A send came back without a 429."""

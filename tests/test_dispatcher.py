@@ -117,6 +117,7 @@ class Harness:
             owner="test-dispatcher",
             sleep=self.sleep,
             max_in_flight=4,  # small, so that every test also meets the limit
+            lookahead=0.0,  # on fake time, nothing is booked ahead
         )
 
     async def drain(self, **settings) -> Dispatcher:

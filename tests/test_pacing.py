@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import DeliverySettings
 from bot.sandbox.limits import FloodControl, Limits
-from jobs.pacing import Pacer, Rate, Window
+from jobs.pacing import CATCH_UP, Pacer, Rate, Window
 
 
 def run_against(
@@ -70,14 +70,14 @@ def test_a_lower_bucket_it_was_not_told_costs_one_429() -> None:
 
 
 def test_paid_rate_window_with_a_burst_quantum() -> None:
-    """At 1,000/s, 20 sends may start together; the window still holds at most 1,000."""
+    """At 1,000/s, 20 sends may start together (and two more a late loop makes up)."""
     settings = DeliverySettings(paid_broadcast=True)
     pacer = Pacer(settings, now=lambda: 0.0)
     started = 0
     while pacer.wait(str(started), False, True, 0.0) == 0:
         pacer.take(str(started), False, True, 0.0)
         started += 1
-    assert started == 20
+    assert started == 20 + CATCH_UP
 
 
 def test_window_frees_a_slot_one_span_after_the_answer() -> None:
