@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -167,10 +168,8 @@ async def ptb_run(setup: Setup, case: Case) -> Run:
 
     async def send(uid: int) -> None:
         """Send one message; a message given up on counts as lost."""
-        try:
+        with contextlib.suppress(telegram.error.TelegramError):
             await bot.send_message(uid, f"notice {uid}", allow_paid_broadcast=case.paid or None)
-        except telegram.error.TelegramError:
-            pass
 
     async with bot:
         started = time.perf_counter()
