@@ -44,11 +44,11 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from bench.figures import Figures
-from bot.channels.base import OutboundMessage
-from bot.channels.telegram import OutboxSender
+from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
+from bot.messages import OutboundMessage
 from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.limits import SHAPES
@@ -220,7 +220,7 @@ async def dispatcher_run(url: str, backend: str, setup: Setup, case: Case) -> Ru
     async with bot:
         dispatcher = Dispatcher(
             maker=maker,
-            sender=OutboxSender(bot, TZ),
+            channels={"telegram": TelegramChannel(bot, TZ, limits_of(settings))},
             settings=settings,
             clock=SystemClock(),
             owner="bench",

@@ -32,9 +32,9 @@ from bench.figures import Figures
 from bench.harness import bot_kwargs
 from bot import migrate
 from bot.app import build_application, serve
-from bot.channels.base import OutboundMessage
 from bot.config import Settings
 from bot.db import create_engine, session_maker
+from bot.messages import OutboundMessage
 from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.limits import SHAPES

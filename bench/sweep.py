@@ -27,10 +27,9 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import SQLModel
 
 import bot.models as m
-from bot.channels import codec
-from bot.channels.base import OutboundMessage
 from bot.config import TaskSettings
 from bot.db import SessionMaker, create_engine, session_maker
+from bot.messages import OutboundMessage, codec
 from bot.services import outbox, tasks
 from bot.services.calendar import WorkCalendar
 

@@ -12,17 +12,19 @@ from typing import Any
 
 from sqlalchemy import text
 from telegram import BotCommand, Update
-from telegram.error import Forbidden
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
 from bot import webhook
-from bot.channels.base import OutboundMessage
-from bot.channels.telegram import TelegramSender, blocked_change, to_event
+from bot.channels import telegram as telegram_channel
+from bot.channels.contract import Channel
+from bot.channels.replies import Replies
+from bot.channels.telegram import TelegramChannel, blocked_change, limits_of, to_event
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import LOCALES, t
+from bot.messages import OutboundMessage
 from bot.polling import PollingLeader
 from bot.services import bootstrap, contacts
 from bot.services.lease import POLLING, POLLING_KEY, Lease
@@ -49,7 +51,7 @@ class Runtime:
     maker: SessionMaker
     clock: Clock
     deps: Deps | None = None
-    sender: TelegramSender | None = None
+    replies: Replies | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     optional: OptionalCalls = field(default_factory=OptionalCalls)
 
@@ -65,7 +67,7 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Turn an update into an event, route it, and deliver the replies."""
     rt = runtime_of(context)
     assert rt.deps is not None
-    assert rt.sender is not None
+    assert rt.replies is not None
     blocked = blocked_change(update)
     if blocked is not None and update.effective_user is not None:
         await _note_blocked(rt, str(update.effective_user.id), blocked)
@@ -74,11 +76,8 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if event is None:
         return
     contact, replies = await router.handle(event, rt.deps)
-    try:
-        if update.callback_query is not None:
-            await update.callback_query.answer()
-        await rt.sender.deliver(event, replies, contact.locale)
-    except Forbidden:
+    outcome = await rt.replies.deliver(event, replies, contact.locale)
+    if outcome.kind == "blocked" and event.chat_type == "private":
         log.info("contact %s blocked the bot; marking it", contact.id)
         await _note_blocked(rt, event.external_id, True)
 
@@ -104,10 +103,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     rt = runtime_of(context)
-    if rt.sender is None:
+    if rt.replies is None:
         return
     try:
-        await rt.sender.send(
+        await rt.replies.send(
             str(update.effective_chat.id),
             OutboundMessage("errors.internal"),
             await _locale_of(rt, update),
@@ -159,7 +158,8 @@ async def _post_init(app: AnyApp) -> None:
         bot_username=app.bot.username,
         fetch_file=_file_fetcher(app),
     )
-    rt.sender = TelegramSender(app.bot, rt.settings.scheduler.tz)
+    channel = TelegramChannel(app.bot, rt.settings.scheduler.tz, limits_of(rt.settings.delivery))
+    rt.replies = Replies(channel)
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:
             await bootstrap.ensure_admin(
@@ -267,12 +267,17 @@ async def _start_polling(app: AnyApp, rt: Runtime) -> None:
     await leader.start()
 
 
+def outbox_channels(settings: Settings) -> dict[str, Channel]:
+    """Return the channels the dispatcher sends through, each with a client of its own."""
+    return {telegram_channel.CHANNEL: telegram_channel.outbox_channel(settings)}
+
+
 async def _start_jobs(app: AnyApp, rt: Runtime) -> None:
     """Start the job runner: the outbox dispatcher and the sweeps, while this process leads."""
     from jobs import runner as job_runner
     from jobs import sweeps
 
-    runner = job_runner.attach(app, rt)
+    runner = job_runner.attach(app, rt, outbox_channels(rt.settings))
     sweeps.register(runner, rt)
     await runner.start()
 

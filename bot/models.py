@@ -216,8 +216,17 @@ class Attachment(SQLModel, table=True):
     size: int
     sha256: str = Field(max_length=64, index=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    telegram_file_id: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class AttachmentFile(SQLModel, table=True):
+    """The id a channel gave an attachment once it had the file (later sends go by this id)."""
+
+    __tablename__ = "attachment_file"
+
+    attachment_id: int = Field(foreign_key="attachment.id", primary_key=True, ondelete="CASCADE")
+    channel: str = Field(sa_column=Column(String(16), primary_key=True))
+    file_id: str = Field(max_length=255)
 
 
 class Audience(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import invites, org
 from bot.services.errors import InvalidInput, NotFound

@@ -6,8 +6,8 @@ import html
 import re
 from datetime import datetime, timedelta
 
-from bot.channels.base import Button, Items, OutboundMessage, Text
 from bot.i18n import has_key
+from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import BroadcastStatus, Role, UnitKind
 from bot.services import attachments, broadcasts
 from bot.services.access import require
@@ -37,14 +37,14 @@ async def accept_content(ctx: Context, data: Data, answer: Answer) -> str:
             raise InvalidInput("directive.flow.need_file")
         media = "photo" if ref.mime_type.startswith("image/") else "document"
         name = ref.name if media == "document" else "photo.jpg"
-        row = attachments.store(
+        row = await attachments.keep_upload(
             ctx.session,
             name=name,
             data=await ctx.deps.fetch_file(ref.file_id),
             now=ctx.now,
-            telegram_file_id=ref.file_id,
+            channel=ctx.event.channel,
+            file_id=ref.file_id,
         )
-        await ctx.session.flush()
         attachment_id = row.id
     broadcasts.validate(text_html, attachment_id=attachment_id)
     data.update(html=text_html, attachment_id=attachment_id, media=media)

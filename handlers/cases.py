@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage
 from bot.services import cases
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Button, InboundEvent, OutboundMessage
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker
+from bot.messages import Button, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services.access import Actor
 

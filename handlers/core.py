@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.channels.base import Button, Items, OutboundMessage, Text
 from bot.i18n import LOCALES
+from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import contacts, flows, invites, org, service_points
 from bot.services.access import Actor

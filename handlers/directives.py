@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
 from bot.services import attachments, directives
 from bot.services.access import require
@@ -94,14 +94,14 @@ async def accept_file(ctx: Context, data: Data, answer: Answer) -> str:
     if ref is None or fetch is None:
         raise InvalidInput("directive.flow.need_file")
     attachments.mime_for(ref.name)
-    row = attachments.store(
+    row = await attachments.keep_upload(
         ctx.session,
         name=ref.name,
         data=await fetch(ref.file_id),
         now=ctx.now,
-        telegram_file_id=ref.file_id,
+        channel=ctx.event.channel,
+        file_id=ref.file_id,
     )
-    await ctx.session.flush()
     data["attachment_id"] = row.id
     return "target"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.channels.base import OutboundMessage, Text
+from bot.messages import OutboundMessage, Text
 from bot.models import Apology, Dossier, Role
 from bot.services import apologies, dossiers
 from bot.services.access import require

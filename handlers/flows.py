@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.channels.base import Button, FileRef, OutboundMessage
 from bot.channels.render import plain, render_key
 from bot.config import Settings
 from bot.i18n import LOCALES
+from bot.messages import Button, FileRef, OutboundMessage
 from bot.models import Flow
 from bot.services import flows
 from bot.services.errors import InvalidInput

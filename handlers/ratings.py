@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.channels.base import Button, OutboundMessage, Text
+from bot.messages import Button, OutboundMessage, Text
 from bot.models import Unit
 from bot.services import ratings, service_points
 from bot.services.errors import InvalidInput

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage
 from bot.models import Role
 from handlers.context import Context
 

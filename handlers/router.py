@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.channels.base import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.db import transaction
+from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services import access, contacts, flows
 from bot.services.errors import ServiceError

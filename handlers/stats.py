@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import rating_stats
 from bot.services.errors import InvalidInput

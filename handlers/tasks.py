@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role, UnitKind
 from bot.services import attachments, tasks
 from bot.services.access import require
@@ -52,14 +52,14 @@ async def accept_note(ctx: Context, data: Data, answer: Answer) -> str:
     if answer.choice == "skip":
         return DONE
     if answer.file is not None and ctx.deps.fetch_file is not None:
-        row = attachments.store(
+        row = await attachments.keep_upload(
             ctx.session,
             name=answer.file.name,
             data=await ctx.deps.fetch_file(answer.file.file_id),
             now=ctx.now,
-            telegram_file_id=answer.file.file_id,
+            channel=ctx.event.channel,
+            file_id=answer.file.file_id,
         )
-        await ctx.session.flush()
         data["attachment_id"] = row.id
     if answer.text and len(answer.text) > tasks.NOTE_MAX:
         raise InvalidInput("task.error.too_long", limit=tasks.NOTE_MAX)

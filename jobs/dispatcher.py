@@ -7,24 +7,22 @@ import bisect
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from bot.channels import codec
-from bot.channels.base import OutboundMessage, SentFile, StoredFile
-from bot.channels.telegram import retry_seconds
+from bot.channels.contract import STALE_FILE, Channel, Limits, Outcome, Scope
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
+from bot.messages import OutboundMessage, StoredFile, codec
 from bot.models import Outbox
 from bot.services import contacts, outbox
 from jobs.files import Attachments, Undeliverable
-from jobs.pacing import Pacer, Ticket
+from jobs.pacing import Pacer, Ticket, Window
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -34,14 +32,30 @@ STATS_EVERY = 60.0
 LOOKAHEAD = 0.1  # seconds: a send may be booked this far ahead, its row checked meanwhile
 
 
-class Sender(Protocol):
-    """What the dispatcher sends through."""
+class MissingChannel:
+    """Stands in for a channel this process has no adapter for: its rows fail, unsent."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.limits = Limits(overall=1000.0, per_chat=1000.0, per_group=1000.0)
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def _missing(self) -> Outcome:
+        """Return the failure every call gives."""
+        return Outcome(
+            "failed", error=f"no {self.name} channel", attempted=False, code="no_channel"
+        )
 
     async def send(
         self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
-    ) -> str | None:
-        """Send a text message; return the platform's message id."""
-        ...
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
 
     async def send_file(
         self,
@@ -51,9 +65,43 @@ class Sender(Protocol):
         file: StoredFile,
         *,
         paid: bool = False,
-    ) -> SentFile:
-        """Send a document or photo with the message as its caption (or after it)."""
-        ...
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+    async def edit(
+        self,
+        chat_id: str,
+        message_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        caption: bool = False,
+    ) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+    async def answer(self, press_id: str) -> Outcome:
+        """Fail."""
+        return self._missing()
+
+
+@dataclass
+class Lane:
+    """One channel: its adapter and its pacer (shared with the reply path when given)."""
+
+    channel: Channel
+    pacer: Pacer
+
+    @property
+    def limits(self) -> Limits:
+        """Return the channel's limits."""
+        return self.channel.limits
+
+    @property
+    def paid(self) -> Window | None:
+        """Return the paid broadcasts' window (None where the channel has none)."""
+        return self.pacer.paid
 
 
 @dataclass(frozen=True)
@@ -87,8 +135,9 @@ class Job:
 
 @dataclass
 class Line:
-    """One chat's held rows, and whether it is busy or paused."""
+    """One chat's held rows, its channel, whether it is busy or paused, and its booked send."""
 
+    lane: Lane
     jobs: list[Job] = field(default_factory=list)
     busy: bool = False
     paused_until: float = 0.0
@@ -97,20 +146,6 @@ class Line:
     def add(self, job: Job) -> None:
         """Hold one more row, in send order."""
         bisect.insort(self.jobs, job, key=lambda j: j.order)
-
-
-Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt gave."""
-
-    kind: Kind
-    message_id: str | None = None
-    error: str = ""
-    delay: float = 0.0
-    attempted: bool = True
 
 
 @dataclass
@@ -130,29 +165,28 @@ class Dispatcher:
         self,
         *,
         maker: SessionMaker,
-        sender: Sender,
+        channels: Mapping[str, Channel],
         settings: DeliverySettings,
         clock: Clock,
         owner: str,
         default_locale: str = "vi",
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int = MAX_IN_FLIGHT,
-        pacer: Pacer | None = None,
+        pacers: Mapping[str, Pacer] | None = None,
         lookahead: float = LOOKAHEAD,
     ) -> None:
-        self.maker, self.sender, self.settings = maker, sender, settings
+        self.maker, self.settings = maker, settings
         self.clock, self.owner, self.default_locale = clock, owner, default_locale
         self.sleep, self.max_in_flight = sleep, max_in_flight
         self.files = Attachments(maker)
         self.stats: Counter[str] = Counter()
         self._epoch = clock.now()
-        self.pacer = pacer or Pacer(settings, clock)
+        self._pacers = dict(pacers or {})
         self.lookahead = lookahead
-        self._lines: dict[str, Line] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self.pacer.listeners.append(self._wake.set)
-        self._flood_scope = "bot"
+        self._lanes = {name: self._new_lane(channel) for name, channel in channels.items()}
+        self._lines: dict[tuple[str, str], Line] = {}
         self._next_claim = self._next_extend = self._next_stats = 0.0
         self._more = False
         self._hold = max(2, int(settings.chat_rate * settings.poll_seconds * 2))
@@ -259,7 +293,7 @@ class Dispatcher:
         low = room >= self.settings.batch_size // 2
         if room <= 0 or not (now >= self._next_claim or (self._more and low)):
             return
-        full = [chat for chat, line in self._lines.items() if self._saturated(line)]
+        full = [chat for (_, chat), line in self._lines.items() if self._saturated(line)]
         async with self._writing() as session:
             rows = await outbox.claim(
                 session,
@@ -285,13 +319,32 @@ class Dispatcher:
 
     def _hold_job(self, job: Job) -> bool:
         """Keep a claimed row in its chat's line, unless the line is full already."""
-        line = self._lines.get(job.chat_id)
+        line = self._lines.get((job.channel, job.chat_id))
         if line is None:
-            line = self._lines[job.chat_id] = Line()
+            line = self._lines[job.channel, job.chat_id] = Line(self._lane(job.channel))
         if len(line.jobs) + line.busy >= self._hold:
             return False
         line.add(job)
         return True
+
+    def _lane(self, channel: str) -> Lane:
+        """Return a channel's lane (one that fails its rows when there is no such adapter)."""
+        lane = self._lanes.get(channel)
+        if lane is None:
+            log.warning("outbox rows for channel %r, which this process cannot send to", channel)
+            lane = self._lanes[channel] = self._new_lane(MissingChannel(channel))
+        return lane
+
+    def _new_lane(self, channel: Channel) -> Lane:
+        """Return a channel's lane, with its shared pacer or one of its own."""
+        pacer = self._pacers.get(channel.name) or Pacer(channel.limits, self.clock)
+        pacer.listeners.append(self._wake.set)
+        return Lane(channel, pacer)
+
+    @property
+    def pacer(self) -> Pacer:
+        """Return the pacer of the first channel (tests, benchmarks)."""
+        return next(iter(self._lanes.values())).pacer
 
     async def _keep_leases(self, now: float) -> None:
         """Extend the lease of every held row well before it lapses; forget idle chats."""
@@ -307,13 +360,15 @@ class Dispatcher:
                     lease_seconds=self.settings.lease_seconds,
                 )
         idle = [
-            chat
-            for chat, line in self._lines.items()
+            key
+            for key, line in self._lines.items()
             if not line.jobs and not line.busy and line.paused_until <= now
         ]
-        for chat in idle:
-            del self._lines[chat]
-        self.pacer.forget_idle(self.pacer.now(), keep=set(self._lines))
+        for key in idle:
+            del self._lines[key]
+        for name, lane in self._lanes.items():
+            keep = {chat for channel, chat in self._lines if channel == name}
+            lane.pacer.forget_idle(lane.pacer.now(), keep)
 
     async def _next_due(self) -> float | None:
         """Return when (on this dispatcher's time line) the next row becomes claimable."""
@@ -324,15 +379,14 @@ class Dispatcher:
     # launching ---------------------------------------------------------------
 
     def _ready_lines(self, now: float) -> tuple[list[Line], float | None]:
-        """Return the lines whose chat may take a send now, best first, and the wait otherwise."""
+        """Return the lines whose chat may take a send soon, best first, and the wait otherwise."""
         ready: list[Line] = []
         soonest: float | None = None
-        pacer, clock = self.pacer, self.pacer.now()
-        for chat_id, line in self._lines.items():
+        for (_, chat_id), line in self._lines.items():
             if not line.jobs or line.busy:
                 continue
-            job = line.jobs[0]
-            chat = pacer.chat_wait(chat_id, job.is_group, clock)
+            pacer = line.lane.pacer
+            chat = pacer.chat_wait(chat_id, line.jobs[0].is_group, pacer.now())
             if chat is None:
                 continue  # a send to this chat is under way; its answer wakes the loop
             wait = max(line.paused_until - now, chat)
@@ -344,25 +398,24 @@ class Dispatcher:
         return ready, soonest
 
     async def _launch_ready(self, now: float) -> float | None:
-        """Start every send the pacer allows now; return the seconds until the next one may."""
+        """Book every send the pacers allow soon; return the seconds until the next one may."""
         lines, soonest = self._ready_lines(now)
         chosen: list[tuple[Job, Line]] = []
-        pacer, clock = self.pacer, self.pacer.now()
-        closed: set[bool] = set()  # the scopes (paid or not) that may take no more now
+        closed: set[tuple[int, bool]] = set()  # the scopes that may take no more now
         for line in lines:
             if len(self._inflight) + len(chosen) >= self.max_in_flight:
                 soonest = None  # a finished send wakes the loop
                 break
-            job = line.jobs[0]
-            if job.paid in closed:
+            job, pacer = line.jobs[0], line.lane.pacer
+            scope = (id(pacer), job.paid)
+            if scope in closed:
                 continue
+            clock = pacer.now()
             wait = pacer.scope_wait(job.paid, clock)
-            if wait is None:
-                soonest = None  # an answer (or a person's reply) wakes the loop
-                break
-            if wait > self.lookahead:
-                soonest = wait if soonest is None else min(soonest, wait)
-                closed.add(job.paid)
+            if wait is None or wait > self.lookahead:
+                if wait is not None:  # else an answer (or a person's reply) wakes the loop
+                    soonest = wait if soonest is None else min(soonest, wait)
+                closed.add(scope)
                 continue
             chat = pacer.chat_wait(job.chat_id, job.is_group, clock) or 0.0
             lead = max(wait, chat, line.paused_until - now)
@@ -393,12 +446,12 @@ class Dispatcher:
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
         try:
-            outcome = await self._when_booked(line) or await self._attempt(job, target)
+            outcome = await self._when_booked(line) or await self._attempt(job, line.lane, target)
             held_back = outcome.kind == "flood" and not outcome.attempted
             self.stats["held_back" if held_back else outcome.kind] += 1
-            self._settle(line, outcome)
+            scope = self._settle(line, outcome)
             if outcome.kind == "flood":
-                self._on_flood(job, line, outcome.delay)
+                self._on_flood(job, line, outcome.delay, scope)
             await self._record(job, line, outcome)
         except Exception:
             log.exception("outbox row %s: the outcome could not be recorded", job.id)
@@ -408,101 +461,107 @@ class Dispatcher:
 
     # sending -----------------------------------------------------------------
 
-    async def _attempt(self, job: Job, target: outbox.Target) -> Outcome:
-        """Send a row in the recipient's current language; sort out what went wrong."""
+    async def _attempt(self, job: Job, lane: Lane, target: outbox.Target) -> Outcome:
+        """Send a row in the recipient's current language through its channel; never raise."""
         if target.blocked:
             return Outcome("blocked", error=BLOCKED, attempted=False)
         try:
             message = codec.loads(job.payload)
-            return Outcome("sent", await self._send(job, message, target.locale))
-        except RetryAfter as exc:
-            return Outcome("flood", error=f"flood control: {exc}", delay=retry_seconds(exc))
-        except Forbidden as exc:
-            return Outcome("blocked", error=f"forbidden: {exc}" if job.is_group else BLOCKED)
-        except ChatMigrated as exc:
-            return Outcome("failed", error=f"chat migrated to {exc.new_chat_id}")
-        except BadRequest as exc:
-            return Outcome("failed", error=f"bad request: {exc}")
+            outcome = await self._send(job, lane, message, target.locale)
         except Undeliverable as exc:
-            return Outcome("failed", error=str(exc))
-        except TelegramError as exc:
-            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+            return Outcome.failed(str(exc))
         except (ValueError, KeyError, TypeError) as exc:
-            return Outcome("failed", error=f"unreadable payload: {type(exc).__name__}")
+            return Outcome.failed(f"unreadable payload: {type(exc).__name__}")
         except Exception as exc:
             log.warning("outbox row %s: unexpected error", job.id, exc_info=True)
-            return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+            return Outcome.retry(f"{type(exc).__name__}: {exc}")
+        if outcome.kind == "blocked" and not job.is_group:
+            return replace(outcome, error=BLOCKED)
+        return outcome
 
-    async def _send(self, job: Job, message: OutboundMessage, locale: str | None) -> str | None:
+    async def _send(
+        self, job: Job, lane: Lane, message: OutboundMessage, locale: str | None
+    ) -> Outcome:
         """Send a row's message, with its attachment when it has one."""
         locale = locale or self.default_locale
-        paid = job.paid and self.settings.paid_broadcast
+        paid = job.paid and lane.paid is not None
         if message.attachment_id is None:
-            return await self.sender.send(job.chat_id, message, locale, paid=paid)
-        return await self._send_file(job, message, locale, paid, message.attachment_id)
+            return await lane.channel.send(job.chat_id, message, locale, paid=paid)
+        return await self._send_file(job, lane, message, locale, paid, message.attachment_id)
 
     async def _send_file(
-        self, job: Job, message: OutboundMessage, locale: str, paid: bool, attachment_id: int
-    ) -> str | None:
-        """Upload the file once (others wait for its id), then send it by id."""
-        file = await self.files.get(attachment_id)
+        self,
+        job: Job,
+        lane: Lane,
+        message: OutboundMessage,
+        locale: str,
+        paid: bool,
+        attachment_id: int,
+        *,
+        again: bool = True,
+    ) -> Outcome:
+        """Upload the file once per channel (others wait for its id), then send it by id."""
+        channel, name = lane.channel, job.channel
+        file = await self.files.get(attachment_id, name)
         if file.file_id is None:
-            async with self.files.lock(attachment_id):
-                file = await self.files.get(attachment_id, with_data=True)
+            async with self.files.lock(attachment_id, name):
+                file = await self.files.get(attachment_id, name, with_data=True)
                 if file.file_id is None:
-                    sent = await self.sender.send_file(
-                        job.chat_id, message, locale, file, paid=paid
-                    )
-                    if sent.file_id:
-                        await self.files.remember(attachment_id, file, sent.file_id)
-                    return sent.message_id
-        try:
-            sent = await self.sender.send_file(job.chat_id, message, locale, file, paid=paid)
-        except BadRequest as exc:
-            if "file identifier" not in str(exc).lower():
-                raise
-            await self.files.forget(attachment_id)
-            return await self._send_file(job, message, locale, paid, attachment_id)
-        return sent.message_id
+                    outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
+                    if outcome.kind == "sent" and outcome.file_id:
+                        await self.files.remember(attachment_id, name, file, outcome.file_id)
+                    return outcome
+        outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
+        if outcome.code == STALE_FILE and again:
+            await self.files.forget(attachment_id, name)
+            return await self._send_file(
+                job, lane, message, locale, paid, attachment_id, again=False
+            )
+        return outcome
 
     # recording ---------------------------------------------------------------
 
     async def _when_booked(self, line: Line) -> Outcome | None:
         """Wait for the booked start; hand the row back (no request) if a 429 came meanwhile."""
-        ticket = line.ticket
+        ticket, pacer = line.ticket, line.lane.pacer
         if ticket is None:
             return None
-        ahead = ticket.not_before - self.pacer.now()
+        ahead = ticket.not_before - pacer.now()
         if ahead > 0:
             await asyncio.sleep(ahead)
-        if not self.pacer.stale(ticket):
+        if not pacer.stale(ticket):
             return None
         line.ticket = None
-        self.pacer.cancel(ticket)
-        scope = ticket.overall if ticket.overall.rate.refusals else ticket.chat
-        delay = max(1.0, scope.paused_until - self.pacer.now())
+        pacer.cancel(ticket)
+        window = ticket.overall if ticket.overall.paused_until > pacer.now() else ticket.chat
+        delay = max(1.0, window.paused_until - pacer.now())
         return Outcome("flood", error="flood control: held back", delay=delay, attempted=False)
 
-    def _settle(self, line: Line, outcome: Outcome) -> None:
-        """Tell the pacer how a send ended (a 429 teaches it; anything else frees the slot)."""
-        ticket, line.ticket = line.ticket, None
+    def _settle(self, line: Line, outcome: Outcome) -> Scope:
+        """Tell the pacer how a send ended; return the scope a 429 was put down to."""
+        ticket, line.ticket, pacer = line.ticket, None, line.lane.pacer
         if ticket is None:
-            return
+            return outcome.scope
         if outcome.kind == "flood":
-            self._flood_scope = self.pacer.refused(ticket, outcome.delay, self.pacer.now())
-        else:
-            self.pacer.answered(ticket, self.pacer.now())
+            return (
+                "bot"
+                if pacer.refused(ticket, outcome.delay, pacer.now(), outcome.scope) == "bot"
+                else "chat"
+            )
+        pacer.answered(ticket, pacer.now())
+        return outcome.scope
 
-    def _on_flood(self, job: Job, line: Line, delay: float) -> None:
-        """Pause the chat (the pacer has paused its scope and lowered its rate)."""
-        now = self._now()
-        line.paused_until = max(line.paused_until, now + delay)
-        log.warning(
-            "flood control (%s scope): pausing for %.0f s; pacing at %.1f sends/s now",
-            self._flood_scope,
-            delay,
-            self.pacer.scope(job.paid).rate.limit / self.pacer.scope(job.paid).rate.span,
-        )
+    def _on_flood(self, job: Job, line: Line, delay: float, scope: Scope) -> None:
+        """Pause the chat (the pacer has paused the scope that refused and lowered its rate)."""
+        line.paused_until = max(line.paused_until, self._now() + delay)
+        if scope == "bot":
+            window = line.lane.pacer.scope(job.paid)
+            log.warning(
+                "flood control on %s: pausing its sends for %.0f s; pacing at %.1f/s now",
+                job.channel,
+                delay,
+                window.rate.limit / window.rate.span,
+            )
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:

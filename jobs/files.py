@@ -1,67 +1,84 @@
-"""Attachments as the dispatcher sends them: bytes for the first upload, the platform id after."""
+"""Attachments as the dispatcher sends them: bytes for the first upload, each channel's id after."""
 
 from __future__ import annotations
 
 import asyncio
 
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import StoredFile
 from bot.db import SessionMaker, transaction
-from bot.models import Attachment
+from bot.messages import StoredFile
+from bot.models import Attachment, AttachmentFile
 
 
 class Undeliverable(Exception):
     """The row can never be sent (missing attachment, unreadable payload)."""
 
 
+Key = tuple[int, str]
+
+
 class Attachments:
-    """Attachments by id: the platform's file id once known (cached here and in the DB)."""
+    """Attachments by id and channel: the channel's file id once known (cached and stored)."""
 
     def __init__(self, maker: SessionMaker) -> None:
         self.maker = maker
-        self._known: dict[int, StoredFile] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._known: dict[Key, StoredFile] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
 
-    def lock(self, attachment_id: int) -> asyncio.Lock:
-        """Return the lock that lets only one first upload of a file happen."""
-        return self._locks.setdefault(attachment_id, asyncio.Lock())
+    def lock(self, attachment_id: int, channel: str) -> asyncio.Lock:
+        """Return the lock that lets only one first upload of a file to a channel happen."""
+        return self._locks.setdefault((attachment_id, channel), asyncio.Lock())
 
-    async def get(self, attachment_id: int, *, with_data: bool = False) -> StoredFile:
-        """Return the file: its platform id when known, else (when asked) its bytes."""
-        known = self._known.get(attachment_id)
+    async def get(self, attachment_id: int, channel: str, *, with_data: bool = False) -> StoredFile:
+        """Return the file: the channel's id for it when known, else (when asked) its bytes."""
+        known = self._known.get((attachment_id, channel))
         if known is not None:
             return known
-        columns = select(Attachment.file_name, Attachment.mime_type, Attachment.telegram_file_id)
+        columns = select(Attachment.file_name, Attachment.mime_type, AttachmentFile.file_id)
+        stmt = columns.outerjoin(
+            AttachmentFile,
+            (col(AttachmentFile.attachment_id) == Attachment.id)
+            & (col(AttachmentFile.channel) == channel),
+        ).where(Attachment.id == attachment_id)
         async with self.maker() as session:
-            found = (await session.exec(columns.where(Attachment.id == attachment_id))).first()
+            found = (await session.exec(stmt)).first()
             if found is None:
                 raise Undeliverable(f"attachment {attachment_id} missing")
             name, mime_type, file_id = found
             if file_id:
-                self._known[attachment_id] = StoredFile(name, mime_type, file_id=file_id)
-                return self._known[attachment_id]
+                self._known[attachment_id, channel] = StoredFile(name, mime_type, file_id=file_id)
+                return self._known[attachment_id, channel]
             data = None
             if with_data:
-                stmt = select(Attachment.data).where(Attachment.id == attachment_id)
-                data = (await session.exec(stmt)).first()
+                data_stmt = select(Attachment.data).where(Attachment.id == attachment_id)
+                data = (await session.exec(data_stmt)).first()
         return StoredFile(name, mime_type, data=data)
 
-    async def remember(self, attachment_id: int, file: StoredFile, file_id: str) -> None:
-        """Store the platform's id of an uploaded file."""
-        self._known[attachment_id] = StoredFile(file.name, file.mime_type, file_id=file_id)
-        await self._store(attachment_id, file_id)
-
-    async def forget(self, attachment_id: int) -> None:
-        """Drop a file id the platform no longer accepts."""
-        self._known.pop(attachment_id, None)
-        await self._store(attachment_id, None)
-
-    async def _store(self, attachment_id: int, file_id: str | None) -> None:
-        """Write the file id to the attachment row."""
+    async def remember(
+        self, attachment_id: int, channel: str, file: StoredFile, file_id: str
+    ) -> None:
+        """Store the id a channel gave an uploaded file."""
+        self._known[attachment_id, channel] = StoredFile(file.name, file.mime_type, file_id=file_id)
         async with transaction(self.maker) as session:
-            await session.exec(
-                update(Attachment)
-                .where(col(Attachment.id) == attachment_id)
-                .values(telegram_file_id=file_id)
+            await self._drop(session, attachment_id, channel)
+            session.add(
+                AttachmentFile(attachment_id=attachment_id, channel=channel, file_id=file_id)
             )
+
+    async def forget(self, attachment_id: int, channel: str) -> None:
+        """Drop a file id the channel no longer accepts."""
+        self._known.pop((attachment_id, channel), None)
+        async with transaction(self.maker) as session:
+            await self._drop(session, attachment_id, channel)
+
+    @staticmethod
+    async def _drop(session: AsyncSession, attachment_id: int, channel: str) -> None:
+        """Delete the channel's file id of an attachment."""
+        await session.exec(
+            delete(AttachmentFile).where(
+                col(AttachmentFile.attachment_id) == attachment_id,
+                col(AttachmentFile.channel) == channel,
+            )
+        )

@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.channels.contract import Limits, Outcome
 from bot.clock import Clock
-from bot.config import DeliverySettings
 
 SAFETY = 0.005  # seconds added to every window: clocks and timers are not exact
 BACKOFF = 0.5  # after a 429, the limit becomes this share of the sends in the window
@@ -52,6 +52,11 @@ class Rate:
         """Return `rate` sends per `unit` seconds as a whole number of sends per window."""
         limit = max(1, math.floor(rate + 1e-9))
         return cls(float(limit), limit / (rate / unit))
+
+    @classmethod
+    def per_second(cls, rate: float) -> Rate:
+        """Return a rate in sends per second (under one: counted per minute, as for groups)."""
+        return cls.per(rate, 1.0) if rate >= 1.0 else cls.per(rate * 60.0, 60.0)
 
     @property
     def cap(self) -> int:
@@ -160,25 +165,31 @@ class Ticket:
 
 
 class Pacer:
-    """The send budget of one channel, shared by interactive replies and the outbox."""
+    """The send budget of one channel, shared by interactive replies and the outbox.
+
+    The outbox's dispatcher asks without blocking (`wait`, `take`, `answered`, `refused`);
+    the reply path awaits a slot (`acquire`) and reports how the call went (`report`): the
+    `Budget` of bot/channels/replies.py.
+    """
 
     def __init__(
         self,
-        settings: DeliverySettings,
+        limits: Limits,
         clock: Clock | None = None,
         now: Callable[[], float] | None = None,
     ) -> None:
-        self.settings = settings
+        self.limits = limits
         self._clock, self._epoch = clock, clock.now() if clock is not None else None
         self._monotonic = now
-        self.overall = Window(Rate.per(settings.global_rate, 1.0))
-        self.paid = Window(Rate.per(settings.paid_rate, 1.0))
-        self.private = Rate.per(settings.chat_rate, 1.0)
-        self.group = Rate.per(settings.group_per_minute, 60.0)
+        self.overall = Window(Rate.per_second(limits.overall))
+        self.paid = Window(Rate.per_second(limits.paid)) if limits.paid else None
+        self.private = Rate.per_second(limits.per_chat)
+        self.group = Rate.per_second(limits.per_group)
         self.chats: dict[str, Window] = {}
         self.replies_waiting = 0
         self.listeners: list[Callable[[], None]] = []
         self._freed = asyncio.Event()
+        self._booked: defaultdict[str, deque[Ticket]] = defaultdict(deque)
 
     def now(self) -> float:
         """Return the pacer's time line in seconds."""
@@ -197,7 +208,7 @@ class Pacer:
 
     def scope(self, paid: bool) -> Window:
         """Return the overall window a send draws from (paid broadcasts have their own)."""
-        return self.paid if paid and self.settings.paid_broadcast else self.overall
+        return self.paid if paid and self.paid is not None else self.overall
 
     def chat(self, chat_id: str, is_group: bool) -> Window:
         """Return (creating it) one chat's window."""
@@ -265,10 +276,14 @@ class Pacer:
         ticket.chat.answered_at(now)
         self._notify()
 
-    def refused(self, ticket: Ticket, delay: float, now: float) -> str:
-        """A send met a 429: learn in the scope that refused it; return "chat" or "bot"."""
-        chat_busy = ticket.chat.counted(now) > 1  # the chat had another send in its window
-        if chat_busy:
+    def refused(self, ticket: Ticket, delay: float, now: float, scope: str = "chat") -> str:
+        """A send met a 429: learn in the scope that refused it; return "chat" or "bot".
+
+        Telegram's 429 does not say which limit it was: unless the channel says "bot", it was
+        the chat's when the chat had another send in its window, else the bot's.
+        """
+        chat_busy = ticket.chat.counted(now) > 1
+        if scope != "bot" and chat_busy:
             ticket.chat.refused(now, delay)
             ticket.overall.answered_at(now)
             self._notify()
@@ -304,3 +319,24 @@ class Pacer:
         finally:
             self.replies_waiting -= 1
             self._notify()
+
+    async def acquire(self, chat_id: str) -> None:
+        """Wait for a reply's slot (the reply path's Budget); `report` gives it back."""
+        is_group = chat_id.startswith("-")  # Telegram's groups have negative ids
+        self._booked[chat_id].append(await self.reply_slot(chat_id, is_group))
+
+    def report(self, chat_id: str, outcome: Outcome) -> None:
+        """Settle a reply's slot: a flood teaches the pacer, anything else frees the slot."""
+        booked = self._booked.get(chat_id)
+        if not booked:
+            return
+        ticket = booked.popleft()
+        if not booked:
+            del self._booked[chat_id]
+        now = self.now()
+        if outcome.kind == "flood":
+            self.refused(ticket, outcome.delay, now, outcome.scope)
+        elif not outcome.attempted:
+            self.cancel(ticket)
+        else:
+            self.answered(ticket, now)

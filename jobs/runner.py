@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from telegram import Bot
 from telegram.ext import CallbackContext, Job, JobQueue
-from telegram.request import HTTPXRequest
 
-from bot.channels.telegram import OutboxSender
+from bot.channels.contract import Channel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker
 from bot.services.lease import Lease
-from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
+from jobs.dispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from bot.app import AnyApp, Runtime
@@ -48,10 +46,11 @@ class JobRunner:
         lease: Lease,
         dispatcher: Dispatcher | None = None,
         job_queue: JobQueue[Any] | None = None,
-        bot: Bot | None = None,
+        channels: Mapping[str, Channel] | None = None,
         retry_seconds: float | None = None,
     ) -> None:
-        self.lease, self.dispatcher, self.job_queue, self.bot = lease, dispatcher, job_queue, bot
+        self.lease, self.dispatcher, self.job_queue = lease, dispatcher, job_queue
+        self.channels = dict(channels or {})
         self.retry_seconds = retry_seconds or min(RETRY_SECONDS, lease.seconds / 2)
         self.sweeps: dict[str, Sweep] = {}
         self._stop = asyncio.Event()
@@ -90,9 +89,9 @@ class JobRunner:
         await self._stand_down()
         with contextlib.suppress(Exception):
             await self.lease.release()
-        if self.bot is not None:
+        for channel in self.channels.values():
             with contextlib.suppress(Exception):
-                await self.bot.shutdown()
+                await channel.close()
 
     async def _run(self) -> None:
         """Acquire or renew the lease until stopped."""
@@ -125,8 +124,8 @@ class JobRunner:
         if self.dispatcher is None or self._stop.is_set():
             return
         if self._dispatching is None or self._dispatching.done():
-            if self.bot is not None:
-                await self.bot.initialize()  # once; a failure is retried at the next tick
+            for channel in self.channels.values():
+                await channel.open()  # once; a failure is retried at the next tick
             self._dispatch_stop = asyncio.Event()
             self._dispatching = asyncio.create_task(
                 self.dispatcher.run(self._dispatch_stop), name="outbox-dispatcher"
@@ -184,50 +183,39 @@ class JobRunner:
                 await asyncio.wait_for(stop.wait(), sweep.every)
 
 
-def make_bot(settings: Settings) -> Bot:
-    """Return the dispatcher's own Bot: no client-side rate limiter, a pool for parallel sends."""
-    token = settings.telegram.token
-    if token is None:
-        raise ValueError("no bot token configured")
-    request = HTTPXRequest(connection_pool_size=MAX_IN_FLIGHT + 4, pool_timeout=10.0)
-    return Bot(
-        token.get_secret_value(),
-        base_url=settings.telegram.api_base_url,
-        base_file_url=settings.telegram.api_file_url,
-        request=request,
-    )
-
-
 def build_runner(
     settings: Settings,
     *,
     maker: SessionMaker,
     clock: Clock,
+    channels: Mapping[str, Channel],
     job_queue: JobQueue[Any] | None = None,
-    bot: Bot | None = None,
 ) -> JobRunner:
-    """Build the lease, the dispatcher (with its own Bot) and the runner that owns them."""
+    """Build the lease, the dispatcher (sending through `channels`) and its runner."""
     delivery = settings.delivery
     lease = Lease(maker, clock=clock, seconds=delivery.lease_seconds)
-    bot = bot or make_bot(settings)
     dispatcher = Dispatcher(
         maker=maker,
-        sender=OutboxSender(bot, settings.scheduler.tz),
+        channels=channels,
         settings=delivery,
         clock=clock,
         owner=lease.owner,
         default_locale=settings.i18n.default_locale,
     )
-    return JobRunner(lease=lease, dispatcher=dispatcher, job_queue=job_queue, bot=bot)
+    return JobRunner(lease=lease, dispatcher=dispatcher, job_queue=job_queue, channels=channels)
 
 
-def attach(app: AnyApp, runtime: Runtime) -> JobRunner:
+def attach(app: AnyApp, runtime: Runtime, channels: Mapping[str, Channel]) -> JobRunner:
     """Build the job runner for a running Application; keep it in runtime.extra["jobs"]."""
     existing = runtime.extra.get(RUNTIME_KEY)
     if isinstance(existing, JobRunner):
         return existing
     runner = build_runner(
-        runtime.settings, maker=runtime.maker, clock=runtime.clock, job_queue=app.job_queue
+        runtime.settings,
+        maker=runtime.maker,
+        clock=runtime.clock,
+        channels=channels,
+        job_queue=app.job_queue,
     )
     runtime.extra[RUNTIME_KEY] = runner
     return runner

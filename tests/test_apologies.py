@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from bot.channels import codec
 from bot.channels.render import plain, render
 from bot.clock import FakeClock
+from bot.messages import codec
 from bot.models import Apology, ApologyStatus, Attachment, AuditLog, Outbox, Role, UnitKind
 from bot.services import apologies, dossiers
 from bot.services.access import Actor

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.channels.render import render
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import AuditLog, Broadcast, Outbox, OutboxStatus, Role, UnitKind
 from bot.services import broadcasts
 from bot.services.access import Actor, system_actor

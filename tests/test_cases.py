@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import CaseStatus, FollowUpCase, Outbox, Role, ServiceCounter, UnitKind
 from bot.services import cases
 from bot.services.service_points import payload_for_counter

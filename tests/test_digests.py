@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import select
 
-from bot.channels import codec
 from bot.channels.render import plain, render, strip_html
 from bot.config import Settings, TaskSettings
 from bot.db import create_engine, session_maker
+from bot.messages import codec
 from bot.models import (
     Audience,
     Directive,

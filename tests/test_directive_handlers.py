@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import Directive, DirectiveRecipient, Flow, Outbox, Role, UnitKind
 from tests import factories as f
 from tests import tg

@@ -9,9 +9,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import func, select
 
-from bot.channels import codec
 from bot.clock import FakeClock
 from bot.config import DirectiveSettings
+from bot.messages import codec
 from bot.models import (
     Audience,
     AuditLog,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import struct
 import zlib
@@ -18,13 +19,15 @@ from sqlmodel import SQLModel, select
 from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Button, OutboundMessage
-from bot.channels.telegram import OutboxSender
+from bot.channels.contract import Limits as ChannelLimits
+from bot.channels.contract import Outcome
+from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.i18n import t
-from bot.models import Attachment, Channel, Contact, JobLease, Outbox, OutboxStatus
+from bot.messages import Button, OutboundMessage
+from bot.models import Attachment, AttachmentFile, Channel, Contact, JobLease, Outbox, OutboxStatus
 from bot.sandbox import DEFAULT_TOKEN, FakeTime, SandboxServer
 from bot.sandbox.faults import FaultRule, Faults
 from bot.sandbox.limits import Limits
@@ -34,6 +37,7 @@ from bot.services.lease import Lease
 from jobs.dispatcher import Dispatcher
 from jobs.runner import JobRunner
 from tests import factories as f
+from tests.channels_fake import FAKE_LIMITS, FakeChannel
 
 S = OutboxStatus
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -95,6 +99,12 @@ class Harness:
         self.start = clock.now()
         self.hooks: list[Callable[[], Awaitable[None]]] = []
         self.current: Dispatcher | None = None
+        self.channels: dict[str, FakeChannel] = {}
+
+    def fake(self, limits: ChannelLimits = FAKE_LIMITS) -> FakeChannel:
+        """Add a second channel, 'fake', that the dispatchers built from now on also send to."""
+        channel = self.channels["fake"] = FakeChannel("fake", limits, now=self.clock.now)
+        return channel
 
     async def sleep(self, seconds: float) -> None:
         """Move both fake clocks instead of sleeping; time stands still while sends go out."""
@@ -109,10 +119,14 @@ class Harness:
         await asyncio.sleep(0.001)
 
     def dispatcher(self, **settings) -> Dispatcher:
+        delivery = DeliverySettings(**settings)
         return Dispatcher(
             maker=self.db,
-            sender=OutboxSender(self.bot, TZ),
-            settings=DeliverySettings(**settings),
+            channels={
+                "telegram": TelegramChannel(self.bot, TZ, limits_of(delivery)),
+                **self.channels,
+            },
+            settings=delivery,
             clock=self.clock,
             owner="test-dispatcher",
             sleep=self.sleep,
@@ -432,8 +446,8 @@ async def test_documents_go_with_their_caption_and_are_uploaded_once(world):
     file_ids = {m["document"]["file_id"] for messages in sent for m in messages if "document" in m}
     assert len(file_ids) == 1  # uploaded once, then sent again by its id
     async with world.db() as s:
-        stored = await s.get(Attachment, doc)
-    assert stored.telegram_file_id in file_ids
+        stored = await s.get(AttachmentFile, (doc, "telegram"))
+    assert stored.file_id in file_ids
     rows = await world.rows()
     assert {r.status for r in rows} == {S.SENT}
     assert rows[3].platform_message_id == str(text["message_id"])
@@ -443,9 +457,9 @@ async def test_photos_and_a_stale_file_id(world):
     a, b = await world.users(2)
     photo = await attachment(world, tiny_png(), "qr.png", "image/png")
     async with world.db() as s:
-        row = await s.get(Attachment, photo)
-        row.telegram_file_id = "AgACstale-unknown-id"
-        s.add(row)
+        s.add(
+            AttachmentFile(attachment_id=photo, channel="telegram", file_id="AgACstale-unknown-id")
+        )
         await s.commit()
     await world.queue(a, unit_msg("a", attachment_id=photo, media="photo"))
     await world.queue(b, unit_msg("b", attachment_id=photo, media="photo"))
@@ -484,6 +498,129 @@ async def test_paid_rows_use_the_paid_limit_when_enabled(world):
     assert all(len(world.texts(int(c.external_id))) == 1 for c in people)
 
 
+# a second channel ---------------------------------------------------------------------
+
+
+async def fake_people(world, n: int, *, channel: str = "fake") -> list[Contact]:
+    """Create n contacts on another channel than Telegram."""
+    async with world.db() as s:
+        out = [
+            Contact(channel=channel, external_id=f"f{i}", locale="vi", created_at=world.clock.now())
+            for i in range(n)
+        ]
+        s.add_all(out)
+        await s.commit()
+    return out
+
+
+async def test_two_channels_drain_at_once_each_through_its_own_adapter(world):
+    fake = world.fake()
+    tg_people, fake_ones = await world.users(3), await fake_people(world, 3)
+    pdf = b"%PDF-1.4 cong van so 7\n" * 20
+    doc = await attachment(world, pdf, "cong-van-7.pdf", "application/pdf")
+    for c in tg_people + fake_ones:
+        await world.queue(c, unit_msg(f"{c.external_id}-text"))
+        await world.queue(c, unit_msg(f"{c.external_id}-file", attachment_id=doc))
+
+    await world.drain()
+
+    def expected(c: Contact) -> list[str]:
+        return [
+            t("errors.unknown_unit", "vi", code=f"{c.external_id}-{k}") for k in ("text", "file")
+        ]
+
+    for c in tg_people:
+        assert world.texts(int(c.external_id)) == expected(c)
+    for c in fake_ones:
+        assert fake.texts(c.external_id) == expected(c)
+    assert world.sandbox.counters().accepted_total == 6  # nothing of the fake channel's
+    assert fake.uploads == 1  # uploaded once to the fake channel, then sent by its id
+    tg_file_ids = {
+        m["document"]["file_id"]
+        for c in tg_people
+        for m in world.sandbox.messages(int(c.external_id))
+        if "document" in m
+    }
+    async with world.db() as s:
+        stored = {r.channel: r.file_id for r in (await s.exec(select(AttachmentFile))).all()}
+    assert stored == {"fake": "fake-file-1", "telegram": tg_file_ids.pop()}
+    assert not tg_file_ids  # one file id on Telegram too
+    rows = await world.rows()
+    assert {r.status for r in rows} == {S.SENT}
+    fake_ids = {d.message_id for d in fake.delivered}
+    assert {r.platform_message_id for r in rows if r.channel == "fake"} == fake_ids
+
+
+async def test_a_second_channels_outcomes_are_recorded_like_telegrams(world):
+    fake = world.fake()
+    flooded, blocker, broken, flaky, filer = await fake_people(world, 5)
+    fake.script("f0", Outcome.flood(3.0))
+    fake.script("f1", Outcome.blocked("user blocked the official account"))
+    fake.script("f2", Outcome.failed("bad request: chat not found", code="bad_request"))
+    fake.script("f3", Outcome.retry("server error 502"))
+    doc = await attachment(world, b"%PDF-1.4 x", "ke-hoach.pdf", "application/pdf")
+    async with world.db() as s:
+        s.add(AttachmentFile(attachment_id=doc, channel="fake", file_id="expired-id"))
+        await s.commit()
+    ids = [await world.queue(c, unit_msg(c.external_id)) for c in (flooded, blocker, broken, flaky)]
+    ids.append(await world.queue(filer, unit_msg("file", attachment_id=doc)))
+
+    dispatcher = await world.drain(backoff_seconds=1)
+
+    rows = {r.id: r for r in await world.rows()}
+    flood_row, blocked_row, broken_row, flaky_row, file_row = (rows[i] for i in ids)
+    assert flood_row.status == S.SENT
+    assert flood_row.attempts == 1  # a flood is no failed attempt
+    assert (flood_row.sent_at - world.start).total_seconds() >= 3.0
+    assert (blocked_row.status, blocked_row.last_error) == (S.FAILED, "blocked")
+    assert (broken_row.status, broken_row.last_error) == (S.FAILED, "bad request: chat not found")
+    assert (flaky_row.status, flaky_row.attempts) == (S.SENT, 2)
+    assert file_row.status == S.SENT
+    assert fake.texts("f0") == [t("errors.unknown_unit", "vi", code="f0")]
+    assert fake.texts("f1") == fake.texts("f2") == []
+    assert fake.uploads == 1  # the stale id was dropped and the bytes uploaded again
+    async with world.db() as s:
+        stored = await s.get(AttachmentFile, (doc, "fake"))
+        marked = await s.get(Contact, blocker.id)
+    assert stored.file_id == "fake-file-1"
+    assert marked.blocked_at is not None
+    assert (dispatcher.stats["flood"], dispatcher.stats["blocked"]) == (1, 1)
+    assert world.sandbox.counters().accepted_total == 0
+
+
+async def test_each_channel_keeps_its_own_limits_and_its_own_floods(world):
+    fake = world.fake(ChannelLimits(overall=2.0, per_chat=1.0, per_group=1.0))
+    tg_people, fake_ones = await world.users(10), await fake_people(world, 10)
+    fake.script("f0", Outcome.flood(10.0, scope="bot"))  # the whole fake bot is limited
+    for c in fake_ones + tg_people:
+        await world.queue(c, unit_msg(c.external_id))
+
+    await world.drain()
+
+    rows = await world.rows()
+    assert {r.status for r in rows} == {S.SENT}
+    tg_done = max(
+        (r.sent_at - world.start).total_seconds() for r in rows if r.channel == "telegram"
+    )
+    assert tg_done < 1.0  # Telegram went on at its own 30/s while the fake channel waited
+    fake_at = sorted((d.at - world.start).total_seconds() for d in fake.delivered)
+    assert len(fake_at) == 10
+    assert fake_at[0] >= 10.0  # nothing went to the fake channel while it was flood-limited
+    assert all(b - a >= 0.5 - 1e-3 for a, b in itertools.pairwise(fake_at))  # its 2/s
+
+
+async def test_rows_of_a_channel_without_an_adapter_fail_unsent(world):
+    (person,) = await fake_people(world, 1, channel="zalo")
+    row_id = await world.queue(person, unit_msg("z"))
+
+    await world.drain()
+
+    (row,) = [r for r in await world.rows() if r.id == row_id]
+    assert row.status == S.FAILED
+    assert row.last_error == "no zalo channel"
+    assert row.attempts == 0
+
+
 # the job runner ---------------------------------------------------------------------
 
 
@@ -498,7 +635,7 @@ async def test_one_runner_holds_the_lease_dispatches_and_sweeps(db, sandbox, bot
         lease = Lease(db, clock=clock, seconds=1.0, owner=f"r{i}")
         dispatcher = Dispatcher(
             maker=db,
-            sender=OutboxSender(bot, TZ),
+            channels={"telegram": TelegramChannel(bot, TZ, limits_of(settings))},
             settings=settings,
             clock=clock,
             owner=lease.owner,
@@ -585,7 +722,7 @@ async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_i
     lease = Lease(db, clock=clock, seconds=1.0, owner="runner")
     dispatcher = Dispatcher(
         maker=db,
-        sender=OutboxSender(bot, TZ),
+        channels={"telegram": TelegramChannel(bot, TZ)},
         settings=DeliverySettings(poll_seconds=0.05),
         clock=clock,
         owner=lease.owner,

@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import Apology, ApologyStatus, Dossier, DossierStatus, Outbox, Role, UnitKind
 from bot.services import apologies
 from bot.services.calendar import WorkCalendar

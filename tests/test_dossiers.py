@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.channels import codec
 from bot.channels.render import plain, render
+from bot.messages import codec
 from bot.models import AuditLog, Dossier, DossierFollower, DossierStatus, Outbox, Procedure
 from bot.services import dossiers
 from bot.services.dossiers import DOSSIERS, import_dossiers

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from bot import migrate
@@ -56,3 +60,36 @@ async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
     await engine.dispose()
     assert mode == "wal"
     assert fks == 1
+
+
+async def test_0009_moves_telegram_file_ids_into_attachment_file_and_back(db_url, tmp_path):
+    url = await _fresh_url(db_url, tmp_path)
+    await migrate.upgrade(url, "0008")
+    engine = create_engine(url)
+    insert = (
+        "INSERT INTO attachment (id, file_name, mime_type, size, sha256, data, telegram_file_id,"
+        " created_at) VALUES (:id, 'a.pdf', 'application/pdf', 1, 'x', :data, :fid, :at)"
+    )
+    directive = (
+        "INSERT INTO directive (id, number, issued_on, title, summary, attachment_id, audience,"
+        " target, ack_deadline, created_by, created_at) VALUES (1, '12/SGDĐT', '2026-12-01',"
+        " 'Kế hoạch', '', 1, 'everyone', 'all', :at, 'admin', :at)"
+    )
+    at = datetime(2026, 12, 1)
+    async with engine.begin() as conn:
+        for row_id, file_id in ((1, "BQACAgIAAx-known"), (2, None)):
+            await conn.execute(text(insert), {"id": row_id, "data": b"%", "fid": file_id, "at": at})
+        await conn.execute(text(directive), {"at": at})  # a row that refers to an attachment
+    await migrate.upgrade(url)
+    async with engine.connect() as conn:
+        moved = (await conn.execute(text("SELECT * FROM attachment_file"))).all()
+        columns = await conn.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("attachment")}
+        )
+    assert [tuple(r) for r in moved] == [(1, "telegram", "BQACAgIAAx-known")]
+    assert "telegram_file_id" not in columns
+    await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0008")
+    async with engine.connect() as conn:
+        back = (await conn.execute(text("SELECT id, telegram_file_id FROM attachment"))).all()
+    await engine.dispose()
+    assert sorted(tuple(r) for r in back) == [(1, "BQACAgIAAx-known"), (2, None)]

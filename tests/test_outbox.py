@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from bot.channels import codec
-from bot.channels.base import OutboundMessage
 from bot.db import create_engine, session_maker
+from bot.messages import OutboundMessage, codec
 from bot.models import Channel, JobLease, Outbox, OutboxStatus
 from bot.services import outbox
 from bot.services.lease import Lease, make_owner

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from bot.channels.telegram import limits_of
 from bot.config import DeliverySettings
 from bot.sandbox.limits import FloodControl, Limits
 from jobs.pacing import CATCH_UP, Pacer, Rate, Window
@@ -42,7 +43,7 @@ def test_at_the_told_limit_no_429_and_near_the_rate(shape: str) -> None:
     """300 sends at 30/s on each shape: no 429, and within 5 % of ten seconds."""
     clock = [1000.3]
     flood = FloodControl(Limits(shape=shape), lambda: clock[0])
-    pacer = Pacer(DeliverySettings(), now=lambda: clock[0])
+    pacer = Pacer(limits_of(DeliverySettings()), now=lambda: clock[0])
     refused, took = run_against(pacer, flood, clock, 300, rtt=0.004)
     assert refused == 0
     assert 300 / took >= 0.95 * 30
@@ -53,7 +54,7 @@ def test_a_lower_limit_it_was_not_told_costs_one_429(shape: str) -> None:
     """The platform allows 20/s while the settings say 30: one 429, then it keeps under."""
     clock = [1000.3]
     flood = FloodControl(Limits(shape=shape, global_rate=20), lambda: clock[0])
-    pacer = Pacer(DeliverySettings(), now=lambda: clock[0])
+    pacer = Pacer(limits_of(DeliverySettings()), now=lambda: clock[0])
     refused, took = run_against(pacer, flood, clock, 600, rtt=0.004)
     assert refused == 1
     assert pacer.overall.rate.limit <= 20
@@ -64,7 +65,7 @@ def test_a_lower_bucket_it_was_not_told_costs_one_429() -> None:
     """A 20/s bucket with a 20 burst under 30/s settings: one 429 for 300 sends."""
     clock = [1000.0]
     flood = FloodControl(Limits(global_rate=20, global_burst=20), lambda: clock[0])
-    pacer = Pacer(DeliverySettings(), now=lambda: clock[0])
+    pacer = Pacer(limits_of(DeliverySettings()), now=lambda: clock[0])
     refused, _ = run_against(pacer, flood, clock, 300, rtt=0.004)
     assert refused == 1
 
@@ -72,7 +73,7 @@ def test_a_lower_bucket_it_was_not_told_costs_one_429() -> None:
 def test_paid_rate_window_with_a_burst_quantum() -> None:
     """At 1,000/s, 20 sends may start together (and two more a late loop makes up)."""
     settings = DeliverySettings(paid_broadcast=True)
-    pacer = Pacer(settings, now=lambda: 0.0)
+    pacer = Pacer(limits_of(settings), now=lambda: 0.0)
     started = 0
     while pacer.wait(str(started), False, True, 0.0) == 0:
         pacer.take(str(started), False, True, 0.0)
@@ -111,7 +112,7 @@ def test_rate_climbs_back_slowly_to_what_it_was_refused_at() -> None:
 async def test_a_waiting_reply_holds_bulk_sends_back_and_goes_first() -> None:
     """While a reply waits for a slot, bulk sends are told to wait; the reply takes the slot."""
     clock = [0.0]
-    pacer = Pacer(DeliverySettings(global_rate=1), now=lambda: clock[0])
+    pacer = Pacer(limits_of(DeliverySettings(global_rate=1)), now=lambda: clock[0])
     first = pacer.take("1", False, False, 0.0)
     reply = asyncio.create_task(pacer.reply_slot("2"))
     await asyncio.sleep(0.01)

@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import Attachment, Outbox, Procedure, Rating, Role, Unit, UnitKind
 from bot.services import rating_stats
 from bot.services.access import Actor

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.channels.base import Button, Items, OutboundMessage, Text, parse_command
 from bot.channels.render import format_value, html_escape, render, split_text
 from bot.channels.telegram import keyboard
 from bot.config import SchedulerSettings
+from bot.messages import Button, Items, OutboundMessage, Text, parse_command
 
 TZ = SchedulerSettings().tz
 
@@ -96,7 +96,7 @@ def test_parse_command(text, expected):
 
 
 def test_codec_round_trips_every_parameter_type():
-    from bot.channels import codec
+    from bot.messages import codec
 
     message = OutboundMessage(
         "help.header_staff",
@@ -119,9 +119,9 @@ def test_codec_round_trips_every_parameter_type():
 
 
 def test_a_numbered_choice_shows_its_number_on_buttons_and_in_text():
-    from bot.channels import codec
     from bot.channels.render import options_text
     from bot.i18n import t
+    from bot.messages import codec
 
     message = OutboundMessage(
         "rating.ask_overall",

@@ -6,8 +6,8 @@ import pytest
 from sqlmodel import select
 
 import handlers.router  # noqa: F401
-from bot.channels import codec
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import Outbox, Role, TaskAssignment, TaskStatus, UnitKind
 from tests import factories as f
 

@@ -9,8 +9,8 @@ import openpyxl
 import pytest
 from sqlmodel import func, select
 
-from bot.channels import codec
 from bot.config import TaskSettings
+from bot.messages import codec
 from bot.models import (
     Audience,
     AuditLog,

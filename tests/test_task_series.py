@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.channels import codec
 from bot.clock import FakeClock
 from bot.config import TaskSettings
+from bot.messages import codec
 from bot.models import AuditLog, Outbox, Role, Task, TaskAssignment, TaskSeries, Unit, UnitKind
 from bot.services import task_series, tasks
 from bot.services.access import Actor, system_actor

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.channels.base import OutboundMessage
-from bot.channels.codec import dumps, loads
 from bot.channels.render import plain, render
 from bot.i18n import catalog
 from bot.i18n.formats import FormalTime, formal_time, format_number
+from bot.messages import OutboundMessage
+from bot.messages.codec import dumps, loads
 from bot.services.names import by_name, name_sort_key
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import Button, Html, Items, OutboundMessage, Text
 from bot.i18n import t
 from bot.i18n.formats import FormalTime, formal_time, format_number
+from bot.messages import Button, Html, Items, OutboundMessage, Text
 
 Escape = Callable[[str], str]
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -1,8 +1,10 @@
-"""The Telegram adapter: Update -> InboundEvent, OutboundMessage -> Bot API calls."""
+"""The Telegram adapter: Update -> InboundEvent, OutboundMessage -> Bot API calls -> Outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,21 +19,24 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, MessageLimit, ParseMode
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
 
-from bot.channels.base import (
+from bot.channels.contract import NOT_MODIFIED, STALE_FILE, Limits, Outcome
+from bot.channels.render import button_label, html_escape, render, split_text
+from bot.config import DeliverySettings, Settings
+from bot.messages import (
     FileRef,
     InboundEvent,
     OutboundMessage,
-    SentFile,
     StoredFile,
     parse_command,
 )
-from bot.channels.render import button_label, html_escape, render, split_text
 
 CHANNEL = "telegram"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-CAPTION_MAX = 1024
+CAPTION_MAX = MessageLimit.CAPTION_LENGTH
+OUTBOX_POOL = 36  # connections of the dispatcher's Bot: its sends in flight, and a few more
 
 
 def _callback_event(update: Update) -> InboundEvent | None:
@@ -51,6 +56,7 @@ def _callback_event(update: Update) -> InboundEvent | None:
         message_id=str(message.message_id) if message else None,
         chat_type=message.chat.type if message else "private",
         pressed_has_caption=isinstance(message, Message) and message.caption is not None,
+        press_id=query.id,
     )
 
 
@@ -125,88 +131,106 @@ def keyboard(message: OutboundMessage, locale: str) -> InlineKeyboardMarkup | No
     )
 
 
-class TelegramSender:
-    """Send and edit rendered messages through a python-telegram-bot Bot."""
+def limits_of(delivery: DeliverySettings) -> Limits:
+    """Return Telegram's limits as configured (paid broadcasts only when enabled)."""
+    return Limits(
+        overall=delivery.global_rate,
+        per_chat=delivery.chat_rate,
+        per_group=delivery.group_per_minute / 60.0,
+        paid=delivery.paid_rate if delivery.paid_broadcast else None,
+        text_max=MessageLimit.MAX_TEXT_LENGTH,
+        caption_max=MessageLimit.CAPTION_LENGTH,
+    )
 
-    def __init__(self, bot: Bot, tz: ZoneInfo) -> None:
-        self.bot = bot
-        self.tz = tz
+
+def make_bot(settings: Settings, *, pool_size: int = OUTBOX_POOL) -> Bot:
+    """Return a Bot of its own: no client-side rate limiter, a pool for parallel sends."""
+    token = settings.telegram.token
+    if token is None:
+        raise ValueError("no bot token configured")
+    request = HTTPXRequest(connection_pool_size=pool_size, pool_timeout=10.0)
+    return Bot(
+        token.get_secret_value(),
+        base_url=settings.telegram.api_base_url,
+        base_file_url=settings.telegram.api_file_url,
+        request=request,
+    )
+
+
+def outbox_channel(settings: Settings) -> TelegramChannel:
+    """Return the dispatcher's Telegram channel, with a Bot it opens and closes itself."""
+    bot = make_bot(settings)
+    return TelegramChannel(bot, settings.scheduler.tz, limits_of(settings.delivery), owns_bot=True)
+
+
+def outcome_of(exc: TelegramError) -> Outcome:
+    """Map python-telegram-bot's error to a neutral outcome."""
+    if isinstance(exc, RetryAfter):
+        return Outcome.flood(retry_seconds(exc), error=f"flood control: {exc}")
+    if isinstance(exc, Forbidden):
+        return Outcome.blocked(f"forbidden: {exc}")
+    if isinstance(exc, ChatMigrated):
+        return Outcome.failed(f"chat migrated to {exc.new_chat_id}", code="chat_migrated")
+    if isinstance(exc, BadRequest):
+        text = str(exc).lower()
+        if "file identifier" in text or "wrong file id" in text:
+            return Outcome.failed(f"bad request: {exc}", code=STALE_FILE)
+        if "message is not modified" in text:
+            return Outcome.sent(None, code=NOT_MODIFIED)
+        return Outcome.failed(f"bad request: {exc}", code="bad_request")
+    return Outcome.retry(f"{type(exc).__name__}: {exc}")  # timeouts, network, 5xx
+
+
+async def _guard(call: Awaitable[Outcome]) -> Outcome:
+    """Await a Bot API call; turn the platform's errors into outcomes."""
+    try:
+        return await call
+    except TelegramError as exc:
+        return outcome_of(exc)
+
+
+class TelegramChannel:
+    """Send, edit and answer through a python-telegram-bot Bot; Telegram's errors as outcomes."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        bot: Bot,
+        tz: ZoneInfo,
+        limits: Limits | None = None,
+        *,
+        owns_bot: bool = False,
+    ) -> None:
+        self.bot, self.tz, self.owns_bot = bot, tz, owns_bot
+        self.limits = limits or limits_of(DeliverySettings())
+
+    async def open(self) -> None:
+        """Initialise the Bot when this channel owns it (the Application does otherwise)."""
+        if self.owns_bot:
+            await self.bot.initialize()
+
+    async def close(self) -> None:
+        """Shut the Bot down when this channel owns it."""
+        if self.owns_bot:
+            with contextlib.suppress(Exception):
+                await self.bot.shutdown()
 
     def text(self, message: OutboundMessage, locale: str) -> str:
         """Render a message as Telegram HTML."""
         return render(message, locale, escape=html_escape, tz=self.tz)
 
-    async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> str | None:
-        """Send a message (split at line breaks over 4096 characters); return the last id."""
-        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
-        last_id: str | None = None
-        for i, chunk in enumerate(chunks):
-            markup = keyboard(message, locale) if i == len(chunks) - 1 else None
-            sent = await self.bot.send_message(
-                chat_id=chat_id,
-                text=chunk,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-            )
-            last_id = str(sent.message_id)
-        return last_id
-
-    async def edit(
-        self,
-        chat_id: str,
-        message_id: str,
-        message: OutboundMessage,
-        locale: str,
-        *,
-        caption: bool = False,
-    ) -> None:
-        """Replace the text (or a file's caption) and the buttons of a message the bot sent."""
-        if caption:
-            text = split_text(self.text(message, locale), MessageLimit.CAPTION_LENGTH)[0]
-            await self.bot.edit_message_caption(
-                chat_id=chat_id,
-                message_id=int(message_id),
-                caption=text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(message, locale),
-            )
-            return
-        text = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)[0]
-        await self.bot.edit_message_text(
-            chat_id=chat_id,
-            message_id=int(message_id),
-            text=text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(message, locale),
-            link_preview_options=NO_PREVIEW,
-        )
-
-    async def deliver(
-        self, event: InboundEvent, replies: list[OutboundMessage], locale: str
-    ) -> None:
-        """Send the replies to an event, editing the pressed message where asked."""
-        for reply in replies:
-            if reply.edit and event.action is not None and event.message_id is not None:
-                await self.edit(
-                    event.chat_id,
-                    event.message_id,
-                    reply,
-                    locale,
-                    caption=event.pressed_has_caption,
-                )
-            else:
-                await self.send(event.chat_id, reply, locale)
-
-
-class OutboxSender(TelegramSender):
-    """The Telegram adapter plus paid broadcasts, documents and photos."""
-
     async def send(
         self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
-    ) -> str | None:
-        """Send a message (split at line breaks over 4096 characters); return the last id."""
-        chunks = split_text(self.text(message, locale), MessageLimit.MAX_TEXT_LENGTH)
+    ) -> Outcome:
+        """Send a message (split at line breaks over 4096 characters); sent has the last id."""
+        return await _guard(self._send(chat_id, message, locale, paid))
+
+    async def _send(
+        self, chat_id: str, message: OutboundMessage, locale: str, paid: bool
+    ) -> Outcome:
+        """Send each chunk; the buttons go with the last."""
+        chunks = split_text(self.text(message, locale), self.limits.text_max)
         last_id: str | None = None
         for i, chunk in enumerate(chunks):
             sent = await self.bot.send_message(
@@ -218,7 +242,7 @@ class OutboxSender(TelegramSender):
                 allow_paid_broadcast=paid or None,
             )
             last_id = str(sent.message_id)
-        return last_id
+        return Outcome.sent(last_id)
 
     async def send_file(
         self,
@@ -228,10 +252,16 @@ class OutboxSender(TelegramSender):
         file: StoredFile,
         *,
         paid: bool = False,
-    ) -> SentFile:
+    ) -> Outcome:
         """Send the file with the text as caption when it fits, else the file then the text."""
+        return await _guard(self._send_file(chat_id, message, locale, file, paid))
+
+    async def _send_file(
+        self, chat_id: str, message: OutboundMessage, locale: str, file: StoredFile, paid: bool
+    ) -> Outcome:
+        """Send a document or photo by id or bytes; then the text when it is too long."""
         text = self.text(message, locale)
-        fits = len(text) <= CAPTION_MAX
+        fits = len(text) <= self.limits.caption_max
         media: str | InputFile = file.file_id or InputFile(file.data or b"", filename=file.name)
         options: dict[str, Any] = {
             "chat_id": chat_id,
@@ -244,10 +274,60 @@ class OutboxSender(TelegramSender):
             sent = await self.bot.send_photo(photo=media, **options)
         else:
             sent = await self.bot.send_document(document=media, **options)
-        message_id = str(sent.message_id)
+        message_id, file_id = str(sent.message_id), _file_id(sent)
         if not fits:
-            message_id = await self.send(chat_id, message, locale, paid=paid) or message_id
-        return SentFile(message_id, _file_id(sent))
+            rest = await self._send(chat_id, message, locale, paid)
+            message_id = rest.message_id or message_id
+        return Outcome.sent(message_id, file_id)
+
+    async def edit(
+        self,
+        chat_id: str,
+        message_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        caption: bool = False,
+    ) -> Outcome:
+        """Replace the text (or a file's caption) and the buttons of a message the bot sent."""
+        outcome = await _guard(self._edit(chat_id, message_id, message, locale, caption))
+        if outcome.code == NOT_MODIFIED:
+            return Outcome.sent(message_id, code=NOT_MODIFIED)
+        return outcome
+
+    async def _edit(
+        self, chat_id: str, message_id: str, message: OutboundMessage, locale: str, caption: bool
+    ) -> Outcome:
+        """Call editMessageCaption or editMessageText."""
+        limit = self.limits.caption_max if caption else self.limits.text_max
+        text = split_text(self.text(message, locale), limit)[0]
+        if caption:
+            await self.bot.edit_message_caption(
+                chat_id=chat_id,
+                message_id=int(message_id),
+                caption=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(message, locale),
+            )
+        else:
+            await self.bot.edit_message_text(
+                chat_id=chat_id,
+                message_id=int(message_id),
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(message, locale),
+                link_preview_options=NO_PREVIEW,
+            )
+        return Outcome.sent(message_id)
+
+    async def answer(self, press_id: str) -> Outcome:
+        """Answer a callback query (the button stops spinning)."""
+        return await _guard(self._answer(press_id))
+
+    async def _answer(self, press_id: str) -> Outcome:
+        """Call answerCallbackQuery."""
+        await self.bot.answer_callback_query(press_id)
+        return Outcome.sent(None)
 
 
 def _file_id(sent: Message) -> str | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import OutboundMessage, Text
+from bot.messages import OutboundMessage, Text
 from bot.models import Contact, Person, PersonRole, Role, Unit
 from bot.services.errors import PermissionDenied
 

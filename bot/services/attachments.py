@@ -9,7 +9,7 @@ from pathlib import PurePath
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import Attachment
+from bot.models import Attachment, AttachmentFile
 from bot.services.errors import InvalidInput
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -41,7 +41,6 @@ def store(
     name: str,
     data: bytes,
     now: datetime,
-    telegram_file_id: str | None = None,
 ) -> Attachment:
     """Validate and keep a file; return its row (in the caller's transaction)."""
     mime = mime_for(name)
@@ -55,8 +54,18 @@ def store(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
-        telegram_file_id=telegram_file_id,
         created_at=now,
     )
     session.add(row)
+    return row
+
+
+async def keep_upload(
+    session: AsyncSession, *, name: str, data: bytes, now: datetime, channel: str, file_id: str
+) -> Attachment:
+    """Keep a file a user sent, with the id its channel gave it; return the flushed row."""
+    row = store(session, name=name, data=data, now=now)
+    await session.flush()
+    assert row.id is not None
+    session.add(AttachmentFile(attachment_id=row.id, channel=channel, file_id=file_id))
     return row

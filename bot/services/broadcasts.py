@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Html, OutboundMessage
+from bot.messages import Html, OutboundMessage
 from bot.models import (
     Broadcast,
     BroadcastStatus,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import holidays
 
-from bot.channels.base import Text
 from bot.config import CalendarSettings, SchedulerSettings
+from bot.messages import Text
 from bot.services.errors import InvalidInput
 
 if TYPE_CHECKING:

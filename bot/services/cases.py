@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Button, OutboundMessage, Text
+from bot.messages import Button, OutboundMessage, Text
 from bot.models import CaseStatus, Contact, FollowUpCase, Rating, Role, Unit
 from bot.services import audit, outbox
 from bot.services.access import (

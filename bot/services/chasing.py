@@ -10,8 +10,8 @@ from typing import Protocol
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Items, OutboundMessage, Text
 from bot.config import DirectiveSettings
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Contact, Directive, DirectiveRecipient, Person, Role, Unit
 from bot.services import outbox
 from bot.services.access import contacts_with_role

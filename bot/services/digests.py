@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Items, OutboundMessage, Text
 from bot.config import Settings
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import (
     Contact,
     Directive,

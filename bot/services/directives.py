@@ -10,8 +10,8 @@ from datetime import date, datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Button, OutboundMessage
 from bot.i18n.formats import FormalTime
+from bot.messages import Button, OutboundMessage
 from bot.models import (
     Audience,
     Contact,

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import OutboundMessage, Text
+from bot.messages import OutboundMessage, Text
 from bot.models import (
     AuditLog,
     Contact,

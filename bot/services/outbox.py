@@ -11,8 +11,7 @@ from sqlalchemy import and_, bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels import codec
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage, codec
 from bot.models import Channel, Contact, Outbox, OutboxStatus, UTCDateTime
 
 ERROR_MAX = 500

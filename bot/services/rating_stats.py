@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, case, literal
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import OutboundMessage, Text
 from bot.i18n import t
+from bot.messages import OutboundMessage, Text
 from bot.models import Contact, Procedure, Rating, Role, Unit
 from bot.services import attachments, outbox
 from bot.services.access import Actor, require, require_unit_scope

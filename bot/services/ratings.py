@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Items, OutboundMessage, Text
+from bot.messages import Items, OutboundMessage, Text
 from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating
 from bot.services import cases, outbox
 from bot.services.access import for_admins, heads_or_admins

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.base import Button, OutboundMessage
 from bot.config import TaskSettings
+from bot.messages import Button, OutboundMessage
 from bot.models import (
     Contact,
     Directive,

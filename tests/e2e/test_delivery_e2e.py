@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import func, select
 
-from bot.channels.base import OutboundMessage
 from bot.i18n import t
+from bot.messages import OutboundMessage
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.services import outbox

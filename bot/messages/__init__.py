@@ -1,9 +1,12 @@
-"""Channel-neutral messages: what adapters turn updates into, and what services return."""
+"""Channel-neutral messages: what adapters turn updates into, and what services return.
+
+A leaf package: it imports nothing of the project but bot.i18n.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 CALLBACK_DATA_MAX_BYTES = 64
 MAX_INBOUND_TEXT = 4096
@@ -81,7 +84,10 @@ class FileRef:
 
 @dataclass(frozen=True)
 class InboundEvent:
-    """One thing a user did in a chat, whatever the channel."""
+    """One thing a user did in a chat, whatever the channel.
+
+    `press_id` is the platform's id of a button press, to answer it with.
+    """
 
     channel: str
     external_id: str
@@ -97,6 +103,7 @@ class InboundEvent:
     chat_type: str = "private"
     file: FileRef | None = None
     pressed_has_caption: bool = False
+    press_id: str | None = None
 
     @property
     def payload(self) -> str | None:
@@ -133,11 +140,3 @@ class SentFile:
 
     message_id: str | None
     file_id: str | None
-
-
-class Sender(Protocol):
-    """What an adapter offers to send messages out."""
-
-    async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> str | None:
-        """Send one message; return the platform's message id."""
-        ...

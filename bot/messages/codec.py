@@ -6,8 +6,8 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from bot.channels.base import Button, Html, Items, OutboundMessage, Text
 from bot.i18n.formats import FormalTime
+from bot.messages import Button, Html, Items, OutboundMessage, Text
 
 
 def _encode(value: Any) -> Any:

@@ -1,0 +1,136 @@
+"""The channel contract: what every adapter offers, and the neutral outcomes it answers with.
+
+jobs/ and bot/services reach a channel only through this module; an adapter (bot/channels/<name>.py)
+implements `Channel` and never raises for what the platform answered: it returns an `Outcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.messages import OutboundMessage, StoredFile
+
+Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
+Scope = Literal["chat", "bot"]
+STALE_FILE = "stale_file"  # the platform no longer knows a file id: upload the bytes again
+NOT_MODIFIED = "not_modified"  # an edit that changed nothing (the message already says it)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call to a channel gave.
+
+    sent: `message_id` (and `file_id` for a file); retry: try again after `delay` seconds;
+    flood: the platform's rate limit for `scope` ("chat" or the whole "bot"), wait `delay`;
+    blocked: the person blocked the bot; failed: never to be retried, `error` says why and
+    `code` says it to machines (e.g. STALE_FILE). `attempted` is False when nothing was sent.
+    """
+
+    kind: Kind
+    message_id: str | None = None
+    error: str = ""
+    delay: float = 0.0
+    attempted: bool = True
+    file_id: str | None = None
+    scope: Scope = "chat"
+    code: str = ""
+
+    @classmethod
+    def sent(cls, message_id: str | None, file_id: str | None = None, code: str = "") -> Outcome:
+        """Return a delivery."""
+        return cls("sent", message_id, file_id=file_id, code=code)
+
+    @classmethod
+    def retry(cls, error: str, delay: float = 0.0) -> Outcome:
+        """Return a passing fault (network, server error): try again later."""
+        return cls("retry", error=error, delay=delay)
+
+    @classmethod
+    def flood(cls, delay: float, scope: Scope = "chat", error: str = "") -> Outcome:
+        """Return a rate-limit answer: nothing more to `scope` for `delay` seconds."""
+        reason = error or f"flood control: retry after {delay:g} s"
+        return cls("flood", error=reason, delay=delay, scope=scope)
+
+    @classmethod
+    def blocked(cls, error: str = "blocked") -> Outcome:
+        """Return that the recipient blocked the bot (or it may not write to the group)."""
+        return cls("blocked", error=error)
+
+    @classmethod
+    def failed(cls, error: str, code: str = "") -> Outcome:
+        """Return a permanent failure with its reason."""
+        return cls("failed", error=error, code=code)
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the call reached the person."""
+        return self.kind == "sent"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A channel's rates (messages per second) and sizes; `paid` is None where there is none."""
+
+    overall: float
+    per_chat: float
+    per_group: float
+    paid: float | None = None
+    text_max: int = 4096
+    caption_max: int = 1024
+
+
+class Channel(Protocol):
+    """A chat platform, as the dispatcher and the reply path see it."""
+
+    @property
+    def name(self) -> str:
+        """Return the channel's name as rows and contacts store it ('telegram', 'zalo')."""
+        ...
+
+    @property
+    def limits(self) -> Limits:
+        """Return the rates and sizes the platform allows."""
+        ...
+
+    async def open(self) -> None:
+        """Get ready to send (connections); safe to call again."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `open` took."""
+        ...
+
+    async def send(
+        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+    ) -> Outcome:
+        """Send a message (split where it is too long); sent carries the last message's id."""
+        ...
+
+    async def send_file(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        file: StoredFile,
+        *,
+        paid: bool = False,
+    ) -> Outcome:
+        """Send a file (by the channel's id, else its bytes) with the message; sent has file_id."""
+        ...
+
+    async def edit(
+        self,
+        chat_id: str,
+        message_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        caption: bool = False,
+    ) -> Outcome:
+        """Replace a sent message's text (or a file's caption) and buttons."""
+        ...
+
+    async def answer(self, press_id: str) -> Outcome:
+        """Acknowledge a button press, so the platform stops showing it as pending."""
+        ...
