@@ -166,7 +166,7 @@ def outbox_channel(settings: Settings) -> TelegramChannel:
 def outcome_of(exc: TelegramError) -> Outcome:
     """Map python-telegram-bot's error to a neutral outcome."""
     if isinstance(exc, RetryAfter):
-        return Outcome.flood(retry_seconds(exc), error=f"flood control: {exc}")
+        return Outcome.flood(retry_seconds(exc), error=f"flood control: {exc.message}")
     if isinstance(exc, Forbidden):
         return Outcome.blocked(f"forbidden: {exc}")
     if isinstance(exc, ChatMigrated):

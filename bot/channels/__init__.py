@@ -1,0 +1,1 @@
+"""Channel adapters (one module per platform) behind one contract (contract.py)."""

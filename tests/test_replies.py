@@ -1,0 +1,190 @@
+"""The reply path: replies, edits and button answers go through the channel contract, retried."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from bot.channels.contract import NOT_MODIFIED, Outcome
+from bot.channels.replies import Replies
+from bot.i18n import t
+from bot.messages import InboundEvent, OutboundMessage
+from bot.models import Contact
+from tests.channels_fake import FakeChannel
+
+CHAT = "4242"
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+
+class FakeTime:
+    """A monotonic clock that only sleeping moves; it remembers each wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        """Return the time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait by moving the clock."""
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def channel() -> FakeChannel:
+    return FakeChannel()
+
+
+@pytest.fixture
+def replies(channel, time) -> Replies:
+    return Replies(channel, sleep=time.sleep, monotonic=time.monotonic)
+
+
+def text_event(**kw) -> InboundEvent:
+    return InboundEvent(channel="fake", external_id=CHAT, chat_id=CHAT, text="/me", **kw)
+
+
+def press_event(**kw) -> InboundEvent:
+    return InboundEvent(
+        channel="fake", external_id=CHAT, chat_id=CHAT, action="ack:1", message_id="m9", **kw
+    )
+
+
+def unit(code: str, **kw) -> OutboundMessage:
+    return OutboundMessage("errors.unknown_unit", {"code": code}, **kw)
+
+
+def seen(code: str) -> str:
+    return t("errors.unknown_unit", "vi", code=code)
+
+
+async def test_a_reply_that_met_a_flood_limit_waits_as_told_and_arrives_once(
+    replies, channel, time
+):
+    channel.script(CHAT, Outcome.flood(4.0))
+
+    outcome = await replies.deliver(text_event(), [unit("a")], "vi")
+
+    assert outcome.kind == "sent"
+    assert channel.texts(CHAT) == [seen("a")]
+    assert time.waits == [4.0]
+
+
+async def test_a_reply_that_met_server_errors_is_tried_again_with_backoff(replies, channel, time):
+    channel.script(CHAT, Outcome.retry("500 Internal Server Error"), Outcome.retry("502"))
+
+    await replies.deliver(text_event(), [unit("a"), unit("b")], "vi")
+
+    assert channel.texts(CHAT) == [seen("a"), seen("b")]
+    assert time.waits == [0.5, 1.0]
+
+
+async def test_a_reply_is_given_up_after_three_attempts(replies, channel, time):
+    channel.script(CHAT, *[Outcome.retry("500")] * 3)
+
+    outcome = await replies.deliver(text_event(), [unit("a")], "vi")
+
+    assert outcome.kind == "retry"
+    assert channel.texts(CHAT) == []
+    assert len(time.waits) == 2
+
+
+async def test_a_wait_beyond_the_window_is_not_waited(replies, channel, time):
+    channel.script(CHAT, Outcome.flood(45.0, scope="bot"))
+
+    outcome = await replies.deliver(text_event(), [unit("a")], "vi")
+
+    assert outcome.kind == "flood"
+    assert time.waits == []
+
+
+async def test_a_blocked_person_gets_nothing_more(replies, channel):
+    channel.script(CHAT, Outcome.blocked())
+
+    outcome = await replies.deliver(text_event(), [unit("a"), unit("b")], "vi")
+
+    assert outcome.kind == "blocked"
+    assert channel.calls == [("send", CHAT)]
+
+
+async def test_a_press_is_answered_and_its_message_edited(replies, channel):
+    await replies.deliver(press_event(press_id="q1"), [unit("a", edit=True)], "vi")
+
+    assert channel.answered == ["q1"]
+    assert channel.edits == [(CHAT, "m9", seen("a"))]
+    assert channel.texts(CHAT) == []
+
+
+async def test_an_edit_that_cannot_be_made_is_sent_anew(replies, channel):
+    channel.script(CHAT, Outcome.failed("message can't be edited"), method="edit")
+
+    await replies.deliver(press_event(press_id="q1"), [unit("a", edit=True)], "vi")
+
+    assert channel.texts(CHAT) == [seen("a")]
+
+
+async def test_an_edit_that_changes_nothing_is_not_sent_again(replies, channel):
+    channel.script(CHAT, Outcome.sent("m9", code=NOT_MODIFIED), method="edit")
+
+    await replies.deliver(press_event(press_id="q1"), [unit("a", edit=True)], "vi")
+
+    assert channel.texts(CHAT) == []
+
+
+async def test_a_flooded_button_answer_is_retried_too(replies, channel, time):
+    channel.script("q1", Outcome.flood(1.0), method="answer")
+
+    await replies.deliver(press_event(press_id="q1"), [unit("a")], "vi")
+
+    assert channel.answered == ["q1"]
+    assert time.waits == [1.0]
+    assert channel.texts(CHAT) == [seen("a")]
+
+
+# through the real Application -----------------------------------------------------------
+
+
+@pytest.fixture
+def waits(bot_harness) -> list[float]:
+    """Make the application's reply path wait on a fake clock; return the waits."""
+    fake = FakeTime()
+    rt = bot_harness.app.bot_data["runtime"]
+    rt.replies.sleep, rt.replies.monotonic = fake.sleep, fake.monotonic
+    return fake.waits
+
+
+async def test_a_reply_that_met_a_429_still_reaches_the_user(bot_harness, waits):
+    api = bot_harness.api
+    api.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+
+    texts = await bot_harness.send(5001, "/help")
+
+    assert len(texts) == 2  # the refused request, then the same reply accepted
+    assert texts[0] == texts[1] != t("errors.internal", "vi")
+    assert not api.failures["sendMessage"]
+    assert waits == [3.0]
+
+
+async def test_a_reply_that_met_a_500_still_reaches_the_user(bot_harness, waits):
+    api = bot_harness.api
+    api.fail_next("sendMessage", 500, "Internal Server Error")
+    api.fail_next("sendMessage", 502, "Bad Gateway")
+
+    texts = await bot_harness.send(5002, "/help")
+
+    assert len(texts) == 3  # two refused requests, then the same reply accepted
+    assert len(set(texts)) == 1
+    assert t("errors.internal", "vi") not in texts
+    assert not api.failures["sendMessage"]
+    assert waits == [0.5, 1.0]
+    async with bot_harness.maker() as s:
+        contact = (await s.exec(select(Contact).where(Contact.external_id == "5002"))).one()
+    assert contact.blocked_at is None
