@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
 from bot import webhook
@@ -32,6 +32,7 @@ from bot.startup import OptionalCalls, TolerantUpdater, classify
 from handlers import router
 from handlers.context import Deps
 from handlers.registry import COMMANDS, EVERYONE
+from jobs.pacing import Pacer
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
@@ -52,6 +53,7 @@ class Runtime:
     clock: Clock
     deps: Deps | None = None
     replies: Replies | None = None
+    pacers: dict[str, Pacer] = field(default_factory=dict)  # per channel: replies and outbox
     extra: dict[str, Any] = field(default_factory=dict)
     optional: OptionalCalls = field(default_factory=OptionalCalls)
 
@@ -159,7 +161,7 @@ async def _post_init(app: AnyApp) -> None:
         fetch_file=_file_fetcher(app),
     )
     channel = TelegramChannel(app.bot, rt.settings.scheduler.tz, limits_of(rt.settings.delivery))
-    rt.replies = Replies(channel)
+    rt.replies = Replies(channel, budget=rt.pacers.get(telegram_channel.CHANNEL))
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:
             await bootstrap.ensure_admin(
@@ -176,7 +178,11 @@ def build_application(
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> AnyApp:
-    """Build the Application: one handler that routes every update, and the error handler."""
+    """Build the Application: one handler that routes every update, and the error handler.
+
+    With `rate_limit`, replies and the outbox share one pacer per channel (replies first);
+    without, replies go at once (tests).
+    """
     if settings.telegram.token is None:
         raise NoToken
     builder = (
@@ -188,10 +194,10 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     app = builder.build()
     rt = Runtime(settings=settings, maker=maker, clock=clock or SystemClock())
+    if rate_limit:
+        rt.pacers[telegram_channel.CHANNEL] = Pacer(limits_of(settings.delivery))
     app.bot_data["runtime"] = rt
     # deleteWebhook and setWebhook at start are retried in the background, never fatal.
     app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)

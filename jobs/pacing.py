@@ -302,23 +302,34 @@ class Pacer:
     # interactive replies (await a slot, ahead of bulk sends) -----------------
 
     async def reply_slot(self, chat_id: str, is_group: bool = False) -> Ticket:
-        """Wait for a slot for a person's reply (bulk sends hold back meanwhile); take it."""
-        self.replies_waiting += 1
+        """Wait for a slot for a person's reply and take it.
+
+        While the reply waits for the overall budget, bulk sends hold back; while it waits for
+        its own chat's window only (a notice just went to the same person), they go on.
+        """
+        chat = self.chat(chat_id, is_group)
+        holding = False
         try:
             while True:
                 now = self.now()
-                wait = self._wait(self.overall, self.chat(chat_id, is_group), now)
+                wait = chat.wait(now)
                 if wait == 0:
-                    ticket = self.take(chat_id, is_group, False, now)
-                    ticket.reply = True
-                    return ticket
+                    wait = self.overall.wait(now)
+                    if wait == 0:
+                        ticket = self.take(chat_id, is_group, False, now)
+                        ticket.reply = True
+                        return ticket
+                    if not holding:
+                        holding = True
+                        self.replies_waiting += 1
                 self._freed.clear()
                 timeout = REPLY_POLL if wait is None else min(wait, REPLY_POLL * 10)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), timeout)
         finally:
-            self.replies_waiting -= 1
-            self._notify()
+            if holding:
+                self.replies_waiting -= 1
+                self._notify()
 
     async def acquire(self, chat_id: str) -> None:
         """Wait for a reply's slot (the reply path's Budget); `report` gives it back."""

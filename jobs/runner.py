@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.db import SessionMaker
 from bot.services.lease import Lease
 from jobs.dispatcher import Dispatcher
+from jobs.pacing import Pacer
 
 if TYPE_CHECKING:
     from bot.app import AnyApp, Runtime
@@ -190,8 +191,9 @@ def build_runner(
     clock: Clock,
     channels: Mapping[str, Channel],
     job_queue: JobQueue[Any] | None = None,
+    pacers: Mapping[str, Pacer] | None = None,
 ) -> JobRunner:
-    """Build the lease, the dispatcher (sending through `channels`) and its runner."""
+    """Build the lease, the dispatcher (sending through `channels`, on `pacers`) and its runner."""
     delivery = settings.delivery
     lease = Lease(maker, clock=clock, seconds=delivery.lease_seconds)
     dispatcher = Dispatcher(
@@ -201,6 +203,7 @@ def build_runner(
         clock=clock,
         owner=lease.owner,
         default_locale=settings.i18n.default_locale,
+        pacers=pacers,
     )
     return JobRunner(lease=lease, dispatcher=dispatcher, job_queue=job_queue, channels=channels)
 
@@ -216,6 +219,7 @@ def attach(app: AnyApp, runtime: Runtime, channels: Mapping[str, Channel]) -> Jo
         clock=runtime.clock,
         channels=channels,
         job_queue=app.job_queue,
+        pacers=runtime.pacers,
     )
     runtime.extra[RUNTIME_KEY] = runner
     return runner

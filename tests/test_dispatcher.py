@@ -21,6 +21,7 @@ from telegram.request import HTTPXRequest
 
 from bot.channels.contract import Limits as ChannelLimits
 from bot.channels.contract import Outcome
+from bot.channels.replies import Replies
 from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
@@ -808,3 +809,24 @@ async def test_a_limit_it_was_not_told_costs_at_most_one_429(world, shape):
     assert dispatcher.pacer.overall.rate.limit <= 20
     rows = await world.rows()
     assert {r.status for r in rows} == {S.SENT}
+
+
+async def test_a_waiting_reply_goes_before_the_outbox_on_the_same_budget(world):
+    """60 notices are going out at 30/s; a person's reply asked meanwhile is next, not last."""
+    asker, *crowd = await world.users(61)
+    for c in crowd:
+        await world.queue(c, unit_msg(c.external_id))
+    dispatcher = world.current = world.dispatcher()
+    replies = Replies(TelegramChannel(world.bot, TZ), budget=dispatcher.pacer)
+    draining = asyncio.create_task(dispatcher.drain())
+    await world.sandbox.wait_for_messages(int(crowd[9].external_id), 1, seconds=20)
+
+    outcome = await asyncio.wait_for(replies.send(asker.external_id, unit_msg("me"), "vi"), 20)
+    notices_before = world.sandbox.counters().accepted_total - 1
+    await asyncio.wait_for(draining, 30)
+
+    assert outcome.ok
+    assert world.texts(int(asker.external_id)) == [t("errors.unknown_unit", "vi", code="me")]
+    assert notices_before < 20  # of 60: it did not wait for the outbox to drain
+    assert world.sandbox.counters().accepted_total == 61
+    assert world.sandbox.counters().rate_limited_total == 0

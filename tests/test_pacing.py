@@ -6,10 +6,15 @@ import asyncio
 
 import pytest
 
+from bot.channels.contract import Outcome
+from bot.channels.replies import Replies
 from bot.channels.telegram import limits_of
 from bot.config import DeliverySettings
+from bot.i18n import t
+from bot.messages import OutboundMessage
 from bot.sandbox.limits import FloodControl, Limits
 from jobs.pacing import CATCH_UP, Pacer, Rate, Window
+from tests.channels_fake import FAKE_LIMITS, FakeChannel
 
 
 def run_against(
@@ -123,3 +128,58 @@ async def test_a_waiting_reply_holds_bulk_sends_back_and_goes_first() -> None:
     assert ticket.reply
     assert pacer.replies_waiting == 0
     assert pacer.wait("3", False, False, 1.1) is None  # the reply now fills the window
+
+
+class Ticking:
+    """A monotonic clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        """Return the time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait by moving the clock."""
+        self.now += seconds
+
+
+CHAT = "4242"
+
+
+def unit(code: str) -> OutboundMessage:
+    return OutboundMessage("errors.unknown_unit", {"code": code})
+
+
+@pytest.mark.parametrize("first", [Outcome.flood(2.0), Outcome.retry("Internal Server Error")])
+async def test_a_reply_meeting_a_429_or_a_5xx_on_the_pacer_is_retried_and_arrives(first):
+    """Replies draw on the pacer: a 429 teaches it (bot scope, paused), then the reply arrives."""
+    clock = Ticking()
+    pacer = Pacer(FAKE_LIMITS, now=clock.monotonic)
+    channel = FakeChannel()
+    channel.script(CHAT, first)
+    replies = Replies(channel, budget=pacer, sleep=clock.sleep, monotonic=clock.monotonic)
+
+    outcome = await replies.send(CHAT, unit("a"), "vi")
+
+    assert outcome.kind == "sent"
+    assert channel.texts(CHAT) == [t("errors.unknown_unit", "vi", code="a")]
+    assert pacer.overall.rate.refusals == (1 if first.kind == "flood" else 0)
+    assert pacer.overall.flying == 0
+    assert pacer.replies_waiting == 0
+
+
+async def test_a_reply_waiting_only_for_its_own_chat_does_not_hold_the_outbox_back() -> None:
+    """A notice just went to the person: their reply waits a second; other chats go on."""
+    clock = [0.0]
+    pacer = Pacer(limits_of(DeliverySettings()), now=lambda: clock[0])
+    notice = pacer.take(CHAT, False, False, 0.0)
+    pacer.answered(notice, 0.0)
+    reply = asyncio.create_task(pacer.reply_slot(CHAT))
+    await asyncio.sleep(0.01)
+    assert pacer.replies_waiting == 0
+    assert pacer.wait("other", False, False, 0.1) == 0
+    clock[0] = 1.1
+    pacer.answered(pacer.take("other", False, False, 0.1), 0.2)
+    assert (await asyncio.wait_for(reply, 2)).reply
