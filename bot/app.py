@@ -12,7 +12,13 @@ from typing import Any
 
 from sqlalchemy import text
 from telegram import BotCommand, Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 from telegram.request import BaseRequest
 
 from bot import webhook
@@ -37,11 +43,47 @@ from jobs.pacing import Pacer
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10
+CONCURRENT_UPDATES = 16  # updates of different chats handled at once (one chat's: in order)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 class NoToken(Exception):
     """No bot token is configured."""
+
+
+class PerChatUpdates(BaseUpdateProcessor):
+    """Handle updates of different chats at once, each chat's one after the other, in order.
+
+    A person waiting for a reply is not queued behind everyone else's updates.
+    """
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update's handling once the chat's earlier updates are done."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(chat.id) or (asyncio.Lock(), 0)
+        self._locks[chat.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, users = self._locks[chat.id]
+            if users <= 1:
+                del self._locks[chat.id]
+            else:
+                self._locks[chat.id] = (lock, users - 1)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
 
 @dataclass
@@ -191,6 +233,7 @@ def build_application(
         .base_url(settings.telegram.api_base_url)
         .base_file_url(settings.telegram.api_file_url)
         .post_init(_post_init)
+        .concurrent_updates(PerChatUpdates(CONCURRENT_UPDATES))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
