@@ -422,6 +422,28 @@ async def test_a_lapsed_lease_passes_on(maker, clock):
         await b.release()
 
 
+async def test_a_vanished_holder_loses_the_lock_within_the_lease(maker, clock):
+    a = lease(maker, clock, "a", 30)
+    if not a.postgres:
+        pytest.skip("the advisory lock and its connection exist on PostgreSQL only")
+    try:
+        assert await a.acquire()
+        if (await a._conn.execute(text("SELECT inet_server_addr()"))).scalar() is None:
+            pytest.skip("keepalives apply to TCP connections, not a Unix socket")
+        shown = {
+            name: (await a._conn.execute(text(f"SHOW {name}"))).scalar()
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+        }
+        # the server probes a silent lock connection after 10 s, 3 times 3 s apart, then drops it
+        assert shown == {
+            "tcp_keepalives_idle": "10",
+            "tcp_keepalives_interval": "3",
+            "tcp_keepalives_count": "3",
+        }
+    finally:
+        await a.release()
+
+
 async def test_renew_pushes_the_expiry_back(maker, clock):
     seconds = 30
     a = lease(maker, clock, "a", seconds)

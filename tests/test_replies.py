@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 from sqlmodel import select
+from telegram import Update
 
+from bot.app import build_application
 from bot.channels.contract import NOT_MODIFIED, Outcome
 from bot.channels.replies import Replies
+from bot.config import Settings
 from bot.i18n import t
 from bot.messages import InboundEvent, OutboundMessage
 from bot.models import Contact
+from bot.sandbox import DEFAULT_TOKEN, SandboxServer
+from bot.sandbox import FakeTime as FakeSandboxTime
+from bot.sandbox.faults import Faults, MethodFault
+from bot.sandbox.limits import Limits
+from tests import tg
 from tests.channels_fake import FakeChannel
 
 CHAT = "4242"
@@ -149,6 +160,31 @@ async def test_a_flooded_button_answer_is_retried_too(replies, channel, time):
     assert channel.texts(CHAT) == [seen("a")]
 
 
+class CountingBudget:
+    """A budget that lets everything through and remembers what it was asked and told."""
+
+    def __init__(self) -> None:
+        self.acquired: list[str] = []
+        self.reported: list[str] = []
+
+    async def acquire(self, chat_id: str) -> None:
+        self.acquired.append(chat_id)
+
+    def report(self, chat_id: str, outcome: Outcome) -> None:
+        self.reported.append(outcome.kind)
+
+
+async def test_every_call_draws_on_the_budget_and_reports_back(channel, time):
+    budget = CountingBudget()
+    replies = Replies(channel, budget=budget, sleep=time.sleep, monotonic=time.monotonic)
+    channel.script(CHAT, Outcome.flood(1.0))
+
+    await replies.deliver(press_event(press_id="q1"), [unit("a")], "vi")
+
+    assert budget.acquired == [CHAT, CHAT, CHAT]  # the answer, the flooded send, the send
+    assert budget.reported == ["sent", "flood", "sent"]
+
+
 # through the real Application -----------------------------------------------------------
 
 
@@ -188,3 +224,69 @@ async def test_a_reply_that_met_a_500_still_reaches_the_user(bot_harness, waits)
     async with bot_harness.maker() as s:
         contact = (await s.exec(select(Contact).where(Contact.external_id == "5002"))).one()
     assert contact.blocked_at is None
+
+
+# against the sandbox, with its faults and limits -----------------------------------------
+
+
+@pytest.fixture
+async def live(maker, clock) -> AsyncIterator[tuple[Any, SandboxServer, list[float]]]:
+    """Give an Application on the sandbox (fake time), whose replies wait on that time."""
+    fake_time = FakeSandboxTime()
+    server = SandboxServer(clock=fake_time)
+    await server.start()
+    settings = Settings(
+        telegram={
+            "token": DEFAULT_TOKEN,
+            "api_base_url": server.base_url,
+            "api_file_url": server.file_base_url,
+        }
+    )
+    app = build_application(settings, maker=maker, clock=clock, rate_limit=False)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        fake_time.advance(seconds)
+
+    rt = app.bot_data["runtime"]
+    rt.replies.sleep, rt.replies.monotonic = sleep, fake_time
+    yield app, server, waits
+    await app.shutdown()
+    await server.stop()
+
+
+async def ask(app, server: SandboxServer, uid: int, text: str) -> list[str]:
+    """Send text as a sandbox user; return the texts the bot has sent to that chat so far."""
+    await app.process_update(Update.de_json(tg.text_update(uid, text), app.bot))
+    return [m["text"] for m in server.messages(uid) if m["from"]["is_bot"]]
+
+
+async def test_a_reply_that_met_the_sandboxs_500_still_reaches_the_user(live):
+    app, server, waits = live
+    uid = server.create_user("Nguyễn Văn An", user_id=8101).id
+    server.set_faults(Faults(methods={"sendmessage": MethodFault(status=500, times=1)}))
+
+    texts = await ask(app, server, uid, "/help")
+
+    assert len(texts) == 1
+    assert texts[0] != t("errors.internal", "vi")
+    assert server.counters().method_faults_total == 1
+    assert waits == [0.5]
+
+
+async def test_a_reply_that_met_the_sandboxs_429_waits_it_out_and_arrives(live):
+    app, server, waits = live
+    uid = server.create_user("Trần Thị Bình", user_id=8102).id
+    server.set_limits(Limits(chat_rate=1 / 3, chat_burst=1))
+
+    first = await ask(app, server, uid, "/help")
+    both = await ask(app, server, uid, "/help")
+
+    assert len(first) == 1
+    assert both == [first[0], first[0]]
+    assert server.counters().rate_limited_total == 1
+    assert waits == [3.0]

@@ -132,11 +132,3 @@ class StoredFile:
     mime_type: str
     data: bytes | None = None
     file_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SentFile:
-    """What sending a file gave: the message id (the last one) and the platform's file id."""
-
-    message_id: str | None
-    file_id: str | None

@@ -12,6 +12,9 @@ import bot.models  # noqa: F401  (registers the tables)
 from bot.db import create_engine, is_sqlite
 
 target_metadata = SQLModel.metadata
+# Held for the migration's transaction: workers started at once on PostgreSQL migrate one at a
+# time, and the later ones find the schema current. (SQLite serialises writers by itself.)
+MIGRATION_LOCK = 0x7265_666F_726D - 1  # next to the job and polling leases' keys
 
 
 def _run(connection: Connection) -> None:
@@ -23,6 +26,8 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

@@ -27,6 +27,23 @@ ADVISORY_KEY = 0x7265_666F_726D  # "reform": the job runner's lock in this datab
 POLLING = "polling"  # the lease of the one process that polls the Bot API for updates
 POLLING_KEY = ADVISORY_KEY + 1
 OWNER_MAX = 64
+KEEPALIVE_PROBES = 3
+
+
+def keepalive_settings(seconds: float) -> dict[str, int]:
+    """Return PostgreSQL's TCP keepalive settings for a lock connection of a `seconds` lease.
+
+    A holder whose machine vanishes (power, network) never closes its connection; with the
+    kernel's defaults PostgreSQL would keep its advisory lock for over two hours. These make the
+    server drop the connection, and so free the lock, within about two thirds of the lease.
+    """
+    idle = max(1, int(seconds / 3))
+    interval = max(1, int(seconds / (3 * KEEPALIVE_PROBES)))
+    return {
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": interval,
+        "tcp_keepalives_count": KEEPALIVE_PROBES,
+    }
 
 
 def make_owner() -> str:
@@ -160,6 +177,11 @@ class Lease:
             conn = await self.engine.connect()
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             self._conn = conn
+            for name, value in keepalive_settings(self.seconds).items():
+                await conn.execute(
+                    text("SELECT set_config(:name, :value, false)"),
+                    {"name": name, "value": str(value)},
+                )
             got = (
                 await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
             ).scalar()
