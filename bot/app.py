@@ -32,13 +32,17 @@ from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import LOCALES, t
 from bot.messages import OutboundMessage
 from bot.polling import PollingLeader
+from bot.runtime import Runtime
 from bot.services import bootstrap, contacts
 from bot.services.lease import POLLING, POLLING_KEY, Lease
 from bot.startup import OptionalCalls, TolerantUpdater, classify
 from handlers import router
 from handlers.context import Deps
-from handlers.registry import COMMANDS, EVERYONE
-from jobs.pacing import Pacer
+from handlers.registry import EVERYONE
+from handlers.routes import COMMAND_LIST
+from jobs import runner as job_runner
+from jobs import sweeps
+from jobs.pacing import PACERS_KEY, Pacer
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
@@ -87,23 +91,18 @@ class PerChatUpdates(BaseUpdateProcessor):
 
 
 @dataclass
-class Runtime:
-    """What the handlers share, kept in the Application's bot_data."""
+class BotRuntime(Runtime):
+    """The runtime plus the Telegram side: kept in the Application's bot_data."""
 
-    settings: Settings
-    maker: SessionMaker
-    clock: Clock
     deps: Deps | None = None
     replies: Replies | None = None
-    pacers: dict[str, Pacer] = field(default_factory=dict)  # per channel: replies and outbox
-    extra: dict[str, Any] = field(default_factory=dict)
     optional: OptionalCalls = field(default_factory=OptionalCalls)
 
 
-def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
     """Return the runtime stored in the application."""
     rt = context.application.bot_data["runtime"]
-    assert isinstance(rt, Runtime)
+    assert isinstance(rt, BotRuntime)
     return rt
 
 
@@ -126,7 +125,7 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _note_blocked(rt, event.external_id, True)
 
 
-async def _note_blocked(rt: Runtime, external_id: str, blocked: bool) -> None:
+async def _note_blocked(rt: BotRuntime, external_id: str, blocked: bool) -> None:
     """Record that a user blocked the bot, or started it again."""
     async with transaction(rt.maker) as session:
         if blocked:
@@ -159,7 +158,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("could not tell chat about the failure of update %s", update_id)
 
 
-async def _locale_of(rt: Runtime, update: Update) -> str:
+async def _locale_of(rt: BotRuntime, update: Update) -> str:
     """Return the language the person behind an update chose (the default when unknown)."""
     user = update.effective_user
     if user is None:
@@ -176,7 +175,7 @@ async def _locale_of(rt: Runtime, update: Update) -> str:
 
 async def _set_commands(app: AnyApp) -> None:
     """Publish the commands open to everyone in the chat menu, in each language."""
-    public = [c for c in COMMANDS.values() if c.audience == EVERYONE]
+    public = [c for c in COMMAND_LIST if c.audience == EVERYONE]
     for locale in LOCALES:
         commands = [BotCommand(c.name, t(c.help_key, locale)[:256]) for c in public]
         await app.bot.set_my_commands(commands, language_code=None if locale == "vi" else locale)
@@ -194,7 +193,7 @@ def _file_fetcher(app: AnyApp) -> Callable[[str], Awaitable[bytes]]:
 
 async def _post_init(app: AnyApp) -> None:
     """Finish start-up once the bot knows who it is."""
-    rt: Runtime = app.bot_data["runtime"]
+    rt: BotRuntime = app.bot_data["runtime"]
     rt.deps = Deps(
         rt.maker,
         rt.settings,
@@ -203,7 +202,8 @@ async def _post_init(app: AnyApp) -> None:
         fetch_file=_file_fetcher(app),
     )
     channel = TelegramChannel(app.bot, rt.settings.scheduler.tz, limits_of(rt.settings.delivery))
-    rt.replies = Replies(channel, budget=rt.pacers.get(telegram_channel.CHANNEL))
+    pacers = rt.extra.get(PACERS_KEY, {})
+    rt.replies = Replies(channel, budget=pacers.get(telegram_channel.CHANNEL))
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:
             await bootstrap.ensure_admin(
@@ -233,14 +233,15 @@ def build_application(
         .base_url(settings.telegram.api_base_url)
         .base_file_url(settings.telegram.api_file_url)
         .post_init(_post_init)
+        .job_queue(None)  # the job runner (jobs/runner.py) has its own scheduler
         .concurrent_updates(PerChatUpdates(CONCURRENT_UPDATES))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()
-    rt = Runtime(settings=settings, maker=maker, clock=clock or SystemClock())
+    rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
     if rate_limit:
-        rt.pacers[telegram_channel.CHANNEL] = Pacer(limits_of(settings.delivery))
+        rt.extra[PACERS_KEY] = {telegram_channel.CHANNEL: Pacer(limits_of(settings.delivery))}
     app.bot_data["runtime"] = rt
     # deleteWebhook and setWebhook at start are retried in the background, never fatal.
     app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)
@@ -255,7 +256,7 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
     Updates already received are handled before the bot exits; a signal that arrives while the
     bot is still starting is honoured once start-up has finished.
     """
-    rt: Runtime = app.bot_data["runtime"]
+    rt: BotRuntime = app.bot_data["runtime"]
     tg = rt.settings.telegram
     assert app.updater is not None
     await app.initialize()
@@ -269,7 +270,7 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         else:
             await _start_polling(app, rt)
         await app.start()
-        await _start_jobs(app, rt)
+        await _start_jobs(rt)
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
         log.info(
@@ -299,7 +300,7 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         await app.shutdown()
 
 
-async def _start_polling(app: AnyApp, rt: Runtime) -> None:
+async def _start_polling(app: AnyApp, rt: BotRuntime) -> None:
     """Poll while this process holds the polling lease (one poller per database), else wait."""
     assert app.updater is not None
     lease = Lease(
@@ -321,12 +322,9 @@ def outbox_channels(settings: Settings) -> dict[str, Channel]:
     return {telegram_channel.CHANNEL: telegram_channel.outbox_channel(settings)}
 
 
-async def _start_jobs(app: AnyApp, rt: Runtime) -> None:
+async def _start_jobs(rt: BotRuntime) -> None:
     """Start the job runner: the outbox dispatcher and the sweeps, while this process leads."""
-    from jobs import runner as job_runner
-    from jobs import sweeps
-
-    runner = job_runner.attach(app, rt, outbox_channels(rt.settings))
+    runner = job_runner.attach(rt, outbox_channels(rt.settings))
     sweeps.register(runner, rt)
     await runner.start()
 

@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.cron import cron_trigger
+from bot.i18n import t
+
 ENV_PREFIX = "REFORMBOT_"
 CONFIG_ENV = "REFORMBOT_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -268,10 +271,6 @@ class TaskSettings(BaseModel):
     @classmethod
     def _cron(cls, v: str) -> str:
         """Require a crontab expression APScheduler understands."""
-        from zoneinfo import ZoneInfo
-
-        from bot.services.task_series import cron_trigger
-
         try:
             cron_trigger(v, ZoneInfo("Asia/Ho_Chi_Minh"))
         except ValueError:
@@ -357,8 +356,6 @@ class ConfigProblem:
     @property
     def message(self) -> str:
         """Return the reason in English, for logs and exceptions."""
-        from bot.i18n import t
-
         return t(self.reason, "en", **self.params)
 
 

@@ -8,14 +8,8 @@ from bot.services import invites, org
 from bot.services.errors import InvalidInput, NotFound
 from handlers.context import Context, msg
 from handlers.core import channels_text, roles_text
-from handlers.registry import command, roles_only
-
-ADMINS = roles_only(Role.ADMIN)
-MANAGERS = roles_only(Role.ADMIN, Role.LEADER)
-HEADS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
 
 
-@command("invite", ADMINS)
 async def invite(ctx: Context) -> list[OutboundMessage]:
     """Make invite links for a member of staff (by code) or for a unit's unlinked staff."""
     if len(ctx.event.args) != 1:
@@ -62,7 +56,6 @@ async def invite(ctx: Context) -> list[OutboundMessage]:
     ]
 
 
-@command("units", MANAGERS)
 async def units(ctx: Context) -> list[OutboundMessage]:
     """List the units as a tree with linked / total staff."""
     tree = await org.unit_tree(ctx.session, actor=ctx.actor)
@@ -81,7 +74,6 @@ async def units(ctx: Context) -> list[OutboundMessage]:
     return [msg("units.header", count=len(tree), lines=Items("units.line", rows))]
 
 
-@command("people", HEADS)
 async def people(ctx: Context) -> list[OutboundMessage]:
     """List a unit's staff and whether each has linked a chat account."""
     code = ctx.event.args[0] if ctx.event.args else None

@@ -15,8 +15,8 @@ from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
-from handlers.flows import Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import action, command, roles_only, row_id
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.registry import row_id
 
 SEGMENTS = {
     "staff": broadcasts.Segment(staff=True),
@@ -27,7 +27,7 @@ SEGMENTS = {
 }
 
 
-async def accept_content(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_content(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the formatted text, or a photo or document with its caption."""
     text_html = ctx.event.html or html.escape(answer.text or "", quote=False)
     ref = answer.file
@@ -48,20 +48,19 @@ async def accept_content(ctx: Context, data: Data, answer: Answer) -> str:
         attachment_id = row.id
     broadcasts.validate(text_html, attachment_id=attachment_id)
     data.update(html=text_html, attachment_id=attachment_id, media=media)
-    return "segment"
 
 
-async def accept_segment(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_segment(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Keep the chosen segment, or ask for unit codes."""
     if answer.choice in SEGMENTS:
         data["segment"] = answer.choice
-        return "when"
+        return None
     if answer.choice == "units":
         return "units"
     raise InvalidInput("directive.flow.use_buttons")
 
 
-async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_units(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep typed unit codes (CODE* for a unit and all below it)."""
     codes = [c for c in re.split(r"[,;\s]+", answer.text or "") if c]
     segment = _units_segment(codes)
@@ -69,7 +68,6 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
         raise InvalidInput("directive.error.no_target")
     await broadcasts.recipients(ctx.session, segment)
     data["segment"], data["codes"] = "units", codes
-    return "when"
 
 
 def _units_segment(codes: list[str]) -> broadcasts.Segment:
@@ -85,17 +83,17 @@ def segment_of(data: Data) -> broadcasts.Segment:
     return SEGMENTS[data["segment"]]
 
 
-async def accept_when(ctx: Context, data: Data, answer: Answer) -> str:
-    """Keep 'now' or a typed local date and time."""
+async def accept_when(ctx: Context, data: Data, answer: Answer) -> str | None:
+    """Keep 'now' (within the quiet hours, ask first) or a typed local date and time."""
     if answer.choice == "now":
         data["send_at"] = ctx.now.isoformat()
-        return "quiet" if calendar(ctx).in_quiet_hours(ctx.now) else "confirm"
+        return "quiet" if calendar(ctx).in_quiet_hours(ctx.now) else None
     day, hh_mm = parse_date(answer.text)
     moment = calendar(ctx).at_local(day, hh_mm or "08:00")
     if moment <= ctx.now:
         raise InvalidInput("broadcast.error.past")
     data["send_at"] = moment.isoformat()
-    return "confirm"
+    return None
 
 
 async def prompt_quiet(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -118,14 +116,14 @@ async def prompt_quiet(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_quiet(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_quiet(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Send now anyway, or at the end of the quiet hours, or at a typed moment."""
     if answer.choice == "anyway":
         data["send_at"] = ctx.now.isoformat()
-        return "confirm"
+        return None
     if answer.choice == "later":
         data["send_at"] = calendar(ctx).after_quiet_hours(ctx.now).isoformat()
-        return "confirm"
+        return None
     if answer.text:
         return await accept_when(ctx, data, answer)
     raise InvalidInput("directive.flow.use_buttons")
@@ -174,38 +172,43 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
 BROADCAST_FLOW = register(
     FlowSpec(
         kind="broadcast",
-        first="content",
-        prompts={
-            "content": ask("broadcast.flow.ask_content"),
-            "segment": ask(
-                "broadcast.flow.ask_segment",
-                (choice("broadcast.flow.staff", "staff"), choice("broadcast.flow.heads", "heads")),
-                (
-                    choice("broadcast.flow.units", "units"),
-                    choice("broadcast.flow.citizens", "citizens"),
+        steps=(
+            Step("content", ask("broadcast.flow.ask_content"), accept_content, next="segment"),
+            Step(
+                "segment",
+                ask(
+                    "broadcast.flow.ask_segment",
+                    (
+                        choice("broadcast.flow.staff", "staff"),
+                        choice("broadcast.flow.heads", "heads"),
+                    ),
+                    (
+                        choice("broadcast.flow.units", "units"),
+                        choice("broadcast.flow.citizens", "citizens"),
+                    ),
+                    (choice("broadcast.flow.everyone", "everyone"),),
                 ),
-                (choice("broadcast.flow.everyone", "everyone"),),
+                accept_segment,
+                next="when",
+                branches=("units",),
             ),
-            "units": ask("directive.flow.ask_units"),
-            "when": ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
-            "quiet": prompt_quiet,
-            "confirm": prompt_confirm,
-        },
-        accepts={
-            "content": accept_content,
-            "segment": accept_segment,
-            "units": accept_units,
-            "when": accept_when,
-            "quiet": accept_quiet,
-            "confirm": confirm_on("send"),
-        },
+            Step("units", ask("directive.flow.ask_units"), accept_units, next="when"),
+            Step(
+                "when",
+                ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
+                accept_when,
+                next="confirm",
+                branches=("quiet",),
+            ),
+            Step("quiet", prompt_quiet, accept_quiet, next="confirm"),
+            Step("confirm", prompt_confirm, confirm_on("send")),
+        ),
         finish=finish,
         ttl=timedelta(hours=2),
     )
 )
 
 
-@command("broadcast", roles_only(Role.ADMIN))
 async def broadcast(ctx: Context) -> list[OutboundMessage]:
     """Start the guided flow that sends an announcement or a survey."""
     require(ctx.actor, Role.ADMIN)
@@ -226,7 +229,6 @@ def _state(p: broadcasts.Progress, ctx: Context) -> Text:
     return Text("broadcast.state.sending" if p.pending else "broadcast.state.done")
 
 
-@command("broadcasts", roles_only(Role.ADMIN, Role.LEADER))
 async def list_broadcasts(ctx: Context) -> list[OutboundMessage]:
     """List recent broadcasts with live progress, and a cancel button for running ones."""
     rows = await broadcasts.recent(ctx.session, actor=ctx.actor)
@@ -256,7 +258,6 @@ async def list_broadcasts(ctx: Context) -> list[OutboundMessage]:
     return [msg("broadcast.list", lines=lines, buttons=buttons)]
 
 
-@action("bcancel")
 async def cancel_pressed(ctx: Context) -> list[OutboundMessage]:
     """Ask to confirm a cancel, then cancel: nothing leaves after the confirmation."""
     _, _, rest = (ctx.event.action or "").partition(":")

@@ -8,16 +8,15 @@ from bot.messages import OutboundMessage
 from bot.services import cases
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, register, start
-from handlers.registry import action, row_id
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, register, start
+from handlers.registry import row_id
 
 
-async def accept_text(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_text(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the typed answer or closing note."""
     if not answer.text:
         raise InvalidInput("case.error.empty")
     data["text"] = answer.text
-    return DONE
 
 
 async def finish_answer(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -41,9 +40,7 @@ async def finish_close(ctx: Context, data: Data) -> list[OutboundMessage]:
 ANSWER_FLOW = register(
     FlowSpec(
         kind="case_answer",
-        first="text",
-        prompts={"text": ask("case.ask_answer")},
-        accepts={"text": accept_text},
+        steps=(Step("text", ask("case.ask_answer"), accept_text),),
         finish=finish_answer,
         ttl=timedelta(hours=8),
     )
@@ -51,16 +48,13 @@ ANSWER_FLOW = register(
 CLOSE_FLOW = register(
     FlowSpec(
         kind="case_close",
-        first="text",
-        prompts={"text": ask("case.ask_close")},
-        accepts={"text": accept_text},
+        steps=(Step("text", ask("case.ask_close"), accept_text),),
         finish=finish_close,
         ttl=timedelta(hours=8),
     )
 )
 
 
-@action("case")
 async def case_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start answering the citizen, or closing the case, from the head's alert."""
     parts = (ctx.event.action or "").split(":")
@@ -71,7 +65,6 @@ async def case_pressed(ctx: Context) -> list[OutboundMessage]:
     return await start(ctx, ANSWER_FLOW if verb == "answer" else CLOSE_FLOW, {"case_id": case_id})
 
 
-@action("casefb")
 async def citizen_feedback(ctx: Context) -> list[OutboundMessage]:
     """Record, once, whether the head's answer settles it; the answer itself stays on screen."""
     parts = (ctx.event.action or "").split(":")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bot.i18n import LOCALES
 from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import contacts, flows, invites, org, service_points
 from bot.services.access import Actor
 from handlers.context import Context, msg
-from handlers.registry import COMMANDS, EVERYONE, STAFF, Command, action, command
+from handlers.ratings import start_rating
+from handlers.registry import EVERYONE, STAFF, Command
 
 ROLE_ORDER = (Role.ADMIN, Role.LEADER, Role.UNIT_HEAD, Role.STAFF)
 
@@ -31,13 +34,10 @@ def unit_name(ctx: Context) -> str:
     return ctx.actor.unit.name if ctx.actor.unit else "–"
 
 
-@command("start")
 async def start(ctx: Context) -> list[OutboundMessage]:
     """Welcome the user; link a staff account when the payload is an invite code."""
     payload = ctx.event.payload
     if payload and service_points.parse_payload(payload) is not None:
-        from handlers.ratings import start_rating
-
         return await start_rating(ctx, payload)
     if payload and invites.is_invite_payload(payload):
         person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
@@ -66,17 +66,11 @@ def visible_to(actor: Actor, audience: str | frozenset[Role]) -> bool:
     return isinstance(audience, frozenset) and actor.has_any(audience)
 
 
-def _rank(command: Command) -> int:
-    """Order /help: commands for everyone, then for staff, then by role."""
-    return 0 if command.audience == EVERYONE else 1 if command.audience == STAFF else 2
-
-
-@command("help")
-async def help_(ctx: Context) -> list[OutboundMessage]:
-    """List the commands this person's roles may use."""
+def help_lines(ctx: Context, commands: Iterable[Command]) -> list[OutboundMessage]:
+    """List, in the order given, the commands this person's roles may use."""
     rows = tuple(
         {"command": c.name, "description": Text(c.help_key)}
-        for c in sorted(COMMANDS.values(), key=_rank)
+        for c in commands
         if visible_to(ctx.actor, c.audience)
     )
     lines = Items("help.line", rows)
@@ -85,7 +79,6 @@ async def help_(ctx: Context) -> list[OutboundMessage]:
     return [msg("help.header_citizen", lines=lines)]
 
 
-@command("lang")
 async def lang(ctx: Context) -> list[OutboundMessage]:
     """Offer the languages as buttons, or switch at once with '/lang en'."""
     if ctx.event.args:
@@ -97,7 +90,6 @@ async def lang(ctx: Context) -> list[OutboundMessage]:
     return [msg("lang.choose", buttons=buttons)]
 
 
-@action("lang")
 async def lang_pressed(ctx: Context) -> list[OutboundMessage]:
     """Switch language from a button and replace the question with the answer."""
     code = (ctx.event.action or "").partition(":")[2]
@@ -105,7 +97,6 @@ async def lang_pressed(ctx: Context) -> list[OutboundMessage]:
     return [msg("lang.changed", edit=True)]
 
 
-@command("me", STAFF)
 async def me(ctx: Context) -> list[OutboundMessage]:
     """Show the person's name, unit, roles and linked channels."""
     if not ctx.actor.is_staff:
@@ -126,14 +117,12 @@ async def me(ctx: Context) -> list[OutboundMessage]:
     ]
 
 
-@command("stop")
 async def stop(ctx: Context) -> list[OutboundMessage]:
     """Opt out of optional messages; tell staff which notices still come."""
     contacts.set_opted_out(ctx.session, contact=ctx.contact, opted_out=True)
     return [msg("stop.done_staff" if ctx.actor.is_staff else "stop.done_citizen")]
 
 
-@command("cancel")
 async def cancel(ctx: Context) -> list[OutboundMessage]:
     """Cancel the conversation in progress."""
     assert ctx.contact.id is not None

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
-from bot.services import attachments, directives
+from bot.services import attachments, directive_report, directives
 from bot.services.access import require
 from bot.services.calendar import CLOSE, WorkCalendar
 from bot.services.errors import InvalidInput
@@ -19,16 +19,15 @@ from handlers.flows import (
     Data,
     FlowSpec,
     Prompt,
+    Step,
     ask,
     choice,
     confirm_on,
     register,
     start,
 )
-from handlers.registry import action, command, roles_only, row_id
+from handlers.registry import row_id
 
-ADMINS = roles_only(Role.ADMIN)
-FOLLOWERS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
 DATE_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:\s+(\d{1,2})[:h](\d{2}))?$")
 KIND_TARGETS = {
     "offices": UnitKind.OFFICE,
@@ -59,7 +58,7 @@ def parse_date(text: str | None) -> tuple[date, str | None]:
 def _text_step(field: str, limit: int) -> Any:
     """Return an accept function storing typed text of at most `limit` characters."""
 
-    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+    async def accept(ctx: Context, data: Data, answer: Answer) -> None:
         if not answer.text:
             raise InvalidInput("directive.error.required", field=Text(f"directive.field.{field}"))
         if len(answer.text) > limit:
@@ -67,28 +66,23 @@ def _text_step(field: str, limit: int) -> Any:
                 "directive.error.too_long", field=Text(f"directive.field.{field}"), limit=limit
             )
         data[field] = answer.text
-        return NEXT[field]
 
     return accept
 
 
-NEXT = {"number": "date", "title": "summary", "summary": "file"}
-
-
-async def accept_date(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_date(ctx: Context, data: Data, answer: Answer) -> None:
     """Store the date of issue ('today' or dd/mm/yyyy)."""
     if answer.choice == "today":
         data["date"] = calendar(ctx).local(ctx.now).date().isoformat()
     else:
         data["date"] = parse_date(answer.text)[0].isoformat()
-    return "title"
 
 
-async def accept_file(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_file(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the attached document, or skip."""
     if answer.choice == "skip":
         data["attachment_id"] = None
-        return "target"
+        return
     ref = ctx.event.file
     fetch = ctx.deps.fetch_file
     if ref is None or fetch is None:
@@ -103,35 +97,32 @@ async def accept_file(ctx: Context, data: Data, answer: Answer) -> str:
         file_id=ref.file_id,
     )
     data["attachment_id"] = row.id
-    return "target"
 
 
-async def accept_target(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_target(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Store the target: all units, a kind of unit, or codes to type next."""
     if answer.choice in ("all", *KIND_TARGETS):
         data["target"] = answer.choice
-        return "audience"
+        return None
     if answer.choice == "pick":
         return "units"
     raise InvalidInput("directive.flow.use_buttons")
 
 
-async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_units(ctx: Context, data: Data, answer: Answer) -> None:
     """Store typed unit codes ('CODE*' takes a unit and everything under it)."""
     codes = [c for c in re.split(r"[,;\s]+", answer.text or "") if c]
     if not codes:
         raise InvalidInput("directive.error.no_target")
     await directives.resolve_units(ctx.session, _target_of({"target": "pick", "codes": codes}))
     data["target"], data["codes"] = "pick", codes
-    return "audience"
 
 
-async def accept_audience(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_audience(ctx: Context, data: Data, answer: Answer) -> None:
     """Store who receives it: everyone or heads only."""
     if answer.choice not in (Audience.EVERYONE.value, Audience.HEADS.value):
         raise InvalidInput("directive.flow.use_buttons")
     data["audience"] = answer.choice
-    return "deadline"
 
 
 def read_due(ctx: Context, answer: Answer, *, past_key: str) -> datetime:
@@ -147,13 +138,13 @@ def read_due(ctx: Context, answer: Answer, *, past_key: str) -> datetime:
     return due
 
 
-def keep_working_day(ctx: Context, data: Data, field: str, due: datetime, then: str) -> str:
-    """Store a moment on a working day and go on; hold one on a day off and ask what to do."""
+def keep_working_day(ctx: Context, data: Data, field: str, due: datetime) -> str | None:
+    """Store a moment on a working day and go on; hold one on a day off (step `<field>_move`)."""
     cal = calendar(ctx)
     if cal.check_working_day(cal.local(due).date()) is None:
         data[field] = due.isoformat()
         data.pop(f"{field}_held", None)
-        return then
+        return None
     data[f"{field}_held"] = due.isoformat()
     return f"{field}_move"
 
@@ -182,14 +173,25 @@ def move_prompt(field: str) -> Prompt:
     return prompt
 
 
-def move_accept(field: str, then: str, date_step: Accept) -> Accept:
-    """Return the step that moves the held date, asks for another, or reads a typed one."""
+def move_step(field: str, date_step: Accept, then: str) -> Step:
+    """Return the step that moves a held date, asks for another, or reads a typed one."""
+    return Step(
+        f"{field}_move",
+        move_prompt(field),
+        move_accept(field, date_step),
+        next=then,
+        branches=(field, f"{field}_move"),
+    )
 
-    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+
+def move_accept(field: str, date_step: Accept) -> Accept:
+    """Return the accept that moves the held date, asks for another, or reads a typed one."""
+
+    async def accept(ctx: Context, data: Data, answer: Answer) -> str | None:
         if answer.choice == "move":
             held = datetime.fromisoformat(data.pop(f"{field}_held"))
             data[field] = calendar(ctx).require_working_day(held, move=True).isoformat()
-            return then
+            return None
         if answer.choice == "other":
             return field
         if answer.text:
@@ -199,10 +201,10 @@ def move_accept(field: str, then: str, date_step: Accept) -> Accept:
     return accept
 
 
-async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_deadline(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Store the acknowledgement deadline (a day off is held until moved or changed)."""
     due = read_due(ctx, answer, past_key="directive.error.deadline_past")
-    return keep_working_day(ctx, data, "deadline", due, "confirm")
+    return keep_working_day(ctx, data, "deadline", due)
 
 
 def _target_of(data: Data) -> directives.Target:
@@ -278,68 +280,94 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
 DIRECTIVE_FLOW = register(
     FlowSpec(
         kind="directive",
-        first="number",
-        prompts={
-            "number": ask("directive.flow.ask_number"),
-            "date": ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
-            "title": ask("directive.flow.ask_title"),
-            "summary": ask("directive.flow.ask_summary"),
-            "file": ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
-            "target": ask(
-                "directive.flow.ask_target",
-                (choice("directive.flow.target_all", "all"),),
-                (
-                    choice("directive.flow.target_offices", "offices"),
-                    choice("directive.flow.target_affiliated", "affiliated"),
-                ),
-                (
-                    choice("directive.flow.target_communes", "communes"),
-                    choice("directive.flow.target_schools", "schools"),
-                ),
-                (choice("directive.flow.target_pick", "pick"),),
+        steps=(
+            Step(
+                "number",
+                ask("directive.flow.ask_number"),
+                _text_step("number", directives.NUMBER_MAX),
+                next="date",
             ),
-            "units": ask("directive.flow.ask_units"),
-            "audience": ask(
-                "directive.flow.ask_audience",
-                (
-                    choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
-                    choice("directive.flow.audience_heads", Audience.HEADS.value),
+            Step(
+                "date",
+                ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
+                accept_date,
+                next="title",
+            ),
+            Step(
+                "title",
+                ask("directive.flow.ask_title"),
+                _text_step("title", directives.TITLE_MAX),
+                next="summary",
+            ),
+            Step(
+                "summary",
+                ask("directive.flow.ask_summary"),
+                _text_step("summary", directives.SUMMARY_MAX),
+                next="file",
+            ),
+            Step(
+                "file",
+                ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
+                accept_file,
+                next="target",
+            ),
+            Step(
+                "target",
+                ask(
+                    "directive.flow.ask_target",
+                    (choice("directive.flow.target_all", "all"),),
+                    (
+                        choice("directive.flow.target_offices", "offices"),
+                        choice("directive.flow.target_affiliated", "affiliated"),
+                    ),
+                    (
+                        choice("directive.flow.target_communes", "communes"),
+                        choice("directive.flow.target_schools", "schools"),
+                    ),
+                    (choice("directive.flow.target_pick", "pick"),),
                 ),
+                accept_target,
+                next="audience",
+                branches=("units",),
             ),
-            "deadline": ask(
-                "directive.flow.ask_deadline",
-                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
+            Step("units", ask("directive.flow.ask_units"), accept_units, next="audience"),
+            Step(
+                "audience",
+                ask(
+                    "directive.flow.ask_audience",
+                    (
+                        choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
+                        choice("directive.flow.audience_heads", Audience.HEADS.value),
+                    ),
+                ),
+                accept_audience,
+                next="deadline",
             ),
-            "deadline_move": move_prompt("deadline"),
-            "confirm": prompt_confirm,
-        },
-        accepts={
-            "number": _text_step("number", directives.NUMBER_MAX),
-            "date": accept_date,
-            "title": _text_step("title", directives.TITLE_MAX),
-            "summary": _text_step("summary", directives.SUMMARY_MAX),
-            "file": accept_file,
-            "target": accept_target,
-            "units": accept_units,
-            "audience": accept_audience,
-            "deadline": accept_deadline,
-            "deadline_move": move_accept("deadline", "confirm", accept_deadline),
-            "confirm": confirm_on("send"),
-        },
+            Step(
+                "deadline",
+                ask(
+                    "directive.flow.ask_deadline",
+                    tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
+                ),
+                accept_deadline,
+                next="confirm",
+                branches=("deadline_move",),
+            ),
+            move_step("deadline", accept_deadline, then="confirm"),
+            Step("confirm", prompt_confirm, confirm_on("send")),
+        ),
         finish=finish,
         ttl=timedelta(hours=4),
     )
 )
 
 
-@command("directive", ADMINS)
 async def directive(ctx: Context) -> list[OutboundMessage]:
     """Start the guided flow that issues a directive."""
     require(ctx.actor, Role.ADMIN)
     return await start(ctx, DIRECTIVE_FLOW)
 
 
-@action("ack")
 async def ack(ctx: Context) -> list[OutboundMessage]:
     """Record an acknowledgement and show its time on the notice."""
     arg = (ctx.event.action or "").partition(":")[2]
@@ -368,7 +396,6 @@ async def ack(ctx: Context) -> list[OutboundMessage]:
     ]
 
 
-@command("status", FOLLOWERS)
 async def status(ctx: Context) -> list[OutboundMessage]:
     """List open directives, or show one unit by unit (optionally as XLSX)."""
     args = ctx.event.args
@@ -390,7 +417,7 @@ async def status(ctx: Context) -> list[OutboundMessage]:
         ctx.session, actor=ctx.actor, directive_id=int(args[0].lstrip("#"))
     )
     if len(args) == 2 and args[1].lower() == "xlsx":
-        await directives.queue_status_xlsx(
+        await directive_report.queue_status_xlsx(
             ctx.session, contact=ctx.contact, status=result, now=ctx.now
         )
         return [msg("directive.xlsx_queued")]

@@ -12,20 +12,19 @@ from bot.services.apology_slip import Issuer
 from bot.services.calendar import CLOSE
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from handlers.context import Context, msg
-from handlers.directives import calendar, keep_working_day, move_accept, move_prompt, parse_date
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import action, command, row_id
+from handlers.directives import calendar, keep_working_day, move_step, parse_date
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.registry import row_id
 
 
-async def accept_code(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_code(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the dossier code."""
     if not answer.text:
         raise InvalidInput("dossier.flow.need_code")
     data["code"] = answer.text.strip()
-    return "last4"
 
 
-async def accept_last4(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_last4(ctx: Context, data: Data, answer: Answer) -> None:
     """Check the phone's last 4 digits; a failure is counted even though the flow goes on."""
     try:
         dossier = await dossiers.follow(
@@ -40,7 +39,6 @@ async def accept_last4(ctx: Context, data: Data, answer: Answer) -> str:
     except (InvalidInput, NotFound) as err:
         raise InvalidInput(err.key, **err.params) from None
     data["dossier_id"] = dossier.id
-    return DONE
 
 
 async def finish_follow(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -53,27 +51,26 @@ async def finish_follow(ctx: Context, data: Data) -> list[OutboundMessage]:
 FOLLOW_FLOW = register(
     FlowSpec(
         kind="follow",
-        first="code",
-        prompts={"code": ask("dossier.flow.ask_code"), "last4": ask("dossier.flow.ask_last4")},
-        accepts={"code": accept_code, "last4": accept_last4},
+        steps=(
+            Step("code", ask("dossier.flow.ask_code"), accept_code, next="last4"),
+            Step("last4", ask("dossier.flow.ask_last4"), accept_last4),
+        ),
         finish=finish_follow,
         ttl=timedelta(minutes=30),
     )
 )
 
 
-@command("follow")
 async def follow(ctx: Context) -> list[OutboundMessage]:
     """Follow a dossier by its receipt code and the phone number's last 4 digits."""
     return await start(ctx, FOLLOW_FLOW)
 
 
-async def accept_reason(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_reason(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the reason for the delay."""
     if not answer.text:
         raise InvalidInput("apology.reason_required")
     data["reason"] = answer.text
-    return "new_date"
 
 
 def issuer_of(ctx: Context) -> Issuer:
@@ -82,12 +79,12 @@ def issuer_of(ctx: Context) -> Issuer:
     return Issuer(name=agency.name, symbol=agency.symbol, place=agency.place)
 
 
-async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_new_date(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Take the new return date (17:00 when no time is typed); a day off is held."""
     day, hh_mm = parse_date(answer.text)
     new_date = calendar(ctx).at_local(day, hh_mm or CLOSE)
     apologies.check_after(await _apology(ctx, data), new_date, now=ctx.now)
-    return keep_working_day(ctx, data, "new_date", new_date, "confirm")
+    return keep_working_day(ctx, data, "new_date", new_date)
 
 
 async def _apology(ctx: Context, data: Data) -> Apology:
@@ -160,26 +157,24 @@ async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
 APOLOGY_FLOW = register(
     FlowSpec(
         kind="apology",
-        first="reason",
-        prompts={
-            "reason": ask("dossier.flow.ask_reason"),
-            "new_date": ask("dossier.flow.ask_new_date"),
-            "new_date_move": move_prompt("new_date"),
-            "confirm": prompt_confirm,
-        },
-        accepts={
-            "reason": accept_reason,
-            "new_date": accept_new_date,
-            "new_date_move": move_accept("new_date", "confirm", accept_new_date),
-            "confirm": confirm_on("send"),
-        },
+        steps=(
+            Step("reason", ask("dossier.flow.ask_reason"), accept_reason, next="new_date"),
+            Step(
+                "new_date",
+                ask("dossier.flow.ask_new_date"),
+                accept_new_date,
+                next="confirm",
+                branches=("new_date_move",),
+            ),
+            move_step("new_date", accept_new_date, then="confirm"),
+            Step("confirm", prompt_confirm, confirm_on("send")),
+        ),
         finish=finish_apology,
         ttl=timedelta(hours=8),
     )
 )
 
 
-@action("apology")
 async def apology_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start writing the apology for a late dossier (its unit's head, or an admin)."""
     apology_id = row_id((ctx.event.action or "").partition(":")[2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,21 +37,55 @@ class Answer:
 
 Data = dict[str, Any]
 Prompt = Callable[[Context, Data], Awaitable[list[OutboundMessage]]]
-Accept = Callable[[Context, Data, Answer], Awaitable[str]]
+Accept = Callable[[Context, Data, Answer], Awaitable[str | None]]
 Finish = Callable[[Context, Data], Awaitable[list[OutboundMessage]]]
 
 
 @dataclass(frozen=True)
+class Step:
+    """One row of a flow's table: its question, how an answer is taken, and where it goes next.
+
+    `accept` returns None to go on to `next` (DONE finishes the flow), or one of `branches`
+    when the answer decides the way (a step may also go to DONE early).
+    """
+
+    name: str
+    prompt: Prompt
+    accept: Accept
+    next: str = DONE
+    branches: tuple[str, ...] = ()
+
+    def goes_to(self) -> tuple[str, ...]:
+        """Return every step this one may lead to."""
+        return (self.next, *self.branches, DONE)
+
+
+@dataclass(frozen=True)
 class FlowSpec:
-    """A conversation: its steps (prompt + accept), the first step and what finishing does."""
+    """A conversation: one ordered table of steps (the first starts it) and what finishing does."""
 
     kind: str
-    first: str
-    prompts: dict[str, Prompt]
-    accepts: dict[str, Accept]
+    steps: tuple[Step, ...]
     finish: Finish
     ttl: timedelta = timedelta(hours=2)
     ttl_of: Callable[[Settings], timedelta] | None = None
+    table: dict[str, Step] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Index the steps by name; refuse a table that names a step it does not have."""
+        table = {step.name: step for step in self.steps}
+        if len(table) != len(self.steps) or not table:
+            raise ValueError(f"flow {self.kind}: no steps, or a step name used twice")
+        for step in self.steps:
+            unknown = set(step.goes_to()) - {*table, DONE}
+            if unknown:
+                raise ValueError(f"flow {self.kind}: step {step.name} leads to {sorted(unknown)}")
+        object.__setattr__(self, "table", table)
+
+    @property
+    def first(self) -> str:
+        """Return the step the flow starts at."""
+        return self.steps[0].name
 
     def lifetime(self, ctx: Context) -> timedelta:
         """Return how long the flow stays open without an answer (configurable per flow)."""
@@ -95,12 +129,11 @@ def ask(key: str, *rows: tuple[Button, ...]) -> Prompt:
 
 
 def confirm_on(value: str) -> Accept:
-    """Return an accept step that finishes the flow only when `value` was pressed."""
+    """Return an accept step that goes on (to its table's next) only when `value` was pressed."""
 
-    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+    async def accept(ctx: Context, data: Data, answer: Answer) -> None:
         if answer.choice != value:
             raise InvalidInput("directive.flow.use_buttons")
-        return DONE
 
     return accept
 
@@ -148,7 +181,7 @@ def _present(flow: Flow, messages: list[OutboundMessage]) -> list[OutboundMessag
 
 async def _prompt(ctx: Context, spec: FlowSpec, flow: Flow) -> list[OutboundMessage]:
     """Ask the flow's current question, with its buttons."""
-    return _present(flow, await spec.prompts[flow.step](ctx, flows.data_of(flow)))
+    return _present(flow, await spec.table[flow.step].prompt(ctx, flows.data_of(flow)))
 
 
 async def start(ctx: Context, spec: FlowSpec, data: Data | None = None) -> list[OutboundMessage]:
@@ -243,10 +276,13 @@ async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
         picked = typed_choice(answer.text, _choices(await _prompt(ctx, spec, flow)))
         answer = answer if picked is None else Answer(None, picked, None)
     data = flows.data_of(flow)
+    step = spec.table[flow.step]
     try:
-        nxt = await spec.accepts[flow.step](ctx, data, answer)
+        nxt = await step.accept(ctx, data, answer) or step.next
     except InvalidInput as err:
         return [msg(err.key, **err.params), *await _prompt(ctx, spec, flow)]
+    if nxt not in step.goes_to():
+        raise ValueError(f"flow {spec.kind}: step {step.name} chose {nxt!r}, not in its table")
     if nxt == DONE:
         await flows.end(ctx.session, flow)
         return await spec.finish(ctx, data)

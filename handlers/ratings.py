@@ -12,7 +12,7 @@ from bot.services.errors import InvalidInput
 from bot.services.imports.values import FieldError, parse_phone
 from handlers.context import Context, msg
 from handlers.directives import calendar
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, fold, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, fold, register, start
 
 ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
 
@@ -51,10 +51,10 @@ async def prompt_dossier(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep a known, not yet rated dossier (it fills in the unit and procedure), or none."""
     if answer.choice == "skip" or fold(answer.text or "") in ("không", "khong", "no"):
-        return "overall"
+        return
     if not answer.text:
         raise InvalidInput("rating.error.dossier_code")
     dossier = await ratings.dossier_for_rating(ctx.session, answer.text)
@@ -63,7 +63,6 @@ async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> str:
         unit_id=dossier.unit_id,
         procedure_id=dossier.procedure_id or data.get("procedure_id"),
     )
-    return "overall"
 
 
 async def prompt_overall(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -71,10 +70,9 @@ async def prompt_overall(ctx: Context, data: Data) -> list[OutboundMessage]:
     return [msg("rating.ask_overall", buttons=level_buttons(skip=False))]
 
 
-async def accept_overall(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_overall(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the overall level."""
     data["overall"] = read_level(answer, skip=False)
-    return ELEMENT_STEPS[0]
 
 
 def element_prompt(name: str) -> Any:
@@ -96,50 +94,46 @@ def element_prompt(name: str) -> Any:
 def element_accept(name: str) -> Any:
     """Return the step keeping one SIPAS element's level (skippable)."""
 
-    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+    async def accept(ctx: Context, data: Data, answer: Answer) -> None:
         level = read_level(answer, skip=True)
         data.setdefault("scores", {})
         if level is not None:
             data["scores"][name] = level
-        index = ratings.ELEMENTS.index(name)
-        return ELEMENT_STEPS[index + 1] if index + 1 < len(ELEMENT_STEPS) else "officer"
 
     return accept
 
 
-def _optional_text(limit: int, field: str, nxt: str) -> Any:
+def _optional_text(limit: int, field: str) -> Any:
     """Return a step keeping optional typed text of at most `limit` characters."""
 
-    async def accept(ctx: Context, data: Data, answer: Answer) -> str:
+    async def accept(ctx: Context, data: Data, answer: Answer) -> None:
         if answer.choice == "skip" or not answer.text:
             data[field] = None
-            return nxt
+            return
         if len(answer.text) > limit:
             raise InvalidInput("rating.error.too_long", limit=limit)
         data[field] = answer.text
-        return nxt
 
     return accept
 
 
-async def accept_identity(ctx: Context, data: Data, answer: Answer) -> str:
-    """Stay anonymous, or go on to leave a phone number for a reply."""
+async def accept_identity(ctx: Context, data: Data, answer: Answer) -> str | None:
+    """Stay anonymous (and finish), or go on to leave a phone number for a reply."""
     if answer.choice == "anonymous" or fold(answer.text or "") in ("ẩn danh", "an danh"):
         data["anonymous"] = True
-        return DONE
+        return None
     if answer.choice == "phone":
         data["anonymous"] = False
         return "phone"
     raise InvalidInput("directive.flow.use_buttons")
 
 
-async def accept_phone(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_phone(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep a Vietnamese phone number."""
     try:
         data["phone"] = parse_phone(answer.text or "")
     except FieldError:
         raise InvalidInput("rating.error.phone", value=(answer.text or "")[:20]) from None
-    return DONE
 
 
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -170,29 +164,39 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
 RATING_FLOW = register(
     FlowSpec(
         kind="rating",
-        first="dossier",
-        prompts={
-            "dossier": prompt_dossier,
-            "overall": prompt_overall,
-            **{f"e_{k}": element_prompt(k) for k in ratings.ELEMENTS},
-            "officer": ask("rating.ask_officer", (choice("rating.skip", "skip"),)),
-            "comment": ask("rating.ask_comment", (choice("rating.skip", "skip"),)),
-            "identity": ask(
-                "rating.ask_identity",
-                (choice("rating.anonymous_button", "anonymous"),),
-                (choice("rating.phone_button", "phone"),),
+        steps=(
+            Step("dossier", prompt_dossier, accept_dossier, next="overall"),
+            Step("overall", prompt_overall, accept_overall, next=ELEMENT_STEPS[0]),
+            *(
+                Step(step, element_prompt(name), element_accept(name), next=then)
+                for name, step, then in zip(
+                    ratings.ELEMENTS, ELEMENT_STEPS, (*ELEMENT_STEPS[1:], "officer"), strict=True
+                )
             ),
-            "phone": ask("rating.ask_phone"),
-        },
-        accepts={
-            "dossier": accept_dossier,
-            "overall": accept_overall,
-            **{f"e_{k}": element_accept(k) for k in ratings.ELEMENTS},
-            "officer": _optional_text(255, "officer", "comment"),
-            "comment": _optional_text(1000, "comment", "identity"),
-            "identity": accept_identity,
-            "phone": accept_phone,
-        },
+            Step(
+                "officer",
+                ask("rating.ask_officer", (choice("rating.skip", "skip"),)),
+                _optional_text(255, "officer"),
+                next="comment",
+            ),
+            Step(
+                "comment",
+                ask("rating.ask_comment", (choice("rating.skip", "skip"),)),
+                _optional_text(1000, "comment"),
+                next="identity",
+            ),
+            Step(
+                "identity",
+                ask(
+                    "rating.ask_identity",
+                    (choice("rating.anonymous_button", "anonymous"),),
+                    (choice("rating.phone_button", "phone"),),
+                ),
+                accept_identity,
+                branches=("phone",),
+            ),
+            Step("phone", ask("rating.ask_phone"), accept_phone),
+        ),
         finish=finish,
         ttl_of=lambda settings: timedelta(minutes=settings.ratings.flow_minutes),
     )

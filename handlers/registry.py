@@ -1,4 +1,7 @@
-"""The ordered registry of commands and button namespaces, with who may see each."""
+"""What a route is: a command with its audience, a handler; and helpers handlers share.
+
+The routes themselves, in order, are listed in handlers/routes.py.
+"""
 
 from __future__ import annotations
 
@@ -32,34 +35,6 @@ class Command:
     def roles(self) -> frozenset[Role]:
         """Return the roles the command needs (empty when open to everyone or all staff)."""
         return self.audience if isinstance(self.audience, frozenset) else frozenset()
-
-
-COMMANDS: dict[str, Command] = {}
-ACTIONS: dict[str, Handler] = {}
-
-
-def command(name: str, audience: str | frozenset[Role] = EVERYONE) -> Callable[[Handler], Handler]:
-    """Register a handler for /name, in the order of registration."""
-
-    def register(handler: Handler) -> Handler:
-        if name in COMMANDS:
-            raise ValueError(f"command /{name} registered twice")
-        COMMANDS[name] = Command(name, handler, audience)
-        return handler
-
-    return register
-
-
-def action(namespace: str) -> Callable[[Handler], Handler]:
-    """Register a handler for buttons whose action starts with 'namespace:'."""
-
-    def register(handler: Handler) -> Handler:
-        if namespace in ACTIONS:
-            raise ValueError(f"action namespace {namespace} registered twice")
-        ACTIONS[namespace] = handler
-        return handler
-
-    return register
 
 
 def row_id(text: str) -> int | None:

@@ -9,20 +9,10 @@ from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services import access, contacts, flows
 from bot.services.errors import ServiceError
-from handlers import (  # noqa: F401  (registers every command and button)
-    admin,
-    broadcasts,
-    cases,
-    core,
-    directives,
-    dossiers,
-    ratings,
-    stats,
-    tasks,
-)
 from handlers.context import Context, Deps, msg
 from handlers.flows import proceed
-from handlers.registry import ACTIONS, COMMANDS, Handler
+from handlers.registry import Handler
+from handlers.routes import ACTIONS, COMMANDS
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 from bot.messages import Items, OutboundMessage, Text
-from bot.models import Role
 from bot.services import rating_stats
 from bot.services.errors import InvalidInput
 from bot.services.rating_stats import Stats, Tally
 from bot.services.ratings import ELEMENTS, LEVELS
 from handlers.context import Context, msg
-from handlers.registry import command, roles_only
 
-READERS = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
 TOP = 10
 MAX_ARGS = 3
 
@@ -54,7 +51,6 @@ def parse_args(args: Sequence[str]) -> Request:
     return Request(**found)
 
 
-@command("stats", READERS)
 async def stats(ctx: Context) -> list[OutboundMessage]:
     """Show a unit's (or every unit's) satisfaction statistics, or queue them as XLSX."""
     request = parse_args(ctx.event.args)

@@ -12,9 +12,9 @@ from bot.services.access import require
 from bot.services.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
 from handlers.context import Context, msg
-from handlers.directives import calendar, keep_working_day, move_accept, move_prompt, read_due
-from handlers.flows import DONE, Answer, Data, FlowSpec, ask, choice, confirm_on, register, start
-from handlers.registry import STAFF, action, command, roles_only, row_id
+from handlers.directives import calendar, keep_working_day, move_step, read_due
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.registry import row_id
 
 
 def _done_message(row_unit: str, title: str, at: datetime, late: bool | None) -> OutboundMessage:
@@ -47,10 +47,10 @@ async def prompt_note(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-async def accept_note(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_note(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the note and the optional report file."""
     if answer.choice == "skip":
-        return DONE
+        return
     if answer.file is not None and ctx.deps.fetch_file is not None:
         row = await attachments.keep_upload(
             ctx.session,
@@ -64,7 +64,6 @@ async def accept_note(ctx: Context, data: Data, answer: Answer) -> str:
     if answer.text and len(answer.text) > tasks.NOTE_MAX:
         raise InvalidInput("task.error.too_long", limit=tasks.NOTE_MAX)
     data["note"] = answer.text
-    return DONE
 
 
 async def finish_done(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -75,16 +74,13 @@ async def finish_done(ctx: Context, data: Data) -> list[OutboundMessage]:
 DONE_FLOW = register(
     FlowSpec(
         kind="task_done",
-        first="note",
-        prompts={"note": prompt_note},
-        accepts={"note": accept_note},
+        steps=(Step("note", prompt_note, accept_note),),
         finish=finish_done,
         ttl=timedelta(hours=2),
     )
 )
 
 
-@action("task")
 async def done_pressed(ctx: Context) -> list[OutboundMessage]:
     """Start reporting a task done from the button on its reminder."""
     assignment_id = row_id((ctx.event.action or "").partition(":")[2])
@@ -96,7 +92,6 @@ async def done_pressed(ctx: Context) -> list[OutboundMessage]:
     return await start(ctx, DONE_FLOW, {"assignment_id": row.id, "title": task.title})
 
 
-@command("tasks", STAFF)
 async def open_tasks(ctx: Context) -> list[OutboundMessage]:
     """List my unit's open tasks, soonest due first."""
     rows = await tasks.open_for_unit(ctx.session, actor=ctx.actor)
@@ -118,7 +113,6 @@ async def open_tasks(ctx: Context) -> list[OutboundMessage]:
     return [msg("task.list", unit=unit, lines=lines)]
 
 
-@command("done", STAFF)
 async def done(ctx: Context) -> list[OutboundMessage]:
     """Report a task done: /done <number> [note]."""
     parts = (ctx.event.text or "").split(maxsplit=2)
@@ -130,7 +124,6 @@ async def done(ctx: Context) -> list[OutboundMessage]:
     return await _report(ctx, assignment_id, note or None)
 
 
-@command("reopen", roles_only(Role.ADMIN, Role.UNIT_HEAD))
 async def reopen(ctx: Context) -> list[OutboundMessage]:
     """Reopen a finished task with a reason: /reopen <number> [unit code] <reason>."""
     parts = (ctx.event.text or "").split(maxsplit=2)
@@ -161,26 +154,24 @@ KINDS = {
 }
 
 
-async def accept_title(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_title(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the title."""
     if not answer.text:
         raise InvalidInput("task.error.required", field=Text("task.field.title"))
     if len(answer.text) > tasks.TITLE_MAX:
         raise InvalidInput("task.error.too_long", limit=tasks.TITLE_MAX)
     data["title"] = answer.text
-    return "details"
 
 
-async def accept_details(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_details(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the details, or none."""
     text = "" if answer.choice == "skip" else (answer.text or "")
     if len(text) > tasks.DETAILS_MAX:
         raise InvalidInput("task.error.too_long", limit=tasks.DETAILS_MAX)
     data["details"] = text
-    return "units"
 
 
-async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_units(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep the units: a kind of unit, or typed codes."""
     if answer.choice in KINDS:
         units = await resolve_units(ctx.session, Target(kinds=(KINDS[answer.choice],)))
@@ -194,13 +185,12 @@ async def accept_units(ctx: Context, data: Data, answer: Answer) -> str:
             raise InvalidInput("directive.error.no_target")
         units = await resolve_units(ctx.session, Target(units=codes))
     data["units"] = [u.code for u in units]
-    return "due"
 
 
-async def accept_due(ctx: Context, data: Data, answer: Answer) -> str:
+async def accept_due(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Keep the due moment (a day off is held until moved or changed)."""
     due = read_due(ctx, answer, past_key="task.error.due_past")
-    return keep_working_day(ctx, data, "due", due, "confirm")
+    return keep_working_day(ctx, data, "due", due)
 
 
 async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
@@ -246,43 +236,49 @@ async def finish_assign(ctx: Context, data: Data) -> list[OutboundMessage]:
 ASSIGN_FLOW = register(
     FlowSpec(
         kind="task",
-        first="title",
-        prompts={
-            "title": ask("task.flow.ask_title"),
-            "details": ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
-            "units": ask(
-                "task.flow.ask_units",
-                (
-                    choice("directive.flow.target_offices", "offices"),
-                    choice("directive.flow.target_affiliated", "affiliated"),
-                ),
-                (
-                    choice("directive.flow.target_communes", "communes"),
-                    choice("directive.flow.target_schools", "schools"),
-                ),
+        steps=(
+            Step("title", ask("task.flow.ask_title"), accept_title, next="details"),
+            Step(
+                "details",
+                ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
+                accept_details,
+                next="units",
             ),
-            "due": ask(
-                "task.flow.ask_due",
-                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
+            Step(
+                "units",
+                ask(
+                    "task.flow.ask_units",
+                    (
+                        choice("directive.flow.target_offices", "offices"),
+                        choice("directive.flow.target_affiliated", "affiliated"),
+                    ),
+                    (
+                        choice("directive.flow.target_communes", "communes"),
+                        choice("directive.flow.target_schools", "schools"),
+                    ),
+                ),
+                accept_units,
+                next="due",
             ),
-            "due_move": move_prompt("due"),
-            "confirm": prompt_confirm,
-        },
-        accepts={
-            "title": accept_title,
-            "details": accept_details,
-            "units": accept_units,
-            "due": accept_due,
-            "due_move": move_accept("due", "confirm", accept_due),
-            "confirm": confirm_on("assign"),
-        },
+            Step(
+                "due",
+                ask(
+                    "task.flow.ask_due",
+                    tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
+                ),
+                accept_due,
+                next="confirm",
+                branches=("due_move",),
+            ),
+            move_step("due", accept_due, then="confirm"),
+            Step("confirm", prompt_confirm, confirm_on("assign")),
+        ),
         finish=finish_assign,
         ttl=timedelta(hours=2),
     )
 )
 
 
-@command("task", roles_only(Role.ADMIN))
 async def assign(ctx: Context) -> list[OutboundMessage]:
     """Start the guided flow that assigns a task to units."""
     require(ctx.actor, Role.ADMIN)

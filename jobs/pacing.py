@@ -27,6 +27,7 @@ from datetime import datetime
 from bot.channels.contract import Limits, Outcome
 from bot.clock import Clock
 
+PACERS_KEY = "pacers"  # runtime.extra: the pacer of each channel, shared by replies and outbox
 SAFETY = 0.005  # seconds added to every window: clocks and timers are not exact
 BACKOFF = 0.5  # after a 429, the limit becomes this share of the sends in the window
 CLIMB_SPANS = 2.0  # windows without a 429 between two steps up

@@ -1,4 +1,8 @@
-"""The job runner: holds the job lease and, while it does, runs the dispatcher and the sweeps."""
+"""The job runner: holds the job lease and, while it does, runs the dispatcher and the sweeps.
+
+The sweeps are interval jobs on the runner's own APScheduler (AsyncIOScheduler on the running
+event loop): added when the lease is taken, removed when it is lost or given back.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
 
-from telegram.ext import CallbackContext, Job, JobQueue
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels.contract import Channel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker
+from bot.runtime import Runtime
 from bot.services.lease import Lease
 from jobs.dispatcher import Dispatcher
-from jobs.pacing import Pacer
-
-if TYPE_CHECKING:
-    from bot.app import AnyApp, Runtime
+from jobs.pacing import PACERS_KEY, Pacer
 
 log = logging.getLogger(__name__)
 SweepFn = Callable[[], Awaitable[object]]
@@ -46,11 +48,10 @@ class JobRunner:
         *,
         lease: Lease,
         dispatcher: Dispatcher | None = None,
-        job_queue: JobQueue[Any] | None = None,
         channels: Mapping[str, Channel] | None = None,
         retry_seconds: float | None = None,
     ) -> None:
-        self.lease, self.dispatcher, self.job_queue = lease, dispatcher, job_queue
+        self.lease, self.dispatcher = lease, dispatcher
         self.channels = dict(channels or {})
         self.retry_seconds = retry_seconds or min(RETRY_SECONDS, lease.seconds / 2)
         self.sweeps: dict[str, Sweep] = {}
@@ -58,9 +59,11 @@ class JobRunner:
         self._loop: asyncio.Task[None] | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_stop = asyncio.Event()
-        self._sweeps_stop = asyncio.Event()
-        self._jobs: dict[str, Job[Any]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._sweeping: set[asyncio.Task[object]] = set()
 
     @property
     def holding(self) -> bool:
@@ -79,6 +82,8 @@ class JobRunner:
         """Start trying for the lease in the background."""
         if self._loop is None:
             self._stop.clear()
+            if not self.scheduler.running:
+                self.scheduler.start()
             self._loop = asyncio.create_task(self._run(), name="job-runner")
 
     async def stop(self) -> None:
@@ -88,6 +93,8 @@ class JobRunner:
         if loop is not None:
             await loop
         await self._stand_down()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         with contextlib.suppress(Exception):
             await self.lease.release()
         for channel in self.channels.values():
@@ -115,7 +122,6 @@ class JobRunner:
             await self._stand_down()
         elif await self.lease.acquire():
             log.info("job lease acquired by %s", self.lease.owner)
-            self._sweeps_stop = asyncio.Event()
             for sweep in self.sweeps.values():
                 self._start_sweep(sweep)
             await self._start_dispatcher()
@@ -134,15 +140,12 @@ class JobRunner:
 
     async def _stand_down(self) -> None:
         """Stop the sweeps (a run under way ends first) and let the dispatcher finish its sends."""
-        for job in self._jobs.values():
-            job.schedule_removal()
-        self._jobs.clear()
-        self._sweeps_stop.set()
+        for job in self.scheduler.get_jobs():
+            job.remove()
         self._dispatch_stop.set()
-        tasks = list(self._tasks.values())
+        tasks = list(self._sweeping)
         if self._dispatching is not None:
             tasks.append(self._dispatching)
-        self._tasks.clear()
         self._dispatching = None
         if not tasks:
             return
@@ -152,36 +155,32 @@ class JobRunner:
             task.cancel()
 
     def _start_sweep(self, sweep: Sweep) -> None:
-        """Schedule a sweep on the JobQueue when there is one, else on an asyncio loop."""
-        if self.job_queue is not None:
-
-            async def callback(_: CallbackContext[Any, Any, Any, Any]) -> None:
-                await self._sweep_once(sweep)
-
-            self._jobs[sweep.name] = self.job_queue.run_repeating(
-                callback, interval=sweep.every, first=0, name=f"sweep:{sweep.name}"
-            )
-        else:
-            self._tasks[sweep.name] = asyncio.create_task(
-                self._sweep_loop(sweep), name=f"sweep:{sweep.name}"
-            )
+        """Schedule a sweep on the scheduler: now, then every `every` seconds."""
+        self.scheduler.add_job(
+            self._sweep_once,
+            "interval",
+            args=(sweep,),
+            seconds=sweep.every,
+            next_run_time=datetime.now(UTC),
+            id=f"sweep:{sweep.name}",
+            name=f"sweep:{sweep.name}",
+            replace_existing=True,
+        )
 
     async def _sweep_once(self, sweep: Sweep) -> None:
         """Run a sweep once if the lease is still held; log its failure."""
         if not self.holding:
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._sweeping.add(task)
         try:
             await sweep.fn()
         except Exception:
             log.exception("sweep %s failed", sweep.name)
-
-    async def _sweep_loop(self, sweep: Sweep) -> None:
-        """Run a sweep every `every` seconds until told to stop."""
-        stop = self._sweeps_stop
-        while not stop.is_set():
-            await self._sweep_once(sweep)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), sweep.every)
+        finally:
+            if task is not None:
+                self._sweeping.discard(task)
 
 
 def build_runner(
@@ -190,7 +189,6 @@ def build_runner(
     maker: SessionMaker,
     clock: Clock,
     channels: Mapping[str, Channel],
-    job_queue: JobQueue[Any] | None = None,
     pacers: Mapping[str, Pacer] | None = None,
 ) -> JobRunner:
     """Build the lease, the dispatcher (sending through `channels`, on `pacers`) and its runner."""
@@ -205,11 +203,11 @@ def build_runner(
         default_locale=settings.i18n.default_locale,
         pacers=pacers,
     )
-    return JobRunner(lease=lease, dispatcher=dispatcher, job_queue=job_queue, channels=channels)
+    return JobRunner(lease=lease, dispatcher=dispatcher, channels=channels)
 
 
-def attach(app: AnyApp, runtime: Runtime, channels: Mapping[str, Channel]) -> JobRunner:
-    """Build the job runner for a running Application; keep it in runtime.extra["jobs"]."""
+def attach(runtime: Runtime, channels: Mapping[str, Channel]) -> JobRunner:
+    """Build the job runner of a running bot once; keep it in runtime.extra["jobs"]."""
     existing = runtime.extra.get(RUNTIME_KEY)
     if isinstance(existing, JobRunner):
         return existing
@@ -218,8 +216,7 @@ def attach(app: AnyApp, runtime: Runtime, channels: Mapping[str, Channel]) -> Jo
         maker=runtime.maker,
         clock=runtime.clock,
         channels=channels,
-        job_queue=app.job_queue,
-        pacers=runtime.pacers,
+        pacers=runtime.extra.get(PACERS_KEY),
     )
     runtime.extra[RUNTIME_KEY] = runner
     return runner

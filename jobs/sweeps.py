@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from bot.db import transaction
+from bot.runtime import Runtime
 from bot.services import apologies, cases, chasing, digests, task_series, tasks
 from bot.services.calendar import WorkCalendar
-
-if TYPE_CHECKING:
-    from bot.app import Runtime
-    from jobs.runner import JobRunner
+from jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
 

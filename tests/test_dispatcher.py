@@ -16,7 +16,6 @@ import pytest
 import telegram
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
-from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.channels.contract import Limits as ChannelLimits
@@ -704,19 +703,10 @@ async def eventually(predicate, seconds: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_is_lost(
+async def test_sweeps_run_on_the_scheduler_and_everything_stops_when_the_lease_is_lost(
     db, sandbox, bot
 ):
     sandbox.set_limits(Limits.off())
-    app = (
-        ApplicationBuilder()
-        .token(DEFAULT_TOKEN)
-        .base_url(sandbox.base_url)
-        .request(HTTPXRequest(httpx_kwargs={"verify": False}))
-        .build()
-    )
-    await app.initialize()
-    await app.start()  # starts the JobQueue; nothing polls
     clock = SystemClock()
     world = Harness(db, sandbox, bot, clock, FakeTime())
     (user,) = await world.users(1)
@@ -728,7 +718,7 @@ async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_i
         clock=clock,
         owner=lease.owner,
     )
-    runner = JobRunner(lease=lease, dispatcher=dispatcher, job_queue=app.job_queue)
+    runner = JobRunner(lease=lease, dispatcher=dispatcher)
     runner.retry_seconds = 0.1
     runs: list[int] = []
 
@@ -740,13 +730,13 @@ async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_i
     try:
         await runner.start()
         await eventually(lambda: len(runs) >= 3)
-        assert [job.name for job in app.job_queue.jobs()] == ["sweep:count"]
+        assert [job.name for job in runner.scheduler.get_jobs()] == ["sweep:count"]
         await world.queue(user, unit_msg("before"))
         await sandbox.wait_for_messages(int(user.external_id), 1)
 
         await steal_lease(db, runner, thief)
         await eventually(lambda: not runner.holding)
-        await eventually(lambda: not app.job_queue.jobs())
+        await eventually(lambda: not runner.scheduler.get_jobs())
         seen = len(runs)
         await world.queue(user, unit_msg("while lost"))
         await asyncio.sleep(0.5)
@@ -760,8 +750,6 @@ async def test_sweeps_run_on_the_job_queue_and_everything_stops_when_the_lease_i
     finally:
         await runner.stop()
         await thief.release()
-        await app.stop()
-        await app.shutdown()
     assert world.texts(int(user.external_id))[-1] == t(
         "errors.unknown_unit", "vi", code="while lost"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import handlers.router  # noqa: F401  (registers every flow)
 from bot.i18n import t
 from bot.models import Apology, ApologyStatus, Contact, Dossier, Flow
 from bot.services.errors import InvalidInput
-from handlers.flows import FLOWS, SKIP_WORDS, Answer
+from handlers.flows import DONE, FLOWS, SKIP_WORDS, Answer, FlowSpec, Step
 from tests import factories as f
 
 UID = 8801
@@ -76,7 +77,7 @@ async def seed_apology(s, now) -> None:
 
 def every_step() -> list[tuple[str, str]]:
     """Return (flow, step) for each step of each registered flow."""
-    return [(kind, step) for kind, spec in sorted(FLOWS.items()) for step in spec.prompts]
+    return [(kind, step) for kind, spec in sorted(FLOWS.items()) for step in spec.table]
 
 
 def shown_choices(api) -> list[tuple[int, str, str]]:
@@ -107,7 +108,8 @@ async def test_typed_answers_at_every_step(bot_harness, clock, monkeypatch, kind
         seen.append(answer)
         raise InvalidInput("flow.step_done")
 
-    monkeypatch.setitem(FLOWS[kind].accepts, step, record)
+    table = FLOWS[kind].table
+    monkeypatch.setitem(table, step, replace(table[step], accept=record))
     await bot_harness.send(UID, "/help")
     async with bot_harness.maker() as s:
         contact = (await s.exec(select(Contact).where(Contact.external_id == str(UID)))).one()
@@ -146,3 +148,31 @@ async def test_typed_answers_at_every_step(bot_harness, clock, monkeypatch, kind
     if not choices:
         await bot_harness.send(UID, "1")
         assert seen.pop() == Answer("1", None, None)
+
+
+def test_every_flow_is_one_table_whose_steps_lead_to_its_own_steps():
+    for spec in FLOWS.values():
+        assert spec.first == spec.steps[0].name
+        for step in spec.steps:
+            assert set(step.goes_to()) <= {*spec.table, DONE}
+    assert sorted(FLOWS) == [
+        "apology",
+        "broadcast",
+        "case_answer",
+        "case_close",
+        "directive",
+        "follow",
+        "rating",
+        "task",
+        "task_done",
+    ]
+
+
+def test_a_table_naming_a_step_it_lacks_is_refused():
+    async def noop(ctx, data, answer=None):
+        return []
+
+    with pytest.raises(ValueError, match="leads to"):
+        FlowSpec(kind="x", steps=(Step("a", noop, noop, next="b"),), finish=noop)
+    with pytest.raises(ValueError, match="twice"):
+        FlowSpec(kind="x", steps=(Step("a", noop, noop), Step("a", noop, noop)), finish=noop)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import handlers.router  # noqa: F401
 from bot.i18n import t
-from handlers.registry import COMMANDS
+from handlers.routes import COMMANDS
 from tests import tg
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

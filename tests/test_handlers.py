@@ -13,7 +13,7 @@ from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
 from bot.services import invites
 from bot.services.access import system_actor
-from handlers.registry import COMMANDS
+from handlers.routes import COMMANDS
 from tests import factories as f
 from tests import tg
 from tests.fakes import BOT_USERNAME

@@ -49,7 +49,7 @@ def test_every_key_used_in_code_exists():
 
 def test_command_help_exists_for_every_command():
     import handlers.router  # noqa: F401
-    from handlers.registry import COMMANDS
+    from handlers.routes import COMMANDS
 
     for command in COMMANDS.values():
         for locale in LOCALES:

@@ -14,18 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import holidays
 
-from bot.config import CalendarSettings, SchedulerSettings
+from bot.config import CalendarSettings, SchedulerSettings, Settings
 from bot.messages import Text
 from bot.services.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from bot.config import Settings
 
 COUNTRY = "VN"
 WEEKEND = frozenset({5, 6})  # Saturday and Sunday; the public sector works Monday to Friday.

@@ -19,6 +19,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
+from bot.cron import cron_trigger, fire_after
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import (
     Contact,
@@ -35,7 +36,6 @@ from bot.models import (
 )
 from bot.services import outbox
 from bot.services.calendar import WorkCalendar
-from bot.services.task_series import cron_trigger, fire_after
 
 MARKER = "digest:weekly"
 MARKER_OWNER = "digest"

@@ -1,13 +1,18 @@
-"""The directive status as a spreadsheet (XLSX), with headers in the reader's language."""
+"""The directive status as a spreadsheet (XLSX) in the reader's language, and queueing it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from io import BytesIO
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import t
+from bot.messages import OutboundMessage
+from bot.models import Contact
+from bot.services import attachments, outbox
 from bot.services.directives import Status
 
 COLUMNS = ("unit", "total", "acked", "rate", "median", "missing", "unreached")
@@ -35,3 +40,25 @@ def status_xlsx(status: Status, *, locale: str) -> bytes:
     out = BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+async def queue_status_xlsx(
+    session: AsyncSession, *, contact: Contact, status: Status, now: datetime
+) -> None:
+    """Store the status as XLSX and queue it to the contact as a document."""
+    name = f"cong-van-{status.directive.id}.xlsx"
+    data = status_xlsx(status, locale=contact.locale)
+    row = attachments.store(session, name=name, data=data, now=now)
+    await session.flush()
+    message = OutboundMessage(
+        "directive.xlsx_caption", {"number": status.directive.number}, attachment_id=row.id
+    )
+    await outbox.enqueue(
+        session,
+        contact=contact,
+        message=message,
+        kind="report",
+        ref_id=status.directive.id,
+        now=now,
+        priority=0,
+    )

@@ -26,7 +26,7 @@ from bot.models import (
     Unit,
     UnitKind,
 )
-from bot.services import attachments, audit, outbox
+from bot.services import audit, outbox
 from bot.services.access import Actor, require, require_unit_scope
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
@@ -267,30 +267,6 @@ async def units_of(session: AsyncSession, directive: Directive) -> list[Unit]:
         .order_by(col(Unit.code))
     )
     return list((await session.exec(stmt)).all())
-
-
-async def queue_status_xlsx(
-    session: AsyncSession, *, contact: Contact, status: Status, now: datetime
-) -> None:
-    """Store the status as XLSX and queue it to the contact as a document."""
-    from bot.services.directive_report import status_xlsx
-
-    name = f"cong-van-{status.directive.id}.xlsx"
-    data = status_xlsx(status, locale=contact.locale)
-    row = attachments.store(session, name=name, data=data, now=now)
-    await session.flush()
-    message = OutboundMessage(
-        "directive.xlsx_caption", {"number": status.directive.number}, attachment_id=row.id
-    )
-    await outbox.enqueue(
-        session,
-        contact=contact,
-        message=message,
-        kind="report",
-        ref_id=status.directive.id,
-        now=now,
-        priority=0,
-    )
 
 
 def units_label(units: list[Unit]) -> str:

@@ -1,0 +1,73 @@
+"""Every command, in /help order with who may see it, then every button namespace: one table.
+
+The router looks commands and buttons up here; /help and the chat menu list the commands in this
+order (commands for everyone first, then for all staff, then by role). Multi-step flows are not
+routes: a flow's own table (handlers/flows.py) takes the answers of a contact whose flow is open.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from bot.messages import OutboundMessage
+from bot.models import Role
+from handlers import admin, broadcasts, cases, core, directives, dossiers, stats, tasks
+from handlers.context import Context
+from handlers.registry import EVERYONE, STAFF, Command, Handler, roles_only
+
+ADMIN = roles_only(Role.ADMIN)
+ADMIN_LEADER = roles_only(Role.ADMIN, Role.LEADER)
+ADMIN_HEAD = roles_only(Role.ADMIN, Role.UNIT_HEAD)
+MANAGEMENT = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
+Route = TypeVar("Route", Command, Handler)
+
+
+async def help_(ctx: Context) -> list[OutboundMessage]:
+    """List the commands this person's roles may use, in the order of this table."""
+    return core.help_lines(ctx, COMMAND_LIST)
+
+
+COMMAND_LIST: tuple[Command, ...] = (
+    Command("start", core.start, EVERYONE),
+    Command("help", help_, EVERYONE),
+    Command("lang", core.lang, EVERYONE),
+    Command("stop", core.stop, EVERYONE),
+    Command("cancel", core.cancel, EVERYONE),
+    Command("follow", dossiers.follow, EVERYONE),
+    Command("me", core.me, STAFF),
+    Command("tasks", tasks.open_tasks, STAFF),
+    Command("done", tasks.done, STAFF),
+    Command("invite", admin.invite, ADMIN),
+    Command("units", admin.units, ADMIN_LEADER),
+    Command("people", admin.people, MANAGEMENT),
+    Command("directive", directives.directive, ADMIN),
+    Command("status", directives.status, MANAGEMENT),
+    Command("broadcast", broadcasts.broadcast, ADMIN),
+    Command("broadcasts", broadcasts.list_broadcasts, ADMIN_LEADER),
+    Command("stats", stats.stats, MANAGEMENT),
+    Command("reopen", tasks.reopen, ADMIN_HEAD),
+    Command("task", tasks.assign, ADMIN),
+)
+
+# Button namespaces: a button's action is "<namespace>:<what>"; "flow:" belongs to open flows.
+BUTTON_LIST: tuple[tuple[str, Handler], ...] = (
+    ("lang", core.lang_pressed),
+    ("ack", directives.ack),
+    ("bcancel", broadcasts.cancel_pressed),
+    ("case", cases.case_pressed),
+    ("casefb", cases.citizen_feedback),
+    ("apology", dossiers.apology_pressed),
+    ("task", tasks.done_pressed),
+)
+
+
+def _index(pairs: list[tuple[str, Route]], what: str) -> dict[str, Route]:
+    """Index a table by name; refuse a name listed twice."""
+    table = dict(pairs)
+    if len(table) != len(pairs):
+        raise ValueError(f"a {what} is listed twice")
+    return table
+
+
+COMMANDS: dict[str, Command] = _index([(c.name, c) for c in COMMAND_LIST], "command")
+ACTIONS: dict[str, Handler] = _index(list(BUTTON_LIST), "button namespace")
