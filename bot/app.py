@@ -12,7 +12,13 @@ from typing import Any
 
 from sqlalchemy import text
 from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 from telegram.request import BaseRequest
 
 from bot import webhook
@@ -36,15 +42,52 @@ from handlers.registry import EVERYONE
 from handlers.routes import COMMAND_LIST
 from jobs import runner as job_runner
 from jobs import sweeps
+from jobs.pacing import PACERS_KEY, Pacer
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10
+CONCURRENT_UPDATES = 16  # updates of different chats handled at once (one chat's: in order)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 class NoToken(Exception):
     """No bot token is configured."""
+
+
+class PerChatUpdates(BaseUpdateProcessor):
+    """Handle updates of different chats at once, each chat's one after the other, in order.
+
+    A person waiting for a reply is not queued behind everyone else's updates.
+    """
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update's handling once the chat's earlier updates are done."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(chat.id) or (asyncio.Lock(), 0)
+        self._locks[chat.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, users = self._locks[chat.id]
+            if users <= 1:
+                del self._locks[chat.id]
+            else:
+                self._locks[chat.id] = (lock, users - 1)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
 
 @dataclass
@@ -159,7 +202,8 @@ async def _post_init(app: AnyApp) -> None:
         fetch_file=_file_fetcher(app),
     )
     channel = TelegramChannel(app.bot, rt.settings.scheduler.tz, limits_of(rt.settings.delivery))
-    rt.replies = Replies(channel)
+    pacers = rt.extra.get(PACERS_KEY, {})
+    rt.replies = Replies(channel, budget=pacers.get(telegram_channel.CHANNEL))
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:
             await bootstrap.ensure_admin(
@@ -176,7 +220,11 @@ def build_application(
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> AnyApp:
-    """Build the Application: one handler that routes every update, and the error handler."""
+    """Build the Application: one handler that routes every update, and the error handler.
+
+    With `rate_limit`, replies and the outbox share one pacer per channel (replies first);
+    without, replies go at once (tests).
+    """
     if settings.telegram.token is None:
         raise NoToken
     builder = (
@@ -186,13 +234,14 @@ def build_application(
         .base_file_url(settings.telegram.api_file_url)
         .post_init(_post_init)
         .job_queue(None)  # the job runner (jobs/runner.py) has its own scheduler
+        .concurrent_updates(PerChatUpdates(CONCURRENT_UPDATES))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     app = builder.build()
     rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
+    if rate_limit:
+        rt.extra[PACERS_KEY] = {telegram_channel.CHANNEL: Pacer(limits_of(settings.delivery))}
     app.bot_data["runtime"] = rt
     # deleteWebhook and setWebhook at start are retried in the background, never fatal.
     app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)

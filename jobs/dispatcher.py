@@ -7,7 +7,7 @@ import bisect
 import contextlib
 import functools
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -23,15 +23,14 @@ from bot.messages import OutboundMessage, StoredFile, codec
 from bot.models import Outbox
 from bot.services import contacts, outbox
 from jobs.files import Attachments, Undeliverable
-from jobs.pacing import Bucket
+from jobs.pacing import Pacer, Ticket, Window
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 MAX_IN_FLIGHT = 128  # sends at once: 1,000/s over a 100 ms round trip needs 100 (Little's law)
-FLOOD_WINDOW = 1.0  # seconds: 429s for several chats within it mean the whole bot is limited
-GLOBAL_FLOOD_CHATS = 3
 BLOCKED = "blocked"
 STATS_EVERY = 60.0
+LOOKAHEAD = 0.1  # seconds: a send may be booked this far ahead, its row checked meanwhile
 DECODED = 256  # payloads kept decoded: rows of one directive or broadcast share theirs
 FRESH = 0.1  # seconds: a row checked (still ours, not cancelled) this recently is not re-read
 
@@ -101,25 +100,20 @@ class MissingChannel:
 
 @dataclass
 class Lane:
-    """One channel: its adapter, its limits' overall buckets, and its pause after floods."""
+    """One channel: its adapter and its pacer (shared with the reply path when given)."""
 
     channel: Channel
-    overall: Bucket
-    paid: Bucket | None
-    paused_until: float = 0.0
-    floods: deque[tuple[float, str]] = field(default_factory=deque)
-
-    @classmethod
-    def of(cls, channel: Channel) -> Lane:
-        """Return a lane with the channel's own limits."""
-        limits = channel.limits
-        paid = None if limits.paid is None else Bucket(limits.paid, limits.paid / 10)
-        return cls(channel, Bucket(limits.overall, limits.overall / 10), paid)
+    pacer: Pacer
 
     @property
     def limits(self) -> Limits:
         """Return the channel's limits."""
         return self.channel.limits
+
+    @property
+    def paid(self) -> Window | None:
+        """Return the paid broadcasts' window (None where the channel has none)."""
+        return self.pacer.paid
 
 
 @dataclass(frozen=True)
@@ -153,13 +147,13 @@ class Job:
 
 @dataclass
 class Line:
-    """One chat's held rows, its bucket and channel, and whether it is busy or paused."""
+    """One chat's held rows, its channel, whether it is busy or paused, and its booked send."""
 
-    bucket: Bucket
     lane: Lane
     jobs: list[Job] = field(default_factory=list)
     busy: bool = False
     paused_until: float = 0.0
+    ticket: Ticket | None = None
 
     def add(self, job: Job) -> None:
         """Hold one more row, in send order."""
@@ -190,6 +184,8 @@ class Dispatcher:
         default_locale: str = "vi",
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int = MAX_IN_FLIGHT,
+        pacers: Mapping[str, Pacer] | None = None,
+        lookahead: float = LOOKAHEAD,
     ) -> None:
         self.maker, self.settings = maker, settings
         self.clock, self.owner, self.default_locale = clock, owner, default_locale
@@ -197,10 +193,12 @@ class Dispatcher:
         self.files = Attachments(maker)
         self.stats: Counter[str] = Counter()
         self._epoch = clock.now()
-        self._lanes = {name: Lane.of(channel) for name, channel in channels.items()}
-        self._lines: dict[tuple[str, str], Line] = {}
+        self._pacers = dict(pacers or {})
+        self.lookahead = lookahead
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._lanes = {name: self._new_lane(channel) for name, channel in channels.items()}
+        self._lines: dict[tuple[str, str], Line] = {}
         self._next_claim = self._next_extend = self._next_stats = 0.0
         self._more = False
         self._hold = max(2, int(settings.chat_rate * settings.poll_seconds * 2))
@@ -212,7 +210,6 @@ class Dispatcher:
         self._checked: dict[int, outbox.Target] = {}  # held rows' targets, read at _checked_at
         self._checked_at = -1.0
         self._spent: list[tuple[str, str]] = []  # chats whose line may have gone idle
-        self._resting: dict[tuple[str, str], Bucket] = {}  # idle chats' buckets, not yet full
 
     @property
     def in_flight(self) -> int:
@@ -344,9 +341,7 @@ class Dispatcher:
         key = (job.channel, job.chat_id)
         line = self._lines.get(key)
         if line is None:
-            lane = self._lane(job.channel)
-            bucket = self._resting.pop(key, None) or self._chat_bucket(lane, job.is_group)
-            line = self._lines[key] = Line(bucket, lane)
+            line = self._lines[key] = Line(self._lane(job.channel))
         if len(line.jobs) + line.busy >= self._hold:
             return False
         line.add(job)
@@ -357,13 +352,19 @@ class Dispatcher:
         lane = self._lanes.get(channel)
         if lane is None:
             log.warning("outbox rows for channel %r, which this process cannot send to", channel)
-            lane = self._lanes[channel] = Lane.of(MissingChannel(channel))
+            lane = self._lanes[channel] = self._new_lane(MissingChannel(channel))
         return lane
 
-    @staticmethod
-    def _chat_bucket(lane: Lane, is_group: bool) -> Bucket:
-        """Return a new bucket for a private chat or a group of a channel."""
-        return Bucket(lane.limits.per_group if is_group else lane.limits.per_chat)
+    def _new_lane(self, channel: Channel) -> Lane:
+        """Return a channel's lane, with its shared pacer or one of its own."""
+        pacer = self._pacers.get(channel.name) or Pacer(channel.limits, self.clock)
+        pacer.listeners.append(self._wake.set)
+        return Lane(channel, pacer)
+
+    @property
+    def pacer(self) -> Pacer:
+        """Return the pacer of the first channel (tests, benchmarks)."""
+        return next(iter(self._lanes.values())).pacer
 
     async def _keep_leases(self, now: float) -> None:
         """Extend the lease of every held row well before it lapses; set idle chats aside."""
@@ -381,15 +382,15 @@ class Dispatcher:
                 )
         self._spent.extend(self._lines)
         self._rest_idle(now)
-        full = [key for key, bucket in self._resting.items() if bucket.idle(now)]
-        for key in full:
-            del self._resting[key]
+        for name, lane in self._lanes.items():
+            keep = {chat for channel, chat in self._lines if channel == name}
+            lane.pacer.forget_idle(lane.pacer.now(), keep)
 
     def _rest_idle(self, now: float) -> None:
         """Take the chats that hold nothing out of the lines, so that each step stays short.
 
-        A chat's bucket is kept aside until it is full again: a row claimed for it meanwhile
-        still waits its turn.
+        Their pacing (each chat's window) stays with the pacer: a row claimed for one of them
+        meanwhile still waits its turn.
         """
         spent, self._spent = self._spent, []
         for key in spent:
@@ -397,8 +398,6 @@ class Dispatcher:
             if line is None or line.jobs or line.busy or line.paused_until > now:
                 continue
             del self._lines[key]
-            if not line.bucket.idle(now):
-                self._resting[key] = line.bucket
 
     async def _next_due(self) -> float | None:
         """Return when (on this dispatcher's time line) the next row becomes claimable."""
@@ -408,21 +407,19 @@ class Dispatcher:
 
     # launching ---------------------------------------------------------------
 
-    def _class_bucket(self, job: Job, line: Line) -> Bucket:
-        """Return the overall bucket a row draws from (paid broadcasts have their own)."""
-        lane = line.lane
-        return lane.paid if job.paid and lane.paid is not None else lane.overall
-
     def _ready_lines(self, now: float) -> tuple[list[Line], float | None]:
-        """Return the lines whose first row may go now, best first, and the wait otherwise."""
+        """Return the lines whose chat may take a send soon, best first, and the wait otherwise."""
         ready: list[Line] = []
         soonest: float | None = None
-        for line in self._lines.values():
+        for (_, chat_id), line in self._lines.items():
             if not line.jobs or line.busy:
                 continue
-            gate = line.lane.paused_until - now
-            wait = max(gate, line.paused_until - now, line.bucket.ready_at - now)
-            if wait <= 0:
+            pacer = line.lane.pacer
+            chat = pacer.chat_wait(chat_id, line.jobs[0].is_group, pacer.now())
+            if chat is None:
+                continue  # a send to this chat is under way; its answer wakes the loop
+            wait = max(line.paused_until - now, chat)
+            if wait <= self.lookahead:
                 ready.append(line)
             elif soonest is None or wait < soonest:
                 soonest = wait
@@ -430,20 +427,28 @@ class Dispatcher:
         return ready, soonest
 
     async def _launch_ready(self, now: float) -> float | None:
-        """Start every send allowed now; return the seconds until the next one may start."""
+        """Book every send the pacers allow soon; return the seconds until the next one may."""
         lines, soonest = self._ready_lines(now)
         chosen: list[tuple[Job, Line]] = []
+        closed: set[tuple[int, bool]] = set()  # the scopes that may take no more now
         for line in lines:
             if len(self._inflight) + len(chosen) >= self.max_in_flight:
                 soonest = None  # a finished send wakes the loop
                 break
-            overall = self._class_bucket(line.jobs[0], line)
-            wait = overall.wait(now)
-            if wait > 0:
-                soonest = wait if soonest is None else min(soonest, wait)
+            job, pacer = line.jobs[0], line.lane.pacer
+            scope = (id(pacer), job.paid)
+            if scope in closed:
                 continue
-            overall.take(now)
-            line.bucket.take(now)
+            clock = pacer.now()
+            wait = pacer.scope_wait(job.paid, clock)
+            if wait is None or wait > self.lookahead:
+                if wait is not None:  # else an answer (or a person's reply) wakes the loop
+                    soonest = wait if soonest is None else min(soonest, wait)
+                closed.add(scope)
+                continue
+            chat = pacer.chat_wait(job.chat_id, job.is_group, clock) or 0.0
+            lead = max(wait, chat, line.paused_until - now)
+            line.ticket = pacer.take(job.chat_id, job.is_group, job.paid, clock, lead)
             line.busy = True
             chosen.append((line.jobs.pop(0), line))
         if chosen:
@@ -458,6 +463,7 @@ class Dispatcher:
             if target is None:
                 self.stats["skipped"] += 1
                 line.busy = False
+                self._settle(line, Outcome("failed", attempted=False))
                 continue
             task = asyncio.create_task(self._deliver(job, line, target), name=f"outbox-{job.id}")
             self._inflight.add(task)
@@ -482,10 +488,12 @@ class Dispatcher:
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
         try:
-            outcome = await self._attempt(job, line.lane, target)
-            self.stats[outcome.kind] += 1
+            outcome = await self._when_booked(line) or await self._attempt(job, line.lane, target)
+            held_back = outcome.kind == "flood" and not outcome.attempted
+            self.stats["held_back" if held_back else outcome.kind] += 1
+            scope = self._settle(line, outcome)
             if outcome.kind == "flood":
-                self._on_flood(job, line, outcome.delay, outcome.scope)
+                self._on_flood(job, line, outcome.delay, scope)
             await self._record(job, line, outcome)
         except Exception:
             log.exception("outbox row %s: the outcome could not be recorded", job.id)
@@ -555,23 +563,47 @@ class Dispatcher:
 
     # recording ---------------------------------------------------------------
 
-    def _on_flood(self, job: Job, line: Line, delay: float, scope: Scope = "chat") -> None:
-        """Pause the chat; pause its channel when the bot is limited or several chats are."""
-        now, lane = self._now(), line.lane
-        line.paused_until = max(line.paused_until, now + delay)
-        lane.floods.append((now, job.chat_id))
-        while lane.floods and lane.floods[0][0] < now - FLOOD_WINDOW:
-            lane.floods.popleft()
-        chats = len({chat for _, chat in lane.floods})
-        if scope == "bot" or chats >= GLOBAL_FLOOD_CHATS:
-            if lane.paused_until <= now:
-                log.warning(
-                    "flood control on %s (%d chats): pausing its sends for %.0f s",
-                    job.channel,
-                    chats,
-                    delay,
-                )
-            lane.paused_until = max(lane.paused_until, now + delay)
+    async def _when_booked(self, line: Line) -> Outcome | None:
+        """Wait for the booked start; hand the row back (no request) if a 429 came meanwhile."""
+        ticket, pacer = line.ticket, line.lane.pacer
+        if ticket is None:
+            return None
+        ahead = ticket.not_before - pacer.now()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        if not pacer.stale(ticket):
+            return None
+        line.ticket = None
+        pacer.cancel(ticket)
+        window = ticket.overall if ticket.overall.paused_until > pacer.now() else ticket.chat
+        delay = max(1.0, window.paused_until - pacer.now())
+        return Outcome("flood", error="flood control: held back", delay=delay, attempted=False)
+
+    def _settle(self, line: Line, outcome: Outcome) -> Scope:
+        """Tell the pacer how a send ended; return the scope a 429 was put down to."""
+        ticket, line.ticket, pacer = line.ticket, None, line.lane.pacer
+        if ticket is None:
+            return outcome.scope
+        if outcome.kind == "flood":
+            return (
+                "bot"
+                if pacer.refused(ticket, outcome.delay, pacer.now(), outcome.scope) == "bot"
+                else "chat"
+            )
+        pacer.answered(ticket, pacer.now())
+        return outcome.scope
+
+    def _on_flood(self, job: Job, line: Line, delay: float, scope: Scope) -> None:
+        """Pause the chat (the pacer has paused the scope that refused and lowered its rate)."""
+        line.paused_until = max(line.paused_until, self._now() + delay)
+        if scope == "bot":
+            window = line.lane.pacer.scope(job.paid)
+            log.warning(
+                "flood control on %s: pausing its sends for %.0f s; pacing at %.1f/s now",
+                job.channel,
+                delay,
+                window.rate.limit / window.rate.span,
+            )
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:

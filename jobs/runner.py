@@ -22,6 +22,7 @@ from bot.db import SessionMaker
 from bot.runtime import Runtime
 from bot.services.lease import Lease
 from jobs.dispatcher import Dispatcher
+from jobs.pacing import PACERS_KEY, Pacer
 
 log = logging.getLogger(__name__)
 SweepFn = Callable[[], Awaitable[object]]
@@ -188,8 +189,9 @@ def build_runner(
     maker: SessionMaker,
     clock: Clock,
     channels: Mapping[str, Channel],
+    pacers: Mapping[str, Pacer] | None = None,
 ) -> JobRunner:
-    """Build the lease, the dispatcher (sending through `channels`) and its runner."""
+    """Build the lease, the dispatcher (sending through `channels`, on `pacers`) and its runner."""
     delivery = settings.delivery
     lease = Lease(maker, clock=clock, seconds=delivery.lease_seconds)
     dispatcher = Dispatcher(
@@ -199,6 +201,7 @@ def build_runner(
         clock=clock,
         owner=lease.owner,
         default_locale=settings.i18n.default_locale,
+        pacers=pacers,
     )
     return JobRunner(lease=lease, dispatcher=dispatcher, channels=channels)
 
@@ -209,7 +212,11 @@ def attach(runtime: Runtime, channels: Mapping[str, Channel]) -> JobRunner:
     if isinstance(existing, JobRunner):
         return existing
     runner = build_runner(
-        runtime.settings, maker=runtime.maker, clock=runtime.clock, channels=channels
+        runtime.settings,
+        maker=runtime.maker,
+        clock=runtime.clock,
+        channels=channels,
+        pacers=runtime.extra.get(PACERS_KEY),
     )
     runtime.extra[RUNTIME_KEY] = runner
     return runner

@@ -20,6 +20,7 @@ from telegram.request import HTTPXRequest
 
 from bot.channels.contract import Limits as ChannelLimits
 from bot.channels.contract import Outcome
+from bot.channels.replies import Replies
 from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
@@ -130,6 +131,7 @@ class Harness:
             owner="test-dispatcher",
             sleep=self.sleep,
             max_in_flight=4,  # small, so that every test also meets the limit
+            lookahead=0.0,  # on fake time, nothing is booked ahead
         )
 
     async def drain(self, **settings) -> Dispatcher:
@@ -781,3 +783,61 @@ async def test_one_ownership_read_covers_every_held_row(world, monkeypatch):
         for c in people
     )
     assert {r.status for r in await world.rows()} == {S.SENT}
+
+
+# pacing against each limiter shape ----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["bucket", "sliding", "fixed"])
+async def test_no_429_on_any_limiter_shape(world, shape):
+    """90 messages to 90 chats at the told 30/s on each shape: no 429, each sent once."""
+    people = await world.users(90)
+    for c in people:
+        await world.queue(c, unit_msg(c.external_id))
+    world.sandbox.set_limits(Limits(shape=shape))
+
+    dispatcher = await world.drain()
+
+    assert world.sandbox.counters().rate_limited_total == 0
+    assert all(len(world.texts(int(c.external_id))) == 1 for c in people)
+    assert dispatcher.stats["sent"] == 90
+
+
+@pytest.mark.parametrize("shape", ["bucket", "sliding", "fixed"])
+async def test_a_limit_it_was_not_told_costs_at_most_one_429(world, shape):
+    """The sandbox allows 20/s, the settings say 30/s: one 429 at most, nothing lost or doubled."""
+    people = await world.users(120)
+    for c in people:
+        await world.queue(c, unit_msg(c.external_id))
+    world.sandbox.set_limits(Limits(shape=shape, global_rate=20, global_burst=20))
+
+    dispatcher = await world.drain()
+
+    counters = world.sandbox.counters()
+    assert counters.rate_limited_total <= 1
+    assert counters.accepted_total == 120
+    assert all(len(world.texts(int(c.external_id))) == 1 for c in people)
+    assert dispatcher.pacer.overall.rate.limit <= 20
+    rows = await world.rows()
+    assert {r.status for r in rows} == {S.SENT}
+
+
+async def test_a_waiting_reply_goes_before_the_outbox_on_the_same_budget(world):
+    """60 notices are going out at 30/s; a person's reply asked meanwhile is next, not last."""
+    asker, *crowd = await world.users(61)
+    for c in crowd:
+        await world.queue(c, unit_msg(c.external_id))
+    dispatcher = world.current = world.dispatcher()
+    replies = Replies(TelegramChannel(world.bot, TZ), budget=dispatcher.pacer)
+    draining = asyncio.create_task(dispatcher.drain())
+    await world.sandbox.wait_for_messages(int(crowd[9].external_id), 1, seconds=20)
+
+    outcome = await asyncio.wait_for(replies.send(asker.external_id, unit_msg("me"), "vi"), 20)
+    notices_before = world.sandbox.counters().accepted_total - 1
+    await asyncio.wait_for(draining, 30)
+
+    assert outcome.ok
+    assert world.texts(int(asker.external_id)) == [t("errors.unknown_unit", "vi", code="me")]
+    assert notices_before < 20  # of 60: it did not wait for the outbox to drain
+    assert world.sandbox.counters().accepted_total == 61
+    assert world.sandbox.counters().rate_limited_total == 0

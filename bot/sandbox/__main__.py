@@ -13,7 +13,7 @@ from typing import Any
 from bot.i18n import t
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Faults
-from bot.sandbox.limits import Limits
+from bot.sandbox.limits import SHAPES, Limits
 from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, run_sandbox
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -58,6 +58,9 @@ def build_parser(
     limits.add_argument("--burst-chat", type=int, default=3, help=h("burst_chat"))
     limits.add_argument("--speed", type=float, default=1.0, help=h("speed"))
     limits.add_argument("--no-limits", action="store_true", help=h("no_limits"))
+    limits.add_argument("--limit-shape", choices=SHAPES, default="bucket", help=h("limit_shape"))
+    limits.add_argument("--jitter-ms", default="0", metavar="MIN-MAX", help=h("jitter_ms"))
+    limits.add_argument("--jitter-seed", type=int, default=0, help=h("jitter_seed"))
     faults = parser.add_argument_group(h("faults"))
     faults.add_argument("--error-rate", type=float, default=0.0, help=h("error_rate"))
     faults.add_argument("--delay-ms", type=int, default=0, help=h("delay_ms"))
@@ -75,15 +78,25 @@ def build_parser(
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    """Build the flood limits from the arguments."""
-    return Limits(
+    """Build the flood limits from the arguments (a bad jitter range is a ValueError)."""
+    low, _, high = args.jitter_ms.partition("-")
+    limits = Limits(
         enabled=not args.no_limits,
         global_rate=args.rate_global,
         chat_rate=args.rate_chat,
         chat_burst=args.burst_chat,
         group_per_minute=args.rate_group,
         speed=args.speed,
+        shape=args.limit_shape,
+        jitter_min_ms=float(low),
+        jitter_max_ms=float(high or low),
+        jitter_seed=args.jitter_seed,
     )
+    try:
+        limits.check()
+    except ApiError as exc:
+        raise ValueError(exc.description) from exc
+    return limits
 
 
 def faults_from(args: argparse.Namespace) -> Faults:
@@ -125,9 +138,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m bot.sandbox")
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     try:
         faults, personas = faults_from(args), load_personas(args.personas)
+        limits = limits_from(args)
     except (ApiError, ValueError, OSError) as exc:
         parser.error(str(exc))
-    limits = limits_from(args)
     run_sandbox(args.host, args.port, args.token, args.username, limits, faults, personas)
     return 0
 

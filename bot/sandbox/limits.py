@@ -1,17 +1,22 @@
-"""Telegram's flood limits as token buckets, with an injectable time source."""
+"""Telegram's flood limits in three shapes (token bucket, sliding window, fixed window), plus
+network jitter, with an injectable time source."""
 
 from __future__ import annotations
 
 import math
+import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.sandbox.errors import JsonDict, bad_request
 
 TimeSource = Callable[[], float]
 EPSILON = 1e-9
+SHAPES = ("bucket", "sliding", "fixed")
+ZERO_OK = {"jitter_min_ms", "jitter_max_ms", "jitter_seed"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,10 @@ class Limits:
     group_burst: int = 20
     paid_rate: float = 1000.0
     speed: float = 1.0
+    shape: str = "bucket"
+    jitter_min_ms: float = 0.0
+    jitter_max_ms: float = 0.0
+    jitter_seed: int = 0
 
     @classmethod
     def off(cls) -> Limits:
@@ -44,7 +53,16 @@ class Limits:
         if unknown:
             raise bad_request(f"unknown limits field(s): {', '.join(sorted(unknown))}")
         changes = {name: _coerce(name, value, known[name]) for name, value in data.items()}
-        return replace(self, **changes)
+        result = replace(self, **changes)
+        result.check()
+        return result
+
+    def check(self) -> None:
+        """Refuse an unknown shape or a jitter range upside down (400)."""
+        if self.shape not in SHAPES:
+            raise bad_request(f"limits field shape must be one of {', '.join(SHAPES)}")
+        if self.jitter_max_ms < self.jitter_min_ms:
+            raise bad_request("limits field jitter_max_ms must be >= jitter_min_ms")
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
@@ -53,7 +71,14 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, bool):
             raise bad_request(f"limits field {name} must be a boolean")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if "str" in str(kind):
+        if not isinstance(value, str):
+            raise bad_request(f"limits field {name} must be a string")
+        return value
+    low_ok = name in ZERO_OK
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise bad_request(f"limits field {name} must be a positive number")
+    if value == 0 and not low_ok:
         raise bad_request(f"limits field {name} must be a positive number")
     return int(value) if "int" in str(kind) else float(value)
 
@@ -73,6 +98,18 @@ class FakeTime:
         self._now += seconds
 
 
+class Meter(Protocol):
+    """One limited scope: how long until a send is admitted, and admitting it."""
+
+    def wait_time(self, now: float) -> float:
+        """Return 0 when a send may pass now, else the seconds until one may."""
+        ...
+
+    def take(self, now: float) -> None:
+        """Count one admitted send."""
+        ...
+
+
 class TokenBucket:
     """A bucket of `burst` tokens refilled at `rate` tokens per second."""
 
@@ -90,49 +127,115 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
-    def take(self) -> None:
+    def take(self, now: float) -> None:
         """Spend one token."""
         self.tokens -= 1.0
 
 
+class SlidingWindow:
+    """At most `limit` sends in any `span` seconds (a strict sliding window, no burst)."""
+
+    def __init__(self, limit: int, span: float) -> None:
+        self.limit, self.span = limit, span
+        self.times: deque[float] = deque()
+
+    def wait_time(self, now: float) -> float:
+        """Forget sends older than the span; 0 when fewer than `limit` remain."""
+        while self.times and self.times[0] <= now - self.span + EPSILON:
+            self.times.popleft()
+        if len(self.times) < self.limit:
+            return 0.0
+        return self.times[0] + self.span - now
+
+    def take(self, now: float) -> None:
+        """Count one send."""
+        self.times.append(now)
+
+
+class FixedWindow:
+    """At most `limit` sends per calendar window ([k*span, (k+1)*span) on the clock)."""
+
+    def __init__(self, limit: int, span: float) -> None:
+        self.limit, self.span = limit, span
+        self.window, self.count = -1, 0
+
+    def wait_time(self, now: float) -> float:
+        """Start a new count in a new window; 0 while the count is under `limit`."""
+        window = math.floor(now / self.span + EPSILON)
+        if window != self.window:
+            self.window, self.count = window, 0
+        if self.count < self.limit:
+            return 0.0
+        return (window + 1) * self.span - now
+
+    def take(self, now: float) -> None:
+        """Count one send."""
+        self.count += 1
+
+
+def make_meter(
+    shape: str, rate: float, burst: float, unit: float, speed: float, now: float
+) -> Meter:
+    """Return the meter of one scope: `rate` sends per `unit` seconds, scaled by `speed`."""
+    per_second = rate / unit * speed
+    if shape == "bucket":
+        return TokenBucket(per_second, burst, now)
+    limit = max(1, math.floor(rate + EPSILON))
+    span = limit / per_second
+    if shape == "sliding":
+        return SlidingWindow(limit, span)
+    return FixedWindow(limit, span)
+
+
 class FloodControl:
-    """The buckets of one bot: overall, per private chat and per group."""
+    """The meters of one bot: overall, paid, per private chat and per group."""
 
     def __init__(self, limits: Limits, clock: TimeSource = time.monotonic) -> None:
         self.clock = clock
         self.configure(limits)
 
     def configure(self, limits: Limits) -> None:
-        """Apply new limits and start with full buckets."""
+        """Apply new limits and start with empty windows and full buckets."""
         self.limits = limits
         now = self.clock()
-        speed = limits.speed
-        self._global = TokenBucket(limits.global_rate * speed, limits.global_burst, now)
-        self._paid = TokenBucket(limits.paid_rate * speed, limits.paid_rate * speed, now)
-        self._chats: dict[int, TokenBucket] = {}
+        self._global = self._meter(limits.global_rate, limits.global_burst, 1.0, now)
+        self._paid = self._meter(limits.paid_rate, limits.paid_rate, 1.0, now)
+        self._chats: dict[int, Meter] = {}
+        self._random = random.Random(limits.jitter_seed)
 
-    def _chat_bucket(self, chat_id: int, is_group: bool, now: float) -> TokenBucket:
-        """Return (creating it) the bucket of one chat."""
-        bucket = self._chats.get(chat_id)
-        if bucket is None:
+    def _meter(self, rate: float, burst: float, unit: float, now: float) -> Meter:
+        """Return a meter of the configured shape."""
+        limits = self.limits
+        return make_meter(limits.shape, rate, burst, unit, limits.speed, now)
+
+    def _chat_meter(self, chat_id: int, is_group: bool, now: float) -> Meter:
+        """Return (creating it) the meter of one chat."""
+        meter = self._chats.get(chat_id)
+        if meter is None:
             limits = self.limits
             if is_group:
-                rate, burst = limits.group_per_minute / 60.0, float(limits.group_burst)
+                meter = self._meter(limits.group_per_minute, limits.group_burst, 60.0, now)
             else:
-                rate, burst = limits.chat_rate, float(limits.chat_burst)
-            bucket = TokenBucket(rate * limits.speed, burst, now)
-            self._chats[chat_id] = bucket
-        return bucket
+                meter = self._meter(limits.chat_rate, limits.chat_burst, 1.0, now)
+            self._chats[chat_id] = meter
+        return meter
+
+    def jitter(self) -> float:
+        """Return the next network delay in seconds (seeded; 0 when no jitter is set)."""
+        low, high = self.limits.jitter_min_ms, self.limits.jitter_max_ms
+        if high <= 0:
+            return 0.0
+        return self._random.uniform(low, high) / 1000.0 / self.limits.speed
 
     def admit(self, chat_id: int, is_group: bool, paid: bool = False) -> int:
-        """Take a token from each bucket and return 0, or return retry_after seconds (>= 1)."""
+        """Count the send in each scope and return 0, or return retry_after seconds (>= 1)."""
         if not self.limits.enabled:
             return 0
         now = self.clock()
-        buckets = [self._paid if paid else self._global, self._chat_bucket(chat_id, is_group, now)]
-        wait = max(bucket.wait_time(now) for bucket in buckets)
+        meters = [self._paid if paid else self._global, self._chat_meter(chat_id, is_group, now)]
+        wait = max(meter.wait_time(now) for meter in meters)
         if wait > 0:
             return max(1, math.ceil(wait - EPSILON))
-        for bucket in buckets:
-            bucket.take()
+        for meter in meters:
+            meter.take(now)
         return 0

@@ -191,8 +191,12 @@ class SandboxServer:
                 bot.counters.method_faults_total += 1
                 raise ApiError(status, HTTPStatus(status).phrase)
             params = await Params.from_request(request)
-            if faults_apply(name) and await self._inject_faults(bot, params, request):
-                return web.Response()
+            if faults_apply(name):
+                delay = bot.flood.jitter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if await self._inject_faults(bot, params, request):
+                    return web.Response()
             result = await handler(Call(self.sandbox, bot, params))
         except ApiError as exc:
             if exc.code == HTTPStatus.CONFLICT:
