@@ -56,7 +56,7 @@ from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.limits import SHAPES
 from bot.sandbox.server import DEFAULT_TOKEN
-from bot.services import outbox
+from bot.services.delivery import outbox
 from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
 PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"

@@ -41,12 +41,12 @@ from bench.figures import Figures
 from bench.harness import AnyApp, bot_kwargs, start_app, stop_app
 from bot import migrate
 from bot.app import build_application
+from bot.cli.demo import RATING_COUNTER, seed
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker
-from bot.demo import RATING_COUNTER, seed
 from bot.models import Rating
 from bot.sandbox import Limits, SandboxServer
-from bot.services.service_points import payload_for_counter
+from bot.services.ratings.service_points import payload_for_counter
 
 GOAL = 0.5
 FIRST_UID = 5_000_000

@@ -38,7 +38,7 @@ from bot.messages import OutboundMessage
 from bot.models import Channel, Contact
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.limits import SHAPES
-from bot.services import outbox
+from bot.services.delivery import outbox
 
 FIRST_RECIPIENT = 700_000
 FIRST_PERSON = 600_000

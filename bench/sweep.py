@@ -30,8 +30,9 @@ import bot.models as m
 from bot.config import TaskSettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.messages import OutboundMessage, codec
-from bot.services import outbox, tasks
 from bot.services.calendar import WorkCalendar
+from bot.services.delivery import outbox
+from bot.services.tasks import tasks
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # Wednesday 08:00 in Hanoi
 CHUNK = 20_000

@@ -33,8 +33,9 @@ from bot.i18n import LOCALES, t
 from bot.messages import OutboundMessage
 from bot.polling import PollingLeader
 from bot.runtime import Runtime
-from bot.services import bootstrap, contacts
-from bot.services.lease import POLLING, POLLING_KEY, Lease
+from bot.services.delivery import contacts
+from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
+from bot.services.org import bootstrap
 from bot.startup import OptionalCalls, TolerantUpdater, classify
 from handlers import router
 from handlers.context import Deps

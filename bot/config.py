@@ -6,7 +6,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.cron import cron_trigger
-from bot.i18n import t
+from bot.i18n import DEFAULT_LOCALE, normalize_locale, t
 
 ENV_PREFIX = "REFORMBOT_"
 CONFIG_ENV = "REFORMBOT_CONFIG"
@@ -530,3 +530,35 @@ def load_settings(path: Path | str | None = None, *, required: bool = False) -> 
     if early:
         raise ConfigError(early)
     return settings
+
+
+LOCALE_ENV = f"{ENV_PREFIX}I18N__DEFAULT_LOCALE"
+CONFIG_FLAGS = ("--config", "-c")
+
+
+def _config_arg(args: Sequence[str]) -> str | None:
+    """Return the value of --config/-c among the arguments, if any."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in CONFIG_FLAGS and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def configured_locale(args: Sequence[str] = ()) -> str:
+    """Return the configured language: environment, else --config/REFORMBOT_CONFIG/config.toml."""
+    if os.environ.get(LOCALE_ENV):
+        return normalize_locale(os.environ[LOCALE_ENV])
+    file = resolve_path(_config_arg(args))
+    if file is None or not file.is_file():
+        return DEFAULT_LOCALE
+    try:
+        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return DEFAULT_LOCALE
+    section = data.get("i18n")
+    value = section.get("default_locale") if isinstance(section, dict) else None
+    return normalize_locale(value) if isinstance(value, str) else DEFAULT_LOCALE

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from telegram.ext import Updater
 
-from bot.services.lease import Lease
+from bot.services.delivery.lease import Lease
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0

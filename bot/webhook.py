@@ -24,7 +24,7 @@ from telegram.ext import Application
 from bot.clock import Clock
 from bot.config import TelegramSettings
 from bot.db import SessionMaker, transaction
-from bot.services import seen_updates
+from bot.services.delivery import seen_updates
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

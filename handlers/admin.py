@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role
-from bot.services import invites, org
 from bot.services.errors import InvalidInput, NotFound
+from bot.services.org import invites, org
 from handlers.context import Context, msg
 from handlers.core import channels_text, roles_text
 

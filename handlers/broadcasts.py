@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from bot.i18n import has_key
 from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import BroadcastStatus, Role, UnitKind
-from bot.services import attachments, broadcasts
-from bot.services.access import require
-from bot.services.directives import Target, resolve_units
+from bot.services.directives import attachments, broadcasts
+from bot.services.directives.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
+from bot.services.org.access import require
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
 from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.messages import OutboundMessage
-from bot.services import cases
 from bot.services.errors import InvalidInput
+from bot.services.ratings import cases
 from handlers.context import Context, msg
 from handlers.flows import Answer, Data, FlowSpec, Step, ask, register, start
 from handlers.registry import row_id

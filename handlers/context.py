@@ -14,8 +14,8 @@ from bot.config import Settings
 from bot.db import SessionMaker
 from bot.messages import Button, InboundEvent, OutboundMessage
 from bot.models import Contact
-from bot.services.access import Actor
-from bot.services.contacts import ContactCache
+from bot.services.delivery.contacts import ContactCache
+from bot.services.org.access import Actor
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ from collections.abc import Iterable
 from bot.i18n import LOCALES
 from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Role
-from bot.services import contacts, flows, invites, org, service_points
-from bot.services.access import Actor
+from bot.services import flows
+from bot.services.delivery import contacts
+from bot.services.org import invites, org
+from bot.services.org.access import Actor
+from bot.services.ratings import service_points
 from handlers.context import Context, msg
 from handlers.ratings import start_rating
 from handlers.registry import EVERYONE, STAFF, Command

@@ -8,10 +8,10 @@ from typing import Any
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
-from bot.services import attachments, directive_report, directives
-from bot.services.access import require
 from bot.services.calendar import CLOSE, WorkCalendar
+from bot.services.directives import attachments, directive_report, directives
 from bot.services.errors import InvalidInput
+from bot.services.org.access import require
 from handlers.context import Context, msg
 from handlers.flows import (
     Accept,

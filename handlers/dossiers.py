@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 from bot.messages import OutboundMessage, Text
 from bot.models import Apology, Dossier, Role
-from bot.services import apologies, dossiers
-from bot.services.access import require
-from bot.services.apology_slip import Issuer
 from bot.services.calendar import CLOSE
+from bot.services.dossiers import apologies, dossiers
+from bot.services.dossiers.apology_slip import Issuer
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
+from bot.services.org.access import require
 from handlers.context import Context, msg
 from handlers.directives import calendar, keep_working_day, move_step, parse_date
 from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start

@@ -7,9 +7,9 @@ from typing import Any
 
 from bot.messages import Button, OutboundMessage, Text
 from bot.models import Unit
-from bot.services import ratings, service_points
 from bot.services.errors import InvalidInput
-from bot.services.imports.values import FieldError, parse_phone
+from bot.services.org.imports.values import FieldError, parse_phone
+from bot.services.ratings import ratings, service_points
 from handlers.context import Context, msg
 from handlers.directives import calendar
 from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, fold, register, start

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from bot.db import transaction
 from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
 from bot.models import Contact
-from bot.services import access, contacts, flows
+from bot.services import flows
+from bot.services.delivery import contacts
 from bot.services.errors import ServiceError
+from bot.services.org import access
 from handlers.context import Context, Deps, msg
 from handlers.flows import proceed
 from handlers.registry import Handler

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from bot.messages import Items, OutboundMessage, Text
-from bot.services import rating_stats
 from bot.services.errors import InvalidInput
-from bot.services.rating_stats import Stats, Tally
-from bot.services.ratings import ELEMENTS, LEVELS
+from bot.services.ratings import rating_stats
+from bot.services.ratings.rating_stats import Stats, Tally
+from bot.services.ratings.ratings import ELEMENTS, LEVELS
 from handlers.context import Context, msg
 
 TOP = 10

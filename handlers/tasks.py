@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role, UnitKind
-from bot.services import attachments, tasks
-from bot.services.access import require
-from bot.services.directives import Target, resolve_units
+from bot.services.directives import attachments
+from bot.services.directives.directives import Target, resolve_units
 from bot.services.errors import InvalidInput
+from bot.services.org.access import require
+from bot.services.tasks import tasks
 from handlers.context import Context, msg
 from handlers.directives import calendar, keep_working_day, move_step, read_due
 from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start

@@ -21,7 +21,7 @@ from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
 from bot.messages import OutboundMessage, StoredFile, codec
 from bot.models import Outbox
-from bot.services import contacts, outbox
+from bot.services.delivery import contacts, outbox
 from jobs.files import Attachments, Undeliverable
 from jobs.pacing import Pacer, Ticket, Window
 

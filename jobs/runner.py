@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker
 from bot.runtime import Runtime
-from bot.services.lease import Lease
+from bot.services.delivery.lease import Lease
 from jobs.dispatcher import Dispatcher
 from jobs.pacing import PACERS_KEY, Pacer
 

@@ -6,8 +6,12 @@ import logging
 
 from bot.db import transaction
 from bot.runtime import Runtime
-from bot.services import apologies, cases, chasing, digests, task_series, tasks
+from bot.services import digests
 from bot.services.calendar import WorkCalendar
+from bot.services.directives import chasing
+from bot.services.dossiers import apologies
+from bot.services.ratings import cases
+from bot.services.tasks import task_series, tasks
 from jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from bot.channels.render import plain, render
 from bot.clock import FakeClock
 from bot.messages import codec
 from bot.models import Apology, ApologyStatus, Attachment, AuditLog, Outbox, Role, UnitKind
-from bot.services import apologies, dossiers
-from bot.services.access import Actor
-from bot.services.apology_slip import Issuer, docx_text
 from bot.services.calendar import WorkCalendar
-from bot.services.dossiers import DOSSIERS, import_dossiers
+from bot.services.dossiers import apologies, dossiers
+from bot.services.dossiers.apology_slip import Issuer, docx_text
+from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
-from bot.services.imports import Table
+from bot.services.org.access import Actor
+from bot.services.org.imports import Table
 from tests import factories as f
 
 CAL = WorkCalendar()
@@ -67,7 +67,7 @@ async def sweep_at(maker, clock: FakeClock, when: str) -> tuple[int, list[tuple[
 
 async def actor_of(s, code: str) -> Actor:
     from bot.models import Person
-    from bot.services.access import roles_of
+    from bot.services.org.access import roles_of
 
     person = (await s.exec(select(Person).where(Person.code == code))).one()
     return Actor(name=code, roles=await roles_of(s, person), person=person)
@@ -286,9 +286,9 @@ def test_cli_prints_an_answered_slip(tmp_path, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from bot.cli_dossiers import apology_app
+    from bot.cli.dossiers import apology_app
     from bot.db import create_engine, session_maker
-    from bot.services import attachments
+    from bot.services.directives import attachments
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)

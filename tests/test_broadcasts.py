@@ -12,9 +12,9 @@ from bot.channels.render import render
 from bot.i18n import t
 from bot.messages import codec
 from bot.models import AuditLog, Broadcast, Outbox, OutboxStatus, Role, UnitKind
-from bot.services import broadcasts
-from bot.services.access import Actor, system_actor
+from bot.services.directives import broadcasts
 from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.org.access import Actor, system_actor
 from tests import factories as f
 from tests import tg
 

@@ -11,8 +11,8 @@ import handlers.router  # noqa: F401
 from bot.i18n import t
 from bot.messages import codec
 from bot.models import CaseStatus, FollowUpCase, Outbox, Role, ServiceCounter, UnitKind
-from bot.services import cases
-from bot.services.service_points import payload_for_counter
+from bot.services.ratings import cases
+from bot.services.ratings.service_points import payload_for_counter
 from tests import factories as f
 
 CITIZEN, HEAD, LEADER, OTHER_HEAD = 9701, 9702, 9703, 9704

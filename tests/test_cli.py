@@ -13,14 +13,14 @@ from openpyxl import load_workbook
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from bot.db import create_engine, session_maker
 from bot.i18n import t
 from bot.models import Attachment, Directive, Invite, Outbox
 from bot.sandbox import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
-from bot.services import invites
-from bot.services.apology_slip import docx_text
 from bot.services.calendar import WorkCalendar
+from bot.services.dossiers.apology_slip import docx_text
+from bot.services.org import invites
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -33,7 +33,7 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli_common.console.width", 200)
+    monkeypatch.setattr("bot.cli.common.console.width", 200)
     runner = CliRunner()
 
     def invoke(*args: str):
@@ -163,7 +163,7 @@ def bot_api():
 
 
 def test_invite_prints_the_whole_link_on_a_narrow_terminal(cli, monkeypatch):
-    monkeypatch.setattr("bot.cli_common.console.width", 40)
+    monkeypatch.setattr("bot.cli.common.console.width", 40)
     result = cli("invite", "--person", "CB031", "--username", "so_giao_duc_an_phu_bot")
     assert result.exit_code == 0, result.output
     code = result.output.split("?start=")[1].split()[0]

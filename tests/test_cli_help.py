@@ -11,8 +11,9 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.cli_locale import LOCALE_ENV, TYPER_OPTIONS
+from bot.cli.language import TYPER_OPTIONS
+from bot.cli.main import app
+from bot.config import LOCALE_ENV
 from bot.i18n import LOCALES, catalog, t
 
 # What typer prints in English unless told otherwise.

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.cli_tasks import task_app
+from bot.cli.main import app
+from bot.cli.tasks import task_app
 from bot.clock import FakeClock
 from bot.db import create_engine, session_maker
 from bot.models import Task, TaskAssignee, TaskAssignment, TaskSeries
@@ -28,7 +28,7 @@ def hanoi(text: str) -> datetime:
 def clock(monkeypatch) -> FakeClock:
     """Set the command line's clock to a Monday morning."""
     fake = FakeClock(hanoi("2026-11-30 09:00"))
-    monkeypatch.setattr("bot.cli_tasks.CLOCK", fake)
+    monkeypatch.setattr("bot.cli.tasks.CLOCK", fake)
     return fake
 
 
@@ -39,8 +39,8 @@ def cli(tmp_path, monkeypatch, clock):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli_common.console.width", 200)
-    monkeypatch.setattr("bot.cli_common.err.width", 200)
+    monkeypatch.setattr("bot.cli.common.console.width", 200)
+    monkeypatch.setattr("bot.cli.common.err.width", 200)
     runner = CliRunner()
     assert runner.invoke(app, ["import", "units", str(EXAMPLES / "units.csv")]).exit_code == 0
     assert runner.invoke(app, ["import", "staff", str(EXAMPLES / "staff.csv")]).exit_code == 0

@@ -10,16 +10,16 @@ from datetime import date, timedelta
 
 from typer.testing import CliRunner
 
-from bot import demo
-from bot.cli import app
-from bot.cli_directives import read_file
+from bot.cli import demo
+from bot.cli.directives import read_file
+from bot.cli.main import app
 from bot.config import load_settings
 from bot.i18n import t
 from bot.sandbox import DEFAULT_USERNAME
-from bot.services.apology_slip import docx_text
 from bot.services.calendar import WorkCalendar
-from bot.services.invites import deep_link
-from bot.services.service_points import payload_for_counter
+from bot.services.dossiers.apology_slip import docx_text
+from bot.services.org.invites import deep_link
+from bot.services.ratings.service_points import payload_for_counter
 from tests.e2e.conftest import free_port
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot import demo
+from bot.cli import demo
 from bot.models import Person, PersonRole, Role, ServiceCounter, Unit, UnitKind
 
 

@@ -21,9 +21,10 @@ from bot.models import (
     Unit,
     UnitKind,
 )
-from bot.services import digests, tasks
-from bot.services.access import system_actor
+from bot.services import digests
 from bot.services.calendar import WorkCalendar
+from bot.services.org.access import system_actor
+from bot.services.tasks import tasks
 from tests import factories as f
 
 ADMIN = system_actor("test")

@@ -21,11 +21,11 @@ from bot.models import (
     Role,
     UnitKind,
 )
-from bot.services import chasing, directives
-from bot.services.access import Actor, system_actor
 from bot.services.calendar import WorkCalendar
-from bot.services.directive_report import status_xlsx
+from bot.services.directives import chasing, directives
+from bot.services.directives.directive_report import status_xlsx
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.org.access import Actor, system_actor
 from tests import factories as f
 
 ADMIN = system_actor("test")

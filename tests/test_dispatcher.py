@@ -31,9 +31,9 @@ from bot.models import Attachment, AttachmentFile, Channel, Contact, JobLease, O
 from bot.sandbox import DEFAULT_TOKEN, FakeTime, SandboxServer
 from bot.sandbox.faults import FaultRule, Faults
 from bot.sandbox.limits import Limits
-from bot.services import contacts as contact_service
-from bot.services import outbox
-from bot.services.lease import Lease
+from bot.services.delivery import contacts as contact_service
+from bot.services.delivery import outbox
+from bot.services.delivery.lease import Lease
 from jobs.dispatcher import Dispatcher
 from jobs.runner import JobRunner
 from tests import factories as f

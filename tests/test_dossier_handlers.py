@@ -11,8 +11,8 @@ import handlers.router  # noqa: F401
 from bot.i18n import t
 from bot.messages import codec
 from bot.models import Apology, ApologyStatus, Dossier, DossierStatus, Outbox, Role, UnitKind
-from bot.services import apologies
 from bot.services.calendar import WorkCalendar
+from bot.services.dossiers import apologies
 from bot.services.errors import InvalidInput
 from tests import factories as f
 from tests.test_apologies import actor_of

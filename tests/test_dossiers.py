@@ -11,10 +11,10 @@ from sqlmodel import select
 from bot.channels.render import plain, render
 from bot.messages import codec
 from bot.models import AuditLog, Dossier, DossierFollower, DossierStatus, Outbox, Procedure
-from bot.services import dossiers
-from bot.services.dossiers import DOSSIERS, import_dossiers
+from bot.services.dossiers import dossiers
+from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
-from bot.services.imports import Table, read_table
+from bot.services.org.imports import Table, read_table
 from tests import factories as f
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dossiers.csv"

@@ -11,8 +11,9 @@ from sqlmodel import select, update
 import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
-from bot.services import contacts, invites
-from bot.services.access import system_actor
+from bot.services.delivery import contacts
+from bot.services.org import invites
+from bot.services.org.access import system_actor
 from handlers.routes import COMMANDS
 from tests import factories as f
 from tests import tg

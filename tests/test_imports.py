@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from bot.clock import FakeClock
 from bot.db import SessionMaker, transaction
 from bot.models import AuditLog, Person, PersonRole, Role, Unit, UnitKind
-from bot.services.imports import (
+from bot.services.org.imports import (
     STAFF,
     UNITS,
     ImportReport,

@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli_imports import cli_actor, import_app
+from bot.cli.imports import cli_actor, import_app
 from bot.i18n import t
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -135,7 +135,7 @@ def test_xlsx_file(db_file, tmp_path):
 
 
 def test_a_dossier_appointment_on_a_holiday_is_imported_with_a_warning(db_file, tmp_path):
-    import bot.cli  # noqa: F401  (registers `import dossiers`)
+    import bot.cli.main  # noqa: F401  (registers `import dossiers`)
 
     assert invoke("units", str(EXAMPLES / "units.csv"))[0] == 0
     file = tmp_path / "dossiers.csv"

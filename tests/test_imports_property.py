@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from bot.db import SessionMaker, transaction
 from bot.models import AuditLog, Person, PersonRole, Unit
-from bot.services.imports import STAFF, UNITS, Table, import_staff, import_units
-from bot.services.imports.values import parse_roles
+from bot.services.org.imports import STAFF, UNITS, Table, import_staff, import_units
+from bot.services.org.imports.values import parse_roles
 
 SETTINGS = settings(
     max_examples=50,

@@ -11,9 +11,9 @@ import pytest
 
 from bot.i18n import catalog, placeholders
 from bot.models import Role, UnitKind
-from bot.services.imports import STAFF, UNITS, ImportFileError, Table, read_table
-from bot.services.imports.units import find_cycles
-from bot.services.imports.values import (
+from bot.services.org.imports import STAFF, UNITS, ImportFileError, Table, read_table
+from bot.services.org.imports.units import find_cycles
+from bot.services.org.imports.values import (
     FieldError,
     parse_email,
     parse_flag,
@@ -316,7 +316,7 @@ def test_catalogs_have_the_same_import_keys_and_placeholders():
 
 
 def test_every_problem_key_is_in_the_catalog():
-    source = (Path(__file__).parent.parent / "bot" / "services" / "imports").glob("*.py")
+    source = (Path(__file__).parent.parent / "bot" / "services" / "org" / "imports").glob("*.py")
     used = {m for f in source for m in re.findall(r'"(import\.error\.[a-z_]+)"', f.read_text())}
     assert used
     assert used <= catalog("vi").keys()

@@ -12,8 +12,8 @@ from sqlmodel import SQLModel, select
 from bot.db import create_engine, session_maker
 from bot.messages import OutboundMessage, codec
 from bot.models import Channel, JobLease, Outbox, OutboxStatus
-from bot.services import outbox
-from bot.services.lease import Lease, make_owner
+from bot.services.delivery import outbox
+from bot.services.delivery.lease import Lease, make_owner
 from tests import factories as f
 
 MSG = OutboundMessage("errors.unknown_unit", {"code": "X1"})

@@ -15,12 +15,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.cli_imports import import_app
-from bot.cli_service_points import find_browser, points_app, qr_app
+from bot.cli.imports import import_app
+from bot.cli.service_points import find_browser, points_app, qr_app
 from bot.i18n import t
 from bot.models import Procedure, ServiceCounter, Unit, UnitKind
-from bot.services import qr
-from bot.services.service_points import ServicePoint, deep_link, parse_payload
+from bot.services.ratings import qr
+from bot.services.ratings.service_points import ServicePoint, deep_link, parse_payload
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
@@ -240,7 +240,7 @@ def test_cli_unknown_counter_is_a_translated_refusal(seeded):
 
 
 def test_cli_pdf_without_chromium_explains(seeded, monkeypatch):
-    monkeypatch.setattr("bot.cli_service_points.find_browser", lambda: None)
+    monkeypatch.setattr("bot.cli.service_points.find_browser", lambda: None)
     code, out = invoke(reformbot(), "qr", "--unit", "SGD", "--username", BOT, "--pdf")
     assert code == 1
     assert "Chromium" in out

@@ -16,10 +16,10 @@ import handlers.router  # noqa: F401
 from bot.i18n import t
 from bot.messages import codec
 from bot.models import Attachment, Outbox, Procedure, Rating, Role, Unit, UnitKind
-from bot.services import rating_stats
-from bot.services.access import Actor
 from bot.services.errors import InvalidInput, PermissionDenied
-from bot.services.rating_stats import Tally
+from bot.services.org.access import Actor
+from bot.services.ratings import rating_stats
+from bot.services.ratings.rating_stats import Tally
 from tests import factories as f
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -22,7 +22,7 @@ from bot.models import (
     ServiceCounter,
     UnitKind,
 )
-from bot.services.service_points import payload_for_counter, payload_for_procedure
+from bot.services.ratings.service_points import payload_for_counter, payload_for_procedure
 from tests import factories as f
 
 CITIZEN, OTHER, HEAD = 9501, 9502, 9503

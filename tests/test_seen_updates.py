@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.db import transaction
 from bot.models import SeenUpdate
-from bot.services import seen_updates
+from bot.services.delivery import seen_updates
 
 
 async def _sight(maker, clock, update_id: str, channel: str = "telegram") -> bool:

@@ -15,16 +15,16 @@ from hypothesis import strategies as st
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from bot.cli_imports import import_app
-from bot.cli_service_points import points_app, register_imports
+from bot.cli.imports import import_app
+from bot.cli.service_points import points_app, register_imports
 from bot.clock import FakeClock
 from bot.db import SessionMaker, transaction
 from bot.i18n import t
 from bot.models import AuditLog, Procedure, ServiceCounter, Unit
 from bot.services.errors import InvalidInput, NotFound
-from bot.services.imports import UNITS, ImportReport, Table, import_units, read_table
-from bot.services.imports.values import FieldError
-from bot.services.service_points import (
+from bot.services.org.imports import UNITS, ImportReport, Table, import_units, read_table
+from bot.services.org.imports.values import FieldError
+from bot.services.ratings.service_points import (
     COUNTERS,
     PROCEDURES,
     deep_link,

@@ -8,9 +8,10 @@ import pytest
 from sqlmodel import func, select
 
 from bot.models import AuditLog, Contact, Invite, Role, UnitKind
-from bot.services import access, contacts, invites, org
-from bot.services.access import Actor, system_actor
+from bot.services.delivery import contacts
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.org import access, invites, org
+from bot.services.org.access import Actor, system_actor
 from tests import factories as f
 
 ADMIN = system_actor("test")

@@ -12,12 +12,12 @@ import pytest
 from telegram.error import InvalidToken, NetworkError
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from bot.config import load_settings
 from bot.i18n import t
 from bot.logs import Redactor
 from bot.polling import PollingLeader
-from bot.services.lease import POLLING, POLLING_KEY, Lease
+from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
 from bot.startup import OptionalCalls, classify
 
 TOKEN = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

@@ -22,12 +22,12 @@ from bot.models import (
     TaskAssignment,
     UnitKind,
 )
-from bot.services import task_import
-from bot.services.access import system_actor
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput
-from bot.services.imports import ImportFileError
-from bot.services.imports.values import FieldError
+from bot.services.org.access import system_actor
+from bot.services.org.imports import ImportFileError
+from bot.services.org.imports.values import FieldError
+from bot.services.tasks import task_import
 from tests import factories as f
 
 ADMIN = system_actor("test")

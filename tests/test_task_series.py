@@ -11,10 +11,10 @@ from bot.clock import FakeClock
 from bot.config import TaskSettings
 from bot.messages import codec
 from bot.models import AuditLog, Outbox, Role, Task, TaskAssignment, TaskSeries, Unit, UnitKind
-from bot.services import task_series, tasks
-from bot.services.access import Actor, system_actor
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
+from bot.services.org.access import Actor, system_actor
+from bot.services.tasks import task_series, tasks
 from tests import factories as f
 
 ADMIN = system_actor("test")

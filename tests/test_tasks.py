@@ -11,10 +11,10 @@ from bot.clock import FakeClock
 from bot.config import TaskSettings
 from bot.messages import codec
 from bot.models import Outbox, Role, TaskAssignment, TaskLog, TaskStatus, UnitKind
-from bot.services import tasks
-from bot.services.access import Actor, system_actor
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.org.access import Actor, system_actor
+from bot.services.tasks import tasks
 from tests import factories as f
 
 ADMIN = system_actor("test")

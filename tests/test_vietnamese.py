@@ -14,7 +14,7 @@ from bot.i18n import catalog
 from bot.i18n.formats import FormalTime, formal_time, format_number
 from bot.messages import OutboundMessage
 from bot.messages.codec import dumps, loads
-from bot.services.names import by_name, name_sort_key
+from bot.services.org.names import by_name, name_sort_key
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 STEP = re.compile(r"(?i)\bbước\s*\d+\s*/\s*\d+")
@@ -118,7 +118,7 @@ def test_directive_status_shows_median_delays_with_a_decimal_comma_or_in_minutes
     from datetime import date
 
     from bot.models import Directive, Unit, UnitKind
-    from bot.services.directives import Status, UnitStatus
+    from bot.services.directives.directives import Status, UnitStatus
     from handlers.directives import status_message
 
     unit = Unit(code="VP", name="Văn phòng Sở", kind=UnitKind.OFFICE)
@@ -131,8 +131,8 @@ def test_directive_status_shows_median_delays_with_a_decimal_comma_or_in_minutes
 
 
 async def test_a_unit_s_people_are_listed_in_vietnamese_name_order(maker):
-    from bot.services import org
-    from bot.services.access import system_actor
+    from bot.services.org import org
+    from bot.services.org.access import system_actor
     from tests import factories as f
 
     async with maker() as s:
@@ -150,7 +150,7 @@ async def test_a_unit_s_people_are_listed_in_vietnamese_name_order(maker):
 
 
 def test_the_sipas_elements_carry_their_full_names():
-    from bot.services.ratings import ELEMENTS
+    from bot.services.ratings.ratings import ELEMENTS
 
     assert [catalog("vi")[f"rating.element.{k}"] for k in ELEMENTS] == [
         "Tiếp cận dịch vụ",
@@ -163,7 +163,7 @@ def test_the_sipas_elements_carry_their_full_names():
 
 def test_a_bad_anonymous_rating_is_told_the_head_s_time_but_not_promised_an_answer():
     from bot.models import Rating
-    from bot.services.ratings import follow_up_notice
+    from bot.services.ratings.ratings import follow_up_notice
 
     due = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
     bad = Rating(unit_id=1, channel="telegram", voter_hash="x", overall=1, created_at=due)
@@ -181,7 +181,7 @@ def test_a_directive_notice_gives_its_deadline_as_formal_notices_do():
     from datetime import date
 
     from bot.models import Directive
-    from bot.services.directives import notice
+    from bot.services.directives.directives import notice
 
     d = Directive(
         number="125/SGDĐT-VP",

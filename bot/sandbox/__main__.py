@@ -131,7 +131,7 @@ def load_personas(path: Path | None) -> list[Any]:
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m bot.sandbox") -> int:
     """Parse arguments and serve until SIGINT/SIGTERM; return the exit code."""
-    from bot.cli_locale import configured_locale
+    from bot.config import configured_locale
 
     parser = build_parser(configured_locale(sys.argv[1:] if argv is None else argv), prog)
     args = parser.parse_args(argv)

@@ -34,8 +34,8 @@ from bot.models import (
     TaskStatus,
     Unit,
 )
-from bot.services import outbox
 from bot.services.calendar import WorkCalendar
+from bot.services.delivery import outbox
 
 MARKER = "digest:weekly"
 MARKER_OWNER = "digest"

@@ -12,8 +12,8 @@ from bot.clock import SystemClock
 from bot.i18n import t
 from bot.models import Contact, Role, UnitKind
 from bot.sandbox.faults import FaultRule
-from bot.services import invites
-from bot.services.access import system_actor
+from bot.services.org import invites
+from bot.services.org.access import system_actor
 from tests import factories as f
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from bot.i18n import t
 from bot.messages import OutboundMessage
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
-from bot.services import outbox
+from bot.services.delivery import outbox
 from tests.e2e.conftest import BotProcess, BotRunner
 
 pytestmark = [

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.i18n import t
 from bot.models import Rating, Role, ServiceCounter, UnitKind
-from bot.services.service_points import payload_for_counter
+from bot.services.ratings.service_points import payload_for_counter
 from tests import factories as f
 
 pytestmark = pytest.mark.e2e

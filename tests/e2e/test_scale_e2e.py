@@ -34,7 +34,7 @@ from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.webhook import RetryPolicy
-from bot.services import outbox
+from bot.services.delivery import outbox
 from bot.webhook import SECRET_HEADER
 from jobs.dispatcher import MAX_IN_FLIGHT
 from tests.e2e.conftest import ROOT, BotProcess, BotRunner, free_port

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import demo
+from bot.cli import demo
 from bot.i18n import t
 from tests.e2e.conftest import free_port
 

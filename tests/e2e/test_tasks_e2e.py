@@ -12,9 +12,9 @@ from bot.clock import SystemClock
 from bot.config import TaskSettings
 from bot.i18n import t
 from bot.models import Role, TaskAssignment, TaskStatus, UnitKind
-from bot.services import tasks
-from bot.services.access import system_actor
 from bot.services.calendar import WorkCalendar
+from bot.services.org.access import system_actor
+from bot.services.tasks import tasks
 from tests import factories as f
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,266 @@
+"""`reformbot demo`: a realistic department, the sandbox and the bot, offline, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot import migrate
+from bot.app import build_application, serve, stop_on_signals
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.db import SessionMaker, create_engine, session_maker, transaction
+from bot.i18n import t
+from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
+from bot.services.delivery import contacts
+from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
+from bot.services.org import invites
+from bot.services.org.access import system_actor
+from bot.services.org.imports import STAFF, UNITS, import_staff, import_units, read_table
+from bot.services.ratings.service_points import (
+    COUNTERS,
+    PROCEDURES,
+    import_counters,
+    import_procedures,
+    payload_for_counter,
+)
+
+log = logging.getLogger(__name__)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ACTOR = "demo"
+RATING_COUNTER = "UBND.ANPHU.Q1"  # the head of its unit is the "head" persona
+
+
+@dataclass(frozen=True)
+class DemoPersona:
+    """Someone to chat as in the simulator: a staff record (or a citizen) and a sandbox user."""
+
+    id: str
+    user_id: int
+    role_key: str
+    person_code: str | None
+    name: str
+    unit: str
+    linked: bool = True
+
+
+PERSONAS = (
+    DemoPersona(
+        "admin", 710001, "demo.persona.admin", "CB007", "Hoàng Thị Ngọc Lan", "Văn phòng Sở"
+    ),
+    DemoPersona(
+        "leader",
+        710002,
+        "demo.persona.leader",
+        "CB001",
+        "Trần Quốc Hưng",
+        "Sở Giáo dục và Đào tạo tỉnh An Phú",
+    ),
+    DemoPersona(
+        "head",
+        710003,
+        "demo.persona.head",
+        "CB030",
+        "Nguyễn Hữu Phước",
+        "UBND phường An Phú",
+    ),
+    DemoPersona(
+        "staff",
+        710004,
+        "demo.persona.staff",
+        "CB031",
+        "Trần Thị Ánh Tuyết",
+        "UBND phường An Phú",
+    ),
+    DemoPersona(
+        "newcomer",
+        710005,
+        "demo.persona.newcomer",
+        "CB053",
+        "Trần Văn Lâm",
+        "Trường THCS Nguyễn Trãi",
+        linked=False,
+    ),
+    DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
+)
+
+
+async def _import_examples(maker: SessionMaker, examples: Path) -> None:
+    """Load the example department through the import services."""
+    now = SystemClock().now()
+    for name, spec, job in (
+        ("units", UNITS, import_units),
+        ("staff", STAFF, import_staff),
+        ("procedures", PROCEDURES, import_procedures),
+        ("counters", COUNTERS, import_counters),
+        ("dossiers", DOSSIERS, import_dossiers),
+    ):
+        table = read_table(examples / f"{name}.csv", spec=spec)
+        async with transaction(maker) as session:
+            report = await job(session, table=table, actor=ACTOR, now=now)
+        if not report.ok:
+            raise RuntimeError(f"example {name}.csv has bad rows: {report.problems[:3]}")
+
+
+async def _link(maker: SessionMaker, persona: DemoPersona) -> str | None:
+    """Link a persona's chat account through a real invite; return the code when left unused."""
+    assert persona.person_code is not None
+    now = SystemClock().now()
+    async with transaction(maker) as session:
+        batch = await invites.create_invites(
+            session,
+            actor=system_actor(ACTOR),
+            now=now,
+            valid_days=30,
+            person_code=persona.person_code,
+        )
+        code = batch.issued[0].code
+        if not persona.linked:
+            return code
+        identity = contacts.Identity("telegram", str(persona.user_id), persona.name)
+        contact = await contacts.touch(session, identity=identity, now=now, default_locale="vi")
+        await session.flush()
+        await invites.redeem(session, contact=contact, code=code, now=now)
+    return None
+
+
+async def _issue_example_directive(maker: SessionMaker, settings: Settings) -> None:
+    """Issue the example directive, so the staff personas find a notice to acknowledge."""
+    from bot.cli.directives import read_file, to_draft
+    from bot.services.calendar import WorkCalendar
+    from bot.services.directives import directives
+
+    now = SystemClock().now()
+    cal = WorkCalendar.from_settings(settings)
+    deadline = cal.close_of_business(now, 2)
+    spec = read_file(EXAMPLES / "directive.toml")
+    draft = to_draft(spec, deadline=deadline, attachment_id=None)
+    async with transaction(maker) as session:
+        await directives.issue(
+            session,
+            actor=system_actor(ACTOR),
+            draft=draft,
+            now=now,
+            default_deadline=deadline,
+            cal=cal,
+        )
+
+
+async def seed(
+    maker: SessionMaker, examples: Path = EXAMPLES, settings: Settings | None = None
+) -> dict[str, str]:
+    """Build the demo department and a directive; return unused invite codes by persona id."""
+    await _import_examples(maker, examples)
+    codes = {}
+    for persona in PERSONAS:
+        if persona.person_code is not None:
+            code = await _link(maker, persona)
+            if code:
+                codes[persona.id] = code
+    await _issue_example_directive(maker, settings or Settings())
+    return codes
+
+
+def sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
+    """Return the personas as the simulator page shows them."""
+    return [
+        {
+            "id": p.id,
+            "label": p.name,
+            "role": t(p.role_key, locale),
+            "unit": p.unit,
+            "user_id": p.user_id,
+            "first_name": p.name.split()[-1],
+            "last_name": " ".join(p.name.split()[:-1]),
+            "language_code": "vi",
+        }
+        for p in PERSONAS
+    ]
+
+
+def demo_settings(server: SandboxServer, db_url: str) -> Settings:
+    """Return settings that point the bot at the sandbox and the demo database."""
+    return Settings(
+        telegram={
+            "token": DEFAULT_TOKEN,
+            "username": DEFAULT_USERNAME,
+            "api_base_url": server.base_url,
+            "api_file_url": server.file_base_url,
+        },
+        database={"url": db_url},
+    )
+
+
+def write_cli_config(db: Path) -> Path:
+    """Write a config beside the demo database, so other commands work on what the demo shows."""
+    path = db.parent / "config.toml"
+    url = f"sqlite+aiosqlite:///{db.resolve()}"
+    body = (
+        "# Written by `reformbot demo`: the other commands work on the demo's database.\n"
+        f"[database]\nurl = {json.dumps(url)}\n\n"
+        f"[telegram]\nusername = {json.dumps(DEFAULT_USERNAME)}\n"
+    )
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def fresh_database(data_dir: Path) -> Path:
+    """Remove the previous demo database; return the path of the new one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = data_dir / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return db
+
+
+async def _started(bot_task: asyncio.Task[None], ready: asyncio.Event) -> None:
+    """Wait until the bot is ready, or raise what stopped it from starting."""
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({bot_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if bot_task.done():
+        bot_task.result()
+
+
+async def run_demo(
+    *,
+    host: str,
+    port: int,
+    db: Path,
+    say: Callable[[str], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Seed a fresh demo database, start the sandbox and the bot, and wait for Ctrl-C."""
+    url = f"sqlite+aiosqlite:///{db}"
+    await migrate.upgrade(url)
+    engine = create_engine(url)
+    maker = session_maker(engine)
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    server = SandboxServer()
+    try:
+        codes = await seed(maker)
+        await server.start(host, port)
+        server.set_personas(sandbox_personas())
+        ready = asyncio.Event()
+        bot_task = asyncio.create_task(
+            serve(build_application(demo_settings(server, url), maker=maker), stop, ready)
+        )
+        await _started(bot_task, ready)
+        say(t("demo.ready", "vi", url=server.url, db=str(db)))
+        if "newcomer" in codes:
+            say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
+        rating = f"/start {payload_for_counter(RATING_COUNTER)}"
+        say(t("demo.rating_hint", "vi", command=rating))
+        config = write_cli_config(db)
+        say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))
+        await bot_task
+        say(t("demo.stopping", "vi"))
+    finally:
+        await server.stop()
+        await engine.dispose()

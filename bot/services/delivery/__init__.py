@@ -1,0 +1,1 @@
+"""Delivery: the outbox, leases across processes, webhook replays, chat accounts."""

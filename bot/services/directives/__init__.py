@@ -1,0 +1,1 @@
+"""Directives and broadcasts: targeting, attachments, acknowledgement, chasing, status."""

@@ -1,0 +1,1 @@
+"""Dossiers and apologies: the registry, late dossiers, the apology slip."""

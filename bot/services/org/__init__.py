@@ -1,0 +1,1 @@
+"""The organisation: units and people, roles, invites, names, the audit trail, imports."""

@@ -1,0 +1,1 @@
+"""Citizen ratings: the rating itself, statistics, follow-up cases, service points, QR."""

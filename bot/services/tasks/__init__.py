@@ -1,0 +1,1 @@
+"""Deadline tasks: assignment, the reminder ladder, recurring series, bulk import."""
