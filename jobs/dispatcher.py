@@ -540,24 +540,30 @@ class Dispatcher:
         paid: bool,
         attachment_id: int,
         *,
-        again: bool = True,
+        stale: str | None = None,
     ) -> Outcome:
-        """Upload the file once per channel (others wait for its id), then send it by id."""
+        """Upload the file once per channel (others wait for its id), then send it by id.
+
+        `stale` is an id the platform just refused: it is never sent again, even if another
+        send cached it meanwhile.
+        """
         channel, name = lane.channel, job.channel
         file = await self.files.get(attachment_id, name)
-        if file.file_id is None:
+        if file.file_id is None or file.file_id == stale:
             async with self.files.lock(attachment_id, name):
                 file = await self.files.get(attachment_id, name, with_data=True)
-                if file.file_id is None:
+                if file.file_id is None or file.file_id == stale:
+                    if file.data is None:
+                        file = await self.files.get(attachment_id, name, with_data=True, fresh=True)
                     outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
                     if outcome.kind == "sent" and outcome.file_id:
                         await self.files.remember(attachment_id, name, file, outcome.file_id)
                     return outcome
         outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
-        if outcome.code == STALE_FILE and again:
-            await self.files.forget(attachment_id, name)
+        if outcome.code == STALE_FILE and stale is None and file.file_id is not None:
+            await self.files.forget(attachment_id, name, file.file_id)
             return await self._send_file(
-                job, lane, message, locale, paid, attachment_id, again=False
+                job, lane, message, locale, paid, attachment_id, stale=file.file_id
             )
         return outcome
 

@@ -31,9 +31,11 @@ class Attachments:
         """Return the lock that lets only one first upload of a file to a channel happen."""
         return self._locks.setdefault((attachment_id, channel), asyncio.Lock())
 
-    async def get(self, attachment_id: int, channel: str, *, with_data: bool = False) -> StoredFile:
+    async def get(
+        self, attachment_id: int, channel: str, *, with_data: bool = False, fresh: bool = False
+    ) -> StoredFile:
         """Return the file: the channel's id for it when known, else (when asked) its bytes."""
-        known = self._known.get((attachment_id, channel))
+        known = None if fresh else self._known.get((attachment_id, channel))
         if known is not None:
             return known
         columns = select(Attachment.file_name, Attachment.mime_type, AttachmentFile.file_id)
@@ -47,7 +49,7 @@ class Attachments:
             if found is None:
                 raise Undeliverable(f"attachment {attachment_id} missing")
             name, mime_type, file_id = found
-            if file_id:
+            if file_id and not fresh:
                 self._known[attachment_id, channel] = StoredFile(name, mime_type, file_id=file_id)
                 return self._known[attachment_id, channel]
             data = None
@@ -67,18 +69,24 @@ class Attachments:
                 AttachmentFile(attachment_id=attachment_id, channel=channel, file_id=file_id)
             )
 
-    async def forget(self, attachment_id: int, channel: str) -> None:
-        """Drop a file id the channel no longer accepts."""
-        self._known.pop((attachment_id, channel), None)
+    async def forget(self, attachment_id: int, channel: str, file_id: str) -> None:
+        """Drop a file id the channel no longer accepts (not a newer one stored meanwhile)."""
+        known = self._known.get((attachment_id, channel))
+        if known is not None and known.file_id == file_id:
+            del self._known[attachment_id, channel]
         async with transaction(self.maker) as session:
-            await self._drop(session, attachment_id, channel)
+            await self._drop(session, attachment_id, channel, file_id)
 
     @staticmethod
-    async def _drop(session: AsyncSession, attachment_id: int, channel: str) -> None:
-        """Delete the channel's file id of an attachment."""
+    async def _drop(
+        session: AsyncSession, attachment_id: int, channel: str, file_id: str | None = None
+    ) -> None:
+        """Delete the channel's file id of an attachment (only `file_id`, when given)."""
+        only = [] if file_id is None else [col(AttachmentFile.file_id) == file_id]
         await session.exec(
             delete(AttachmentFile).where(
                 col(AttachmentFile.attachment_id) == attachment_id,
                 col(AttachmentFile.channel) == channel,
+                *only,
             )
         )
