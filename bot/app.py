@@ -24,6 +24,7 @@ from telegram.request import BaseRequest
 from bot import webhook
 from bot.channels import telegram as telegram_channel
 from bot.channels.contract import Channel
+from bot.channels.http import AiohttpRequest
 from bot.channels.replies import Replies
 from bot.channels.telegram import TelegramChannel, blocked_change, limits_of, to_event
 from bot.clock import Clock, SystemClock
@@ -48,6 +49,7 @@ from jobs.pacing import PACERS_KEY, Pacer
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10
+REPLY_POOL = 64  # connections for replies: 16 chats at once, a few calls each
 CONCURRENT_UPDATES = 16  # updates of different chats handled at once (one chat's: in order)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -237,9 +239,12 @@ def build_application(
         .job_queue(None)  # the job runner (jobs/runner.py) has its own scheduler
         .concurrent_updates(PerChatUpdates(CONCURRENT_UPDATES))
     )
-    if request is not None:
-        builder = builder.request(request).get_updates_request(request)
-    app = builder.build()
+    if request is None:  # aiohttp: httpx's pool costs milliseconds of CPU per request
+        request = AiohttpRequest(connection_pool_size=REPLY_POOL, pool_timeout=10.0)
+        builder = builder.get_updates_request(AiohttpRequest(connection_pool_size=1))
+    else:
+        builder = builder.get_updates_request(request)
+    app = builder.request(request).build()
     rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
     if rate_limit:
         rt.extra[PACERS_KEY] = {telegram_channel.CHANNEL: Pacer(limits_of(settings.delivery))}
