@@ -19,6 +19,7 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bench.figures import Figures
 from bench.harness import AnyApp, AppFactory, Result, bot_kwargs, measure
 from bot import migrate
 from bot.app import build_application
@@ -72,8 +73,9 @@ def reformbot_factory(folder: Path, *, rate_limit: bool) -> AppFactory:
     return factory
 
 
-def report(baseline: Result, others: list[Result]) -> None:
-    """Print one mode's figures, each as a ratio to the baseline."""
+def report(baseline: Result, others: list[Result], figures: Figures) -> None:
+    """Print one mode's figures, each as a ratio to the baseline, and keep them for JSON."""
+    figures.add(f"{baseline.mode}.echo_updates_per_second", baseline.per_second)
     print(
         f"{baseline.mode:8} {baseline.name:28} {baseline.updates} updates in "
         f"{baseline.seconds:6.2f} s = {baseline.per_second:6.0f} updates/s"
@@ -84,10 +86,12 @@ def report(baseline: Result, others: list[Result]) -> None:
             f"{other.mode:8} {other.name:28} {other.updates} updates in {other.seconds:6.2f} s "
             f"= {other.per_second:6.0f} updates/s = {ratio:.2f} x baseline"
         )
+        figures.add(f"{other.mode}.{other.name}.x_echo", ratio)
 
 
 async def main(users: int, messages: int, modes: list[str], with_reformbot: bool) -> None:
-    """Measure each mode, baseline first."""
+    """Measure each mode, baseline first; print the JSON figure lines last."""
+    figures = Figures("echo_baseline")
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
             baseline = await measure(
@@ -110,7 +114,8 @@ async def main(users: int, messages: int, modes: list[str], with_reformbot: bool
                             text="xin chào",
                         )
                     )
-            report(baseline, others)
+            report(baseline, others, figures)
+    figures.print()
 
 
 if __name__ == "__main__":

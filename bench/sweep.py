@@ -27,6 +27,7 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import SQLModel
 
 import bot.models as m
+from bench.figures import Figures
 from bot.config import TaskSettings
 from bot.db import SessionMaker, create_engine, session_maker
 from bot.messages import OutboundMessage, codec
@@ -220,7 +221,9 @@ async def database(url: str) -> tuple[SessionMaker, Callable[[], Awaitable[None]
     return session_maker(engine), engine.dispose
 
 
-async def measure(name: str, urls: tuple[str, str], args: argparse.Namespace) -> None:
+async def measure(
+    name: str, urls: tuple[str, str], args: argparse.Namespace, figures: Figures
+) -> None:
     """Build both databases on one backend, time both sweeps, print ratios and plans."""
     big, close_big = await database(urls[0])
     small, close_small = await database(urls[1])
@@ -235,6 +238,7 @@ async def measure(name: str, urls: tuple[str, str], args: argparse.Namespace) ->
             f"{args.outbox:,} outbox rows vs {t_small * 1000:7.1f} ms on the due rows only"
             f" = {t_big / t_small:.2f} x (goal <= 3)"
         )
+        figures.add(f"{name}.{label.replace(' ', '_')}.x_due_only", t_big / t_small, goal="<= 3")
     for label, plan in (await plans(big, name == "sqlite")).items():
         print(f"[{name}] plan of the {label}:\n    " + plan.replace("\n", "\n    "))
     await close_big()
@@ -242,7 +246,16 @@ async def measure(name: str, urls: tuple[str, str], args: argparse.Namespace) ->
 
 
 async def main(args: argparse.Namespace) -> None:
-    """Run each backend asked for."""
+    """Run each backend asked for; print the JSON figure lines last."""
+    figures = Figures("sweep")
+    try:
+        await run_backends(args, figures)
+    finally:
+        figures.print()
+
+
+async def run_backends(args: argparse.Namespace, figures: Figures) -> None:
+    """Measure on SQLite, then on PostgreSQL when a server is given."""
     if "sqlite" in args.backends:
         with TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -250,6 +263,7 @@ async def main(args: argparse.Namespace) -> None:
                 "sqlite",
                 (f"sqlite+aiosqlite:///{folder}/big.db", f"sqlite+aiosqlite:///{folder}/small.db"),
                 args,
+                figures,
             )
     if "postgres" in args.backends:
         base = os.environ.get(PG_ENV)
@@ -266,7 +280,7 @@ async def main(args: argparse.Namespace) -> None:
             urls = [
                 make_url(base).set(database=n).render_as_string(hide_password=False) for n in names
             ]
-            await measure("postgres", (urls[0], urls[1]), args)
+            await measure("postgres", (urls[0], urls[1]), args, figures)
         finally:
             async with admin.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
