@@ -100,6 +100,18 @@ def _namespace(node: ast.expr, scope: ast.AST) -> str | None:
     return None
 
 
+def _second_arg(node: ast.AST, function: str) -> ast.expr | None:
+    """Return the second argument of a call `function(first, second, ...)`, if node is one."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == function
+        and len(node.args) >= 2
+    ):
+        return node.args[1]
+    return None
+
+
 def button_namespaces() -> dict[str, str]:
     """Return each namespace a Button(...) in services or handlers uses, with where."""
     found: dict[str, str] = {}
@@ -109,13 +121,9 @@ def button_namespaces() -> dict[str, str]:
             if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for call in ast.walk(scope):
-                if (
-                    isinstance(call, ast.Call)
-                    and isinstance(call.func, ast.Name)
-                    and call.func.id == "Button"
-                    and len(call.args) >= 2
-                ):
-                    actions = [call.args[1]]
+                action = _second_arg(call, "Button")
+                if action is not None:
+                    actions = [action]
                 elif isinstance(call, ast.Call):  # a button's action handed on: action=f"ack:{id}"
                     actions = [k.value for k in call.keywords if k.arg == "action"]
                 else:
@@ -157,13 +165,9 @@ def started_flows() -> dict[str, set[str]]:
     for name in HANDLERS:
         tree = ast.parse((ROOT / "handlers" / f"{name}.py").read_text(encoding="utf-8"))
         for call in ast.walk(tree):
-            if (
-                isinstance(call, ast.Call)
-                and isinstance(call.func, ast.Name)
-                and call.func.id == "start"
-                and len(call.args) >= 2
-            ):
-                found.setdefault(name, set()).update(_flow_names(call.args[1]))
+            flow = _second_arg(call, "start")
+            if flow is not None:
+                found.setdefault(name, set()).update(_flow_names(flow))
     return found
 
 
