@@ -1,5 +1,4 @@
-"""The routing table: every command has help in each language, every button namespace a handler,
-every flow a handler starts is listed; importing a module registers nothing."""
+"""The routes: each command has help, each button a handler, each flow a row; imports add none."""
 
 from __future__ import annotations
 
