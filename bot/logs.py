@@ -30,6 +30,9 @@ def secrets_of(settings: Settings) -> list[str]:
         found.append(settings.zalo.oa_access_token.get_secret_value())
     if settings.zalo.app_secret is not None:
         found.append(settings.zalo.app_secret.get_secret_value())
+    oa = settings.zalo.oa
+    keys = (oa.secret_key, oa.oa_secret_key, oa.refresh_token)
+    found += [key.get_secret_value() for key in keys if key is not None]
     return found
 
 

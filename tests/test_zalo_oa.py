@@ -62,14 +62,18 @@ async def test_first_send_refreshes_then_posts_the_text(maker, clock, zalo):
     await oa.open()
     outcome = await oa.send(USER, OutboundMessage("errors.internal"), "vi")
     await oa.close()
-    assert outcome.ok and outcome.message_id
+    assert outcome.ok
+    assert outcome.message_id
     assert zalo.texts(USER) == [t("errors.internal", "vi")]
     row = await token_row(maker)
     assert zalo.sent[0]["token"] == row.access_token
-    assert row.refresh_token in zalo.refresh_tokens and FIRST_REFRESH in zalo.spent
+    assert row.refresh_token in zalo.refresh_tokens
+    assert FIRST_REFRESH in zalo.spent
     assert row.access_expires_at == clock.now() + timedelta(seconds=90000)
-    assert row.last_answer is not None and row.access_token in row.last_answer
-    assert row.refreshing_owner is None and row.version == 1  # seeded (0), refreshed (1)
+    assert row.last_answer is not None
+    assert row.access_token in row.last_answer
+    assert row.refreshing_owner is None
+    assert row.version == 1
 
 
 async def test_buttons_become_quick_replies_that_send_their_number(maker, clock, zalo):
@@ -85,7 +89,8 @@ async def test_buttons_become_quick_replies_that_send_their_number(maker, clock,
         ("oa.query.show", "1"),
         ("oa.query.show", "2"),
     ]
-    assert payload["text"] == "Chọn ngôn ngữ / Choose your language:\n\n1. 🇻🇳 Tiếng Việt\n2. 🇬🇧 English"
+    options = "1. 🇻🇳 Tiếng Việt\n2. 🇬🇧 English"
+    assert payload["text"] == "Chọn ngôn ngữ / Choose your language:\n\n" + options
 
 
 async def test_without_quick_replies_the_buttons_are_numbered_lines(maker, clock, zalo):
@@ -107,7 +112,8 @@ async def test_outside_the_window_nothing_is_attempted(maker, clock, zalo):
     outcome = await oa.send(USER, OutboundMessage("errors.internal"), "vi")
     await oa.close()
     assert (outcome.kind, outcome.error, outcome.attempted) == ("failed", OUTSIDE_WINDOW, False)
-    assert zalo.sent == [] and zalo.refresh_calls == 0
+    assert zalo.sent == []
+    assert zalo.refresh_calls == 0
 
 
 async def test_window_follows_the_clock(maker, clock, zalo):
@@ -120,7 +126,8 @@ async def test_window_follows_the_clock(maker, clock, zalo):
     clock.advance(timedelta(hours=1, seconds=1))
     late = await oa.send(USER, OutboundMessage("errors.internal"), "vi")
     await oa.close()
-    assert late.error == OUTSIDE_WINDOW and len(zalo.sent) == 2
+    assert late.error == OUTSIDE_WINDOW
+    assert len(zalo.sent) == 2
 
 
 async def test_dispatcher_records_outside_window_as_failed_with_the_reason(maker, clock, zalo):
@@ -155,7 +162,7 @@ async def test_dispatcher_records_outside_window_as_failed_with_the_reason(maker
     ("status", "body", "kind", "error"),
     [
         (200, '{"error": -32, "message": "limit"}', "flood", "zalo_oa -32: limit"),
-        (200, '{"error": -213, "message": "not followed"}', "blocked", "zalo_oa -213: not followed"),
+        (200, '{"error": -213, "message": "unfollowed"}', "blocked", "zalo_oa -213: unfollowed"),
         (200, '{"error": -230, "message": "7 days"}', "failed", OUTSIDE_WINDOW),
         (200, '{"error": -211, "message": "quota"}', "retry", "zalo_oa -211: quota"),
         (200, '{"error": -201, "message": "bad"}', "failed", "zalo_oa -201: bad"),
@@ -176,7 +183,9 @@ async def test_a_refused_access_token_is_refreshed_and_the_send_retried(maker, c
     zalo.access_tokens.clear()  # Zalo revoked it
     outcome = await oa.send(USER, OutboundMessage("errors.internal"), "vi")
     await oa.close()
-    assert outcome.ok and zalo.refresh_calls == 2 and len(zalo.sent) == 2
+    assert outcome.ok
+    assert zalo.refresh_calls == 2
+    assert len(zalo.sent) == 2
 
 
 async def test_unfollowed_user_is_blocked_and_the_contact_marked(maker, clock, zalo):
@@ -184,14 +193,21 @@ async def test_unfollowed_user_is_blocked_and_the_contact_marked(maker, clock, z
     zalo.errors[USER].append(-213)
     async with transaction(maker) as session:
         await outbox.enqueue(
-            session, contact=contact, message=OutboundMessage("errors.internal"), kind="t",
+            session,
+            contact=contact,
+            message=OutboundMessage("errors.internal"),
+            kind="t",
             now=clock.now(),
         )
     oa = channel(maker, clock, zalo)
     await oa.open()
     dispatcher = Dispatcher(
-        maker=maker, channels={"zalo_oa": oa}, settings=DeliverySettings(), clock=clock,
-        owner="test", lookahead=0.0,
+        maker=maker,
+        channels={"zalo_oa": oa},
+        settings=DeliverySettings(),
+        clock=clock,
+        owner="test",
+        lookahead=0.0,
     )
     await asyncio.wait_for(dispatcher.drain(), 30)
     await oa.close()
@@ -231,10 +247,13 @@ async def test_a_crash_after_the_answer_keeps_the_new_pair(maker, clock, zalo, c
     second = keeper(maker, clock, zalo, "process-2")
     await second.start()
     got = await second.access_token()
-    assert got is not None and got[0] in zalo.access_tokens
-    assert zalo.refresh_calls == 1 and FIRST_REFRESH in zalo.spent
+    assert got is not None
+    assert got[0] in zalo.access_tokens
+    assert zalo.refresh_calls == 1
+    assert FIRST_REFRESH in zalo.spent
     row = await token_row(maker)
-    assert row.refresh_token in zalo.refresh_tokens and not row.needs_reauth
+    assert row.refresh_token in zalo.refresh_tokens
+    assert not row.needs_reauth
     await first_send_works(maker, clock, zalo)
 
 
@@ -269,7 +288,8 @@ async def test_a_death_before_the_commit_is_the_narrow_window_and_the_operator_i
     after = keeper(maker, clock, zalo, "process-2")
     await after.start()  # resumes: spends the journal's token again; Zalo refuses it
     row = await token_row(maker)
-    assert row.needs_reauth and row.refreshing_owner is None
+    assert row.needs_reauth
+    assert row.refreshing_owner is None
     assert t("zalo_oa.reauth_needed", "en", oa_id=OA_ID, error=row.last_error) in caplog.text
     assert await after.access_token() == good  # the old access token still works meanwhile
     await first_send_works(maker, clock, zalo)
@@ -285,7 +305,8 @@ async def test_a_death_before_the_commit_is_the_narrow_window_and_the_operator_i
     )
     await fixed.start()
     renewed = await fixed.access_token()
-    assert renewed is not None and renewed[0] in zalo.access_tokens
+    assert renewed is not None
+    assert renewed[0] in zalo.access_tokens
 
 
 async def test_two_processes_refresh_once(maker, clock, zalo):
@@ -305,17 +326,18 @@ async def test_two_processes_refresh_once(maker, clock, zalo):
     await two.start()
     got_two = await two.access_token()
     got_one = await first
-    assert got_one == got_two and got_one is not None
-    assert zalo.refresh_calls == 1 and one.refreshes == 1 and two.refreshes == 0
+    assert got_one == got_two
+    assert got_one is not None
+    assert zalo.refresh_calls == 1
+    assert one.refreshes == 1
+    assert two.refreshes == 0
 
 
 async def test_racing_claims_let_one_process_refresh(maker, clock, zalo):
     zalo.gate = asyncio.Event()
     keepers = [keeper(maker, clock, zalo, f"process-{i}") for i in range(4)]
     await keepers[0].start()
-    claims = await asyncio.gather(
-        *(claim_for(maker, clock, k.owner) for k in keepers)
-    )
+    claims = await asyncio.gather(*(claim_for(maker, clock, k.owner) for k in keepers))
     assert sum(c is not None for c in claims) == 1
 
 

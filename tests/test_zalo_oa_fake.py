@@ -1,4 +1,4 @@
-"""A Zalo Official Account API in a test: single-use refresh tokens, CS messages, scripted errors."""
+"""A Zalo OA API in a test: single-use refresh tokens, CS messages, scripted errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import itertools
 from collections import defaultdict, deque
 from typing import Any
 
-from aiohttp import web
-from aiohttp import test_utils
+from aiohttp import test_utils, web
 
 from bot.config import ZaloOASettings
 
