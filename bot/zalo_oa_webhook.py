@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -34,6 +35,7 @@ CHANNEL = "zalo_oa"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BODY = 262_144
 ID_MAX = 64
+PRUNE_EVERY = timedelta(minutes=10)
 OnEvent = Callable[[InboundEvent], Awaitable[None]]
 
 
@@ -78,6 +80,7 @@ class ZaloOAWebhook:
         self.path = "/" + settings.webhook_path.strip("/")
         self.max_body = max_body
         self.tasks: set[asyncio.Task[None]] = set()
+        self.pruned_at: datetime | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one post: refuse a forgery, acknowledge the rest, handle each event once."""
@@ -111,12 +114,16 @@ class ZaloOAWebhook:
             return web.Response(text="OK")
         try:
             async with transaction(self.maker) as session:
+                now = self.clock.now()
                 fresh = await seen_updates.first_sight(
                     session,
                     channel=CHANNEL,
                     update_id=_update_id(data, event, user, timestamp),
-                    now=self.clock.now(),
+                    now=now,
                 )
+                if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
+                    await seen_updates.prune(session, now=now)
+                    self.pruned_at = now
         except Exception:  # the database is down: Zalo posts the event again later
             log.exception("zalo_oa webhook: could not record an event")
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="Unavailable")

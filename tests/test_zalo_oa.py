@@ -365,3 +365,27 @@ async def test_tokens_never_reach_the_logs(maker, clock, zalo, caplog):
     assert not [s for s in secrets if s and s in caplog.text]
     claim = tokens.Claim(OA_ID, "x", 1, FIRST_REFRESH)
     assert FIRST_REFRESH not in repr(claim)
+
+
+async def test_a_journal_left_before_the_call_is_resumed_on_the_next_start(maker, clock, zalo):
+    dead = keeper(maker, clock, zalo, "process-1")
+    await dead.start()
+    assert await claim_for(maker, clock, "process-1") is not None  # then it died: no call made
+    clock.advance(zalo_oa.LEASE)
+    after = keeper(maker, clock, zalo, "process-2")
+    await after.start()  # finds the journal and spends the token the journal names
+    row = await token_row(maker)
+    assert row.refreshing_owner is None
+    assert not row.needs_reauth
+    assert zalo.refresh_calls == 1
+    await first_send_works(maker, clock, zalo)
+
+
+async def test_a_lease_still_held_is_left_alone(maker, clock, zalo):
+    one = keeper(maker, clock, zalo, "process-1")
+    await one.start()
+    assert await claim_for(maker, clock, "process-1") is not None
+    two = keeper(maker, clock, zalo, "process-2", wait_max=0.0)
+    await two.start()
+    assert await two.access_token() is None  # no token yet, and the refresh is another's
+    assert zalo.refresh_calls == 0

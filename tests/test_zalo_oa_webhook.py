@@ -12,9 +12,11 @@ from sqlmodel import select
 from bot.channels.replies import Replies
 from bot.channels.zalo_oa import ZaloOAChannel
 from bot.config import Settings
+from bot.db import transaction
 from bot.i18n import t
-from bot.messages import InboundEvent
+from bot.messages import InboundEvent, OutboundMessage
 from bot.models import Contact
+from bot.services.delivery import outbox
 from bot.zalo_oa_webhook import SIGNATURE_HEADER, add_route, router_dispatch, signature
 from handlers.context import Deps
 from tests.test_zalo_oa_fake import APP_ID, OA_ID, OA_SECRET, FakeZalo, oa_settings
@@ -126,6 +128,15 @@ async def test_follow_welcomes_and_unfollow_blocks(maker, clock):
         assert contact.channel == "zalo_oa"
         assert contact.blocked_at == clock.now()
         assert contact.last_seen_at == clock.now() - timedelta(minutes=1)
+        async with transaction(maker) as session:
+            queued = await outbox.enqueue(
+                session,
+                contact=contact,
+                message=OutboundMessage("errors.internal"),
+                kind="test",
+                now=clock.now(),
+            )
+        assert queued is None  # nothing more is attempted to someone who unfollowed
     finally:
         await client.close()
         await oa.close()

@@ -119,6 +119,7 @@ class TokenKeeper:
         self.sleep, self.after_answer = sleep, after_answer
         self.margin, self.lease, self.wait_max = margin, lease, wait_max
         self.refreshes = 0  # refresh calls this keeper made (tests, logs)
+        self._cached: tuple[str, int, datetime] | None = None  # token, version, expiry
 
     async def start(self) -> None:
         """Store the configured refresh token; finish a refresh a crash left behind."""
@@ -138,6 +139,9 @@ class TokenKeeper:
 
     async def access_token(self) -> tuple[str, int] | None:
         """Return a usable access token and its pair's version, refreshing first when due."""
+        cached = self._cached
+        if cached is not None and cached[2] - self.clock.now() > self.margin:
+            return cached[0], cached[1]
         waited = 0.0
         while True:
             row = await self._row()
@@ -150,6 +154,8 @@ class TokenKeeper:
             due = not valid or (
                 row.access_expires_at is not None and row.access_expires_at - now <= self.margin
             )
+            if not due and row.access_token and row.access_expires_at is not None:
+                self._cached = (row.access_token, row.version, row.access_expires_at)
             if not due or row.needs_reauth:
                 return (row.access_token, row.version) if valid and row.access_token else None
             if await self._refresh_once():
@@ -163,6 +169,7 @@ class TokenKeeper:
 
     async def token_refused(self, version: int) -> None:
         """Note that Zalo refused the access token of a pair: the next use refreshes."""
+        self._cached = None
         async with transaction(self.maker) as session:
             await tokens.expire_access(
                 session, oa_id=self.oa_id, version=version, now=self.clock.now()
