@@ -15,6 +15,7 @@ from bot.clock import FakeClock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
 from bot.i18n import t
+from bot.logs import Redactor
 from bot.messages import Button, OutboundMessage
 from bot.models import Channel, Contact, Outbox, OutboxStatus, ZaloOAToken
 from bot.services.delivery import outbox
@@ -389,3 +390,14 @@ async def test_a_lease_still_held_is_left_alone(maker, clock, zalo):
     await two.start()
     assert await two.access_token() is None  # no token yet, and the refresh is another's
     assert zalo.refresh_calls == 0
+
+
+async def test_refreshed_tokens_are_masked_by_the_log_redactor(maker, clock, zalo):
+    redactor = Redactor([])
+    one = keeper(maker, clock, zalo, "process-1")
+    await one.start()
+    got = await one.access_token()
+    assert got is not None
+    row = await token_row(maker)
+    line = f"oops {got[0]} and {row.refresh_token}"
+    assert redactor.redact(line) == "oops [redacted] and [redacted]"

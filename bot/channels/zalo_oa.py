@@ -29,6 +29,7 @@ from bot.clock import Clock
 from bot.config import ZaloOASettings
 from bot.db import SessionMaker, transaction
 from bot.i18n import t
+from bot.logs import mask
 from bot.messages import Button, OutboundMessage, StoredFile
 from bot.services.delivery import contacts
 from bot.services.delivery import zalo_oa_tokens as tokens
@@ -176,9 +177,12 @@ class TokenKeeper:
             )
 
     async def _row(self) -> Any:
-        """Read the OA's row."""
+        """Read the OA's row; its tokens are masked in every log from now on."""
         async with self.maker() as session:
-            return await tokens.read(session, self.oa_id)
+            row = await tokens.read(session, self.oa_id)
+        if row is not None:
+            mask(*(v for v in (row.access_token, row.refresh_token) if v))
+        return row
 
     async def _refresh_once(self) -> bool:
         """Refresh if no other process is doing it; tell whether this keeper tried."""
@@ -221,6 +225,8 @@ class TokenKeeper:
         """Store the outcome of a refresh: the new pair, a refusal, or no answer at all."""
         now = self.clock.now()
         answer = tokens.read_answer(raw) if raw is not None else None
+        if answer is not None and answer.ok:
+            mask(answer.access_token or "", answer.refresh_token or "")
         async with transaction(self.maker) as session:
             if answer is not None and answer.ok:
                 await tokens.save(session, claim, answer, raw=raw or "", now=now)
