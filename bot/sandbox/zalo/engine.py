@@ -129,7 +129,9 @@ class ZaloSandbox:
         """Return (creating it) the conversation of the OA with a user."""
         return self.oa_logs.setdefault(self.user(user_id).id, Conversation())
 
-    def set_personas(self, personas: Iterable[ZaloPersona | Mapping[str, Any]]) -> list[ZaloPersona]:
+    def set_personas(
+        self, personas: Iterable[ZaloPersona | Mapping[str, Any]]
+    ) -> list[ZaloPersona]:
         """Set the page's Zalo personas, creating their users (OA personas follow the OA)."""
         loaded = [ZaloPersona.from_json(item) for item in personas]
         for persona in loaded:

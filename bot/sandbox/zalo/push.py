@@ -128,7 +128,9 @@ async def run_pushers(
     bot = Pusher(
         zalo.bot.updates, bot_target(zalo), lambda: zalo.bot.counters, session, policy, bot_error
     )
-    oa = Pusher(zalo.oa.events, oa_target(zalo), lambda: zalo.oa.counters, session, policy, oa_error)
+    oa = Pusher(
+        zalo.oa.events, oa_target(zalo), lambda: zalo.oa.counters, session, policy, oa_error
+    )
     return [
         asyncio.create_task(bot.run(), name="zalo-bot-webhook"),
         asyncio.create_task(oa.run(), name="zalo-oa-webhook"),
