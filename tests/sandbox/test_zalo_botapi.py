@@ -204,3 +204,24 @@ async def test_reset_forgets_messages_but_keeps_personas(env: ZaloEnv) -> None:
     await env.user("POST", "/reset")
     assert await env.user("GET", "/updates") == []
     assert [u["id"] for u in await env.user("GET", "/users")] == ["71"]
+
+
+async def test_wait_for_messages_helper(env: ZaloEnv) -> None:
+    """The Python helper waits for the bot's messages and reads both surfaces."""
+    waiting = asyncio.create_task(env.zalo.wait_for_messages(LAN, 1, seconds=5))
+    await env.result("sendMessage", chat_id=LAN, text="Một")
+    assert [m["text"] for m in await waiting] == ["Một"]
+    assert [m["sender"] for m in env.zalo.messages(LAN)] == ["bot"]
+    with pytest.raises(TimeoutError):
+        await env.zalo.wait_for_messages(LAN, 2, seconds=0.05)
+
+
+async def test_stopping_ends_a_long_poll() -> None:
+    """A pending getUpdates is answered when the server stops, without waiting its timeout."""
+    async with zalo_env() as env:
+        poll = asyncio.create_task(env.call("getUpdates", timeout=50))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(env.server.stop())
+        _, body = await asyncio.wait_for(poll, 2)
+        await asyncio.wait_for(stopping, 2)
+    assert body["error_code"] == 408

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.cli import demo
+from bot.db import SessionMaker
 from bot.models import Contact, Person
 from bot.sandbox.zalo import ZaloSandbox
 
 
-async def test_zalo_staff_persona_is_linked_on_zalo(maker) -> None:  # type: ignore[no-untyped-def]
+async def test_zalo_staff_persona_is_linked_on_zalo(maker: SessionMaker) -> None:
     """With Zalo on, the Zalo staff persona's account is linked to its staff record."""
     await demo.seed(maker, zalo=True)
     staff = next(p for p in demo.ZALO_PERSONAS if p.id == "zalo-staff")
@@ -23,7 +24,7 @@ async def test_zalo_staff_persona_is_linked_on_zalo(maker) -> None:  # type: ign
     assert person.code == staff.person_code
 
 
-async def test_zalo_is_off_by_default(maker) -> None:  # type: ignore[no-untyped-def]
+async def test_zalo_is_off_by_default(maker: SessionMaker) -> None:
     """Without the flag no Zalo account is seeded."""
     await demo.seed(maker)
     async with maker() as s:

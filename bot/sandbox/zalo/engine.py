@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterable, Mapping
@@ -255,6 +256,26 @@ class ZaloSandbox:
         now = self.wall()
         self.oa.access = dict.fromkeys(self.oa.access, now)
         return count
+
+    # reading, for tests -----------------------------------------------------
+
+    def messages(self, chat_id: str, *, surface: str = "bot") -> list[JsonDict]:
+        """Return a conversation's messages (both directions) as the page shows them."""
+        log = self.oa_log(chat_id) if surface == "oa" else self.chat_log(chat_id)
+        return [message.view() for message in log.messages]
+
+    async def wait_for_messages(
+        self, chat_id: str, count: int, *, surface: str = "bot", seconds: float = 5.0
+    ) -> list[JsonDict]:
+        """Wait until the bot (or the OA) has sent `count` messages to a chat; return them."""
+        log = self.oa_log(chat_id) if surface == "oa" else self.chat_log(chat_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while len(sent := [m.view() for m in log.messages if m.from_bot]) < count:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await log.changed.wait(remaining):
+                raise TimeoutError(f"{len(sent)} of {count} messages came to {chat_id}")
+        return sent
 
     # settings -------------------------------------------------------------
 
