@@ -156,7 +156,7 @@ async def test_cs_checks_the_body(env: ZaloEnv, body: Any, code: int) -> None:
 
 
 async def test_quick_replies_and_template_buttons_are_shown(env: ZaloEnv) -> None:
-    """Buttons of a CS message are kept with the text they send."""
+    """Buttons of a CS message are kept with the text they send; a template may hold the text."""
     pair = await tokens(env)
     quick = [{"title": "Hài lòng", "payload": "1"}, {"title": "Chưa hài lòng", "payload": "2"}]
     await env.cs(pair["access_token"], text_to(HOA, "Ông/Bà đánh giá?", quick_replies=quick))
@@ -168,7 +168,12 @@ async def test_quick_replies_and_template_buttons_are_shown(env: ZaloEnv) -> Non
         },
     }
     await env.cs(pair["access_token"], text_to(HOA, "Chỉ đạo mới", attachment=template))
+    inner = {"template_type": "button", "text": "Văn bản trong mẫu", "buttons": quick}
+    attachment = {"type": "template", "payload": inner}
+    body = {"recipient": {"user_id": HOA}, "message": {"attachment": attachment}}
+    assert (await env.cs(pair["access_token"], body))[1]["error"] == 0
     shown = await env.oa_messages(HOA)
+    assert shown[2]["text"] == "Văn bản trong mẫu"
     assert [b["text"] for b in shown[0]["buttons"]] == ["1", "2"]
     assert shown[1]["buttons"] == [{"title": "Đã nhận", "type": "oa.query.show", "text": "đã nhận"}]
 

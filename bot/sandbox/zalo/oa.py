@@ -202,6 +202,10 @@ def _parse_cs(body: JsonDict) -> tuple[str, str, list[JsonDict]]:
     if not isinstance(message, dict):
         raise OaError(OA_BAD_PARAMS, "message is required")
     text = message.get("text")
+    attachment = message.get("attachment")
+    payload = attachment.get("payload") if isinstance(attachment, dict) else None
+    if text is None and isinstance(payload, dict):
+        text = payload.get("text")
     if not isinstance(text, str) or not text:
         raise OaError(OA_BAD_PARAMS, "message.text is required")
     if len(text) > MAX_TEXT:
