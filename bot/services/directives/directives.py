@@ -28,6 +28,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org import audit
 from bot.services.org.access import Actor, require, require_unit_scope
@@ -213,18 +214,8 @@ async def plan(session: AsyncSession, draft: Draft) -> Plan:
             ).all()
         )
         people = [p for p in people if p.id in heads]
-    contacts = {
-        c.person_id: c
-        for c in (
-            await session.exec(
-                select(Contact).where(
-                    col(Contact.person_id).in_([p.id for p in people]),
-                    col(Contact.blocked_at).is_(None),
-                )
-            )
-        ).all()
-    }
-    recipients = [Recipient(p, by_id[p.unit_id], contacts.get(p.id)) for p in people]
+    found = await reachable(session, [p.id for p in people])
+    recipients = [Recipient(p, by_id[p.unit_id], found.get(p.id or 0)) for p in people]
     return Plan(units, recipients)
 
 
