@@ -58,7 +58,7 @@ async def people(s):
 
 async def test_each_person_gets_one_contact_the_latest_seen_without_a_preference(maker):
     async with maker() as s:
-        _, none, one, two, tg, zl = await people(s)
+        _, none, one, two, _, zl = await people(s)
         found = await contacts.reachable(s, [none.id, one.id, two.id])
     assert set(found) == {one.id, two.id}
     assert (found[one.id].external_id, found[two.id].id) == ("11", zl.id)
@@ -102,21 +102,20 @@ async def test_a_channel_the_person_has_not_linked_cannot_be_preferred(maker):
 
 async def test_every_recipient_query_picks_one_contact_per_person(maker):
     async with maker() as s:
-        unit, _, one, two, _, zl = await people(s)
+        unit, *_ = await people(s)
         await s.commit()
         want = {"11", "z21"}
         heads = await access.contacts_with_role(s, Role.UNIT_HEAD, unit_id=unit.id)
         assert {c.external_id for c in heads} == want
-        assert {c.external_id for c in await apologies.responsible_contacts(s, unit_id=unit.id)} == (
-            want
-        )
+        responsible = await apologies.responsible_contacts(s, unit_id=unit.id)
+        assert {c.external_id for c in responsible} == want
         segment = broadcasts.Segment(units=(unit.code,))
         assert {c.external_id for c in await broadcasts.recipients(s, segment)} == want
         draft = directives.Draft(
             "1/CV", T0.date(), "Tiêu đề", "Tóm tắt", directives.Target(units=(unit.code,))
         )
         plan = await directives.plan(s, draft)
-        reached = {r.person.code: r.contact.external_id if r.contact else None for r in plan.recipients}
+        reached = {r.person.code: r.contact and r.contact.external_id for r in plan.recipients}
         assert reached == {"P0": None, "P1": "11", "P2": "z21"}
         task = await tasks_row(s, unit)
         assert {c.external_id for c in await tasks.recipients(s, task)} == want
@@ -257,7 +256,8 @@ async def test_blocked_on_both_channels_fails_once_without_a_loop(world):
     rows = await world.rows()
     assert [(r.channel, r.status) for r in rows] == [("telegram", S.FAILED), ("fake", S.FAILED)]
     assert rows[1].last_error == "blocked"  # tried once on the fake channel, not sent back
-    assert world.telegram.calls == [("send", "1")] and world.fake.calls == [("send", "f1")]
+    assert world.telegram.calls == [("send", "1")]
+    assert world.fake.calls == [("send", "f1")]
     async with world.maker() as s:
         found = (await s.exec(select(Contact).order_by(Contact.id))).all()
     assert all(c.blocked_at is not None for c in found)

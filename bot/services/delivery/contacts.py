@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALES
 from bot.models import Channel, Contact, Person
-from bot.services.errors import InvalidInput
+from bot.services.errors import InvalidInput, PermissionDenied
 
 DISPLAY_NAME_MAX = 255
 CACHE_SECONDS = 900.0
@@ -287,8 +287,25 @@ async def linked(session: AsyncSession, person_id: int) -> list[Contact]:
     return sorted(rows, key=lambda c: (str(c.channel), c.id or 0))
 
 
-async def set_preferred(session: AsyncSession, *, person: Person, channel: str) -> Person:
-    """Make one of the person's linked channels the one messages go to first."""
+@dataclass(frozen=True)
+class Channels:
+    """A person's linked channels (by name), and the one messages go to now (None: none)."""
+
+    linked: tuple[str, ...]
+    current: str | None
+
+
+async def channels_of(session: AsyncSession, person_id: int) -> Channels:
+    """Return the channels a person is linked on and the one their messages go to."""
+    names = tuple(sorted({str(c.channel) for c in await linked(session, person_id)}))
+    chosen = (await reachable(session, [person_id])).get(person_id)
+    return Channels(names, str(chosen.channel) if chosen else None)
+
+
+async def set_preferred(session: AsyncSession, *, person: Person | None, channel: str) -> Person:
+    """Make one of the person's linked channels the one messages go to first (staff only)."""
+    if person is None:
+        raise PermissionDenied("errors.staff_only")
     choices = sorted({str(c.channel) for c in await linked(session, person.id or 0)})
     name = channel.strip().lower()
     if name not in choices:
