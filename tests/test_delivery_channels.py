@@ -12,7 +12,16 @@ from bot.channels.contract import Outcome
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
 from bot.messages import OutboundMessage
-from bot.models import Channel, Contact, Outbox, OutboxStatus, Person, Role, TaskAssignment
+from bot.models import (
+    Channel,
+    Contact,
+    DirectiveRecipient,
+    Outbox,
+    OutboxStatus,
+    Person,
+    Role,
+    TaskAssignment,
+)
 from bot.services.delivery import contacts, outbox
 from bot.services.directives import broadcasts, directives
 from bot.services.dossiers import apologies
@@ -305,3 +314,75 @@ async def test_a_group_chat_does_not_fall_back(world):
 
     assert [r.status for r in await world.rows()] == [S.FAILED]
     assert world.fake.calls == []
+
+
+# Directive status: on which channel each person was reached ----------------------------------
+
+
+async def test_directive_status_says_on_which_channel_each_person_was_reached(maker):
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    from bot.channels.render import plain, render
+    from bot.services.calendar import WorkCalendar
+    from bot.services.directives.directive_report import status_xlsx
+    from bot.services.org.access import system_actor
+    from handlers.directives import status_message
+
+    async with maker() as s:
+        unit = await f.unit(s, "VP", "Văn phòng Sở")
+        an = await f.person(s, "A", unit, name="An")
+        binh = await f.person(s, "B", unit, name="Bình")
+        cuc = await f.person(s, "C", unit, name="Cúc")
+        await link(s, an, "telegram", "1", seen_hours=2)
+        await link(s, an, "zalo", "z1", seen_hours=1)
+        await link(s, binh, "zalo", "z2")
+        await link(s, cuc, "telegram", "3")
+        draft = directives.Draft(
+            "7/CV", T0.date(), "Tiêu đề", "Tóm tắt", directives.Target(units=("VP",))
+        )
+        actor = system_actor("test")
+        issued = await directives.issue(
+            s,
+            actor=actor,
+            draft=draft,
+            now=T0,
+            default_deadline=T0 + timedelta(days=3),
+            cal=WorkCalendar(),
+        )
+        rows = (await s.exec(select(Outbox).order_by(Outbox.id))).all()
+        assert [r.chat_id for r in rows] == ["1", "z2", "3"]  # one notice each
+        for row in rows:  # An's Telegram notice bounced and went to Zalo; the others arrived
+            row.status, row.sent_at = (S.FAILED, None) if row.chat_id == "1" else (S.SENT, T0)
+            s.add(row)
+        an_row = rows[0]
+        s.add(
+            Outbox(
+                created_at=an_row.created_at,
+                due_at=T0,
+                status=S.SENT,
+                sent_at=T0,
+                kind=an_row.kind,
+                ref_id=an_row.ref_id,
+                channel="zalo",
+                chat_id="z1",
+                payload=an_row.payload,
+            )
+        )
+        recipient = await s.get(DirectiveRecipient, rows[1].ref_id)
+        recipient.acked_at, recipient.ack_channel = T0 + timedelta(hours=1), "zalo"
+        s.add(recipient)
+        await s.flush()
+        status = await directives.status(s, actor=actor, directive_id=issued.directive.id)
+    text = render(status_message(status), "vi", escape=plain)
+    assert "Đã nhận qua: Telegram 1, Zalo 2" in text
+    assert "Chưa xác nhận: An (Zalo), Cúc (Telegram)" in text
+    book = load_workbook(BytesIO(status_xlsx(status, locale="vi")))
+    sheet = book["Người nhận"]
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [
+        ["Đơn vị", "Cán bộ", "Đã nhận qua kênh", "Xác nhận qua kênh"],
+        ["Văn phòng Sở", "An", "Zalo", None],
+        ["Văn phòng Sở", "Bình", "Zalo", "Zalo"],
+        ["Văn phòng Sở", "Cúc", "Telegram", None],
+    ]
