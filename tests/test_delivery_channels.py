@@ -386,3 +386,10 @@ async def test_directive_status_says_on_which_channel_each_person_was_reached(ma
         ["Văn phòng Sở", "Bình", "Zalo", "Zalo"],
         ["Văn phòng Sở", "Cúc", "Telegram", None],
     ]
+
+
+def test_the_official_account_s_outside_window_code_is_the_one_that_falls_back():
+    from bot.channels import zalo_oa
+
+    assert outbox.falls_back("failed", zalo_oa.OUTSIDE_WINDOW)
+    assert not outbox.falls_back("failed", "bad_request")
