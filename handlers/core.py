@@ -27,11 +27,6 @@ def roles_text(roles: frozenset[Role]) -> Items:
     )
 
 
-def channels_text(channels: tuple[str, ...]) -> Items:
-    """Return chat channels by their names ("Telegram", "Zalo"), comma-separated."""
-    return Items("channel.item", tuple({"name": Text(f"channel.{c}")} for c in channels), ", ")
-
-
 def marked_channels(channels: contacts.Channels) -> Items:
     """Return the linked channels, the one messages go to marked when there are several."""
     several = len(channels.linked) > 1
