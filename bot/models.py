@@ -93,6 +93,7 @@ class PersonBase(SQLModel):
     email: str | None = Field(default=None, max_length=255)
     locale: str = Field(default="vi", max_length=8)
     active: bool = True
+    preferred_channel: str | None = Field(default=None, max_length=16)  # None: the latest seen
 
 
 class Person(PersonBase, table=True):

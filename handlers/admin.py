@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Role
+from bot.services.delivery import contacts
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.org import invites, org
 from handlers.context import Context, msg
-from handlers.core import channels_text, roles_text
+from handlers.core import marked_channels, roles_text
 
 
 async def invite(ctx: Context) -> list[OutboundMessage]:
@@ -74,6 +75,11 @@ async def units(ctx: Context) -> list[OutboundMessage]:
     return [msg("units.header", count=len(tree), lines=Items("units.line", rows))]
 
 
+def preferred(line: org.PersonLine) -> contacts.Channels:
+    """Return a person's linked channels with the one they chose marked."""
+    return contacts.Channels(line.channels, line.person.preferred_channel)
+
+
 async def people(ctx: Context) -> list[OutboundMessage]:
     """List a unit's staff and whether each has linked a chat account."""
     code = ctx.event.args[0] if ctx.event.args else None
@@ -84,7 +90,7 @@ async def people(ctx: Context) -> list[OutboundMessage]:
             "roles": Text("people.roles", {"roles": roles_text(line.roles)})
             if line.roles - {Role.STAFF}
             else "",
-            "status": Text("people.linked", {"channels": channels_text(line.channels)})
+            "status": Text("people.linked", {"channels": marked_channels(preferred(line))})
             if line.channels
             else Text("people.unlinked"),
         }

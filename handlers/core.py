@@ -27,9 +27,26 @@ def roles_text(roles: frozenset[Role]) -> Items:
     )
 
 
-def channels_text(channels: tuple[str, ...]) -> Items:
-    """Return chat channels by their names ("Telegram", "Zalo"), comma-separated."""
-    return Items("channel.item", tuple({"name": Text(f"channel.{c}")} for c in channels), ", ")
+def marked_channels(channels: contacts.Channels) -> Items:
+    """Return the linked channels, the one messages go to marked when there are several."""
+    several = len(channels.linked) > 1
+    rows = tuple(
+        {
+            "name": Text(f"channel.{c}"),
+            "mark": Text("channel.current") if several and c == channels.current else "",
+        }
+        for c in channels.linked
+    )
+    return Items("channel.item_marked", rows, ", ")
+
+
+def channel_buttons(channels: contacts.Channels) -> tuple[tuple[Button, ...], ...]:
+    """Offer a button per other linked channel: 'Nhận tin qua Zalo'."""
+    return tuple(
+        (Button("channel.use_button", f"chan:{c}", {"name": Text(f"channel.{c}")}),)
+        for c in channels.linked
+        if c != channels.current
+    )
 
 
 def unit_name(ctx: Context) -> str:
@@ -45,7 +62,17 @@ async def start(ctx: Context) -> list[OutboundMessage]:
     if payload and invites.is_invite_payload(payload):
         person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
         unit = await org.unit_of(ctx.session, person)
-        return [msg("start.linked", name=person.full_name, unit=unit.name if unit else "–")]
+        linked = await contacts.channels_of(ctx.session, person.id or 0)
+        if len(linked.linked) < 2:
+            return [msg("start.linked", name=person.full_name, unit=unit.name if unit else "–")]
+        return [
+            msg(
+                "start.linked_more",
+                name=person.full_name,
+                unit=unit.name if unit else "–",
+                channels=marked_channels(linked),
+            )
+        ]
     replies = []
     if ctx.contact.opted_out:
         contacts.set_opted_out(ctx.session, contact=ctx.contact, opted_out=False)
@@ -105,19 +132,53 @@ async def me(ctx: Context) -> list[OutboundMessage]:
     if not ctx.actor.is_staff:
         return [msg("me.not_staff")]
     p = await org.profile(ctx.session, actor=ctx.actor)
+    linked = await contacts.channels_of(ctx.session, p.person.id or 0)
     none = Text("me.none")
+    several = len(linked.linked) > 1
     return [
         msg(
             "me.profile",
+            buttons=channel_buttons(linked) if several else (),
             name=p.person.full_name,
             code=p.person.code,
             title=p.person.title or none,
             unit=p.unit.name if p.unit else none,
             roles=roles_text(p.roles),
-            channels=channels_text(p.channels) if p.channels else none,
+            channels=marked_channels(linked) if linked.linked else none,
             locale=Text(f"lang.{ctx.locale}"),
+            hint=Text("me.channel_hint") if several else "",
         )
     ]
+
+
+async def channel(ctx: Context) -> list[OutboundMessage]:
+    """Choose the channel messages come by: '/channel zalo', or a button per linked channel."""
+    if ctx.event.args:
+        return await _use_channel(ctx, ctx.event.args[0])
+    if ctx.actor.person is None:
+        return [msg("me.not_staff")]
+    linked = await contacts.channels_of(ctx.session, ctx.actor.person.id or 0)
+    return [
+        msg(
+            "channel.choose",
+            buttons=channel_buttons(linked),
+            channels=marked_channels(linked) if linked.linked else Text("me.none"),
+        )
+    ]
+
+
+async def channel_pressed(ctx: Context) -> list[OutboundMessage]:
+    """Switch the channel messages come by from a button."""
+    return await _use_channel(ctx, (ctx.event.action or "").partition(":")[2])
+
+
+async def _use_channel(ctx: Context, name: str) -> list[OutboundMessage]:
+    """Prefer a channel and say where messages go from now on."""
+    person = await contacts.set_preferred(ctx.session, person=ctx.actor.person, channel=name)
+    linked = await contacts.channels_of(ctx.session, person.id or 0)
+    current = Text(f"channel.{linked.current}") if linked.current else Text("me.none")
+    key = "channel.changed" if linked.current == person.preferred_channel else "channel.unusable"
+    return [msg(key, name=Text(f"channel.{person.preferred_channel}"), current=current)]
 
 
 async def stop(ctx: Context) -> list[OutboundMessage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -428,6 +429,32 @@ def _median(seconds: float) -> Text:
     return Text("directive.status_median", {"hours": seconds / 3600})
 
 
+def _channels(u: directives.UnitStatus) -> Text | str:
+    """Count the people of a unit reached on each channel ('Telegram 3, Zalo 1')."""
+    counts = Counter(p.channel for p in u.people if p.channel)
+    if not counts:
+        return ""
+    rows = tuple({"name": Text(f"channel.{c}"), "count": n} for c, n in sorted(counts.items()))
+    return Text(
+        "directive.status_channels", {"counts": Items("directive.status_count", rows, ", ")}
+    )
+
+
+def _names(u: directives.UnitStatus) -> Items:
+    """List who has not acknowledged, each with their channel when the unit's people use several."""
+    several = len({p.channel for p in u.people if p.channel}) > 1
+    rows = tuple(
+        {
+            "name": name,
+            "on": Text("directive.status_on", {"channel": Text(f"channel.{channel}")})
+            if several and (channel := u.channel_of(name))
+            else "",
+        }
+        for name in u.missing
+    )
+    return Items("directive.status_name", rows, ", ")
+
+
 def status_message(result: directives.Status) -> OutboundMessage:
     """Render a directive's status as one message."""
     d = result.directive
@@ -439,7 +466,8 @@ def status_message(result: directives.Status) -> OutboundMessage:
                 "acked": u.acked,
                 "total": u.total,
                 "median": _median(u.median_seconds) if u.median_seconds is not None else "",
-                "missing": Text("directive.status_missing", {"names": ", ".join(u.missing)})
+                "channels": _channels(u),
+                "missing": Text("directive.status_missing", {"names": _names(u)})
                 if u.missing
                 else "",
                 "unreached": Text("directive.status_unreached", {"names": ", ".join(u.unreached)})

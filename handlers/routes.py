@@ -38,6 +38,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("cancel", core.cancel, EVERYONE),
     Command("follow", dossiers.follow, EVERYONE),
     Command("me", core.me, STAFF),
+    Command("channel", core.channel, STAFF),
     Command("tasks", tasks.open_tasks, STAFF),
     Command("done", tasks.done, STAFF),
     Command("invite", admin.invite, ADMIN),
@@ -55,6 +56,7 @@ COMMAND_LIST: tuple[Command, ...] = (
 # Button namespaces: a button's action is "<namespace>:<what>"; "flow:" belongs to open flows.
 BUTTON_LIST: tuple[tuple[str, Handler], ...] = (
     ("lang", core.lang_pressed),
+    ("chan", core.channel_pressed),
     ("ack", directives.ack),
     ("bcancel", broadcasts.cancel_pressed),
     ("case", cases.case_pressed),

@@ -700,6 +700,7 @@ class Dispatcher:
                 await contacts.mark_blocked(
                     session, channel=job.channel, external_id=job.chat_id, now=now
                 )
+            await outbox.fall_back(session, kind=outcome.kind, code=outcome.code, now=now, **common)
 
     def _log_stats(self, now: float) -> None:
         """Log what was done since the last summary (counts only)."""

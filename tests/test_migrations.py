@@ -95,3 +95,28 @@ async def test_0009_moves_telegram_file_ids_into_attachment_file_and_back(db_url
         back = (await conn.execute(text("SELECT id, telegram_file_id FROM attachment"))).all()
     await engine.dispose()
     assert sorted(tuple(r) for r in back) == [(1, "BQACAgIAAx-known"), (2, None)]
+
+
+async def test_0011_adds_the_preferred_channel_and_drops_it_back(db_url, tmp_path):
+    url = await _fresh_url(db_url, tmp_path)
+    await migrate.upgrade(url)
+    engine = create_engine(url)
+    person = (
+        "INSERT INTO person (id, code, full_name, locale, active, preferred_channel, created_at,"
+        " updated_at) VALUES (1, 'CB1', 'An', 'vi', true, 'zalo', :at, :at)"
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text(person), {"at": datetime(2026, 12, 1)})
+    await asyncio.to_thread(command.downgrade, migrate.alembic_config(url), "0010_zalo_oa_token")
+
+    def columns(sync):
+        return {c["name"] for c in inspect(sync).get_columns("person")}
+
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT code FROM person"))).scalars().all()
+        assert "preferred_channel" not in await conn.run_sync(columns)
+    await migrate.upgrade(url)
+    async with engine.connect() as conn:
+        assert "preferred_channel" in await conn.run_sync(columns)
+    await engine.dispose()
+    assert kept == ["CB1"]

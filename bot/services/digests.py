@@ -36,6 +36,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 
 MARKER = "digest:weekly"
 MARKER_OWNER = "digest"
@@ -252,35 +253,26 @@ def leadership_message(digests: Sequence[UnitDigest], *, now: datetime) -> Outbo
 async def _head_contacts(session: AsyncSession) -> list[tuple[int, Contact]]:
     """Return (unit id, chat account) of every active unit head who can be reached."""
     stmt = (
-        select(Person.unit_id, Contact)
-        .join(Contact, col(Contact.person_id) == Person.id)
+        select(Person.id, Person.unit_id)
         .join(PersonRole, col(PersonRole.person_id) == Person.id)
         .where(
             PersonRole.role == Role.UNIT_HEAD.value,
             col(Person.active).is_(True),
-            col(Contact.blocked_at).is_(None),
             col(Person.unit_id).is_not(None),
         )
-        .order_by(col(Contact.id))
     )
-    return [(unit_id, c) for unit_id, c in (await session.exec(stmt)).all() if unit_id]
+    heads = {p: u for p, u in (await session.exec(stmt)).all() if p is not None and u}
+    found = await reachable(session, heads)
+    return sorted(((heads[p], c) for p, c in found.items()), key=lambda pair: pair[1].id or 0)
 
 
 async def _leadership_contacts(session: AsyncSession) -> list[Contact]:
     """Return the reachable chat accounts of active leaders and administrators, once each."""
     roles = [Role.LEADER.value, Role.ADMIN.value]
     people = select(PersonRole.person_id).where(col(PersonRole.role).in_(roles))
-    stmt = (
-        select(Contact)
-        .join(Person, col(Person.id) == Contact.person_id)
-        .where(
-            col(Person.id).in_(people),
-            col(Person.active).is_(True),
-            col(Contact.blocked_at).is_(None),
-        )
-        .order_by(col(Contact.id))
-    )
-    return list((await session.exec(stmt)).all())
+    stmt = select(Person.id).where(col(Person.id).in_(people), col(Person.active).is_(True))
+    found = await reachable(session, (await session.exec(stmt)).all())
+    return sorted(found.values(), key=lambda c: c.id or 0)
 
 
 async def _queue(

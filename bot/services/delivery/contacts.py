@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, event, update
@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALES
 from bot.models import Channel, Contact, Person
-from bot.services.errors import InvalidInput
+from bot.services.errors import InvalidInput, PermissionDenied
 
 DISPLAY_NAME_MAX = 255
 CACHE_SECONDS = 900.0
@@ -228,3 +228,88 @@ def _watch(cache: ContactCache) -> None:
         if not event.contains(Contact, change, _changed):
             event.listen(Contact, change, _changed)
     CACHES.add(cache)
+
+
+# One contact per person --------------------------------------------------------------------
+
+EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _rank(contact: Contact, preferred: str | None) -> tuple[bool, bool, datetime, int]:
+    """Order a person's contacts: not opted out, then the preferred channel, then seen last."""
+    return (
+        not contact.opted_out,
+        preferred is not None and str(contact.channel) == preferred,
+        contact.last_seen_at or EPOCH,
+        contact.id or 0,
+    )
+
+
+async def reachable(
+    session: AsyncSession,
+    person_ids: Iterable[int | None],
+    *,
+    optional: bool = False,
+    exclude: Collection[int] = (),
+) -> dict[int, Contact]:
+    """Return, per person, the one contact to deliver to (people with none are left out).
+
+    Blocked contacts never count. The preferred channel's contact wins if it has not opted out,
+    else the one seen most recently; a contact that opted out is taken only for a mandatory
+    message (`optional` False) when the person has no other. `exclude` leaves contacts out by id.
+    """
+    ids = sorted({p for p in person_ids if p is not None})
+    if not ids:
+        return {}
+    stmt = (
+        select(Contact, Person.preferred_channel)
+        .join(Person, col(Person.id) == Contact.person_id)
+        .where(col(Contact.person_id).in_(ids), col(Contact.blocked_at).is_(None))
+    )
+    if optional:
+        stmt = stmt.where(col(Contact.opted_out).is_(False))
+    if exclude:
+        stmt = stmt.where(col(Contact.id).not_in(list(exclude)))
+    best: dict[int, tuple[tuple[bool, bool, datetime, int], Contact]] = {}
+    for contact, preferred in (await session.exec(stmt)).all():
+        assert contact.person_id is not None
+        rank = _rank(contact, preferred)
+        held = best.get(contact.person_id)
+        if held is None or rank > held[0]:
+            best[contact.person_id] = (rank, contact)
+    return {person_id: contact for person_id, (_, contact) in best.items()}
+
+
+async def linked(session: AsyncSession, person_id: int) -> list[Contact]:
+    """Return every contact linked to a person, by channel."""
+    stmt = select(Contact).where(Contact.person_id == person_id)
+    rows = (await session.exec(stmt)).all()
+    return sorted(rows, key=lambda c: (str(c.channel), c.id or 0))
+
+
+@dataclass(frozen=True)
+class Channels:
+    """A person's linked channels (by name), and the one messages go to now (None: none)."""
+
+    linked: tuple[str, ...]
+    current: str | None
+
+
+async def channels_of(session: AsyncSession, person_id: int) -> Channels:
+    """Return the channels a person is linked on and the one their messages go to."""
+    names = tuple(sorted({str(c.channel) for c in await linked(session, person_id)}))
+    chosen = (await reachable(session, [person_id])).get(person_id)
+    return Channels(names, str(chosen.channel) if chosen else None)
+
+
+async def set_preferred(session: AsyncSession, *, person: Person | None, channel: str) -> Person:
+    """Make one of the person's linked channels the one messages go to first (staff only)."""
+    if person is None:
+        raise PermissionDenied("errors.staff_only")
+    choices = sorted({str(c.channel) for c in await linked(session, person.id or 0)})
+    name = channel.strip().lower()
+    if name not in choices:
+        raise InvalidInput("channel.error.unknown", value=channel[:16], choices=", ".join(choices))
+    person.preferred_channel = name
+    session.add(person)
+    return person

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.messages import OutboundMessage, codec
 from bot.models import Channel, Contact, Outbox, OutboxStatus, UTCDateTime
+from bot.services.delivery.contacts import reachable
 
 ERROR_MAX = 500
 PENDING, SENDING = OutboxStatus.PENDING, OutboxStatus.SENDING
@@ -403,3 +404,77 @@ async def next_due(session: AsyncSession) -> datetime | None:
     times = [(await session.exec(q)).first() for q in (pending, sending)]
     known = [moment for moment in times if moment is not None]
     return min(known) if known else None
+
+
+OUTSIDE_WINDOW = "outside_window"  # an Official Account may not write to the person any more
+OPTIONAL_KINDS = frozenset({"broadcast"})  # messages a person who opted out does not get
+
+
+def falls_back(kind: str, code: str) -> bool:
+    """Tell whether a failure is permanent for the contact, so another contact may be tried."""
+    return kind == "blocked" or code == OUTSIDE_WINDOW
+
+
+async def fall_back(
+    session: AsyncSession, *, row_id: int, owner: str, kind: str, code: str, now: datetime
+) -> Outbox | None:
+    """Queue a row that failed for good to its person's other usable contact, once.
+
+    Only a person's own messages fall back (not group chats, not citizens); a message goes to
+    a second contact once at most, and the failed row's last_error says why and where it went.
+    """
+    if not falls_back(kind, code):
+        return None
+    stmt = select(Outbox).where(Outbox.id == row_id).execution_options(populate_existing=True)
+    row = (await session.exec(stmt)).first()
+    if row is None or row.status != OutboxStatus.FAILED or row.lease_owner != owner:
+        return None
+    if row.is_group or row.contact_id is None:
+        return None
+    failed = await session.get(Contact, row.contact_id)
+    if failed is None or failed.person_id is None or await _fell_back(session, row, failed):
+        return None
+    found = await reachable(
+        session, [failed.person_id], optional=row.kind in OPTIONAL_KINDS, exclude=[failed.id or 0]
+    )
+    contact = found.get(failed.person_id)
+    if contact is None:
+        return None
+    again = Outbox(
+        created_at=row.created_at,  # with the payload, what tells this message's rows apart
+        due_at=now,
+        status=PENDING,
+        priority=row.priority,
+        kind=row.kind,
+        ref_id=row.ref_id,
+        contact_id=contact.id,
+        channel=contact.channel,
+        chat_id=contact.external_id,
+        paid=row.paid,
+        payload=row.payload,
+    )
+    session.add(again)
+    await session.flush()
+    reason = row.last_error or kind
+    row.last_error = f"{reason}; sent instead by {contact.channel} (row {again.id})"[:ERROR_MAX]
+    session.add(row)
+    return again
+
+
+async def _fell_back(session: AsyncSession, row: Outbox, failed: Contact) -> bool:
+    """Tell whether this message already went to another of the person's contacts."""
+    stmt = (
+        select(func.count())
+        .select_from(Outbox)
+        .join(Contact, col(Contact.id) == col(Outbox.contact_id))
+        .where(
+            col(Outbox.id) != row.id,
+            col(Outbox.kind) == row.kind,
+            col(Outbox.created_at) == row.created_at,
+            col(Outbox.payload) == row.payload,
+            col(Contact.person_id) == failed.person_id,
+        )
+    )
+    if row.ref_id is not None:
+        stmt = stmt.where(col(Outbox.ref_id) == row.ref_id)
+    return bool((await session.exec(stmt)).one())

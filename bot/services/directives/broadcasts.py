@@ -21,6 +21,7 @@ from bot.models import (
     UnitKind,
 )
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.directives.directives import Target, resolve_units
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.org import audit
@@ -66,12 +67,8 @@ class Progress:
 
 
 async def _staff_contacts(session: AsyncSession, segment: Segment) -> list[Contact]:
-    """Return the usable chat accounts of the staff a segment names."""
-    stmt = (
-        select(Contact)
-        .join(Person, col(Person.id) == Contact.person_id)
-        .where(col(Person.active).is_(True))
-    )
+    """Return the usable chat account of each member of staff a segment names (one each)."""
+    stmt = select(Person.id).where(col(Person.active).is_(True))
     if segment.units or segment.subtree or segment.kinds:
         target = Target(units=segment.units, subtree=segment.subtree, kinds=segment.kinds)
         units = await resolve_units(session, target)
@@ -81,7 +78,9 @@ async def _staff_contacts(session: AsyncSession, segment: Segment) -> list[Conta
             col(PersonRole.role).in_([r.value for r in segment.roles])
         )
         stmt = stmt.where(col(Person.id).in_(holders))
-    return list((await session.exec(stmt)).all())
+    people = (await session.exec(stmt)).all()
+    found = await reachable(session, people, optional=True)
+    return sorted(found.values(), key=lambda c: c.id or 0)
 
 
 async def recipients(session: AsyncSession, segment: Segment) -> list[Contact]:

@@ -14,6 +14,7 @@ from bot.config import DirectiveSettings
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Contact, Directive, DirectiveRecipient, Person, Role, Unit
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.org.access import contacts_with_role
 from bot.services.org.names import by_name
 
@@ -44,13 +45,8 @@ class ChaseResult:
 
 
 async def _contacts(session: AsyncSession, person_ids: set[int]) -> dict[int, Contact]:
-    """Return each person's usable chat account."""
-    rows = await session.exec(
-        select(Contact).where(
-            col(Contact.person_id).in_(person_ids), col(Contact.blocked_at).is_(None)
-        )
-    )
-    return {c.person_id: c for c in rows.all() if c.person_id is not None}
+    """Return each person's usable chat account (one each)."""
+    return await reachable(session, person_ids)
 
 
 def _common(d: Directive) -> dict[str, object]:

@@ -17,6 +17,7 @@ from bot.services.directives import attachments
 from bot.services.directives.directives import Status
 
 COLUMNS = ("unit", "total", "acked", "rate", "median", "missing", "unreached")
+PEOPLE_COLUMNS = ("unit", "name", "sent_on", "acked_on")
 
 
 def status_xlsx(status: Status, *, locale: str) -> bytes:
@@ -38,9 +39,28 @@ def status_xlsx(status: Status, *, locale: str) -> bytes:
         sheet.append([u.unit.name, u.total, u.acked, rate, median, missing, unreached])
     for column, width in zip("ABCDEFG", (48, 14, 14, 12, 22, 60, 60), strict=True):
         sheet.column_dimensions[column].width = width
+    _people_sheet(book, status, locale=locale)
     out = BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _people_sheet(book: Workbook, status: Status, *, locale: str) -> None:
+    """Add a sheet listing every recipient and the channels they were reached and answered on."""
+    sheet = book.create_sheet(t("directive.xlsx.people_sheet", locale)[:31])
+    sheet.append([t(f"directive.xlsx.{c}", locale) for c in PEOPLE_COLUMNS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+
+    def name(channel: str | None) -> str:
+        """Return a channel's name in the reader's language (empty for none)."""
+        return t(f"channel.{channel}", locale) if channel else ""
+
+    for u in status.units:
+        for p in u.people:
+            sheet.append([u.unit.name, p.name, name(p.channel), name(p.acked_on)])
+    for column, width in zip("ABCD", (48, 36, 20, 20), strict=True):
+        sheet.column_dimensions[column].width = width
 
 
 async def queue_status_xlsx(

@@ -28,6 +28,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org import audit
 from bot.services.org.access import Actor, require, require_unit_scope
@@ -107,6 +108,20 @@ class Issued:
 
 
 @dataclass(frozen=True)
+class Reached:
+    """One recipient: the channel the notice reached them on, and the one they acknowledged on."""
+
+    name: str
+    sent_on: str | None
+    acked_on: str | None
+
+    @property
+    def channel(self) -> str | None:
+        """Return the channel the person was reached on (an acknowledgement proves one too)."""
+        return self.sent_on or self.acked_on
+
+
+@dataclass(frozen=True)
 class UnitStatus:
     """Acknowledgement of one directive in one unit."""
 
@@ -116,6 +131,11 @@ class UnitStatus:
     median_seconds: float | None
     missing: list[str] = field(default_factory=list)  # got the notice, not yet acknowledged
     unreached: list[str] = field(default_factory=list)  # no account, blocked, or delivery failed
+    people: list[Reached] = field(default_factory=list)  # everyone, in name order
+
+    def channel_of(self, name: str) -> str | None:
+        """Return the channel a recipient of this name was reached on."""
+        return next((p.channel for p in self.people if p.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -213,18 +233,8 @@ async def plan(session: AsyncSession, draft: Draft) -> Plan:
             ).all()
         )
         people = [p for p in people if p.id in heads]
-    contacts = {
-        c.person_id: c
-        for c in (
-            await session.exec(
-                select(Contact).where(
-                    col(Contact.person_id).in_([p.id for p in people]),
-                    col(Contact.blocked_at).is_(None),
-                )
-            )
-        ).all()
-    }
-    recipients = [Recipient(p, by_id[p.unit_id], contacts.get(p.id)) for p in people]
+    found = await reachable(session, [p.id for p in people])
+    recipients = [Recipient(p, by_id[p.unit_id], found.get(p.id or 0)) for p in people]
     return Plan(units, recipients)
 
 
@@ -408,9 +418,24 @@ async def status(session: AsyncSession, *, actor: Actor, directive_id: int) -> S
         require_unit_scope(actor, actor.unit)
         units = {actor.unit.id: units[actor.unit.id]}
     lost = await unreached_ids(session, [r for r, _, _ in rows if r.acked_at is None])
+    sent = await sent_channels(session, [r.id for r, _, _ in rows if r.id is not None])
     return Status(
-        directive, [_unit_status(units[uid], grouped[uid], directive, lost) for uid in units]
+        directive,
+        [_unit_status(units[uid], grouped[uid], directive, lost, sent) for uid in units],
     )
+
+
+async def sent_channels(session: AsyncSession, recipient_ids: list[int]) -> dict[int, str]:
+    """Return, per recipient, the channel of the last notice delivered to them."""
+    if not recipient_ids:
+        return {}
+    stmt = (
+        select(Outbox.ref_id, Outbox.channel)
+        .where(Outbox.kind == KIND, col(Outbox.ref_id).in_(recipient_ids))
+        .where(col(Outbox.status) == OutboxStatus.SENT)
+        .order_by(col(Outbox.sent_at), col(Outbox.id))
+    )
+    return {ref: str(channel) for ref, channel in (await session.exec(stmt)).all() if ref}
 
 
 async def unreached_ids(session: AsyncSession, rows: list[DirectiveRecipient]) -> set[int]:
@@ -452,14 +477,17 @@ def _unit_status(
     rows: list[tuple[DirectiveRecipient, Person]],
     directive: Directive,
     lost: set[int],
+    sent: dict[int, str],
 ) -> UnitStatus:
-    """Summarise one unit's acknowledgements."""
+    """Summarise one unit's acknowledgements, and the channel each person was reached on."""
     delays = [(r.acked_at - directive.created_at).total_seconds() for r, _ in rows if r.acked_at]
     waiting = [(r, p) for r, p in rows if r.acked_at is None]
     missing = by_name((p.full_name for r, p in waiting if r.id not in lost), lambda n: n)
     unreached = by_name((p.full_name for r, p in waiting if r.id in lost), lambda n: n)
     median = statistics.median(delays) if delays else None
-    return UnitStatus(unit, len(rows), len(delays), median, missing, unreached)
+    people = [Reached(p.full_name, sent.get(r.id or 0), r.ack_channel) for r, p in rows]
+    people = by_name(people, lambda who: who.name)
+    return UnitStatus(unit, len(rows), len(delays), median, missing, unreached, people)
 
 
 async def open_directives(

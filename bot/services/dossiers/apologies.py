@@ -28,6 +28,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.directives import attachments
 from bot.services.dossiers.apology_slip import TZ, Issuer, SlipData, render_docx
 from bot.services.dossiers.dossiers import OPEN, followers
@@ -168,12 +169,8 @@ async def _contacts(session: AsyncSession, person_ids: list[int]) -> list[Contac
     """Return the usable chat accounts of some people."""
     if not person_ids:
         return []
-    rows = await session.exec(
-        select(Contact)
-        .where(col(Contact.person_id).in_(person_ids), col(Contact.blocked_at).is_(None))
-        .order_by(col(Contact.id))
-    )
-    return list(rows.all())
+    found = await reachable(session, person_ids)
+    return sorted(found.values(), key=lambda c: c.id or 0)
 
 
 async def answer(

@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.messages import OutboundMessage, Text
 from bot.models import Contact, Person, PersonRole, Role, Unit
+from bot.services.delivery.contacts import reachable
 from bot.services.errors import PermissionDenied
 
 STAFF_ROLES = frozenset(Role)
@@ -102,10 +103,8 @@ async def contacts_with_role(
     people = select(Person.id).where(col(Person.active).is_(True), col(Person.id).in_(holders))
     if unit_id is not None:
         people = people.where(Person.unit_id == unit_id)
-    stmt = select(Contact).where(
-        col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
-    )
-    return list((await session.exec(stmt)).all())
+    found = await reachable(session, (await session.exec(people)).all())
+    return sorted(found.values(), key=lambda c: c.id or 0)
 
 
 async def heads_or_admins(session: AsyncSession, *, unit_id: int) -> tuple[list[Contact], bool]:

@@ -27,6 +27,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
+from bot.services.delivery.contacts import reachable
 from bot.services.directives.directives import Target, resolve_units
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org import audit
@@ -227,22 +228,14 @@ async def recipients_of(
         )
     ).all()
     people = {p for p, _ in heads} | {p for _, p in named}
-    contacts: dict[int, list[Contact]] = {}
-    for c in (
-        await session.exec(
-            select(Contact).where(
-                col(Contact.person_id).in_(people), col(Contact.blocked_at).is_(None)
-            )
-        )
-    ).all():
-        contacts.setdefault(c.person_id or 0, []).append(c)
+    reach = await reachable(session, people)
     by_unit: dict[int, set[int]] = {}
     for person_id, unit_id in heads:
         by_unit.setdefault(unit_id or 0, set()).add(person_id or 0)
     out: dict[int, list[Contact]] = {}
     for r in rows:
         who = by_unit.get(r.unit_id, set()) | {p for a, p in named if a == r.id}
-        out[r.id or 0] = [c for p in sorted(who) for c in contacts.get(p, [])]
+        out[r.id or 0] = [reach[p] for p in sorted(who) if p in reach]
     return out
 
 
