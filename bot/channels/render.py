@@ -153,3 +153,64 @@ def split_text(text: str, limit: int) -> list[str]:
     if current:
         chunks.append(current)
     return [c for c in chunks if c.strip()]
+
+
+# --- plain text, for channels without markup or buttons (Zalo) ---------------------------------
+
+TAG_RE = re.compile(
+    r"</?(?:b|strong|i|em|u|ins|s|strike|del|code|pre|span|tg-spoiler|blockquote)(?:\s[^>]*)?>",
+    re.IGNORECASE,
+)
+LINK_RE = re.compile(r"<a\s+href=\"([^\"]*)\"[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _link(match: re.Match[str]) -> str:
+    """Write a link as its label and, when they differ, its address."""
+    url, label = match[1], match[2]
+    return label if html.unescape(label) == html.unescape(url) else f"{label} ({url})"
+
+
+def html_to_plain(value: str) -> str:
+    """Turn Telegram HTML (the catalogs' tags, escaped user text) into plain text.
+
+    Only the tags Telegram knows are removed, so a placeholder such as '<số nhiệm vụ>' stays.
+    """
+    value = LINK_RE.sub(_link, value)
+    value = BREAK_RE.sub("\n", value)
+    return html.unescape(TAG_RE.sub("", value))
+
+
+def numbered(message: OutboundMessage) -> list[tuple[int | None, Button]]:
+    """Number a message's buttons as a typed list: the numbers given, else 1, 2, … in order.
+
+    When some buttons carry a number (a flow's choices), the others ('back', 'cancel') stay
+    unnumbered: they are answered by their words.
+    """
+    buttons = [b for row in message.buttons for b in row]
+    if any(b.number is not None for b in buttons):
+        return [(b.number, b) for b in buttons]
+    return [(i, b) for i, b in enumerate(buttons, start=1)]
+
+
+def options_lines(message: OutboundMessage, locale: str) -> list[str]:
+    """Render the buttons as lines: '1. Label' for a number, '– Label' for a word."""
+    loc = message.locale or locale
+    lines = []
+    for number, b in numbered(message):
+        label = render_key(b.key, b.params, loc, escape=plain)
+        if number is None:
+            lines.append(t("typed.word_line", loc, label=label))
+        else:
+            lines.append(t("flow.numbered", loc, number=str(number), label=label))
+    return lines
+
+
+def plain_text(message: OutboundMessage, locale: str, *, tz: ZoneInfo = DEFAULT_TZ) -> str:
+    """Render a message as plain text, its buttons as a list to answer by number or words."""
+    text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
+    lines = options_lines(message, locale)
+    if not lines:
+        return text
+    intro = t("typed.options_intro", message.locale or locale)
+    return "\n".join([text, "", intro, *lines])
