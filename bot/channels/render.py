@@ -162,6 +162,7 @@ TAG_RE = re.compile(
     re.IGNORECASE,
 )
 LINK_RE = re.compile(r"<a\s+href=\"([^\"]*)\"[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+FLOW_PREFIX = "flow:"  # the namespace of an open flow's buttons (handlers/flows.py)
 BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
@@ -184,11 +185,11 @@ def html_to_plain(value: str) -> str:
 def numbered(message: OutboundMessage) -> list[tuple[int | None, Button]]:
     """Number a message's buttons as a typed list: the numbers given, else 1, 2, … in order.
 
-    When some buttons carry a number (a flow's choices), the others ('back', 'cancel') stay
-    unnumbered: they are answered by their words.
+    A flow's step numbers its own choices; its other buttons ('back', 'cancel') stay unnumbered,
+    answered by their words, so a step that asks for text still takes '1' as text.
     """
     buttons = [b for row in message.buttons for b in row]
-    if any(b.number is not None for b in buttons):
+    if any(b.number is not None or b.action.startswith(FLOW_PREFIX) for b in buttons):
         return [(b.number, b) for b in buttons]
     return [(i, b) for i, b in enumerate(buttons, start=1)]
 
