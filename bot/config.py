@@ -89,6 +89,38 @@ class TelegramSettings(BaseModel):
         return self
 
 
+class ZaloOASettings(BaseModel):
+    """A Zalo Official Account ([zalo.oa]): customer-service messages and its webhook."""
+
+    enabled: bool = False
+    app_id: str | None = Field(None, pattern=r"^\d{1,32}$")
+    oa_id: str | None = Field(None, pattern=r"^\d{1,32}$")
+    secret_key: SecretStr | None = None
+    oa_secret_key: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    api_base: str = "https://openapi.zalo.me"
+    oauth_base: str = "https://oauth.zaloapp.com"
+    webhook_path: str = "zalo-oa"
+    replay_window_seconds: int = Field(300, ge=10, le=3600)
+    messaging_window_hours: int = Field(168, ge=1, le=168)
+    quick_replies: bool = True
+
+    @field_validator("secret_key", "oa_secret_key", "refresh_token")
+    @classmethod
+    def _no_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
+        """Refuse the example's placeholders."""
+        return _refuse_placeholder(v)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ZaloOASettings:
+        """Require what an enabled Official Account cannot work without, naming the key."""
+        if self.enabled:
+            for key in ("app_id", "oa_id", "secret_key", "oa_secret_key", "refresh_token"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"zalo_oa_{key}_missing")
+        return self
+
+
 class ZaloSettings(BaseModel):
     """How the bot reaches the Zalo Bot API (or the sandbox); `oa` sits beside these keys."""
 
@@ -109,6 +141,7 @@ class ZaloSettings(BaseModel):
     # Official Account keys (reserved; the [zalo.oa] table replaces them)
     oa_access_token: SecretStr | None = None
     app_secret: SecretStr | None = None
+    oa: ZaloOASettings = ZaloOASettings()
 
     @field_validator("bot_token")
     @classmethod

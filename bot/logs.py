@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -36,6 +37,9 @@ def secrets_of(settings: Settings) -> list[str]:
         found.append(settings.zalo.oa_access_token.get_secret_value())
     if settings.zalo.app_secret is not None:
         found.append(settings.zalo.app_secret.get_secret_value())
+    oa = settings.zalo.oa
+    keys = (oa.secret_key, oa.oa_secret_key, oa.refresh_token)
+    found += [key.get_secret_value() for key in keys if key is not None]
     return found
 
 
@@ -47,6 +51,12 @@ class Redactor(logging.Filter):
         # Longest first, so the whole token is masked before its secret half.
         self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True)
         self._formatter = logging.Formatter()
+        REDACTORS.add(self)
+
+    def add(self, secret: str) -> None:
+        """Mask one more secret from now on (one learnt at run time)."""
+        if len(secret) >= MIN_SECRET and secret not in self.secrets:
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         """Return the text with every secret masked."""
@@ -71,6 +81,16 @@ class Redactor(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+
+def mask(*secrets: str) -> None:
+    """Have every redactor mask these too (tokens a platform issues while the bot runs)."""
+    for redactor in list(REDACTORS):
+        for secret in secrets:
+            redactor.add(secret)
 
 
 def configure(settings: LoggingSettings, *, secrets: Iterable[str] = ()) -> None:

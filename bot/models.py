@@ -61,6 +61,7 @@ class Channel(enum.StrEnum):
 
     TELEGRAM = "telegram"
     ZALO = "zalo"
+    ZALO_OA = "zalo_oa"
 
 
 class UnitBase(SQLModel):
@@ -598,3 +599,31 @@ class ShownChoices(SQLModel, table=True):
     chat_id: str = Field(sa_column=Column(String(64), primary_key=True))
     payload: str = Field(sa_column=Column(Text, nullable=False))
     shown_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class ZaloOAToken(SQLModel, table=True):
+    """An Official Account's token pair, and the journal of a refresh under way.
+
+    A refresh token works once: `refreshing_owner` is written (with a lease) before it is spent,
+    and the new pair replaces it, with Zalo's raw answer, in one transaction.
+    """
+
+    __tablename__ = "zalo_oa_token"
+
+    oa_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    access_token: str | None = Field(default=None, sa_column=Column(Text))
+    access_expires_at: datetime | None = Field(default=None, sa_column=utc_column())
+    refresh_token: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = 0
+    seed_hash: str | None = Field(default=None, max_length=64)
+    refreshing_owner: str | None = Field(default=None, max_length=64)
+    refreshing_until: datetime | None = Field(default=None, sa_column=utc_column())
+    last_answer: str | None = Field(default=None, sa_column=Column(Text))
+    last_error: str | None = Field(default=None, max_length=500)
+    needs_reauth: bool = False
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+    def __repr_args__(self) -> Any:
+        """Leave the tokens (and the answer that carries them) out of every repr."""
+        hidden = {"access_token", "refresh_token", "last_answer"}
+        return [(k, v) for k, v in super().__repr_args__() if k not in hidden]

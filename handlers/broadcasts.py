@@ -15,7 +15,7 @@ from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from handlers.context import Context, msg
 from handlers.directives import calendar, parse_date
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, start
 from handlers.registry import row_id
 
 SEGMENTS = {
@@ -169,43 +169,41 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     return [msg("broadcast.created", id=row.id, count=row.total, send_at=row.send_at)]
 
 
-BROADCAST_FLOW = register(
-    FlowSpec(
-        kind="broadcast",
-        steps=(
-            Step("content", ask("broadcast.flow.ask_content"), accept_content, next="segment"),
-            Step(
-                "segment",
-                ask(
-                    "broadcast.flow.ask_segment",
-                    (
-                        choice("broadcast.flow.staff", "staff"),
-                        choice("broadcast.flow.heads", "heads"),
-                    ),
-                    (
-                        choice("broadcast.flow.units", "units"),
-                        choice("broadcast.flow.citizens", "citizens"),
-                    ),
-                    (choice("broadcast.flow.everyone", "everyone"),),
+BROADCAST_FLOW = FlowSpec(
+    kind="broadcast",
+    steps=(
+        Step("content", ask("broadcast.flow.ask_content"), accept_content, next="segment"),
+        Step(
+            "segment",
+            ask(
+                "broadcast.flow.ask_segment",
+                (
+                    choice("broadcast.flow.staff", "staff"),
+                    choice("broadcast.flow.heads", "heads"),
                 ),
-                accept_segment,
-                next="when",
-                branches=("units",),
+                (
+                    choice("broadcast.flow.units", "units"),
+                    choice("broadcast.flow.citizens", "citizens"),
+                ),
+                (choice("broadcast.flow.everyone", "everyone"),),
             ),
-            Step("units", ask("directive.flow.ask_units"), accept_units, next="when"),
-            Step(
-                "when",
-                ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
-                accept_when,
-                next="confirm",
-                branches=("quiet",),
-            ),
-            Step("quiet", prompt_quiet, accept_quiet, next="confirm"),
-            Step("confirm", prompt_confirm, confirm_on("send")),
+            accept_segment,
+            next="when",
+            branches=("units",),
         ),
-        finish=finish,
-        ttl=timedelta(hours=2),
-    )
+        Step("units", ask("directive.flow.ask_units"), accept_units, next="when"),
+        Step(
+            "when",
+            ask("broadcast.flow.ask_when", (choice("broadcast.flow.now", "now"),)),
+            accept_when,
+            next="confirm",
+            branches=("quiet",),
+        ),
+        Step("quiet", prompt_quiet, accept_quiet, next="confirm"),
+        Step("confirm", prompt_confirm, confirm_on("send")),
+    ),
+    finish=finish,
+    ttl=timedelta(hours=2),
 )
 
 

@@ -8,7 +8,7 @@ from bot.messages import OutboundMessage
 from bot.services.errors import InvalidInput
 from bot.services.ratings import cases
 from handlers.context import Context, msg
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, start
 from handlers.registry import row_id
 
 
@@ -37,21 +37,17 @@ async def finish_close(ctx: Context, data: Data) -> list[OutboundMessage]:
     return [msg(key, id=case.id)]
 
 
-ANSWER_FLOW = register(
-    FlowSpec(
-        kind="case_answer",
-        steps=(Step("text", ask("case.ask_answer"), accept_text),),
-        finish=finish_answer,
-        ttl=timedelta(hours=8),
-    )
+ANSWER_FLOW = FlowSpec(
+    kind="case_answer",
+    steps=(Step("text", ask("case.ask_answer"), accept_text),),
+    finish=finish_answer,
+    ttl=timedelta(hours=8),
 )
-CLOSE_FLOW = register(
-    FlowSpec(
-        kind="case_close",
-        steps=(Step("text", ask("case.ask_close"), accept_text),),
-        finish=finish_close,
-        ttl=timedelta(hours=8),
-    )
+CLOSE_FLOW = FlowSpec(
+    kind="case_close",
+    steps=(Step("text", ask("case.ask_close"), accept_text),),
+    finish=finish_close,
+    ttl=timedelta(hours=8),
 )
 
 

@@ -23,7 +23,6 @@ from handlers.flows import (
     ask,
     choice,
     confirm_on,
-    register,
     start,
 )
 from handlers.registry import row_id
@@ -277,88 +276,86 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-DIRECTIVE_FLOW = register(
-    FlowSpec(
-        kind="directive",
-        steps=(
-            Step(
-                "number",
-                ask("directive.flow.ask_number"),
-                _text_step("number", directives.NUMBER_MAX),
-                next="date",
-            ),
-            Step(
-                "date",
-                ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
-                accept_date,
-                next="title",
-            ),
-            Step(
-                "title",
-                ask("directive.flow.ask_title"),
-                _text_step("title", directives.TITLE_MAX),
-                next="summary",
-            ),
-            Step(
-                "summary",
-                ask("directive.flow.ask_summary"),
-                _text_step("summary", directives.SUMMARY_MAX),
-                next="file",
-            ),
-            Step(
-                "file",
-                ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
-                accept_file,
-                next="target",
-            ),
-            Step(
-                "target",
-                ask(
-                    "directive.flow.ask_target",
-                    (choice("directive.flow.target_all", "all"),),
-                    (
-                        choice("directive.flow.target_offices", "offices"),
-                        choice("directive.flow.target_affiliated", "affiliated"),
-                    ),
-                    (
-                        choice("directive.flow.target_communes", "communes"),
-                        choice("directive.flow.target_schools", "schools"),
-                    ),
-                    (choice("directive.flow.target_pick", "pick"),),
-                ),
-                accept_target,
-                next="audience",
-                branches=("units",),
-            ),
-            Step("units", ask("directive.flow.ask_units"), accept_units, next="audience"),
-            Step(
-                "audience",
-                ask(
-                    "directive.flow.ask_audience",
-                    (
-                        choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
-                        choice("directive.flow.audience_heads", Audience.HEADS.value),
-                    ),
-                ),
-                accept_audience,
-                next="deadline",
-            ),
-            Step(
-                "deadline",
-                ask(
-                    "directive.flow.ask_deadline",
-                    tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
-                ),
-                accept_deadline,
-                next="confirm",
-                branches=("deadline_move",),
-            ),
-            move_step("deadline", accept_deadline, then="confirm"),
-            Step("confirm", prompt_confirm, confirm_on("send")),
+DIRECTIVE_FLOW = FlowSpec(
+    kind="directive",
+    steps=(
+        Step(
+            "number",
+            ask("directive.flow.ask_number"),
+            _text_step("number", directives.NUMBER_MAX),
+            next="date",
         ),
-        finish=finish,
-        ttl=timedelta(hours=4),
-    )
+        Step(
+            "date",
+            ask("directive.flow.ask_date", (choice("directive.flow.today", "today"),)),
+            accept_date,
+            next="title",
+        ),
+        Step(
+            "title",
+            ask("directive.flow.ask_title"),
+            _text_step("title", directives.TITLE_MAX),
+            next="summary",
+        ),
+        Step(
+            "summary",
+            ask("directive.flow.ask_summary"),
+            _text_step("summary", directives.SUMMARY_MAX),
+            next="file",
+        ),
+        Step(
+            "file",
+            ask("directive.flow.ask_file", (choice("directive.flow.skip", "skip"),)),
+            accept_file,
+            next="target",
+        ),
+        Step(
+            "target",
+            ask(
+                "directive.flow.ask_target",
+                (choice("directive.flow.target_all", "all"),),
+                (
+                    choice("directive.flow.target_offices", "offices"),
+                    choice("directive.flow.target_affiliated", "affiliated"),
+                ),
+                (
+                    choice("directive.flow.target_communes", "communes"),
+                    choice("directive.flow.target_schools", "schools"),
+                ),
+                (choice("directive.flow.target_pick", "pick"),),
+            ),
+            accept_target,
+            next="audience",
+            branches=("units",),
+        ),
+        Step("units", ask("directive.flow.ask_units"), accept_units, next="audience"),
+        Step(
+            "audience",
+            ask(
+                "directive.flow.ask_audience",
+                (
+                    choice("directive.flow.audience_everyone", Audience.EVERYONE.value),
+                    choice("directive.flow.audience_heads", Audience.HEADS.value),
+                ),
+            ),
+            accept_audience,
+            next="deadline",
+        ),
+        Step(
+            "deadline",
+            ask(
+                "directive.flow.ask_deadline",
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (1, 2, 3)),
+            ),
+            accept_deadline,
+            next="confirm",
+            branches=("deadline_move",),
+        ),
+        move_step("deadline", accept_deadline, then="confirm"),
+        Step("confirm", prompt_confirm, confirm_on("send")),
+    ),
+    finish=finish,
+    ttl=timedelta(hours=4),
 )
 
 

@@ -13,7 +13,7 @@ from bot.services.errors import InvalidInput, NotFound, PermissionDenied, Servic
 from bot.services.org.access import require
 from handlers.context import Context, msg
 from handlers.directives import calendar, keep_working_day, move_step, parse_date
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, start
 from handlers.registry import row_id
 
 
@@ -48,16 +48,14 @@ async def finish_follow(ctx: Context, data: Data) -> list[OutboundMessage]:
     return [msg("dossier.flow.following"), dossiers.status_message(dossier)]
 
 
-FOLLOW_FLOW = register(
-    FlowSpec(
-        kind="follow",
-        steps=(
-            Step("code", ask("dossier.flow.ask_code"), accept_code, next="last4"),
-            Step("last4", ask("dossier.flow.ask_last4"), accept_last4),
-        ),
-        finish=finish_follow,
-        ttl=timedelta(minutes=30),
-    )
+FOLLOW_FLOW = FlowSpec(
+    kind="follow",
+    steps=(
+        Step("code", ask("dossier.flow.ask_code"), accept_code, next="last4"),
+        Step("last4", ask("dossier.flow.ask_last4"), accept_last4),
+    ),
+    finish=finish_follow,
+    ttl=timedelta(minutes=30),
 )
 
 
@@ -154,24 +152,22 @@ async def finish_apology(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
-APOLOGY_FLOW = register(
-    FlowSpec(
-        kind="apology",
-        steps=(
-            Step("reason", ask("dossier.flow.ask_reason"), accept_reason, next="new_date"),
-            Step(
-                "new_date",
-                ask("dossier.flow.ask_new_date"),
-                accept_new_date,
-                next="confirm",
-                branches=("new_date_move",),
-            ),
-            move_step("new_date", accept_new_date, then="confirm"),
-            Step("confirm", prompt_confirm, confirm_on("send")),
+APOLOGY_FLOW = FlowSpec(
+    kind="apology",
+    steps=(
+        Step("reason", ask("dossier.flow.ask_reason"), accept_reason, next="new_date"),
+        Step(
+            "new_date",
+            ask("dossier.flow.ask_new_date"),
+            accept_new_date,
+            next="confirm",
+            branches=("new_date_move",),
         ),
-        finish=finish_apology,
-        ttl=timedelta(hours=8),
-    )
+        move_step("new_date", accept_new_date, then="confirm"),
+        Step("confirm", prompt_confirm, confirm_on("send")),
+    ),
+    finish=finish_apology,
+    ttl=timedelta(hours=8),
 )
 
 

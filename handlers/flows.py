@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -90,15 +90,6 @@ class FlowSpec:
     def lifetime(self, ctx: Context) -> timedelta:
         """Return how long the flow stays open without an answer (configurable per flow)."""
         return self.ttl_of(ctx.deps.settings) if self.ttl_of else self.ttl
-
-
-FLOWS: dict[str, FlowSpec] = {}
-
-
-def register(spec: FlowSpec) -> FlowSpec:
-    """Make a flow known to the router."""
-    FLOWS[spec.kind] = spec
-    return spec
 
 
 def choice(key: str, value: str, *, number: int | None = None, **params: Any) -> Button:
@@ -259,9 +250,9 @@ def _word(answer: Answer) -> str:
     return NAV[1] if typed in CANCEL_WORDS else ""
 
 
-async def proceed(ctx: Context, flow: Flow) -> list[OutboundMessage]:
-    """Handle the user's answer to the open flow's current step."""
-    spec = FLOWS.get(flow.kind)
+async def proceed(ctx: Context, flow: Flow, table: Mapping[str, FlowSpec]) -> list[OutboundMessage]:
+    """Handle the user's answer to the open flow's current step; `table` holds the bot's flows."""
+    spec = table.get(flow.kind)
     answer = _answer(ctx)
     word = _word(answer)
     if spec is not None and _stale(ctx, flow):

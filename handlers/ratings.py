@@ -12,7 +12,7 @@ from bot.services.org.imports.values import FieldError, parse_phone
 from bot.services.ratings import ratings, service_points
 from handlers.context import Context, msg
 from handlers.directives import calendar
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, fold, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, fold, start
 
 ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
 
@@ -161,45 +161,43 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     return [msg("rating.thanks"), *([notice] if notice else [])]
 
 
-RATING_FLOW = register(
-    FlowSpec(
-        kind="rating",
-        steps=(
-            Step("dossier", prompt_dossier, accept_dossier, next="overall"),
-            Step("overall", prompt_overall, accept_overall, next=ELEMENT_STEPS[0]),
-            *(
-                Step(step, element_prompt(name), element_accept(name), next=then)
-                for name, step, then in zip(
-                    ratings.ELEMENTS, ELEMENT_STEPS, (*ELEMENT_STEPS[1:], "officer"), strict=True
-                )
-            ),
-            Step(
-                "officer",
-                ask("rating.ask_officer", (choice("rating.skip", "skip"),)),
-                _optional_text(255, "officer"),
-                next="comment",
-            ),
-            Step(
-                "comment",
-                ask("rating.ask_comment", (choice("rating.skip", "skip"),)),
-                _optional_text(1000, "comment"),
-                next="identity",
-            ),
-            Step(
-                "identity",
-                ask(
-                    "rating.ask_identity",
-                    (choice("rating.anonymous_button", "anonymous"),),
-                    (choice("rating.phone_button", "phone"),),
-                ),
-                accept_identity,
-                branches=("phone",),
-            ),
-            Step("phone", ask("rating.ask_phone"), accept_phone),
+RATING_FLOW = FlowSpec(
+    kind="rating",
+    steps=(
+        Step("dossier", prompt_dossier, accept_dossier, next="overall"),
+        Step("overall", prompt_overall, accept_overall, next=ELEMENT_STEPS[0]),
+        *(
+            Step(step, element_prompt(name), element_accept(name), next=then)
+            for name, step, then in zip(
+                ratings.ELEMENTS, ELEMENT_STEPS, (*ELEMENT_STEPS[1:], "officer"), strict=True
+            )
         ),
-        finish=finish,
-        ttl_of=lambda settings: timedelta(minutes=settings.ratings.flow_minutes),
-    )
+        Step(
+            "officer",
+            ask("rating.ask_officer", (choice("rating.skip", "skip"),)),
+            _optional_text(255, "officer"),
+            next="comment",
+        ),
+        Step(
+            "comment",
+            ask("rating.ask_comment", (choice("rating.skip", "skip"),)),
+            _optional_text(1000, "comment"),
+            next="identity",
+        ),
+        Step(
+            "identity",
+            ask(
+                "rating.ask_identity",
+                (choice("rating.anonymous_button", "anonymous"),),
+                (choice("rating.phone_button", "phone"),),
+            ),
+            accept_identity,
+            branches=("phone",),
+        ),
+        Step("phone", ask("rating.ask_phone"), accept_phone),
+    ),
+    finish=finish,
+    ttl_of=lambda settings: timedelta(minutes=settings.ratings.flow_minutes),
 )
 
 

@@ -16,7 +16,7 @@ from bot.services.org import access
 from handlers.context import Context, Deps, msg
 from handlers.flows import proceed
 from handlers.registry import Handler
-from handlers.routes import ACTIONS, COMMANDS
+from handlers.routes import ACTIONS, COMMANDS, FLOWS
 from handlers.typed import resolve as resolve_typed
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ async def _fallback(ctx: Context) -> list[OutboundMessage]:
     assert ctx.contact.id is not None
     flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
     if flow is not None:
-        return await proceed(ctx, flow)
+        return await proceed(ctx, flow, FLOWS)
     if ctx.event.action is not None:
         return [msg("flow.expired")]
     return [msg("text.hint_staff" if ctx.actor.is_staff else "text.hint_citizen")]

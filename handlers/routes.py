@@ -1,8 +1,10 @@
-"""Every command, in /help order with who may see it, then every button namespace: one table.
+"""What the bot handles, in one place: every command, every button namespace, every flow.
 
 The router looks commands and buttons up here; /help and the chat menu list the commands in this
-order (commands for everyone first, then for all staff, then by role). Multi-step flows are not
-routes: a flow's own table (handlers/flows.py) takes the answers of a contact whose flow is open.
+order (commands for everyone first, then for all staff, then by role). A multi-step flow is
+started by a command or button handler; while it is open, the router hands the contact's answers
+to the flow engine (handlers/flows.py) with the flows listed here. Importing a handler module
+registers nothing: only these tables make a command, button or flow known.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from typing import TypeVar
 
 from bot.messages import OutboundMessage
 from bot.models import Role
-from handlers import admin, broadcasts, cases, core, directives, dossiers, stats, tasks
+from handlers import admin, broadcasts, cases, core, directives, dossiers, ratings, stats, tasks
 from handlers.context import Context
+from handlers.flows import FlowSpec
 from handlers.registry import EVERYONE, STAFF, Command, Handler, roles_only
 
 ADMIN = roles_only(Role.ADMIN)
 ADMIN_LEADER = roles_only(Role.ADMIN, Role.LEADER)
 ADMIN_HEAD = roles_only(Role.ADMIN, Role.UNIT_HEAD)
 MANAGEMENT = roles_only(Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
-Route = TypeVar("Route", Command, Handler)
+Route = TypeVar("Route", Command, Handler, FlowSpec)
 
 
 async def help_(ctx: Context) -> list[OutboundMessage]:
@@ -60,6 +63,19 @@ BUTTON_LIST: tuple[tuple[str, Handler], ...] = (
     ("task", tasks.done_pressed),
 )
 
+# Multi-step flows, by the command or button that starts them; an open flow takes the answers.
+FLOW_LIST: tuple[FlowSpec, ...] = (
+    ratings.RATING_FLOW,  # /start with a service point's link
+    dossiers.FOLLOW_FLOW,
+    tasks.DONE_FLOW,
+    directives.DIRECTIVE_FLOW,
+    broadcasts.BROADCAST_FLOW,
+    tasks.ASSIGN_FLOW,
+    cases.ANSWER_FLOW,
+    cases.CLOSE_FLOW,
+    dossiers.APOLOGY_FLOW,
+)
+
 
 def _index(pairs: list[tuple[str, Route]], what: str) -> dict[str, Route]:
     """Index a table by name; refuse a name listed twice."""
@@ -71,3 +87,4 @@ def _index(pairs: list[tuple[str, Route]], what: str) -> dict[str, Route]:
 
 COMMANDS: dict[str, Command] = _index([(c.name, c) for c in COMMAND_LIST], "command")
 ACTIONS: dict[str, Handler] = _index(list(BUTTON_LIST), "button namespace")
+FLOWS: dict[str, FlowSpec] = _index([(f.kind, f) for f in FLOW_LIST], "flow")

@@ -14,7 +14,7 @@ from bot.services.org.access import require
 from bot.services.tasks import tasks
 from handlers.context import Context, msg
 from handlers.directives import calendar, keep_working_day, move_step, read_due
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, register, start
+from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, confirm_on, start
 from handlers.registry import row_id
 
 
@@ -72,13 +72,11 @@ async def finish_done(ctx: Context, data: Data) -> list[OutboundMessage]:
     return await _report(ctx, data["assignment_id"], data.get("note"), data.get("attachment_id"))
 
 
-DONE_FLOW = register(
-    FlowSpec(
-        kind="task_done",
-        steps=(Step("note", prompt_note, accept_note),),
-        finish=finish_done,
-        ttl=timedelta(hours=2),
-    )
+DONE_FLOW = FlowSpec(
+    kind="task_done",
+    steps=(Step("note", prompt_note, accept_note),),
+    finish=finish_done,
+    ttl=timedelta(hours=2),
 )
 
 
@@ -234,49 +232,47 @@ async def finish_assign(ctx: Context, data: Data) -> list[OutboundMessage]:
     return replies
 
 
-ASSIGN_FLOW = register(
-    FlowSpec(
-        kind="task",
-        steps=(
-            Step("title", ask("task.flow.ask_title"), accept_title, next="details"),
-            Step(
-                "details",
-                ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
-                accept_details,
-                next="units",
-            ),
-            Step(
-                "units",
-                ask(
-                    "task.flow.ask_units",
-                    (
-                        choice("directive.flow.target_offices", "offices"),
-                        choice("directive.flow.target_affiliated", "affiliated"),
-                    ),
-                    (
-                        choice("directive.flow.target_communes", "communes"),
-                        choice("directive.flow.target_schools", "schools"),
-                    ),
-                ),
-                accept_units,
-                next="due",
-            ),
-            Step(
-                "due",
-                ask(
-                    "task.flow.ask_due",
-                    tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
-                ),
-                accept_due,
-                next="confirm",
-                branches=("due_move",),
-            ),
-            move_step("due", accept_due, then="confirm"),
-            Step("confirm", prompt_confirm, confirm_on("assign")),
+ASSIGN_FLOW = FlowSpec(
+    kind="task",
+    steps=(
+        Step("title", ask("task.flow.ask_title"), accept_title, next="details"),
+        Step(
+            "details",
+            ask("task.flow.ask_details", (choice("task.skip_note", "skip"),)),
+            accept_details,
+            next="units",
         ),
-        finish=finish_assign,
-        ttl=timedelta(hours=2),
-    )
+        Step(
+            "units",
+            ask(
+                "task.flow.ask_units",
+                (
+                    choice("directive.flow.target_offices", "offices"),
+                    choice("directive.flow.target_affiliated", "affiliated"),
+                ),
+                (
+                    choice("directive.flow.target_communes", "communes"),
+                    choice("directive.flow.target_schools", "schools"),
+                ),
+            ),
+            accept_units,
+            next="due",
+        ),
+        Step(
+            "due",
+            ask(
+                "task.flow.ask_due",
+                tuple(choice("directive.flow.days", str(n), n=n, number=n) for n in (2, 5, 10)),
+            ),
+            accept_due,
+            next="confirm",
+            branches=("due_move",),
+        ),
+        move_step("due", accept_due, then="confirm"),
+        Step("confirm", prompt_confirm, confirm_on("assign")),
+    ),
+    finish=finish_assign,
+    ttl=timedelta(hours=2),
 )
 
 

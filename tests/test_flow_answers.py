@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-import handlers.router  # noqa: F401  (registers every flow)
 from bot.i18n import t
 from bot.models import Apology, ApologyStatus, Contact, Dossier, Flow
 from bot.services.errors import InvalidInput
-from handlers.flows import DONE, FLOWS, SKIP_WORDS, Answer, FlowSpec, Step
+from handlers.flows import DONE, SKIP_WORDS, Answer, FlowSpec, Step
+from handlers.routes import FLOWS
 from tests import factories as f
 
 UID = 8801
@@ -76,7 +76,7 @@ async def seed_apology(s, now) -> None:
 
 
 def every_step() -> list[tuple[str, str]]:
-    """Return (flow, step) for each step of each registered flow."""
+    """Return (flow, step) for each step of each flow the routes list."""
     return [(kind, step) for kind, spec in sorted(FLOWS.items()) for step in spec.table]
 
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select, update
 
-import handlers.router  # noqa: F401  (registers every command before parametrizing)
 from bot.i18n import t
 from bot.models import Contact, Invite, Role, UnitKind
 from bot.services.delivery import contacts

@@ -14,7 +14,8 @@ from sqlmodel import select
 from bot.i18n import t
 from bot.models import Contact, Flow
 from bot.services.errors import InvalidInput
-from handlers.flows import FLOWS, Answer
+from handlers.flows import Answer
+from handlers.routes import FLOWS
 from tests.test_flow_answers import SAMPLES, every_step, seed_apology, typed_label
 from tests.test_zalo_inbound import ZaloBot
 from tests.zalo_fake import FakeZaloApi

@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlmodel import select
 
-import handlers.router  # noqa: F401  (registers every flow)
 from bot.channels.replies import Replies
 from bot.channels.zalo import ZaloApi, ZaloChannel, limits_of
 from bot.config import Settings, ZaloSettings

@@ -7,7 +7,6 @@ import asyncio
 
 from pydantic import SecretStr
 
-import handlers.router  # noqa: F401  (registers every flow)
 from bot import zalo_app
 from bot.app import build_application
 from bot.channels.zalo import ZaloChannel

@@ -8,16 +8,22 @@ import os
 import signal
 import socket
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, func, select
 
 from bot import migrate
 from bot.db import SessionMaker, create_engine, session_maker
+from bot.i18n import t
+from bot.messages import OutboundMessage
+from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox.server import DEFAULT_TOKEN, SandboxServer
+from bot.services.delivery import outbox
 from tests.conftest import PG_SKIP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +71,42 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
     await server.start("127.0.0.1", 0)
     yield server
     await server.stop()
+
+
+async def seed(db, sandbox, n: int, *, first_uid: int, kind: str) -> list[int]:
+    """Queue one message of a kind to n new recipients from first_uid; return their chat ids."""
+    now = datetime.now(UTC)
+    uids = [first_uid + i for i in range(n)]
+    async with db() as s:
+        people = []
+        for uid in uids:
+            sandbox.create_user(f"Cán bộ {uid}", user_id=uid)
+            people.append(
+                Contact(channel=Channel.TELEGRAM, external_id=str(uid), locale="vi", created_at=now)
+            )
+        s.add_all(people)
+        await s.flush()
+        for person in people:
+            message = OutboundMessage("errors.unknown_unit", {"code": person.external_id})
+            await outbox.enqueue(s, contact=person, message=message, kind=kind, ref_id=1, now=now)
+        await s.commit()
+    return uids
+
+
+async def count(db, status: OutboxStatus) -> int:
+    """Count the outbox rows in a status."""
+    async with db() as s:
+        stmt = select(func.count()).select_from(Outbox).where(Outbox.status == status)
+        return int((await s.exec(stmt)).one())
+
+
+def copies(sandbox, uids: list[int]) -> Counter[int]:
+    """Count, per chat, the seeded messages the sandbox accepted."""
+    out: Counter[int] = Counter()
+    for uid in uids:
+        expected = t("errors.unknown_unit", "vi", code=str(uid))
+        out[uid] = sum(1 for m in sandbox.messages(uid) if m["text"] == expected)
+    return out
 
 
 @dataclass

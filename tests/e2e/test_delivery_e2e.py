@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
-from sqlmodel import func, select
 
-from bot.i18n import t
-from bot.messages import OutboundMessage
-from bot.models import Channel, Contact, Outbox, OutboxStatus
+from bot.models import OutboxStatus
 from bot.sandbox.limits import Limits
-from bot.services.delivery import outbox
-from tests.e2e.conftest import BotProcess, BotRunner
+from tests.e2e.conftest import BotProcess, BotRunner, copies, count, seed
 
 pytestmark = [
     pytest.mark.e2e,
@@ -57,32 +51,6 @@ async def processes(sandbox, e2e_db, tmp_path) -> AsyncIterator[Processes]:
             await bot.proc.wait()
 
 
-async def seed(db, sandbox, n: int) -> list[int]:
-    """Create n sandbox users, their contacts, and one queued message each; return their ids."""
-    now = datetime.now(UTC)
-    uids = [FIRST_UID + i for i in range(n)]
-    async with db() as s:
-        people = []
-        for uid in uids:
-            sandbox.create_user(f"Cán bộ {uid}", user_id=uid)
-            people.append(
-                Contact(channel=Channel.TELEGRAM, external_id=str(uid), locale="vi", created_at=now)
-            )
-        s.add_all(people)
-        await s.flush()
-        for person in people:
-            message = OutboundMessage("errors.unknown_unit", {"code": person.external_id})
-            await outbox.enqueue(s, contact=person, message=message, kind="e2e", ref_id=1, now=now)
-        await s.commit()
-    return uids
-
-
-async def count(db, status: OutboxStatus) -> int:
-    async with db() as s:
-        stmt = select(func.count()).select_from(Outbox).where(Outbox.status == status)
-        return int((await s.exec(stmt)).one())
-
-
 async def wait_until(predicate, seconds: float = WAIT) -> None:
     async with asyncio.timeout(seconds):
         while True:
@@ -91,21 +59,12 @@ async def wait_until(predicate, seconds: float = WAIT) -> None:
             await asyncio.sleep(0.1)  # polls the database: nothing to wait on
 
 
-def copies(sandbox, uids: list[int]) -> Counter[int]:
-    """Count, per chat, the bot messages that carry that chat's text."""
-    out: Counter[int] = Counter()
-    for uid in uids:
-        expected = t("errors.unknown_unit", "vi", code=str(uid))
-        out[uid] = sum(1 for m in sandbox.messages(uid) if m["text"] == expected)
-    return out
-
-
 def held_lease(bot: BotProcess) -> bool:
     return any("job lease acquired" in line for line in bot.log)
 
 
 async def test_kill_9_loses_nothing_and_duplicates_only_what_was_in_flight(processes, sandbox, db):
-    uids = await seed(db, sandbox, 2000)
+    uids = await seed(db, sandbox, 2000, first_uid=FIRST_UID, kind="e2e")
     first = await processes.start()
 
     async def some_sent() -> bool:
@@ -136,7 +95,7 @@ async def test_kill_9_loses_nothing_and_duplicates_only_what_was_in_flight(proce
 
 
 async def test_a_second_process_does_not_send_twice(processes, sandbox, db):
-    uids = await seed(db, sandbox, 400)
+    uids = await seed(db, sandbox, 400, first_uid=FIRST_UID, kind="e2e")
     bots = await asyncio.gather(processes.start("webhook"), processes.start("webhook"))
 
     async def all_sent() -> bool:

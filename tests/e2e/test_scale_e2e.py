@@ -16,28 +16,25 @@ import re
 import shutil
 import subprocess
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import SQLModel, col, select
 
 from bot import migrate
 from bot.i18n import t
-from bot.messages import OutboundMessage
-from bot.models import Channel, Contact, Outbox, OutboxStatus
+from bot.models import Outbox, OutboxStatus
 from bot.sandbox.limits import Limits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.webhook import RetryPolicy
-from bot.services.delivery import outbox
 from bot.webhook import SECRET_HEADER
 from jobs.dispatcher import MAX_IN_FLIGHT
-from tests.e2e.conftest import ROOT, BotProcess, BotRunner, free_port
+from tests.e2e.conftest import ROOT, BotProcess, BotRunner, copies, count, free_port, seed
 from tests.e2e.proxy import RoundRobinProxy
 
 pytestmark = [
@@ -145,35 +142,6 @@ async def wait_until(predicate, seconds: float = WAIT) -> None:
             await asyncio.sleep(0.05)  # other processes change it: nothing to wait on
 
 
-async def seed(db, sandbox, n: int) -> list[int]:
-    """Queue one broadcast message to each of n new recipients; return their chat ids."""
-    now = datetime.now(UTC)
-    uids = [FIRST_UID + i for i in range(n)]
-    async with db() as s:
-        people = []
-        for uid in uids:
-            sandbox.create_user(f"Cán bộ {uid}", user_id=uid)
-            people.append(
-                Contact(channel=Channel.TELEGRAM, external_id=str(uid), locale="vi", created_at=now)
-            )
-        s.add_all(people)
-        await s.flush()
-        for person in people:
-            message = OutboundMessage("errors.unknown_unit", {"code": person.external_id})
-            await outbox.enqueue(
-                s, contact=person, message=message, kind="broadcast", ref_id=1, now=now
-            )
-        await s.commit()
-    return uids
-
-
-async def count(db, status: OutboxStatus) -> int:
-    """Count the outbox rows in a status."""
-    async with db() as s:
-        stmt = select(func.count()).select_from(Outbox).where(Outbox.status == status)
-        return int((await s.exec(stmt)).one())
-
-
 async def sending_chats(db, owner: str) -> set[int]:
     """Return the chats whose row a lease owner has claimed and not yet recorded."""
     async with db() as s:
@@ -181,15 +149,6 @@ async def sending_chats(db, owner: str) -> set[int]:
             col(Outbox.status) == OutboxStatus.SENDING, col(Outbox.lease_owner) == owner
         )
         return {int(chat) for chat in (await s.exec(stmt)).all()}
-
-
-def copies(sandbox, uids: list[int]) -> Counter[int]:
-    """Count, per chat, the broadcast messages the sandbox accepted."""
-    out: Counter[int] = Counter()
-    for uid in uids:
-        expected = t("errors.unknown_unit", "vi", code=str(uid))
-        out[uid] = sum(1 for m in sandbox.messages(uid) if m["text"] == expected)
-    return out
 
 
 def reply_to(command: str) -> str:
@@ -214,7 +173,7 @@ async def broadcast_until_half(
     db, sandbox: SandboxServer, cluster: Cluster
 ) -> tuple[list[int], BotProcess]:
     """Queue the broadcast and wait until part of it has gone out; return chats and holder."""
-    uids = await seed(db, sandbox, RECIPIENTS)
+    uids = await seed(db, sandbox, RECIPIENTS, first_uid=FIRST_UID, kind="broadcast")
 
     async def under_way() -> bool:
         return sandbox.counters().accepted_total >= RECIPIENTS // 5

@@ -150,7 +150,7 @@ class ContactCache:
     ) -> None:
         self.seconds, self.size, self.clock = seconds, size, clock
         self.rows: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
-        CACHES.add(self)
+        _watch(self)
 
     def attach(self, session: AsyncSession, identity: Identity) -> Contact | None:
         """Return the cached contact, attached to the session without a query; None on a miss."""
@@ -213,9 +213,18 @@ COLUMNS = tuple(column.key for column in Contact.__table__.columns)  # type: ign
 CACHES: weakref.WeakSet[ContactCache] = weakref.WeakSet()
 
 
-@event.listens_for(Contact, "after_update")
-@event.listens_for(Contact, "after_delete")
+CHANGES = ("after_update", "after_delete")
+
+
 def _changed(_mapper: Any, _conn: Any, contact: Contact) -> None:
     """Drop a contact changed through the ORM from every cache of this process."""
     for cache in CACHES:
         cache.forget(str(contact.channel), contact.external_id)
+
+
+def _watch(cache: ContactCache) -> None:
+    """Keep a cache told of ORM changes to contacts (the listener is added with the first cache)."""
+    for change in CHANGES:
+        if not event.contains(Contact, change, _changed):
+            event.listen(Contact, change, _changed)
+    CACHES.add(cache)
