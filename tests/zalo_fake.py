@@ -74,9 +74,9 @@ class FakeZaloApi:
         if self.server is not None:
             await self.server.close()
 
-    def script(self, method: str, status: int, body: Any) -> None:
-        """Answer the next call of `method` with this status and JSON body."""
-        self._script[method].append((status, body))
+    def script(self, method: str, status: int, body: Any, *, chat_id: str | None = None) -> None:
+        """Answer the next call of `method` (to one chat, if given) with this status and body."""
+        self._script[method if chat_id is None else f"{method}:{chat_id}"].append((status, body))
 
     def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
         """Return the bodies of the calls of one method."""
@@ -103,8 +103,10 @@ class FakeZaloApi:
             )
         params = json.loads(await request.read() or b"{}")
         self.calls.append(Call(method, params))
-        if self._script[method]:
-            status, body = self._script[method].popleft()
+        key = f"{method}:{params.get('chat_id')}"
+        queue = self._script[key] or self._script[method]
+        if queue:
+            status, body = queue.popleft()
             return web.Response(
                 status=status, text=json.dumps(body), content_type="application/json"
             )
