@@ -178,8 +178,14 @@ class Poller:
             backoff = await self.poll_once(backoff)
 
     async def poll_once(self, backoff: float = BACKOFF_FIRST) -> float:
-        """Make one getUpdates call and hand its updates over; return the next fault's wait."""
-        answer = await self.api.get_updates(self.timeout)
+        """Make one getUpdates call and hand its updates over; return the next fault's wait.
+
+        A long poll never outlasts a third of the lease, so the lease is renewed in time.
+        """
+        seconds = self.timeout
+        if self.lease is not None:
+            seconds = max(1, min(seconds, int(self.lease.seconds / 3)))
+        answer = await self.api.get_updates(seconds)
         if answer.ok:
             for update in zalo.updates_of(answer):
                 self.inbound.submit(update)

@@ -69,10 +69,18 @@ def _answer(status: int, body: bytes) -> Answer:
         status,
         data.get("ok") is True and status < 400,
         data.get("result"),
-        int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None,
+        _int(code),
         str(data.get("description") or ""),
         float(retry) if isinstance(retry, int | float) else None,
     )
+
+
+def _int(value: Any) -> int | None:
+    """Return an error code as an int (the API may send it as a string), else None."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class ZaloApi:
