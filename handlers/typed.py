@@ -15,14 +15,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.render import numbered, plain, render_key
 from bot.db import transaction
-from bot.i18n import LOCALES, t
+from bot.i18n import LOCALES
 from bot.messages import Button, InboundEvent, OutboundMessage
 from bot.services.delivery import choices, contacts
 from bot.services.directives import directives
 from bot.services.org import invites
 from bot.services.ratings import service_points
 from handlers.context import Deps, msg
-from handlers.flows import fold, unaccented
+from handlers.flows import catalog_words, fold, unaccented
 
 TYPED_CHANNELS = frozenset({"zalo"})  # channels whose people answer by typing, not pressing
 ACK = "ack:"
@@ -30,9 +30,8 @@ ACK = "ack:"
 
 @cache
 def _words(key: str) -> frozenset[str]:
-    """Return a catalog's '|'-separated words in every language, folded and without marks."""
-    found = {fold(w) for loc in LOCALES for w in t(key, loc).split("|") if fold(w)}
-    return frozenset(found | {unaccented(w) for w in found})
+    """Return a catalog entry's words (cached)."""
+    return catalog_words(key)
 
 
 def start_code(text: str) -> bool:

@@ -251,9 +251,12 @@ async def test_a_start_code_sent_as_the_first_message_opens_the_rating(zalo, mak
     assert (rating.overall, rating.access, rating.procedure, rating.result) == (2, 5, 4, 1)
 
 
-async def test_a_typed_cancel_word_in_english_cancels_the_flow(zalo, counter):
+@pytest.mark.parametrize("word", ["cancel", "Hủy", "huỷ", "thôi", "2"])
+async def test_a_cancel_word_from_the_catalogs_cancels_the_flow(zalo, counter, word):
+    """Words in either language and either tone-mark style; '2' is not a cancel (no number)."""
     await zalo.send(CITIZEN, f"/start {payload_for_counter('Q1')}")
-    assert await zalo.send(CITIZEN, "cancel") == [t("flow.cancelled", "vi")]
+    cancelled = await zalo.send(CITIZEN, word) == [t("flow.cancelled", "vi")]
+    assert cancelled == (word != "2")
 
 
 @pytest.fixture
