@@ -207,11 +207,43 @@ def options_lines(message: OutboundMessage, locale: str) -> list[str]:
     return lines
 
 
-def plain_text(message: OutboundMessage, locale: str, *, tz: ZoneInfo = DEFAULT_TZ) -> str:
-    """Render a message as plain text, its buttons as a list to answer by number or words."""
+def _plain(message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
+    """Render a message as plain text with its list of choices (uncached)."""
     text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
     lines = options_lines(message, locale)
     if not lines:
         return text
     intro = t("typed.options_intro", message.locale or locale)
     return "\n".join([text, "", intro, *lines])
+
+
+class PlainCache:
+    """The plain texts rendered last, by message object, locale and zone (like RenderCache)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._texts: OrderedDict[tuple[int, str, ZoneInfo], tuple[Any, str]] = OrderedDict()
+
+    def text(self, message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
+        """Return the message's plain text, rendering it only when it is not cached."""
+        key = (id(message), locale, tz)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is message:
+            self._texts.move_to_end(key)
+            return hit[1]
+        text = _plain(message, locale, tz)
+        self._texts[key] = (message, text)
+        if len(self._texts) > self.size:
+            self._texts.popitem(last=False)
+        return text
+
+
+PLAIN_TEXTS = PlainCache()
+
+
+def plain_text(message: OutboundMessage, locale: str, *, tz: ZoneInfo = DEFAULT_TZ) -> str:
+    """Render a message as plain text, its buttons as a list to answer by number or words.
+
+    Cached by message object, so a directive or broadcast is rendered once per locale.
+    """
+    return PLAIN_TEXTS.text(message, message.locale or locale, tz)
