@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import t
 from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, SandboxServer
+from bot.sandbox.zalo import ZaloSandbox
 from bot.services.delivery import contacts
 from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
 from bot.services.org import invites
@@ -88,6 +89,23 @@ PERSONAS = (
     ),
     DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
 )
+# Personas on Zalo (the sandbox's Zalo Bot API, ids as strings there): a member of staff who
+# receives the example directive and a citizen who rates. Off until the Zalo channel is merged
+# and the bot's Zalo settings point at the sandbox (server.zalo_base_url).
+ZALO_DEMO = False
+ZALO_PERSONAS = (
+    DemoPersona(
+        "zalo-staff",
+        7100000000000000034,
+        "demo.persona.staff",
+        "CB034",
+        "Huỳnh Tấn Lộc",
+        "UBND xã Vĩnh Khang",
+    ),
+    DemoPersona(
+        "zalo-citizen", 7100000000000000007, "demo.persona.citizen", None, "Lê Thị Thu", "–"
+    ),
+)
 
 
 async def _import_examples(maker: SessionMaker, examples: Path) -> None:
@@ -107,7 +125,7 @@ async def _import_examples(maker: SessionMaker, examples: Path) -> None:
             raise RuntimeError(f"example {name}.csv has bad rows: {report.problems[:3]}")
 
 
-async def _link(maker: SessionMaker, persona: DemoPersona) -> str | None:
+async def _link(maker: SessionMaker, persona: DemoPersona, channel: str = "telegram") -> str | None:
     """Link a persona's chat account through a real invite; return the code when left unused."""
     assert persona.person_code is not None
     now = SystemClock().now()
@@ -122,7 +140,7 @@ async def _link(maker: SessionMaker, persona: DemoPersona) -> str | None:
         code = batch.issued[0].code
         if not persona.linked:
             return code
-        identity = contacts.Identity("telegram", str(persona.user_id), persona.name)
+        identity = contacts.Identity(channel, str(persona.user_id), persona.name)
         contact = await contacts.touch(session, identity=identity, now=now, default_locale="vi")
         await session.flush()
         await invites.redeem(session, contact=contact, code=code, now=now)
@@ -152,14 +170,19 @@ async def _issue_example_directive(maker: SessionMaker, settings: Settings) -> N
 
 
 async def seed(
-    maker: SessionMaker, examples: Path = EXAMPLES, settings: Settings | None = None
+    maker: SessionMaker,
+    examples: Path = EXAMPLES,
+    settings: Settings | None = None,
+    *,
+    zalo: bool = ZALO_DEMO,
 ) -> dict[str, str]:
     """Build the demo department and a directive; return unused invite codes by persona id."""
     await _import_examples(maker, examples)
     codes = {}
-    for persona in PERSONAS:
+    on_zalo = ZALO_PERSONAS if zalo else ()
+    for persona, channel in [(p, "telegram") for p in PERSONAS] + [(p, "zalo") for p in on_zalo]:
         if persona.person_code is not None:
-            code = await _link(maker, persona)
+            code = await _link(maker, persona, channel)
             if code:
                 codes[persona.id] = code
     await _issue_example_directive(maker, settings or Settings())
@@ -180,6 +203,22 @@ def sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
             "language_code": "vi",
         }
         for p in PERSONAS
+    ]
+
+
+def zalo_sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
+    """Return the Zalo personas as the simulator page shows them (on the Zalo Bot API)."""
+    return [
+        {
+            "id": p.id,
+            "label": p.name,
+            "role": t(p.role_key, locale),
+            "unit": p.unit,
+            "user_id": str(p.user_id),
+            "display_name": p.name,
+            "surface": "bot",
+        }
+        for p in ZALO_PERSONAS
     ]
 
 
@@ -234,6 +273,7 @@ async def run_demo(
     db: Path,
     say: Callable[[str], None],
     stop: asyncio.Event | None = None,
+    zalo: bool = ZALO_DEMO,
 ) -> None:
     """Seed a fresh demo database, start the sandbox and the bot, and wait for Ctrl-C."""
     url = f"sqlite+aiosqlite:///{db}"
@@ -242,11 +282,13 @@ async def run_demo(
     maker = session_maker(engine)
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
-    server = SandboxServer()
+    server = SandboxServer(zalo=ZaloSandbox() if zalo else None)
     try:
-        codes = await seed(maker)
+        codes = await seed(maker, zalo=zalo)
         await server.start(host, port)
         server.set_personas(sandbox_personas())
+        if server.zalo is not None:
+            server.zalo.set_personas(zalo_sandbox_personas())
         ready = asyncio.Event()
         bot_task = asyncio.create_task(
             serve(build_application(demo_settings(server, url), maker=maker), stop, ready)

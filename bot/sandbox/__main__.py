@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Faults
 from bot.sandbox.limits import SHAPES, Limits
 from bot.sandbox.server import DEFAULT_TOKEN, DEFAULT_USERNAME, run_sandbox
+from bot.sandbox.zalo import DEFAULT_ZALO_NAME, DEFAULT_ZALO_TOKEN, ZALO_LIMITS, ZaloSandbox
+from bot.sandbox.zalo.errors import BotApiError
+from bot.sandbox.zalo.world import OaSettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -74,7 +78,70 @@ def build_parser(
         metavar="METHOD=STATUS",
         help=h("fail_method"),
     )
+    add_zalo_arguments(parser, h)
     return parser
+
+
+def add_zalo_arguments(parser: argparse.ArgumentParser, h: Any) -> None:
+    """Add the Zalo options (the Zalo side is off unless --zalo is given)."""
+    zalo = parser.add_argument_group(h("zalo_group"))
+    zalo.add_argument("--zalo", action="store_true", help=h("zalo"))
+    zalo.add_argument("--zalo-token", default=DEFAULT_ZALO_TOKEN, help=h("zalo_token"))
+    zalo.add_argument("--zalo-name", default=DEFAULT_ZALO_NAME, help=h("zalo_name"))
+    rate, burst = ZALO_LIMITS.global_rate, ZALO_LIMITS.chat_burst
+    zalo.add_argument("--zalo-rate-global", type=float, default=rate, help=h("zalo_rate_global"))
+    zalo.add_argument("--zalo-rate-chat", type=float, default=1.0, help=h("rate_chat"))
+    zalo.add_argument("--zalo-burst-chat", type=int, default=burst, help=h("burst_chat"))
+    zalo.add_argument("--zalo-error-rate", type=float, default=0.0, help=h("error_rate"))
+    zalo.add_argument("--zalo-delay-ms", type=int, default=0, help=h("delay_ms"))
+    zalo.add_argument("--zalo-drop-rate", type=float, default=0.0, help=h("drop_rate"))
+    zalo.add_argument(
+        "--zalo-fail-method",
+        action="append",
+        default=[],
+        metavar="METHOD=STATUS",
+        help=h("zalo_fail_method"),
+    )
+    zalo.add_argument("--zalo-soft-faults", action="store_true", help=h("zalo_soft_faults"))
+    zalo.add_argument("--zalo-window-days", type=float, default=7.0, help=h("zalo_window_days"))
+    zalo.add_argument("--zalo-flat-webhook", action="store_true", help=h("zalo_flat_webhook"))
+
+
+def zalo_from(args: argparse.Namespace, limits: Limits) -> ZaloSandbox | None:
+    """Build the Zalo side from the arguments (None without --zalo)."""
+    if not args.zalo:
+        return None
+    zalo_limits = replace(
+        limits,
+        global_rate=args.zalo_rate_global,
+        global_burst=max(1, int(args.zalo_rate_global)),
+        chat_rate=args.zalo_rate_chat,
+        chat_burst=args.zalo_burst_chat,
+    )
+    faults = Faults.from_json(
+        {
+            "error_rate": args.zalo_error_rate,
+            "delay_ms": args.zalo_delay_ms,
+            "drop_rate": args.zalo_drop_rate,
+            "seed": args.seed,
+            "methods": dict(_method_status(item) for item in args.zalo_fail_method),
+        }
+    )
+    return ZaloSandbox(
+        args.zalo_token,
+        args.zalo_name,
+        limits=zalo_limits,
+        faults=faults,
+        oa=OaSettings(window=args.zalo_window_days * 86400.0),
+        soft_faults=args.zalo_soft_faults,
+        wrap_webhook=not args.zalo_flat_webhook,
+    )
+
+
+def split_personas(items: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Split personas into Telegram ones and Zalo ones ("channel": "zalo")."""
+    on_zalo = [item for item in items if isinstance(item, dict) and item.get("channel") == "zalo"]
+    return [item for item in items if item not in on_zalo], on_zalo
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -139,9 +206,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m bot.sandbox")
     try:
         faults, personas = faults_from(args), load_personas(args.personas)
         limits = limits_from(args)
-    except (ApiError, ValueError, OSError) as exc:
+        zalo = zalo_from(args, limits)
+        personas, zalo_personas = split_personas(personas)
+        if zalo is not None:
+            zalo.set_personas(zalo_personas)
+    except (ApiError, BotApiError, ValueError, OSError) as exc:
         parser.error(str(exc))
-    run_sandbox(args.host, args.port, args.token, args.username, limits, faults, personas)
+    run_sandbox(args.host, args.port, args.token, args.username, limits, faults, personas, zalo)
     return 0
 
 

@@ -25,6 +25,7 @@ from bot.sandbox.params import Params
 from bot.sandbox.state import BotState, CallbackRecord, Chat, Persona, User
 from bot.sandbox.userapi import add_user_api, api_errors, error_response, ok
 from bot.sandbox.webhook import RetryPolicy, WebhookPusher
+from bot.sandbox.zalo import ZaloSandbox, mount_zalo
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN-000000000000000000"
@@ -48,7 +49,9 @@ class SandboxServer:
         faults: Faults | None = None,
         clock: TimeSource | None = None,
         webhook_retry: RetryPolicy | None = None,
+        zalo: ZaloSandbox | None = None,
     ) -> None:
+        self.zalo = zalo
         self.sandbox = Sandbox(limits=limits, faults=faults, clock=clock or time.monotonic)
         self.sandbox.add_bot(token, username, first_name)
         self.webhook_retry = webhook_retry or RetryPolicy()
@@ -66,6 +69,8 @@ class SandboxServer:
         app.router.add_route("*", "/bot{token}/{method}", self._bot_api)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._file_download)
         add_user_api(app, self.sandbox)
+        if self.zalo is not None:
+            mount_zalo(app, self.zalo, self.webhook_retry)
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR)
         return app
@@ -161,6 +166,11 @@ class SandboxServer:
     def base_url(self) -> str:
         """Return the Bot API base URL for python-telegram-bot (token is appended)."""
         return f"{self.origin}/bot"
+
+    @property
+    def zalo_base_url(self) -> str:
+        """Return the Zalo APIs' base URL (the Bot API is <base>/bot<token>/<method>)."""
+        return f"{self.origin}/zalo"
 
     @property
     def file_base_url(self) -> str:
@@ -356,8 +366,9 @@ def run_sandbox(
     limits: Limits | None = None,
     faults: Faults | None = None,
     personas: Iterable[Persona | Mapping[str, Any]] = (),
+    zalo: ZaloSandbox | None = None,
 ) -> None:
-    """Run a sandbox server in the foreground until SIGINT/SIGTERM."""
-    server = SandboxServer(token, username, limits=limits, faults=faults)
+    """Run a sandbox server in the foreground until SIGINT/SIGTERM (with Zalo when given)."""
+    server = SandboxServer(token, username, limits=limits, faults=faults, zalo=zalo)
     server.set_personas(personas)
     asyncio.run(server.serve_forever(host, port))

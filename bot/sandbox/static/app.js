@@ -1,7 +1,11 @@
-/* Chat simulator for the Telegram sandbox: vanilla JS, talks to /sandbox/api. */
+/* Chat simulator for the Telegram sandbox (and its Zalo side): vanilla JS, talks to
+   /sandbox/api and, when Zalo is on, /zalo/sandbox/api. */
 "use strict";
 
 const API = "/sandbox/api";
+const ZALO_API = "/zalo/sandbox/api";
+const ZALO_PREFIX = "zalo:";
+const ZALO_WAIT = 25;
 const SAFE_URL = /^(https?:|tg:|mailto:)/i;
 const TAGS = {
   bold: "b", italic: "i", underline: "u", strikethrough: "s", code: "code",
@@ -20,6 +24,11 @@ const TEXT = {
   photo: "Ảnh",
   bot: "Bot",
   unavailable: "Không kết nối được máy chủ mô phỏng",
+  zalo: "Zalo",
+  zaloBot: "Bot Zalo",
+  zaloChat: "Trò chuyện Zalo với bot",
+  zaloOa: "Trò chuyện Zalo với Official Account",
+  typing: "đang soạn tin…",
 };
 const CLOCK = new Intl.DateTimeFormat("vi-VN", {
   timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
@@ -31,6 +40,7 @@ const NARROW = window.matchMedia("(max-width: 720px)");
 const state = {
   personas: [], users: [], chats: [], userId: null, chatId: null,
   source: null, hadError: false, pending: new Map(),
+  zaloPersonas: [], zalo: null, zaloRun: 0,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -54,9 +64,18 @@ function postJson(path, data) {
 /* ---------- people and chats ---------- */
 
 async function loadPeople() {
-  [state.personas, state.users, state.chats] = await Promise.all([
-    api("/personas"), api("/users"), api("/chats"),
+  [state.personas, state.users, state.chats, state.zaloPersonas] = await Promise.all([
+    api("/personas"), api("/users"), api("/chats"), zaloApi("/personas").catch(() => []),
   ]);
+}
+
+/* The Zalo side answers 404 when the sandbox runs without it. */
+async function zaloApi(path, options = {}) {
+  const response = await fetch(ZALO_API + path, options);
+  if (response.status === 404 && path === "/personas") return [];
+  const body = await response.json();
+  if (!body.ok) throw new Error(body.description || response.statusText);
+  return body.result;
 }
 
 function userName(user) {
@@ -86,6 +105,18 @@ function fillPersonaPicker() {
     picker.append(group);
   }
   for (const user of others) group.append(option(user.id, `${userName(user)} (${user.id})`));
+  if (state.zaloPersonas.length) {
+    const zalo = document.createElement("optgroup");
+    zalo.label = TEXT.zalo;
+    for (const persona of state.zaloPersonas) {
+      const el = option(ZALO_PREFIX + persona.user_id,
+        `${persona.label} - ${persona.role}, ${persona.unit} (${TEXT.zalo})`);
+      el.dataset.personaId = persona.id;
+      el.dataset.channel = "zalo";
+      zalo.append(el);
+    }
+    picker.append(zalo);
+  }
   if (!picker.options.length) picker.append(option("", TEXT.createUserBelow));
   $("composer").querySelectorAll("textarea, button, input").forEach((el) => {
     el.disabled = !picker.options.length || picker.value === "";
@@ -97,6 +128,7 @@ function personaFor(userId) {
 }
 
 function selectUser(userId) {
+  leaveZalo();
   state.userId = userId;
   $("persona-picker").value = String(userId);
   const persona = personaFor(userId);
@@ -383,6 +415,7 @@ function showReplyKeyboard(keyboard) {
 /* ---------- user actions ---------- */
 
 async function sendText(text) {
+  if (state.zalo) return sendZaloText(text);
   if (!text.trim() || state.chatId === null) return;
   try {
     await postJson(`/chats/${state.chatId}/messages`, { text, from_id: state.userId });
@@ -453,7 +486,7 @@ function bindEvents() {
   for (const id of ["persona-picker", "chat-picker"]) {
     $(id).addEventListener("change", () => { if (NARROW.matches) foldSide(true); });
   }
-  $("persona-picker").addEventListener("change", (e) => selectUser(Number(e.target.value)));
+  $("persona-picker").addEventListener("change", (e) => pick(e.target.value));
   $("chat-picker").addEventListener("change", (e) => selectChat(Number(e.target.value)));
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -490,11 +523,156 @@ async function init() {
   $("bot-info").textContent = `${TEXT.bot}: ${bot.first_name} (@${bot.username})`;
   await loadPeople();
   fillPersonaPicker();
-  const wanted = Number(new URLSearchParams(location.search).get("user"));
+  const zaloInfo = await zaloApi("/info").catch(() => null);
+  if (zaloInfo) $("bot-info").textContent += `\n${TEXT.zaloBot}: ${zaloInfo.bot.account_name}`;
+  const asked = new URLSearchParams(location.search).get("user") || "";
+  const wanted = Number(asked);
   const picker = $("persona-picker");
   const first = picker.options.length && picker.options[0].value;
+  if (asked.startsWith(ZALO_PREFIX) && zaloPersona(asked)) return pick(asked);
   const userId = state.users.some((u) => u.id === wanted) ? wanted : Number(first);
   if (userId) selectUser(userId);
+  else if (first && first.startsWith(ZALO_PREFIX)) pick(first);
+}
+
+/* ---------- Zalo personas: plain text, no buttons, a typing box ---------- */
+
+function pick(value) {
+  if (value.startsWith(ZALO_PREFIX)) selectZalo(zaloPersona(value));
+  else selectUser(Number(value));
+}
+
+function zaloPersona(value) {
+  return state.zaloPersonas.find((p) => ZALO_PREFIX + p.user_id === value) || null;
+}
+
+function zaloPath(persona) {
+  return persona.surface === "oa"
+    ? `/oa/users/${persona.user_id}/messages`
+    : `/chats/${persona.user_id}/messages`;
+}
+
+function leaveZalo() {
+  state.zalo = null;
+  state.zaloRun += 1;
+  document.body.classList.remove("zalo");
+  $("attach-button").hidden = false;
+}
+
+async function selectZalo(persona) {
+  if (!persona) return;
+  if (state.source) state.source.close();
+  state.source = null;
+  leaveZalo();
+  state.zalo = persona;
+  state.userId = null;
+  state.chatId = null;
+  const run = state.zaloRun;
+  document.body.classList.add("zalo");
+  $("persona-picker").value = ZALO_PREFIX + persona.user_id;
+  $("persona-info").textContent = `${persona.role}\n${persona.unit}\n${TEXT.zalo}`;
+  const label = persona.surface === "oa" ? TEXT.zaloOa : TEXT.zaloChat;
+  $("chat-picker").replaceChildren(option(ZALO_PREFIX + persona.user_id, label));
+  $("chat-title").textContent = `${persona.label} · ${TEXT.zalo}`;
+  $("attach-button").hidden = true;
+  showReplyKeyboard(null);
+  const list = $("messages");
+  list.replaceChildren();
+  delete list.dataset.loaded;
+  let since = 0;
+  let loaded = false;
+  const status = $("stream-status");
+  while (run === state.zaloRun) {
+    try {
+      const wait = loaded ? ZALO_WAIT : 0;
+      const result = await zaloApi(`${zaloPath(persona)}?since=${since}&wait=${wait}`);
+      if (run !== state.zaloRun) return;
+      since = result.version;
+      result.messages.forEach(zaloUpsert);
+      $("typing").hidden = !result.typing;
+      status.textContent = TEXT.live;
+      status.dataset.state = "live";
+      status.classList.add("live");
+      if (!loaded) {
+        loaded = true;
+        scrollToEnd();
+        list.dataset.loaded = ZALO_PREFIX + persona.user_id;
+      }
+    } catch (error) {
+      status.textContent = TEXT.reconnecting;
+      status.dataset.state = "reconnecting";
+      status.classList.remove("live");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+function zaloUpsert(message) {
+  const list = $("messages");
+  if (list.querySelector(`[data-message-id="${message.message_id}"]`)) return;
+  const el = document.createElement("div");
+  el.className = `msg ${message.sender}`;
+  el.dataset.testid = "message";
+  el.dataset.messageId = message.message_id;
+  el.dataset.sender = message.sender;
+  el.dataset.channel = "zalo";
+  if (message.photo) {
+    const img = block("img", "photo");
+    img.src = message.photo;
+    img.alt = TEXT.photo;
+    img.dataset.testid = "message-photo";
+    el.append(img);
+  }
+  if (message.text !== undefined) el.append(plain("text", message.text));
+  if (message.caption) el.append(plain("caption", message.caption));
+  if (message.buttons && message.buttons.length) el.append(quickReplies(message.buttons));
+  el.append(zaloMeta(message));
+  list.append(el);
+  scrollToEnd();
+}
+
+function plain(kind, text) {
+  const el = block("div", kind, text);
+  el.dataset.testid = `message-${kind}`;
+  return el;
+}
+
+/* An Official Account's quick replies: pressing one sends its text, as in Zalo. */
+function quickReplies(buttons) {
+  const box = block("div", "quick-replies");
+  for (const button of buttons) {
+    const el = block("button", "quick-reply", button.title);
+    el.type = "button";
+    el.dataset.testid = "quick-reply";
+    el.addEventListener("click", () => sendZaloText(button.text));
+    box.append(el);
+  }
+  return box;
+}
+
+function zaloMeta(message) {
+  const el = block("div", "meta");
+  const moment = new Date(message.date);
+  const time = block("time", "time", CLOCK.format(moment));
+  time.dateTime = moment.toISOString();
+  time.title = `${DAY.format(moment)} ${CLOCK.format(moment)}`;
+  time.dataset.testid = "message-time";
+  el.append(time);
+  return el;
+}
+
+async function sendZaloText(text) {
+  const persona = state.zalo;
+  if (!text.trim() || !persona) return;
+  try {
+    await zaloApi(zaloPath(persona), {
+      method: "POST",
+      headers: { "Content-Type": "application/json; charset=utf-8" },
+      body: JSON.stringify({ text }),
+    });
+  } catch (error) {
+    toast(error.message, true);
+  }
 }
 
 init().catch((error) => toast(`${TEXT.unavailable}: ${error.message}`, true));
