@@ -21,8 +21,9 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import webhook
+from bot import webhook, zalo_app
 from bot.channels import telegram as telegram_channel
+from bot.channels import zalo as zalo_channel
 from bot.channels.contract import Channel
 from bot.channels.http import AiohttpRequest
 from bot.channels.replies import Replies
@@ -248,6 +249,10 @@ def build_application(
     rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
     if rate_limit:
         rt.extra[PACERS_KEY] = {telegram_channel.CHANNEL: Pacer(limits_of(settings.delivery))}
+        if settings.zalo.enabled:
+            rt.extra[PACERS_KEY][zalo_channel.CHANNEL] = Pacer(
+                zalo_channel.limits_of(settings.zalo)
+            )
     app.bot_data["runtime"] = rt
     # deleteWebhook and setWebhook at start are retried in the background, never fatal.
     app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)
@@ -276,6 +281,11 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
         else:
             await _start_polling(app, rt)
         await app.start()
+        if rt.settings.zalo.enabled:
+            budgets = rt.extra.get(PACERS_KEY)
+            rt.extra["zalo"] = await zalo_app.start(
+                rt.settings, rt.maker, rt.clock, budgets=budgets
+            )
         await _start_jobs(rt)
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
@@ -295,6 +305,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             await jobs_runner.stop()
         if "webhook" in rt.extra:
             await rt.extra.pop("webhook").stop()
+        if "zalo" in rt.extra:
+            await rt.extra.pop("zalo").stop()
         leader = rt.extra.pop("polling", None)
         if leader is not None:
             await leader.stop()
@@ -330,7 +342,11 @@ def outbox_channels(settings: Settings) -> dict[str, Channel]:
 
 async def _start_jobs(rt: BotRuntime) -> None:
     """Start the job runner: the outbox dispatcher and the sweeps, while this process leads."""
-    runner = job_runner.attach(rt, outbox_channels(rt.settings))
+    channels = {
+        **outbox_channels(rt.settings),
+        **zalo_app.outbox_channels(rt.settings, rt.maker, rt.clock),
+    }
+    runner = job_runner.attach(rt, channels)
     sweeps.register(runner, rt)
     await runner.start()
 

@@ -24,6 +24,8 @@ CONFIG_ENV = "REFORMBOT_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
 SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+ZALO_TOKEN_RE = re.compile(r"^\d{1,25}:[A-Za-z0-9_-]{8,200}$")
+ZALO_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{8,256}$")
 PLACEHOLDERS = {"", "changeme", "change_me", "change-me", "your-token", "token", "secret", "xxx"}
 # REFORMBOT_* variables that are not settings: the config file, Chromium for PDFs, the tests.
 OTHER_ENV = {"REFORMBOT_CONFIG", "REFORMBOT_CHROMIUM"}
@@ -120,12 +122,66 @@ class ZaloOASettings(BaseModel):
 
 
 class ZaloSettings(BaseModel):
-    """Zalo Official Account (reserved for a later release)."""
+    """How the bot reaches the Zalo Bot API (or the sandbox); `oa` sits beside these keys."""
 
     enabled: bool = False
+    bot_token: SecretStr | None = None
+    api_base: str = "https://bot-api.zaloplatforms.com"
+    bot_link: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout: int = Field(30, ge=1, le=60)
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(8444, ge=1, le=65535)
+    webhook_path: str = "zalo"
+    webhook_secret: SecretStr | None = None
+    webhook_max_body_bytes: int = Field(1_048_576, ge=1024)
+    rate: float = Field(10.0, gt=0, le=1000)
+    chat_rate: float = Field(1.0, gt=0, le=30)
+    # Official Account keys (reserved; the [zalo.oa] table replaces them)
     oa_access_token: SecretStr | None = None
     app_secret: SecretStr | None = None
     oa: ZaloOASettings = ZaloOASettings()
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        """Check the token looks like a Zalo Bot API token."""
+        v = _refuse_placeholder(v)
+        if v is not None and not ZALO_TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError("zalo_token_shape")
+        return v
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        """Check the webhook secret is one the Zalo Bot API accepts (8-256 characters)."""
+        v = _refuse_placeholder(v)
+        if v is not None and not ZALO_SECRET_RE.match(v.get_secret_value()):
+            raise ValueError("zalo_secret_shape")
+        return v
+
+    @field_validator("api_base", "webhook_url", "bot_link")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        """Require an http(s) address."""
+        if v is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("zalo_url")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> ZaloSettings:
+        """Require a token when enabled, and a public URL and a secret in webhook mode."""
+        if not self.enabled:
+            return self
+        if self.bot_token is None:
+            raise ValueError("zalo_token_missing")
+        if self.mode == "webhook":
+            if not self.webhook_url:
+                raise ValueError("zalo_webhook_url_missing")
+            if self.webhook_secret is None:
+                raise ValueError("zalo_webhook_secret_missing")
+        return self
 
 
 class DatabaseSettings(BaseModel):
@@ -403,8 +459,10 @@ def _reason(err: Any) -> tuple[str, dict[str, Any]]:
         "int_parsing",
         "bool_parsing",
         "string_type",
+        "greater_than",
         "greater_than_equal",
         "less_than_equal",
+        "float_parsing",
         "string_pattern_mismatch",
         "too_short",
         "string_too_short",

@@ -27,6 +27,12 @@ def secrets_of(settings: Settings) -> list[str]:
         found += [token, token.partition(":")[2]]
     if tg.webhook_secret is not None:
         found.append(tg.webhook_secret.get_secret_value())
+    zalo = settings.zalo
+    if zalo.bot_token is not None:
+        token = zalo.bot_token.get_secret_value()
+        found += [token, token.partition(":")[2]]
+    if zalo.webhook_secret is not None:
+        found.append(zalo.webhook_secret.get_secret_value())
     if settings.zalo.oa_access_token is not None:
         found.append(settings.zalo.oa_access_token.get_secret_value())
     if settings.zalo.app_secret is not None:

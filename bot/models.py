@@ -588,6 +588,20 @@ class SeenUpdate(SQLModel, table=True):
     received_at: datetime = Field(sa_column=utc_column(nullable=False))
 
 
+class ShownChoices(SQLModel, table=True):
+    """The list of choices a chat without buttons (Zalo) was shown last, to map typed answers.
+
+    `payload` is the message's buttons as the outbox stores messages (bot.messages.codec).
+    """
+
+    __tablename__ = "shown_choices"
+
+    channel: str = Field(sa_column=Column(String(16), primary_key=True))
+    chat_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    shown_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
 class ZaloOAToken(SQLModel, table=True):
     """An Official Account's token pair, and the journal of a refresh under way.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.channels.render import plain, render_key
 from bot.config import Settings
-from bot.i18n import LOCALES
+from bot.i18n import LOCALES, t
 from bot.messages import Button, FileRef, OutboundMessage
 from bot.models import Flow
 from bot.services import flows
@@ -19,9 +19,6 @@ from handlers.context import Context, msg
 
 DONE = "__done__"
 PREFIX = "flow:"
-BACK_WORDS = {"quay lại", "quay lai", "back", "trở lại"}
-CANCEL_WORDS = {"huỷ", "hủy", "huy", "cancel", "thôi"}
-SKIP_WORDS = {"bỏ qua", "bo qua", "skip"}
 SKIP = "skip"
 NAV = ("__back", "__cancel")
 
@@ -108,6 +105,18 @@ def unaccented(text: str) -> str:
     """Return folded text without Vietnamese tone and vowel marks ('đ' becomes 'd')."""
     bare = unicodedata.normalize("NFD", fold(text).replace("đ", "d"))
     return "".join(c for c in bare if unicodedata.category(c) != "Mn")
+
+
+def catalog_words(key: str) -> frozenset[str]:
+    """Return a catalog entry's '|'-separated words in every language, folded, with and without
+    tone marks: what a person may type for it."""
+    found = {fold(w) for loc in LOCALES for w in t(key, loc).split("|") if fold(w)}
+    return frozenset(found | {unaccented(w) for w in found})
+
+
+BACK_WORDS = catalog_words("flow.back_words")
+CANCEL_WORDS = catalog_words("flow.cancel_words")
+SKIP_WORDS = catalog_words("flow.skip_words")
 
 
 def ask(key: str, *rows: tuple[Button, ...]) -> Prompt:
@@ -244,10 +253,10 @@ def _word(answer: Answer) -> str:
     """Return the navigation word the user typed or pressed, if any."""
     if answer.choice in NAV:
         return answer.choice
-    typed = fold(answer.text or "")
-    if typed in BACK_WORDS:
+    typed = {fold(answer.text or ""), unaccented(answer.text or "")}  # 'huỷ' is 'hủy'
+    if typed & BACK_WORDS:
         return NAV[0]
-    return NAV[1] if typed in CANCEL_WORDS else ""
+    return NAV[1] if typed & CANCEL_WORDS else ""
 
 
 async def proceed(ctx: Context, flow: Flow, table: Mapping[str, FlowSpec]) -> list[OutboundMessage]:

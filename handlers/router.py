@@ -17,6 +17,7 @@ from handlers.context import Context, Deps, msg
 from handlers.flows import proceed
 from handlers.registry import Handler
 from handlers.routes import ACTIONS, COMMANDS, FLOWS
+from handlers.typed import resolve as resolve_typed
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,8 @@ async def handle(event: InboundEvent, deps: Deps) -> tuple[Contact, list[Outboun
 
     A refused or failed request rolls its work back but still records that the contact wrote.
     """
-    handler, refusal = _pick(event)
+    event, typed_refusal = await resolve_typed(event, deps)  # channels without buttons
+    handler, refusal = (None, typed_refusal) if typed_refusal else _pick(event)
     if refusal is not None:
         return await _touch_alone(event, deps), [refusal]
     if handler is None and event.chat_type != "private":

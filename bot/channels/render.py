@@ -153,3 +153,97 @@ def split_text(text: str, limit: int) -> list[str]:
     if current:
         chunks.append(current)
     return [c for c in chunks if c.strip()]
+
+
+# --- plain text, for channels without markup or buttons (Zalo) ---------------------------------
+
+TAG_RE = re.compile(
+    r"</?(?:b|strong|i|em|u|ins|s|strike|del|code|pre|span|tg-spoiler|blockquote)(?:\s[^>]*)?>",
+    re.IGNORECASE,
+)
+LINK_RE = re.compile(r"<a\s+href=\"([^\"]*)\"[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+FLOW_PREFIX = "flow:"  # the namespace of an open flow's buttons (handlers/flows.py)
+BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _link(match: re.Match[str]) -> str:
+    """Write a link as its label and, when they differ, its address."""
+    url, label = match[1], match[2]
+    return label if html.unescape(label) == html.unescape(url) else f"{label} ({url})"
+
+
+def html_to_plain(value: str) -> str:
+    """Turn Telegram HTML (the catalogs' tags, escaped user text) into plain text.
+
+    Only the tags Telegram knows are removed, so a placeholder such as '<số nhiệm vụ>' stays.
+    """
+    value = LINK_RE.sub(_link, value)
+    value = BREAK_RE.sub("\n", value)
+    return html.unescape(TAG_RE.sub("", value))
+
+
+def numbered(message: OutboundMessage) -> list[tuple[int | None, Button]]:
+    """Number a message's buttons as a typed list: the numbers given, else 1, 2, … in order.
+
+    A flow's step numbers its own choices; its other buttons ('back', 'cancel') stay unnumbered,
+    answered by their words, so a step that asks for text still takes '1' as text.
+    """
+    buttons = [b for row in message.buttons for b in row]
+    if any(b.number is not None or b.action.startswith(FLOW_PREFIX) for b in buttons):
+        return [(b.number, b) for b in buttons]
+    return [(i, b) for i, b in enumerate(buttons, start=1)]
+
+
+def options_lines(message: OutboundMessage, locale: str) -> list[str]:
+    """Render the buttons as lines: '1. Label' for a number, '– Label' for a word."""
+    loc = message.locale or locale
+    lines = []
+    for number, b in numbered(message):
+        label = render_key(b.key, b.params, loc, escape=plain)
+        if number is None:
+            lines.append(t("typed.word_line", loc, label=label))
+        else:
+            lines.append(t("flow.numbered", loc, number=str(number), label=label))
+    return lines
+
+
+def _plain(message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
+    """Render a message as plain text with its list of choices (uncached)."""
+    text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
+    lines = options_lines(message, locale)
+    if not lines:
+        return text
+    intro = t("typed.options_intro", message.locale or locale)
+    return "\n".join([text, "", intro, *lines])
+
+
+class PlainCache:
+    """The plain texts rendered last, by message object, locale and zone (like RenderCache)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._texts: OrderedDict[tuple[int, str, ZoneInfo], tuple[Any, str]] = OrderedDict()
+
+    def text(self, message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
+        """Return the message's plain text, rendering it only when it is not cached."""
+        key = (id(message), locale, tz)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is message:
+            self._texts.move_to_end(key)
+            return hit[1]
+        text = _plain(message, locale, tz)
+        self._texts[key] = (message, text)
+        if len(self._texts) > self.size:
+            self._texts.popitem(last=False)
+        return text
+
+
+PLAIN_TEXTS = PlainCache()
+
+
+def plain_text(message: OutboundMessage, locale: str, *, tz: ZoneInfo = DEFAULT_TZ) -> str:
+    """Render a message as plain text, its buttons as a list to answer by number or words.
+
+    Cached by message object, so a directive or broadcast is rendered once per locale.
+    """
+    return PLAIN_TEXTS.text(message, message.locale or locale, tz)

@@ -223,7 +223,15 @@ def zalo_sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
 
 
 def demo_settings(server: SandboxServer, db_url: str) -> Settings:
-    """Return settings that point the bot at the sandbox and the demo database."""
+    """Return settings that point the bot at the sandbox (Zalo too, when it has Zalo)."""
+    zalo: dict[str, Any] = {}
+    if server.zalo is not None:
+        zalo = {
+            "enabled": True,
+            "bot_token": server.zalo.bot.token,
+            "api_base": server.zalo_base_url,
+            "poll_timeout": 5,
+        }
     return Settings(
         telegram={
             "token": DEFAULT_TOKEN,
@@ -231,6 +239,7 @@ def demo_settings(server: SandboxServer, db_url: str) -> Settings:
             "api_base_url": server.base_url,
             "api_file_url": server.file_base_url,
         },
+        zalo=zalo,
         database={"url": db_url},
     )
 

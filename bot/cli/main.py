@@ -73,6 +73,12 @@ def check_config(config: ConfigOpt = None) -> None:
         locale=loc,
         admins=len(settings.bootstrap.admins),
     )
+    zalo = settings.zalo
+    if not zalo.enabled:
+        say(settings, "cli.zalo_off")
+        return
+    token = t("cli.token_set" if zalo.bot_token else "cli.token_missing", loc)
+    say(settings, "cli.zalo_summary", mode=zalo.mode, token=token, api=zalo.api_base)
 
 
 @app.command("run", help="cli_help.run")

@@ -102,7 +102,14 @@ def qr_command(
     points = run_service(settings, lambda s: _points(s, picked[0] if picked else None))
     if not points:
         _fail(loc, "qr.cli.no_counters", status=1)
-    sheet = write_outputs(points, out=out, username=name, locale=loc, agency=settings.agency.name)
+    sheet = write_outputs(
+        points,
+        out=out,
+        username=name,
+        locale=loc,
+        agency=settings.agency.name,
+        zalo_link=settings.zalo.bot_link,
+    )
     say(settings, "qr.cli.written", count=len(points), out=out, sheet=sheet)
     if pdf:
         _print_pdf(settings, sheet)
@@ -128,9 +135,10 @@ def write_outputs(
     username: str,
     locale: str,
     agency: str | None = None,
+    zalo_link: str | None = None,
 ) -> Path:
     """Write a PNG per point and the A4 sheet into a folder; return the sheet's path."""
-    cards = [qr.make_card(point, username=username) for point in points]
+    cards = [qr.make_card(point, username=username, zalo_link=zalo_link) for point in points]
     qr.write_pngs(cards, out)
     sheet = out / SHEET_NAME
     sheet.write_text(qr.sheet_html(cards, locale=locale, agency=agency), encoding="utf-8")

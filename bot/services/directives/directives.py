@@ -384,6 +384,30 @@ async def acknowledge(
     return directive, row, True
 
 
+async def awaiting_ack(session: AsyncSession, *, person_id: int) -> list[tuple[int, str]]:
+    """Return (recipient id, directive number) of what a person has not acknowledged, newest first.
+
+    Typed acknowledgements ('OK 15', 'đã nhận') on channels without buttons pick from these.
+    """
+    rows = await session.exec(
+        select(DirectiveRecipient.id, Directive.number)
+        .join(Directive, col(Directive.id) == col(DirectiveRecipient.directive_id))
+        .where(
+            col(DirectiveRecipient.person_id) == person_id,
+            col(DirectiveRecipient.acked_at).is_(None),
+            col(Directive.closed_at).is_(None),
+        )
+        .order_by(col(Directive.created_at).desc(), col(DirectiveRecipient.id).desc())
+    )
+    return [(rid, number) for rid, number in rows.all() if rid is not None]
+
+
+def same_number(number: str, typed: str) -> bool:
+    """Tell whether a typed number names a directive: '15' or '15/CT-UBND' for '15/CT-UBND'."""
+    full, wanted = "".join(number.split()).casefold(), "".join(typed.split()).casefold()
+    return bool(wanted) and (wanted == full or wanted == full.partition("/")[0])
+
+
 async def get_directive(session: AsyncSession, directive_id: int) -> Directive:
     """Return a directive by id, or raise NotFound."""
     directive = await session.get(Directive, directive_id)

@@ -33,6 +33,8 @@ h1 { font-size: 14pt; text-align: center; margin: 0 0 6mm; }
 .hint { font-size: 10pt; margin: 2mm 0; }
 .opens { font-size: 9pt; font-style: italic; margin: 0 0 1mm; }
 .link { font-size: 7pt; word-break: break-all; color: #333; margin: 0; }
+.zalo { font-size: 9pt; word-break: break-all; margin: 2mm 0 0; }
+.code { font-size: 11pt; margin: 1mm 0 0; }
 """
 
 
@@ -43,6 +45,12 @@ class QrCard:
     point: ServicePoint
     link: str
     png: bytes
+    zalo_link: str | None = None
+
+    @property
+    def code(self) -> str:
+        """Return the start code a person sends as the first message on Zalo."""
+        return self.point.payload
 
     @property
     def file_name(self) -> str:
@@ -61,10 +69,10 @@ def qr_png(text: str, *, scale: int = SCALE, border: int = BORDER) -> bytes:
     return buffer.getvalue()
 
 
-def make_card(point: ServicePoint, *, username: str) -> QrCard:
-    """Build the card of a service point for a bot."""
+def make_card(point: ServicePoint, *, username: str, zalo_link: str | None = None) -> QrCard:
+    """Build the card of a service point: the Telegram link's QR, and Zalo's link and code."""
     link = deep_link(username, point.payload)
-    return QrCard(point, link, qr_png(link))
+    return QrCard(point, link, qr_png(link), zalo_link)
 
 
 def write_pngs(cards: list[QrCard], out: Path) -> list[Path]:
@@ -104,7 +112,13 @@ def card_html(card: QrCard, locale: str, agency: str | None = None) -> str:
         f'<p class="hint">{esc(t("qr.sheet.instruction", locale))}</p>'
         f'<p class="opens">{esc(t("qr.sheet.opens", locale))}</p>'
         f'<p class="link">{esc(card.link)}</p>'
-        "</section>"
+        + (
+            f'<p class="zalo">{esc(t("qr.sheet.zalo", locale, link=card.zalo_link))}</p>'
+            f'<p class="code">{esc(t("qr.sheet.zalo_code", locale))} <b>{esc(card.code)}</b></p>'
+            if card.zalo_link
+            else ""
+        )
+        + "</section>"
     )
 
 
