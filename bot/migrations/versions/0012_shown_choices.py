@@ -1,7 +1,7 @@
 """shown choices: the list a chat without buttons (Zalo) saw last
 
-Revision ID: 0011_shown_choices
-Revises: 0010_zalo_oa_token
+Revision ID: 0012_shown_choices
+Revises: 0011_preferred_channel
 Create Date: 2026-12-05 01:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.models
 
-revision: str = '0011_shown_choices'
-down_revision: str | None = '0010_zalo_oa_token'
+revision: str = '0012_shown_choices'
+down_revision: str | None = '0011_preferred_channel'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
