@@ -38,7 +38,7 @@ from jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
 KEY = "zalo_oa"  # where the started side lives in runtime.extra
-SWEEP = "zalo_oa.tokens"
+SWEEP = "zalo-oa-tokens"
 
 
 def recorder(maker: SessionMaker, clock: Clock) -> OnChoices:

@@ -13,7 +13,7 @@ from bot.services.delivery import outbox
 from bot.services.delivery import zalo_oa_tokens as tokens
 from bot.services.org import access
 
-REAUTH_KIND = "zalo_oa.reauth"
+REAUTH_KIND = "zalo_oa_reauth"
 REAUTH_PRIORITY = 10  # ahead of bulk messages
 
 
