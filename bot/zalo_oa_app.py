@@ -31,6 +31,7 @@ from bot.messages import InboundEvent, OutboundMessage
 from bot.runtime import Runtime
 from bot.services import zalo_oa_status
 from bot.services.delivery import choices
+from bot.startup import StartupFault
 from bot.zalo_oa_webhook import MAX_BODY, OnEvent, ZaloOAWebhook, add_route, router_dispatch
 from handlers.context import Deps
 from jobs.pacing import PACERS_KEY, Pacer
@@ -123,9 +124,12 @@ async def start(rt: Runtime) -> OASide:
     await runner.setup()
     try:
         await web.TCPSite(runner, oa.webhook_listen, oa.webhook_port).start()
-    except BaseException:
+    except BaseException as exc:
         await runner.cleanup()
         await channel.close()
+        if isinstance(exc, OSError):  # not the Telegram port: say which key to look at
+            where = {"listen": oa.webhook_listen, "port": oa.webhook_port}
+            raise StartupFault("run.oa_port_busy", where) from exc
         raise
     log.info("zalo_oa webhook listening on %s:%s%s", oa.webhook_listen, oa.webhook_port, hook.path)
     side = OASide(channel, make_channel(settings, maker, clock), hook, runner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,8 @@ from bot.models import Channel, Contact, Outbox, Role
 from bot.runtime import Runtime
 from bot.services import zalo_oa_status
 from bot.services.delivery import zalo_oa_tokens as tokens
-from bot.zalo_oa_app import check_tokens, make_channel, outbox_channels
+from bot.startup import StartupFault, classify
+from bot.zalo_oa_app import KEY, check_tokens, make_channel, outbox_channels, start
 from tests import factories as f
 from tests.test_zalo_oa_fake import FIRST_REFRESH, OA_ID, FakeZalo, oa_settings
 
@@ -113,3 +115,17 @@ async def test_a_new_refusal_after_a_new_token_is_told_again(maker, clock, zalo)
 
 def test_no_lane_until_the_oa_side_is_started(maker, clock, zalo):
     assert outbox_channels(runtime(maker, clock, zalo)) == {}
+
+
+async def test_a_busy_oa_port_is_named_at_start(maker, clock, zalo):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rt = runtime(maker, clock, zalo, webhook_port=port)
+        with pytest.raises(StartupFault) as info:
+            await start(rt)
+    fault = classify(info.value, rt.settings)
+    assert fault is info.value
+    assert fault.message("vi") == t("run.oa_port_busy", "vi", listen="127.0.0.1", port=port)
+    assert KEY not in rt.extra
