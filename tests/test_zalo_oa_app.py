@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import timedelta
 
@@ -11,13 +12,20 @@ from sqlmodel import select
 from bot.config import Settings, ZaloSettings
 from bot.db import transaction
 from bot.i18n import t
-from bot.messages import codec
+from bot.messages import InboundEvent, codec
 from bot.models import Channel, Contact, Outbox, Role
 from bot.runtime import Runtime
 from bot.services import zalo_oa_status
 from bot.services.delivery import zalo_oa_tokens as tokens
 from bot.startup import StartupFault, classify
-from bot.zalo_oa_app import KEY, check_tokens, make_channel, outbox_channels, start
+from bot.zalo_oa_app import (
+    KEY,
+    check_tokens,
+    in_order,
+    make_channel,
+    outbox_channels,
+    start,
+)
 from tests import factories as f
 from tests.test_zalo_oa_fake import FIRST_REFRESH, OA_ID, FakeZalo, oa_settings
 
@@ -129,3 +137,30 @@ async def test_a_busy_oa_port_is_named_at_start(maker, clock, zalo):
     assert fault is info.value
     assert fault.message("vi") == t("run.oa_port_busy", "vi", listen="127.0.0.1", port=port)
     assert KEY not in rt.extra
+
+
+async def test_one_persons_events_are_handled_in_order_others_at_once():
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(event: InboundEvent) -> None:
+        order.append(f"start {event.text}")
+        if event.text == "a1":
+            first_in.set()
+            await release.wait()
+        order.append(f"end {event.text}")
+
+    handler = in_order(handle)
+
+    def ev(chat: str, text: str) -> InboundEvent:
+        return InboundEvent(channel="zalo_oa", external_id=chat, chat_id=chat, text=text)
+
+    first = asyncio.create_task(handler(ev("A", "a1")))
+    await first_in.wait()
+    second = asyncio.create_task(handler(ev("A", "a2")))
+    await handler(ev("B", "b1"))  # another person is not held up
+    assert order == ["start a1", "start b1", "end b1"]
+    release.set()
+    await asyncio.gather(first, second)
+    assert order[3:] == ["end a1", "start a2", "end a2"]
