@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,7 @@ from bot.services.directives import directives
 from bot.services.ratings.service_points import payload_for_counter
 from tests import factories as f
 from tests.e2e.conftest import BotProcess, BotRunner, free_port
+from tests.e2e.test_scale_e2e import nginx_site
 
 CITIZEN, STAFF, FORGER = "7200000000000000301", "7200000000000000302", "7200000000000000399"
 STAFF_TG = 880_001
@@ -353,4 +355,64 @@ async def test_a_refresh_a_crash_left_unfinished_is_resumed_at_start(bot_runner,
     assert z.oa.refresh[spare].used
     assert not z.oa.refresh[seed].used
     assert any("left unfinished" in line for line in oa.bot.log)
+    await bot_runner.stop(oa.bot)
+
+
+def uncomment_oa(conf: Path, upstream: Path, port: int) -> None:
+    """Turn on the OA blocks of deploy/nginx (as an operator would) for one worker's port."""
+    lines, on = [], False
+    for line in conf.read_text().splitlines():
+        if line.strip().startswith("# location = /zalo-oa"):
+            on = True
+        if on and line.startswith("    # "):
+            on = line != "    # }"
+            line = "    " + line[6:]
+        lines.append(line)
+    conf.write_text("\n".join(lines) + "\n")
+    oa = f"upstream reformbot_oa {{\n    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n}}\n"
+    upstream.write_text(upstream.read_text() + oa)
+
+
+async def test_the_deploy_nginx_config_passes_the_oa_webhook(bot_runner, sandbox, db, tmp_path):
+    oa = await start_oa(bot_runner, sandbox)
+    http_port, https_port = free_port(), free_port()
+    conf = await asyncio.to_thread(nginx_site, tmp_path, [free_port()], http_port, https_port)
+    uncomment_oa(conf, tmp_path / "upstream.conf", oa.port)
+    nginx = await asyncio.create_subprocess_exec(
+        "nginx", "-c", str(conf), "-p", str(tmp_path), stderr=asyncio.subprocess.PIPE
+    )
+    url = f"https://127.0.0.1:{https_port}/zalo-oa"
+    oa.zalo.create_user("Nguyễn Văn Dân", user_id=CITIZEN)
+    event = oa.zalo.oa_follow(CITIZEN)
+    oa.zalo.oa.events.items.clear()  # posted by hand below, through nginx
+    body = json.dumps(event).encode()
+    settings = oa.zalo.oa.settings
+    mac = oa_signature(settings.app_id, body, event["timestamp"], settings.oa_secret_key)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+            async with asyncio.timeout(WAIT):
+                while True:  # nginx starting: nothing to wait on but its port
+                    try:
+                        async with http.get(f"https://127.0.0.1:{https_port}/"):
+                            break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.05)
+            async with http.post(url, data=body, headers={"X-ZEvent-Signature": mac}) as answer:
+                good = answer.status
+            async with http.post(url, data=body) as answer:
+                unsigned = answer.status
+            async with http.post(
+                url, data=b"x" * 300_000, headers={"X-ZEvent-Signature": mac}
+            ) as a:
+                big, big_text = a.status, await a.text()
+            async with http.get(url) as answer:
+                get = answer.status
+    finally:
+        nginx.terminate()
+        await nginx.wait()
+    assert (good, unsigned, big, get) == (200, 401, 413, 403)
+    assert "nginx" in big_text  # refused by nginx itself: the body never reached the worker
+    [welcome] = await oa.zalo.wait_for_messages(CITIZEN, 1, surface="oa", seconds=WAIT)
+    agency = AgencySettings().name
+    assert welcome["text"] == html_to_plain(t("start.welcome_citizen", "vi", agency=agency))
     await bot_runner.stop(oa.bot)
