@@ -43,6 +43,7 @@ SIMPLE_TAGS = {
 }
 NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 SPACES = " \t\r\n\v\0"
+PLAIN = re.compile(r"[^<&]+")  # a run of plain text, taken at once
 NAME_TOKEN = re.compile(r"[A-Za-z0-9.-]*")
 URL_WITH_SCHEME = re.compile(r"^(?:https?|tg|ton|ftp)://\S+$|^mailto:\S+$", re.IGNORECASE)
 BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:[/?#]\S*)?$", re.IGNORECASE)
@@ -149,19 +150,26 @@ class _Parser:
             if decoded is not None:
                 self._emit(decoded[0])
                 self.pos = decoded[1]
-                return
-        if char != "<":
-            self._emit(char)
-            self.pos += 1
+            else:
+                self._emit(char)
+                self.pos += 1
+        elif char != "<":
+            match = PLAIN.match(self.text, self.pos)
+            end = match.end() if match else self.pos + 1
+            self._emit(self.text[self.pos : end])
+            self.pos = end
         elif _at(self.text, self.pos + 1) == "/":
             self._end_tag()
         else:
             self._start_tag()
 
-    def _emit(self, char: str) -> None:
-        """Append one character of plain text."""
-        self.out.append(char)
-        self.utf16 += 2 if ord(char) > 0xFFFF else 1
+    def _emit(self, chars: str) -> None:
+        """Append plain text, counting its length in UTF-16 code units as Telegram does."""
+        self.out.append(chars)
+        if chars.isascii():
+            self.utf16 += len(chars)
+        else:
+            self.utf16 += len(chars.encode("utf-16-le", "surrogatepass")) // 2
 
     def _byte_offset(self, pos: int) -> int:
         """Return the UTF-8 byte offset of a character position, as Telegram reports it."""
