@@ -43,6 +43,7 @@ SIMPLE_TAGS = {
 }
 NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 SPACES = " \t\r\n\v\0"
+ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]*)|#([0-9]*)|([A-Za-z]*))")
 PLAIN = re.compile(r"[^<&]+")  # a run of plain text, taken at once
 NAME_TOKEN = re.compile(r"[A-Za-z0-9.-]*")
 URL_WITH_SCHEME = re.compile(r"^(?:https?|tg|ton|ftp)://\S+$|^mailto:\S+$", re.IGNORECASE)
@@ -73,29 +74,24 @@ def parse_html(text: str) -> tuple[str, list[JsonDict]]:
 
 def decode_entity(text: str, pos: int) -> tuple[str, int] | None:
     """Decode the HTML entity at `pos`; return the character and the next position."""
-    end = pos + 1
-    if _at(text, end) == "#":
-        end += 1
-        base = 16 if _at(text, end) == "x" else 10
-        end += base == 16
-        digits = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
-        start = end
-        while _at(text, end) and _at(text, end) in digits:
-            end += 1
-        if start == end or end - pos >= 10:
+    match = ENTITY.match(text, pos)
+    if match is None:
+        return None
+    end = match.end()
+    hexadecimal, decimal, name = match.groups()
+    if name is not None:
+        char = NAMED.get(name)
+        if char is None:
             return None
-        value = int(text[start:end], base)
+    else:
+        digits = hexadecimal if hexadecimal is not None else decimal
+        if not digits or end - pos >= 10:
+            return None
+        value = int(digits, 16 if hexadecimal is not None else 10)
         if value == 0 or value >= 0x10FFFF or 0xD800 <= value <= 0xDFFF:
             return None
         char = chr(value)
-    else:
-        while _at(text, end).isascii() and _at(text, end).isalpha():
-            end += 1
-        found = NAMED.get(text[pos + 1 : end])
-        if found is None:
-            return None
-        char = found
-    return char, end + (_at(text, end) == ";")
+    return char, end + (text[end : end + 1] == ";")
 
 
 def _at(text: str, pos: int) -> str:
