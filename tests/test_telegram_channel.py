@@ -17,6 +17,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import Defaults, ExtBot
 from telegram.request import BaseRequest
 
 from bot.channels.contract import NOT_MODIFIED, STALE_FILE
@@ -194,3 +195,21 @@ async def test_an_unreachable_server_means_try_again():
         stack.push_async_callback(bot.request.shutdown)
         outcome = await TelegramChannel(bot, TZ).send(str(UID), notice(4), "vi")
     assert outcome.kind == "retry"
+
+
+async def test_a_bot_with_defaults_sends_through_python_telegram_bot(sandbox, monkeypatch):
+    async def direct(*args, **kwargs):
+        raise AssertionError("the direct path would skip the Bot's defaults")
+
+    monkeypatch.setattr(AiohttpRequest, "post_json", direct)
+    bot = ExtBot(
+        DEFAULT_TOKEN,
+        base_url=sandbox.base_url,
+        base_file_url=sandbox.file_base_url,
+        request=AiohttpRequest(connection_pool_size=4),
+        defaults=Defaults(disable_notification=True),
+    )
+    async with bot:
+        outcome = await TelegramChannel(bot, TZ).send(str(UID), notice(5), "vi")
+
+    assert outcome.message_id == str(sandbox.messages(UID)[-1]["message_id"])

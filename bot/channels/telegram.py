@@ -287,15 +287,17 @@ class TelegramChannel:
     def _direct(self) -> AiohttpRequest | None:
         """Return the Bot's aiohttp backend when texts may be posted through it directly.
 
-        Only a plain Bot qualifies: one with defaults or a callback-data cache changes what it
-        sends, and another backend (tests' fakes) is left to python-telegram-bot.
+        Only a plain Bot qualifies: one with defaults, a callback-data cache or a rate limiter
+        changes what it sends or when, and another backend (tests' fakes) is left to
+        python-telegram-bot.
         """
         request = self.bot.request
         if not isinstance(request, AiohttpRequest) or request.session is None:
             return None
-        if getattr(self.bot, "defaults", None) is not None:
+        extras = ("defaults", "callback_data_cache", "rate_limiter")
+        if any(getattr(self.bot, name, None) is not None for name in extras):
             return None
-        return None if getattr(self.bot, "callback_data_cache", None) is not None else request
+        return request
 
     def _tails(self, message: OutboundMessage, locale: str, paid: bool) -> list[bytes]:
         """Return each chunk's sendMessage body after the chat id, encoded once per message."""
