@@ -1,4 +1,4 @@
-"""The demo's Zalo personas (on by default): seeded, linked, shown on the page, told in the console."""
+"""The demo's Zalo personas (on by default): seeded, linked, shown on the page, told."""
 
 from __future__ import annotations
 
