@@ -1,6 +1,7 @@
 """The real bot process on the sandbox's Zalo Bot API, by polling and by webhook: a member of
-staff registers by sending the invite code, a unit reports a task done by typing, a citizen who
-follows a late dossier on Zalo gets the apology, and forged webhook posts are refused."""
+staff registers by sending the invite code, a citizen rates with typed answers, a directive is
+acknowledged by typing, a unit reports a task done by typing, a citizen who follows a late
+dossier on Zalo gets the apology, and forged webhook posts are refused."""
 
 from __future__ import annotations
 
@@ -15,16 +16,31 @@ from sqlmodel import select
 from bot.clock import SystemClock
 from bot.config import TaskSettings
 from bot.i18n import t
-from bot.models import Channel, Contact, Person, Role, TaskAssignment, TaskStatus, UnitKind
+from bot.models import (
+    Channel,
+    Contact,
+    Directive,
+    DirectiveRecipient,
+    Person,
+    Rating,
+    Role,
+    ServiceCounter,
+    TaskAssignment,
+    TaskStatus,
+    UnitKind,
+)
 from bot.sandbox.limits import Limits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN, ZaloSandbox
 from bot.services.calendar import WorkCalendar
+from bot.services.delivery import outbox
+from bot.services.directives import directives
 from bot.services.dossiers import apologies
 from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
 from bot.services.org import invites
 from bot.services.org.access import Actor, roles_of, system_actor
 from bot.services.org.imports import Table
+from bot.services.ratings.service_points import payload_for_counter
 from bot.services.tasks import tasks
 from tests import factories as f
 from tests.e2e.conftest import BotProcess, BotRunner, free_port
@@ -133,6 +149,82 @@ async def test_staff_register_by_sending_the_invite_code_first(bot_runner, sandb
     assert t("channel.zalo", "vi") in me
     again = await say(sandbox, NEWCOMER, code)  # sent twice: nothing more to do
     assert again[-1] == t("invite.already_yours", "vi")
+
+
+# a rating with typed answers, an acknowledgement by typing ----------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_citizen_rates_with_typed_answers(bot_runner, sandbox, db, mode):
+    now = SystemClock().now()
+    async with db() as s:
+        desk = await f.unit(s, "MOTCUA", "Bộ phận Một cửa", kind=UnitKind.ONE_STOP)
+        s.add(
+            ServiceCounter(
+                code="Q1", name="Quầy 1", unit_id=desk.id, created_at=now, updated_at=now
+            )
+        )
+        await s.commit()
+    zalo(sandbox).create_user("Dân", user_id=CITIZEN)
+    await start_bot(bot_runner, sandbox, mode)
+
+    greet = await say(sandbox, CITIZEN, payload_for_counter("Q1"))  # the QR's code, typed
+    assert "Bộ phận Một cửa" in greet[0]
+    for answer in ("bỏ qua", "2", "5", "4", "bo qua", "1", "bỏ qua", "Trần Văn Bộ", "bỏ qua"):
+        replies = await say(sandbox, CITIZEN, answer)
+        assert "\n1. " in replies[-1] or "\n5. " in replies[-1], answer  # a numbered list
+    thanks = await say(sandbox, CITIZEN, "ẩn danh")
+    assert thanks[0] == t("rating.thanks", "vi")
+    async with db() as s:
+        [rating] = (await s.exec(select(Rating))).all()
+    assert (rating.overall, rating.access, rating.procedure, rating.result) == (2, 5, 4, 1)
+    assert rating.officer == "Trần Văn Bộ"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_directive_acknowledged_by_typing(bot_runner, sandbox, db, mode):
+    now = SystemClock().now()
+    async with db() as s:
+        unit = await f.unit(s, "PGD1", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE)
+        staff = await f.person(s, "ST", unit, Role.STAFF, name="An")
+        contact = Contact(
+            channel=Channel.ZALO, external_id=HEAD, person_id=staff.id, created_at=now
+        )
+        d = Directive(
+            number="15/CT-UBND",
+            issued_on=now.date(),
+            title="Triển khai khảo sát SIPAS",
+            summary="Đề nghị phổ biến tới cán bộ.",
+            audience="everyone",
+            target="all",
+            ack_deadline=now + timedelta(days=2),
+            created_by="e2e",
+            created_at=now,
+        )
+        s.add_all([contact, d])
+        await s.flush()
+        assert d.id is not None
+        assert staff.id is not None
+        row = DirectiveRecipient(directive_id=d.id, person_id=staff.id, unit_id=unit.id)
+        s.add(row)
+        await s.flush()
+        assert row.id is not None
+        message = directives.notice(d, recipient_id=row.id, units="UBND xã Đông Sơn")
+        await outbox.enqueue(s, contact=contact, message=message, kind="directive", now=now)
+        await s.commit()
+    zalo(sandbox).create_user("An", user_id=HEAD)
+    await start_bot(bot_runner, sandbox, mode, **always_deliverable())
+
+    [notice] = await zalo(sandbox).wait_for_messages(HEAD, 1, seconds=WAIT)
+    assert "15/CT-UBND" in notice["text"]
+    assert notice["text"].endswith(f"1. {t('directive.ack_button', 'vi')}")
+    [reply] = await say(sandbox, HEAD, "OK 15")
+    assert "15/CT-UBND" in reply
+    async with db() as s:
+        acked = await s.get(DirectiveRecipient, row.id)
+    assert acked is not None
+    assert acked.acked_at is not None
+    assert acked.ack_channel == "zalo"
 
 
 # a task done report -----------------------------------------------------------------------
