@@ -92,6 +92,20 @@ async def start_bot(
     return bot, port
 
 
+def came_by(sandbox: SandboxServer, mode: str) -> None:
+    """Check the updates reached the bot the way the mode says: pushed, or fetched."""
+    bot = zalo(sandbox).bot
+    if mode == "webhook":
+        assert bot.webhook is not None
+        assert bot.webhook.secret_token == SECRET
+        assert bot.counters.webhook_posts_total > 0
+        assert bot.counters.by_method["getUpdates"] == 0
+    else:
+        assert bot.webhook is None
+        assert bot.counters.webhook_posts_total == 0
+        assert bot.counters.by_method["getUpdates"] > 0
+
+
 def zalo(sandbox: SandboxServer) -> ZaloSandbox:
     """Return the sandbox's Zalo side."""
     assert sandbox.zalo is not None
@@ -149,6 +163,7 @@ async def test_staff_register_by_sending_the_invite_code_first(bot_runner, sandb
     assert t("channel.zalo", "vi") in me
     again = await say(sandbox, NEWCOMER, code)  # sent twice: nothing more to do
     assert again[-1] == t("invite.already_yours", "vi")
+    came_by(sandbox, mode)
 
 
 # a rating with typed answers, an acknowledgement by typing ----------------------------------
@@ -179,6 +194,7 @@ async def test_a_citizen_rates_with_typed_answers(bot_runner, sandbox, db, mode)
         [rating] = (await s.exec(select(Rating))).all()
     assert (rating.overall, rating.access, rating.procedure, rating.result) == (2, 5, 4, 1)
     assert rating.officer == "Trần Văn Bộ"
+    came_by(sandbox, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -225,6 +241,7 @@ async def test_a_directive_acknowledged_by_typing(bot_runner, sandbox, db, mode)
     assert acked is not None
     assert acked.acked_at is not None
     assert acked.ack_channel == "zalo"
+    came_by(sandbox, mode)
 
 
 # a task done report -----------------------------------------------------------------------
@@ -274,6 +291,7 @@ async def test_a_task_done_report_typed_on_zalo(bot_runner, sandbox, db, mode):
         "Đã gửi báo cáo số 45/BC-PGD",
         False,
     )
+    came_by(sandbox, mode)
 
 
 # an apology to a citizen who follows the dossier on Zalo ------------------------------------
@@ -346,6 +364,7 @@ async def test_an_apology_reaches_a_citizen_following_the_dossier_on_zalo(
     assert "Chờ kết quả xác minh" in apology
     assert "<b>" not in apology
     assert "phieu-xin-loi" in apology  # the slip cannot go as a file: the note names it
+    came_by(sandbox, mode)
 
 
 # forged webhook posts ----------------------------------------------------------------------
