@@ -47,6 +47,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from bench.figures import Figures
+from bot.channels.http import AiohttpRequest
 from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
@@ -218,8 +219,8 @@ async def dispatcher_run(url: str, backend: str, setup: Setup, case: Case) -> Ru
         DEFAULT_TOKEN,
         base_url=server.base_url,
         base_file_url=server.file_base_url,
-        request=request(MAX_IN_FLIGHT + 4),
-    )
+        request=AiohttpRequest(connection_pool_size=MAX_IN_FLIGHT + 4, pool_timeout=60.0),
+    )  # the backend the bot ships: its texts go out by the channel's direct path
     async with bot:
         dispatcher = Dispatcher(
             maker=maker,

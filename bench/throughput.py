@@ -8,18 +8,21 @@ to its own chat. The baseline, measured in the same run, is the ceiling of the s
 client on this machine: a stock python-telegram-bot Bot sends the same texts straight to the
 sandbox, `concurrency` requests at a time, no database. Then the dispatcher drains the same
 messages from the outbox (a SQLite file, and PostgreSQL when REFORMBOT_TEST_POSTGRES_URL is set),
-with its own limits raised out of the way. One more run sends as the baseline does through
-Bot.do_api_request, skipping python-telegram-bot's Message objects. The messages look like a
-broadcast or a directive: a few payloads shared by many rows, recipients in Vietnamese and
-English.
+with its own limits raised out of the way. Two more runs without a database: one sends as the
+baseline does through Bot.do_api_request, skipping python-telegram-bot's Message objects; one
+through the dispatcher's Telegram channel (what the dispatcher costs beyond it is the
+difference). The messages look like a broadcast or a directive: a few payloads shared by many
+rows, recipients in Vietnamese and English.
 
 Printed: messages per second of each, the dispatcher's as a ratio to the goal of 1,500/s and
 to the baseline, a check that every chat got exactly one message, and the CPU milliseconds per
 message of the bot process and of the sandbox (the figure that other work on the machine
 disturbs least; 1000 / it is what one free core could carry); then one JSON line per figure.
 Both the baseline and the dispatcher use the aiohttp request backend the bot ships
-(`--client httpx` for python-telegram-bot's default). `--profile PREFIX` writes a cProfile
-(CPU time of the main thread) of each timed run to PREFIX-<run>.prof.
+(`--client httpx` for python-telegram-bot's default), on asyncio's own event loop as
+`reformbot run` does (`--loop uvloop` runs the bench and the sandbox on uvloop, if installed:
+it measured no less CPU per message here, so the bot does not ship it). `--profile PREFIX`
+writes a cProfile (CPU time of the main thread) of each timed run to PREFIX-<run>.prof.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
 import json
 import multiprocessing
 import os
@@ -131,7 +135,7 @@ class Stopwatch:
 # the sandbox, in a process of its own --------------------------------------------------------
 
 
-def _serve(users: int, conn: Connection) -> None:
+def _serve(users: int, conn: Connection, loop: str) -> None:
     """Run a sandbox with limits off and `users` users until the parent says stop."""
 
     async def main() -> None:
@@ -145,7 +149,18 @@ def _serve(users: int, conn: Connection) -> None:
             conn.send(time.process_time())
         await server.stop()
 
+    choose_loop(loop)
     asyncio.run(main())
+
+
+def choose_loop(name: str) -> None:
+    """Run asyncio on its own loop, or on uvloop when asked (and installed)."""
+    if name == "uvloop":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            raise SystemExit("--loop uvloop: uvloop is not installed") from None
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 class Sandbox:
@@ -154,7 +169,7 @@ class Sandbox:
     def __init__(self, users: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(users, child), daemon=True)
+        self._process = ctx.Process(target=_serve, args=(users, child, CLIENT["loop"]), daemon=True)
         self._process.start()
         port = self._conn.recv()
         self.root = f"http://127.0.0.1:{port}"
@@ -249,7 +264,7 @@ def locale_of(n: int) -> str:
     return "en" if n % 5 == 0 else "vi"
 
 
-CLIENT = {"name": "aiohttp"}
+CLIENT = {"name": "aiohttp", "loop": "asyncio"}
 
 
 def make_bot(box: Sandbox | InlineSandbox, concurrency: int) -> telegram.Bot:
@@ -271,12 +286,14 @@ def make_bot(box: Sandbox | InlineSandbox, concurrency: int) -> telegram.Bot:
 
 
 async def baseline(
-    messages: int, concurrency: int, inline: bool, profile_to: Path | None, *, raw: bool = False
+    messages: int, concurrency: int, inline: bool, profile_to: Path | None, *, way: str = "bot"
 ) -> Run:
     """Send the same texts straight at the sandbox, `concurrency` at a time, no database.
 
-    `raw` sends through Bot.do_api_request, which skips building python-telegram-bot's
-    Message objects from the answers: what a leaner bulk path could save.
+    `way` "raw" sends through Bot.do_api_request, which skips building python-telegram-bot's
+    Message objects from the answers; "channel" through the dispatcher's Telegram channel (its
+    bodies encoded once per message, posted straight through aiohttp): the dispatcher's sends
+    without the dispatcher.
     """
     box = await open_sandbox(messages, inline)
     kinds = PAYLOADS * 5  # message_of and locale_of repeat with this period
@@ -285,12 +302,17 @@ async def baseline(
     queue = list(range(messages))
     queue.reverse()
     bot = make_bot(box, concurrency)
+    sender = channel(bot)
+    notices = [message_of(k) for k in range(kinds)]
 
     async def worker() -> None:
         """Send until the queue is empty."""
         while queue:
             k = queue.pop()
-            if raw:
+            if way == "channel":
+                await sender.send(str(FIRST_UID + k), notices[k % kinds], locale_of(k))
+                continue
+            if way == "raw":
                 await bot.do_api_request(
                     "sendMessage",
                     api_kwargs={
@@ -310,15 +332,18 @@ async def baseline(
                 link_preview_options=NO_PREVIEW,
             )
 
-    label = "raw" if raw else "baseline"
-    watch = Stopwatch(box, profile_to and profile_to.with_name(f"{profile_to.name}-{label}.prof"))
+    watch = Stopwatch(box, profile_to and profile_to.with_name(f"{profile_to.name}-{way}.prof"))
     async with bot:
         watch.start()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         watch.stop()
     accepted, wrong = check(box, messages)
     await close_sandbox(box)
-    name = "bare Bot, no Message objects" if raw else "bare Bot, no database (the ceiling)"
+    name = {
+        "bot": "bare Bot, no database (the ceiling)",
+        "raw": "bare Bot, no Message objects",
+        "channel": "the dispatcher's channel, no database",
+    }[way]
     return Run(name, messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu)
 
 
@@ -427,7 +452,10 @@ async def main(
 ) -> None:
     """Measure the baseline, then the dispatcher on each backend; print ratios, then figures."""
     base = await baseline(messages, concurrency, inline, profile_to)
-    runs = [("raw_api", await baseline(messages, concurrency, inline, profile_to, raw=True))]
+    runs = [
+        ("raw_api", await baseline(messages, concurrency, inline, profile_to, way="raw")),
+        ("channel", await baseline(messages, concurrency, inline, profile_to, way="channel")),
+    ]
     with TemporaryDirectory() as folder:
         if "sqlite" in backends:
             url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
@@ -447,7 +475,7 @@ async def main(
     where = "on the bench's own event loop" if inline else "in its own process"
     print(
         f"{messages} messages to {messages} chats, limits off, {concurrency} requests at a time,"
-        f" sandbox {where}"
+        f" sandbox {where}, event loop {CLIENT['loop']}"
     )
     figures = Figures("throughput")
     for label, run in [("baseline", base), *runs]:
@@ -480,8 +508,10 @@ def cli() -> None:
     parser.add_argument("--inline-sandbox", action="store_true")
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
-    CLIENT["name"] = args.client
+    CLIENT["name"], CLIENT["loop"] = args.client, args.loop
+    choose_loop(args.loop)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="Please use 'Bot.sendMessage'")
     asyncio.run(

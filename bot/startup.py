@@ -17,6 +17,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from telegram.ext import Updater
 
 from bot.config import Settings
+from bot.zalo_app import ZaloStartFault
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST = 5.0
@@ -205,9 +206,28 @@ def _detail(chain: list[BaseException]) -> str:
     return text.splitlines()[0][:200] if text else ""
 
 
+def _zalo_fault(chain: list[BaseException], settings: Settings) -> StartupFault | None:
+    """Name a Zalo fault at start (token refused, API unreachable, webhook port), or None."""
+    zs = settings.zalo
+    for e in chain:
+        if not isinstance(e, ZaloStartFault):
+            continue
+        if e.what == "token":
+            return StartupFault("run.zalo.token_rejected", {"api": zs.api_base})
+        if e.what == "port":
+            return StartupFault(
+                "run.zalo.port_busy", {"listen": zs.webhook_listen, "port": zs.webhook_port}
+            )
+        return StartupFault("run.zalo.api_unreachable", {"api": zs.api_base, "detail": e.detail})
+    return None
+
+
 def classify(exc: BaseException, settings: Settings) -> StartupFault | None:
     """Turn a foreseeable start-up failure into a StartupFault naming its key; None otherwise."""
     chain = list(_chain(exc))
+    zalo = _zalo_fault(chain, settings)
+    if zalo is not None:
+        return zalo
     tg = settings.telegram
     api = tg.api_base_url
     for e in chain:

@@ -312,6 +312,25 @@ def parse(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("message"), dict) else None
 
 
+class ZaloStartFault(Exception):
+    """Zalo could not start: `what` is 'token' (getMe refused it), 'api' or 'port'."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(f"zalo {what}: {detail}")
+        self.what, self.detail = what, detail
+
+
+async def _check_token(api: zalo.ZaloApi) -> None:
+    """Call getMe; raise ZaloStartFault when the token is refused or the API cannot be reached."""
+    me = await api.get_me()
+    if me.ok:
+        return
+    await api.close()
+    refused = me.error_code == HTTPStatus.UNAUTHORIZED or me.status == HTTPStatus.UNAUTHORIZED
+    detail = me.description or (f"HTTP {me.status}" if me.status else "no answer")
+    raise ZaloStartFault("token" if refused else "api", detail[:200])
+
+
 @dataclass
 class ZaloSide:
     """What `start` started: the client, the inbound and the receiver (poller or webhook)."""
@@ -360,6 +379,7 @@ async def start(
     """Start Zalo inbound as configured (polling under a lease, or the webhook route)."""
     zs = settings.zalo
     api = zalo.make_api(settings)
+    await _check_token(api)
     channel = zalo.ZaloChannel(
         api, settings.scheduler.tz, zalo.limits_of(zs), on_choices=recorder(maker, clock)
     )
@@ -370,7 +390,11 @@ async def start(
     if zs.mode == "webhook":
         assert zs.webhook_url is not None and zs.webhook_secret is not None
         side.webhook = Webhook(settings, side.inbound, maker, clock)
-        await side.webhook.start()
+        try:
+            await side.webhook.start()
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            await channel.close()
+            raise ZaloStartFault("port", str(exc)[:200]) from exc
         url, secret = zs.webhook_url, zs.webhook_secret.get_secret_value()
         call = lambda: api.set_webhook(url, secret)  # noqa: E731
         side.tasks.append(asyncio.create_task(_keep_trying("setWebhook", call)))

@@ -16,10 +16,10 @@ import pytest
 import telegram
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
-from telegram.request import HTTPXRequest
 
 from bot.channels.contract import Limits as ChannelLimits
 from bot.channels.contract import Outcome
+from bot.channels.http import AiohttpRequest
 from bot.channels.replies import Replies
 from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
@@ -73,9 +73,7 @@ async def sandbox(fake_time) -> AsyncIterator[SandboxServer]:
 
 @pytest.fixture
 async def bot(sandbox) -> AsyncIterator[telegram.Bot]:
-    request = HTTPXRequest(
-        connection_pool_size=40, pool_timeout=10.0, httpx_kwargs={"verify": False}
-    )
+    request = AiohttpRequest(connection_pool_size=40, pool_timeout=10.0)  # as the bot sends
     async with telegram.Bot(
         DEFAULT_TOKEN,
         base_url=sandbox.base_url,

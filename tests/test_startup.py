@@ -6,22 +6,28 @@ import errno
 import io
 import json
 import logging
+import socket
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from telegram.error import InvalidToken, NetworkError
 from typer.testing import CliRunner
 
+from bot import zalo_app
 from bot.cli.main import app
-from bot.config import load_settings
+from bot.config import Settings, ZaloSettings, load_settings
 from bot.i18n import t
 from bot.logs import Redactor
 from bot.polling import PollingLeader
 from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
-from bot.startup import OptionalCalls, classify
+from bot.startup import OptionalCalls, StartupFault, classify
+from tests.zalo_fake import TOKEN as ZALO_TOKEN
+from tests.zalo_fake import FakeZaloApi
 
 TOKEN = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET = "webhook-secret-0123456789"
+WRONG_ZALO_TOKEN = "1234567890:not-the-bot_token"
 
 
 # check-config -------------------------------------------------------------------------
@@ -133,6 +139,79 @@ def test_foreseeable_faults_are_named(exc, key, fault, monkeypatch):
     assert found.key == key
     assert found.params.get("fault") == fault
     assert TOKEN not in found.message("vi")
+
+
+# Zalo faults at start ---------------------------------------------------------------------
+
+ZALO_SECRET = "zalo-secret-0123456789"
+
+
+def zalo_settings(api_base: str, token: str = ZALO_TOKEN, **zalo: object) -> Settings:
+    """Return settings with the Zalo Bot API on (webhook mode when a port is given)."""
+    if "webhook_port" in zalo:
+        zalo |= {
+            "mode": "webhook",
+            "webhook_url": "https://bot.example.gov.vn/zalo",
+            "webhook_secret": SecretStr(ZALO_SECRET),
+        }
+    return Settings(
+        zalo=ZaloSettings(enabled=True, bot_token=SecretStr(token), api_base=api_base, **zalo)
+    )
+
+
+async def start_fault(settings: Settings, maker, clock) -> StartupFault:
+    """Start the Zalo side; return the fault the command line would tell."""
+    with pytest.raises(zalo_app.ZaloStartFault) as info:
+        await zalo_app.start(settings, maker, clock)
+    wrapped = RuntimeError("start-up failed")
+    wrapped.__cause__ = info.value
+    found = classify(wrapped, settings)
+    assert found is not None
+    return found
+
+
+async def test_a_zalo_token_refused_by_get_me_is_named(maker, clock):
+    api = FakeZaloApi()
+    await api.start()
+    try:
+        settings = zalo_settings(api.base, token=WRONG_ZALO_TOKEN)
+        found = await start_fault(settings, maker, clock)
+    finally:
+        await api.close()
+    assert found.key == "run.zalo.token_rejected"
+    text = found.message("vi")
+    assert text == t("run.zalo.token_rejected", "vi", api=settings.zalo.api_base)
+    assert "zalo.bot_token" in text
+    assert WRONG_ZALO_TOKEN not in text
+    assert "zalo.bot_token" in found.message("en")
+
+
+async def test_an_unreachable_zalo_api_is_named(maker, clock, unused_tcp_port):
+    base = f"http://127.0.0.1:{unused_tcp_port}/zalo"  # nothing listens there
+    found = await start_fault(zalo_settings(base), maker, clock)
+    assert found.key == "run.zalo.api_unreachable"
+    text = found.message("vi")
+    assert text.startswith(t("run.zalo.api_unreachable", "vi", api=base, detail=""))
+    assert "zalo.api_base" in text
+    assert "network" in text
+
+
+async def test_a_zalo_webhook_port_in_use_is_named_not_telegram_s(maker, clock):
+    api = FakeZaloApi()
+    await api.start()
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            settings = zalo_settings(api.base, webhook_port=port)
+            found = await start_fault(settings, maker, clock)
+    finally:
+        await api.close()
+    assert found.key == "run.zalo.port_busy"
+    assert found.message("vi") == t("run.zalo.port_busy", "vi", listen="127.0.0.1", port=port)
+    assert "zalo.webhook_port" in found.message("vi")
+    assert not [c for c in api.calls if c.method == "setWebhook"]
 
 
 def test_an_unforeseen_failure_is_not_hidden(monkeypatch):

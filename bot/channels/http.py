@@ -17,6 +17,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 DEFAULT_POOL = 256
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -41,6 +42,7 @@ class AiohttpRequest(BaseRequest):
             "media": media_write_timeout,
         }
         self._session: aiohttp.ClientSession | None = None
+        self._plain_timeout: aiohttp.ClientTimeout | None = None
 
     @property
     def read_timeout(self) -> float | None:
@@ -54,6 +56,44 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": self.USER_AGENT}
             )
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """Return the open client session (None before `initialize` or after `shutdown`)."""
+        session = self._session
+        return None if session is None or session.closed else session
+
+    async def post_json(self, url: str, body: bytes) -> tuple[int, bytes]:
+        """POST a JSON body encoded already; return the status and the answer (bulk sends).
+
+        Network faults raise python-telegram-bot's errors, as `do_request` does.
+        """
+        session = self.session
+        if session is None:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        try:
+            async with session.post(
+                url, data=body, headers=JSON_HEADERS, timeout=self._json_timeout()
+            ) as answer:
+                return answer.status, await answer.read()
+        except TimeoutError as err:
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+        except Exception as err:  # as python-telegram-bot wraps a backend's other errors
+            raise NetworkError(f"Unknown error in HTTP implementation: {err!r}") from err
+
+    def _json_timeout(self) -> aiohttp.ClientTimeout:
+        """Return the timeouts of a request without files (built once)."""
+        if self._plain_timeout is None:
+            read, write = self._timeouts["read"], self._timeouts["write"]
+            self._plain_timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._timeouts["pool"],
+                sock_connect=self._timeouts["connect"],
+                sock_read=max((t for t in (read, write) if t is not None), default=None),
+            )
+        return self._plain_timeout
 
     async def shutdown(self) -> None:
         """Close the client session."""

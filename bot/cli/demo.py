@@ -90,9 +90,8 @@ PERSONAS = (
     DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
 )
 # Personas on Zalo (the sandbox's Zalo Bot API, ids as strings there): a member of staff who
-# receives the example directive and a citizen who rates. Off until the Zalo channel is merged
-# and the bot's Zalo settings point at the sandbox (server.zalo_base_url).
-ZALO_DEMO = False
+# receives the example directive and a citizen who rates; the bot's [zalo] points at the sandbox.
+ZALO_DEMO = True
 ZALO_PERSONAS = (
     DemoPersona(
         "zalo-staff",
@@ -222,6 +221,19 @@ def zalo_sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
     ]
 
 
+def zalo_hint(locale: str = "vi") -> str:
+    """Return what to type as the Zalo personas: the acknowledgement and the rating code."""
+    staff, citizen = ZALO_PERSONAS
+    return t(
+        "demo.zalo_hint",
+        locale,
+        staff=staff.name,
+        unit=staff.unit,
+        citizen=citizen.name,
+        code=payload_for_counter(RATING_COUNTER),
+    )
+
+
 def demo_settings(server: SandboxServer, db_url: str) -> Settings:
     """Return settings that point the bot at the sandbox (Zalo too, when it has Zalo)."""
     zalo: dict[str, Any] = {}
@@ -307,6 +319,8 @@ async def run_demo(
             say(t("demo.invite_hint", "vi", command=f"/start {codes['newcomer']}"))
         rating = f"/start {payload_for_counter(RATING_COUNTER)}"
         say(t("demo.rating_hint", "vi", command=rating))
+        if server.zalo is not None:
+            say(zalo_hint())
         config = write_cli_config(db)
         say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))
         await bot_task

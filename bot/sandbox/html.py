@@ -43,6 +43,8 @@ SIMPLE_TAGS = {
 }
 NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 SPACES = " \t\r\n\v\0"
+ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]*)|#([0-9]*)|([A-Za-z]*))")
+PLAIN = re.compile(r"[^<&]+")  # a run of plain text, taken at once
 NAME_TOKEN = re.compile(r"[A-Za-z0-9.-]*")
 URL_WITH_SCHEME = re.compile(r"^(?:https?|tg|ton|ftp)://\S+$|^mailto:\S+$", re.IGNORECASE)
 BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:[/?#]\S*)?$", re.IGNORECASE)
@@ -72,29 +74,24 @@ def parse_html(text: str) -> tuple[str, list[JsonDict]]:
 
 def decode_entity(text: str, pos: int) -> tuple[str, int] | None:
     """Decode the HTML entity at `pos`; return the character and the next position."""
-    end = pos + 1
-    if _at(text, end) == "#":
-        end += 1
-        base = 16 if _at(text, end) == "x" else 10
-        end += base == 16
-        digits = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
-        start = end
-        while _at(text, end) and _at(text, end) in digits:
-            end += 1
-        if start == end or end - pos >= 10:
+    match = ENTITY.match(text, pos)
+    if match is None:
+        return None
+    end = match.end()
+    hexadecimal, decimal, name = match.groups()
+    if name is not None:
+        char = NAMED.get(name)
+        if char is None:
             return None
-        value = int(text[start:end], base)
+    else:
+        digits = hexadecimal if hexadecimal is not None else decimal
+        if not digits or end - pos >= 10:
+            return None
+        value = int(digits, 16 if hexadecimal is not None else 10)
         if value == 0 or value >= 0x10FFFF or 0xD800 <= value <= 0xDFFF:
             return None
         char = chr(value)
-    else:
-        while _at(text, end).isascii() and _at(text, end).isalpha():
-            end += 1
-        found = NAMED.get(text[pos + 1 : end])
-        if found is None:
-            return None
-        char = found
-    return char, end + (_at(text, end) == ";")
+    return char, end + (text[end : end + 1] == ";")
 
 
 def _at(text: str, pos: int) -> str:
@@ -149,19 +146,26 @@ class _Parser:
             if decoded is not None:
                 self._emit(decoded[0])
                 self.pos = decoded[1]
-                return
-        if char != "<":
-            self._emit(char)
-            self.pos += 1
+            else:
+                self._emit(char)
+                self.pos += 1
+        elif char != "<":
+            match = PLAIN.match(self.text, self.pos)
+            end = match.end() if match else self.pos + 1
+            self._emit(self.text[self.pos : end])
+            self.pos = end
         elif _at(self.text, self.pos + 1) == "/":
             self._end_tag()
         else:
             self._start_tag()
 
-    def _emit(self, char: str) -> None:
-        """Append one character of plain text."""
-        self.out.append(char)
-        self.utf16 += 2 if ord(char) > 0xFFFF else 1
+    def _emit(self, chars: str) -> None:
+        """Append plain text, counting its length in UTF-16 code units as Telegram does."""
+        self.out.append(chars)
+        if chars.isascii():
+            self.utf16 += len(chars)
+        else:
+            self.utf16 += len(chars.encode("utf-16-le", "surrogatepass")) // 2
 
     def _byte_offset(self, pos: int) -> int:
         """Return the UTF-8 byte offset of a character position, as Telegram reports it."""

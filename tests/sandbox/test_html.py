@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.sandbox.entities import command_entities, trim, utf16_len
 from bot.sandbox.errors import ApiError
@@ -56,3 +58,24 @@ def test_command_entities() -> None:
         {"type": "bot_command", "offset": 31, "length": 5},
     ]
     assert utf16_len("🇻🇳") == 4
+
+
+def test_entity_edge_cases_stay_as_telegram_reads_them() -> None:
+    """Empty or over-long numbers, upper-case names and a bare ampersand stay as text."""
+    assert parse_html("&#; &#x; &#12345678901; &AMP; & &amp &#65")[0] == (
+        "&#; &#x; &#12345678901; &AMP; & & A"
+    )
+    assert parse_html("&#X41; &#xD800; &#0;")[0] == "&#X41; &#xD800; &#0;"
+
+
+@given(
+    before=st.text(alphabet=st.characters(blacklist_characters="<&")),
+    inside=st.text(alphabet=st.characters(blacklist_characters="<&"), min_size=1),
+)
+def test_plain_runs_keep_their_text_and_utf16_offsets(before: str, inside: str) -> None:
+    """Text without tags or entities comes back as it is; a bold run after it starts at its
+    UTF-16 length."""
+    assert parse_html(before) == (before, [])
+    text, entities = parse_html(f"{before}<b>{inside}</b>")
+    assert text == before + inside
+    assert entities == [{"type": "bold", "offset": utf16_len(before), "length": utf16_len(inside)}]
