@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import webhook, zalo_app
+from bot import webhook, zalo_app, zalo_oa_app
 from bot.channels import telegram as telegram_channel
 from bot.channels import zalo as zalo_channel
 from bot.channels.contract import Channel
@@ -286,6 +286,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             rt.extra["zalo"] = await zalo_app.start(
                 rt.settings, rt.maker, rt.clock, budgets=budgets
             )
+        if rt.settings.zalo.oa.enabled:
+            await zalo_oa_app.start(rt)
         await _start_jobs(rt)
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
@@ -307,6 +309,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             await rt.extra.pop("webhook").stop()
         if "zalo" in rt.extra:
             await rt.extra.pop("zalo").stop()
+        if zalo_oa_app.KEY in rt.extra:
+            await rt.extra.pop(zalo_oa_app.KEY).stop()
         leader = rt.extra.pop("polling", None)
         if leader is not None:
             await leader.stop()
@@ -345,9 +349,11 @@ async def _start_jobs(rt: BotRuntime) -> None:
     channels = {
         **outbox_channels(rt.settings),
         **zalo_app.outbox_channels(rt.settings, rt.maker, rt.clock),
+        **zalo_oa_app.outbox_channels(rt),
     }
     runner = job_runner.attach(rt, channels)
     sweeps.register(runner, rt)
+    zalo_oa_app.register(runner, rt)
     await runner.start()
 
 

@@ -101,6 +101,9 @@ class ZaloOASettings(BaseModel):
     api_base: str = "https://openapi.zalo.me"
     oauth_base: str = "https://oauth.zaloapp.com"
     webhook_path: str = "zalo-oa"
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(8445, ge=1, le=65535)
+    token_check_seconds: float = Field(600.0, ge=1, le=86400)
     replay_window_seconds: int = Field(300, ge=10, le=3600)
     messaging_window_hours: int = Field(168, ge=1, le=168)
     quick_replies: bool = True

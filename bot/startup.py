@@ -231,6 +231,8 @@ def classify(exc: BaseException, settings: Settings) -> StartupFault | None:
     tg = settings.telegram
     api = tg.api_base_url
     for e in chain:
+        if isinstance(e, StartupFault):  # told already by the part that failed
+            return e
         if isinstance(e, InvalidToken):
             return StartupFault("run.token_rejected", {"api": api})
         if isinstance(e, OSError) and (

@@ -10,6 +10,7 @@ The answer goes at once (Zalo waits 2 seconds at most); the event is handled in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -25,7 +26,7 @@ from bot.channels.replies import Replies
 from bot.clock import Clock
 from bot.config import ZaloOASettings
 from bot.db import SessionMaker, transaction
-from bot.messages import InboundEvent, parse_command
+from bot.messages import InboundEvent, OutboundMessage, parse_command
 from bot.services.delivery import contacts, seen_updates
 from handlers import router
 from handlers.context import Deps
@@ -193,7 +194,14 @@ def router_dispatch(deps: Deps, replies: Replies) -> OnEvent:
     """Return the handler that routes an event like Telegram's and sends the replies."""
 
     async def on_event(event: InboundEvent) -> None:
-        contact, messages = await router.handle(event, deps)
+        try:
+            contact, messages = await router.handle(event, deps)
+        except Exception:  # logged; the person is told, without internals
+            log.exception("zalo_oa: handling a message of %s failed", event.chat_id)
+            locale = deps.settings.i18n.default_locale
+            with contextlib.suppress(Exception):
+                await replies.send(event.chat_id, OutboundMessage("errors.internal"), locale)
+            return
         outcome = await replies.deliver(event, messages, contact.locale)
         if outcome.kind == "blocked":
             async with transaction(deps.maker) as session:

@@ -24,7 +24,7 @@ from bot.services.ratings import service_points
 from handlers.context import Deps, msg
 from handlers.flows import catalog_words, fold, unaccented
 
-TYPED_CHANNELS = frozenset({"zalo"})  # channels whose people answer by typing, not pressing
+TYPED_CHANNELS = frozenset({"zalo", "zalo_oa"})  # people answer by typing (or quick replies)
 ACK = "ack:"
 
 

@@ -90,8 +90,25 @@ async def test_buttons_become_quick_replies_that_send_their_number(maker, clock,
         ("oa.query.show", "1"),
         ("oa.query.show", "2"),
     ]
+    assert [b["title"] for b in payload["buttons"]] == ["1. 🇻🇳 Tiếng Việt", "2. 🇬🇧 English"]
+    hint = t("typed.options_intro", "vi")
     options = "1. 🇻🇳 Tiếng Việt\n2. 🇬🇧 English"
-    assert payload["text"] == "Chọn ngôn ngữ / Choose your language:\n\n" + options
+    assert payload["text"] == f"Chọn ngôn ngữ / Choose your language:\n\n{hint}\n{options}"
+
+
+async def test_back_and_cancel_become_quick_replies_that_send_their_words(maker, clock, zalo):
+    await add_contact(maker, clock, timedelta(hours=1))
+    oa = channel(maker, clock, zalo)
+    buttons = (
+        (Button("lang.vi", "flow:s:vi", number=1),),
+        (Button("flow.cancel", "flow:s:cancel"),),
+    )
+    await oa.open()
+    await oa.send(USER, OutboundMessage("lang.choose", buttons=buttons), "vi")
+    await oa.close()
+    payload = zalo.sent[0]["message"]["attachment"]["payload"]
+    cancel = t("flow.cancel", "vi")
+    assert [b["payload"] for b in payload["buttons"]] == ["1", cancel]
 
 
 async def test_without_quick_replies_the_buttons_are_numbered_lines(maker, clock, zalo):
@@ -101,8 +118,9 @@ async def test_without_quick_replies_the_buttons_are_numbered_lines(maker, clock
     await oa.open()
     await oa.send(USER, OutboundMessage("lang.choose", buttons=buttons), "vi")
     await oa.close()
+    hint = t("typed.options_intro", "vi")
     assert zalo.sent[0]["message"] == {
-        "text": "Chọn ngôn ngữ / Choose your language:\n\n1. 🇻🇳 Tiếng Việt"
+        "text": f"Chọn ngôn ngữ / Choose your language:\n\n{hint}\n1. 🇻🇳 Tiếng Việt"
     }
 
 

@@ -81,3 +81,19 @@ def test_a_bad_oa_key_is_named(tmp_path, line, key, reason):
 
 def test_the_disabled_default_needs_nothing(tmp_path):
     assert load_settings(write(tmp_path, "")).zalo.oa.enabled is False
+
+
+def test_check_config_shows_where_the_oa_webhook_is_served(tmp_path):
+    path = write(tmp_path, FULL + "webhook_port = 18441\n")
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    line = t("cli.zalo_oa_summary", "vi", oa_id="9876543210", webhook="127.0.0.1:18441/zalo-oa")
+    assert line.strip() in result.output
+    assert "refresh-token-initial-0001" not in result.output
+
+
+@pytest.mark.parametrize(("key", "value"), [("webhook_port", "0"), ("token_check_seconds", "0")])
+def test_the_oa_webhook_port_and_token_check_are_bounded(tmp_path, key, value):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, FULL + f"{key} = {value}\n"))
+    assert [p.key for p in info.value.problems] == [f"zalo.oa.{key}"]

@@ -141,3 +141,40 @@ async def test_follow_welcomes_and_unfollow_blocks(maker, clock):
         await client.close()
         await oa.close()
         await zalo.stop()
+
+
+async def test_a_failure_while_handling_tells_the_person_without_internals(
+    maker, clock, monkeypatch
+):
+    zalo = FakeZalo()
+    settings = oa_settings(await zalo.start())
+    async with transaction(maker) as session:
+        session.add(
+            Contact(
+                channel="zalo_oa",
+                external_id=USER,
+                created_at=clock.now() - timedelta(days=1),
+                last_seen_at=clock.now() - timedelta(hours=1),
+            )
+        )
+    oa = ZaloOAChannel(settings, maker, clock)
+    await oa.open()
+
+    async def broken(event, deps):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr("handlers.router.handle", broken)
+    deps = Deps(maker, Settings(), clock)
+    app = web.Application()
+    hook = add_route(app, settings, maker, clock, router_dispatch(deps, Replies(oa)))
+    client = test_utils.TestClient(test_utils.TestServer(app))
+    await client.start_server()
+    try:
+        body, stamp = event_body(clock)
+        assert (await client.post("/zalo-oa", data=body, headers=signed(body, stamp))).status == 200
+        await hook.idle()
+        assert zalo.texts(USER) == [t("errors.internal", "vi")]
+    finally:
+        await client.close()
+        await oa.close()
+        await zalo.stop()

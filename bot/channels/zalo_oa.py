@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from bot.channels.contract import Limits, Outcome
-from bot.channels.render import button_label, html_escape, render, split_text, strip_html
+from bot.channels.render import numbered, plain, plain_text, render_key, split_text
 from bot.clock import Clock
 from bot.config import ZaloOASettings
 from bot.db import SessionMaker, transaction
@@ -58,6 +58,8 @@ QUOTA_DELAY = 3600.0
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 Post = Callable[..., Awaitable[tuple[int, str]]]
 Hook = Callable[[str], Awaitable[None]]
+# Remember the list of choices a person was shown last (their typed answers map to it).
+OnChoices = Callable[[str, OutboundMessage], Awaitable[None]]
 
 
 async def _nothing(_raw: str) -> None:
@@ -264,8 +266,10 @@ class ZaloOAChannel:
         http: Http | None = None,
         keeper: TokenKeeper | None = None,
         tz: ZoneInfo = TZ,
+        on_choices: OnChoices | None = None,
     ) -> None:
         self.settings, self.maker, self.clock, self.tz = settings, maker, clock, tz
+        self.on_choices = on_choices
         self.http = http or Http()
         self.keeper = keeper or TokenKeeper(maker, clock, settings, self.http.post)
         self.window = timedelta(hours=settings.messaging_window_hours)
@@ -281,10 +285,8 @@ class ZaloOAChannel:
         await self.http.close()
 
     def text(self, message: OutboundMessage, locale: str) -> str:
-        """Render a message as plain text, its buttons as numbered lines below."""
-        body = strip_html(render(message, locale, escape=html_escape, tz=self.tz))
-        lines = [button_label(b, message.locale or locale) for row in message.buttons for b in row]
-        return "\n\n".join([body, "\n".join(lines)]) if lines else body
+        """Render a message as plain text, its buttons as the list typed answers name."""
+        return plain_text(message, locale, tz=self.tz)
 
     async def send(
         self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
@@ -300,7 +302,17 @@ class ZaloOAChannel:
             outcome = await self._call(chat_id, _body(part, buttons if last else None))
             if not outcome.ok:
                 return outcome
+        await self._shown(chat_id, message)
         return outcome
+
+    async def _shown(self, chat_id: str, message: OutboundMessage) -> None:
+        """Tell the recorder which choices the person now sees (a failure only logs)."""
+        if self.on_choices is None or not message.buttons:
+            return
+        try:
+            await self.on_choices(chat_id, message)
+        except Exception:
+            log.exception("could not remember the choices shown to zalo_oa user %s", chat_id)
 
     async def send_file(
         self,
@@ -340,21 +352,24 @@ class ZaloOAChannel:
     def _quick_replies(
         self, message: OutboundMessage, locale: str, text: str
     ) -> list[dict[str, Any]] | None:
-        """Return the buttons as Zalo quick replies (sending their number), where they fit."""
-        flat: list[Button] = [b for row in message.buttons for b in row]
-        if not self.settings.quick_replies or not flat or len(flat) > BUTTONS_MAX:
+        """Return the buttons as Zalo quick replies, where they fit.
+
+        A quick reply sends back what the person could type: the entry's number, or the label
+        of an entry answered by its words ('back', 'cancel').
+        """
+        entries: list[tuple[int | None, Button]] = numbered(message)
+        if not self.settings.quick_replies or not entries or len(entries) > BUTTONS_MAX:
             return None
-        if len(text) > TEMPLATE_TEXT_MAX or any(b.number is None for b in flat):
+        if len(text) > TEMPLATE_TEXT_MAX:
             return None
         loc = message.locale or locale
-        return [
-            {
-                "title": button_label(b, loc)[:100],
-                "type": "oa.query.show",
-                "payload": str(b.number),
-            }
-            for b in flat
-        ]
+        replies = []
+        for number, b in entries:
+            label = render_key(b.key, b.params, loc, escape=plain)
+            title = label if number is None else f"{number}. {label}"
+            payload = label if number is None else str(number)
+            replies.append({"title": title[:100], "type": "oa.query.show", "payload": payload})
+        return replies
 
     async def _call(self, chat_id: str, message: dict[str, Any], retried: bool = False) -> Outcome:
         """Post one message; map Zalo's answer to an outcome (refreshing a refused token once)."""

@@ -310,10 +310,9 @@ async def run_demo(
         server.set_personas(sandbox_personas())
         if server.zalo is not None:
             server.zalo.set_personas(zalo_sandbox_personas())
+        settings = with_official_account(server, demo_settings(server, url))
         ready = asyncio.Event()
-        bot_task = asyncio.create_task(
-            serve(build_application(demo_settings(server, url), maker=maker), stop, ready)
-        )
+        bot_task = asyncio.create_task(serve(build_application(settings, maker=maker), stop, ready))
         await _started(bot_task, ready)
         say(t("demo.ready", "vi", url=server.url, db=str(db)))
         if "newcomer" in codes:
@@ -329,3 +328,45 @@ async def run_demo(
     finally:
         await server.stop()
         await engine.dispose()
+
+
+OA_CITIZEN = DemoPersona(
+    "oa-citizen", 7200000000000000008, "demo.persona.citizen", None, "Phạm Thị Hoa", "–"
+)
+
+
+def with_official_account(server: SandboxServer, settings: Settings) -> Settings:
+    """Connect the bot to the sandbox's Official Account, with a citizen persona following it.
+
+    Kept apart from the Zalo Bot API personas; without the sandbox's Zalo side, nothing changes.
+    """
+    import socket
+
+    from bot.sandbox.zalo import ZaloPersona
+
+    z = server.zalo
+    if z is None:
+        return settings
+    with socket.socket() as probe:  # a free port for the OA's webhook
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    p = OA_CITIZEN
+    persona = ZaloPersona(
+        p.id, p.name, t(p.role_key, "vi"), p.unit, str(p.user_id), p.name, surface="oa"
+    )
+    z.set_personas([*z.personas, persona])
+    z.oa.webhook_url = f"http://127.0.0.1:{port}/zalo-oa"
+    oa = z.oa.settings
+    values = {
+        "enabled": True,
+        "app_id": oa.app_id,
+        "oa_id": oa.oa_id,
+        "secret_key": oa.app_secret,
+        "oa_secret_key": oa.oa_secret_key,
+        "refresh_token": z.oa.issue(z.wall())["refresh_token"],
+        "api_base": server.zalo_base_url + "/oa",
+        "oauth_base": server.zalo_base_url + "/oauth",
+        "webhook_port": port,
+    }
+    zalo = settings.zalo.model_copy(update={"oa": type(settings.zalo.oa)(**values)})
+    return settings.model_copy(update={"zalo": zalo})

@@ -76,9 +76,13 @@ def check_config(config: ConfigOpt = None) -> None:
     zalo = settings.zalo
     if not zalo.enabled:
         say(settings, "cli.zalo_off")
-        return
-    token = t("cli.token_set" if zalo.bot_token else "cli.token_missing", loc)
-    say(settings, "cli.zalo_summary", mode=zalo.mode, token=token, api=zalo.api_base)
+    else:
+        token = t("cli.token_set" if zalo.bot_token else "cli.token_missing", loc)
+        say(settings, "cli.zalo_summary", mode=zalo.mode, token=token, api=zalo.api_base)
+    oa = zalo.oa
+    if oa.enabled:
+        where = f"{oa.webhook_listen}:{oa.webhook_port}/{oa.webhook_path.strip('/')}"
+        say(settings, "cli.zalo_oa_summary", oa_id=oa.oa_id or "", webhook=where)
 
 
 @app.command("run", help="cli_help.run")
