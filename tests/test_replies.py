@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -158,6 +159,33 @@ async def test_a_flooded_button_answer_is_retried_too(replies, channel, time):
     assert channel.answered == ["q1"]
     assert time.waits == [1.0]
     assert channel.texts(CHAT) == [seen("a")]
+
+
+async def test_a_press_is_answered_while_the_update_is_handled_and_replies_keep_order(
+    replies, channel
+):
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    await asyncio.sleep(0)  # the handler would run now
+    assert channel.answered == ["q1"]
+    outcome = await replies.deliver(event, [unit("a"), unit("b")], "vi", answering=answering)
+
+    assert outcome.ok
+    assert channel.answered == ["q1"]
+    assert channel.texts(CHAT) == [seen("a"), seen("b")]
+
+
+async def test_a_press_answered_meanwhile_by_someone_who_blocked_the_bot_tells_so(
+    replies, channel
+):
+    channel.script("q1", Outcome.blocked(), method="answer")
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    outcome = await replies.deliver(event, [], "vi", answering=answering)
+
+    assert outcome.kind == "blocked"
 
 
 class CountingBudget:
