@@ -176,9 +176,7 @@ async def test_a_press_is_answered_while_the_update_is_handled_and_replies_keep_
     assert channel.texts(CHAT) == [seen("a"), seen("b")]
 
 
-async def test_a_press_answered_meanwhile_by_someone_who_blocked_the_bot_tells_so(
-    replies, channel
-):
+async def test_a_press_answered_meanwhile_by_someone_who_blocked_the_bot_tells_so(replies, channel):
     channel.script("q1", Outcome.blocked(), method="answer")
     event = press_event(press_id="q1")
 

@@ -32,9 +32,10 @@ async def test_a_chat_sending_many_updates_does_not_hold_every_slot():
             await release.wait()  # the first update of the busy chat takes long
         handled.append(text)
 
+    texts = [f"busy-{n}" for n in range(1, 6)]
     busy = [
-        asyncio.create_task(processor.process_update(update(BUSY, f"busy-{n}"), handle(f"busy-{n}")))
-        for n in range(1, 6)
+        asyncio.create_task(processor.process_update(update(BUSY, text), handle(text)))
+        for text in texts
     ]
     await settle()
     other = asyncio.create_task(processor.process_update(update(OTHER, "other"), handle("other")))
