@@ -130,8 +130,13 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     event = to_event(update, context.bot.username)
     if event is None:
         return
-    answering = rt.replies.answer_soon(event)  # the button stops spinning while we work
-    contact, replies = await router.handle(event, rt.deps)
+    answering = rt.replies.answer_soon(event)  # answered while the update is handled
+    try:
+        contact, replies = await router.handle(event, rt.deps)
+    except BaseException:
+        if answering is not None:  # done before the chat's next update draws on the budget
+            await asyncio.wait([answering])
+        raise
     outcome = await rt.replies.deliver(event, replies, contact.locale, answering=answering)
     if outcome.kind == "blocked" and event.chat_type == "private":
         log.info("contact %s blocked the bot; marking it", contact.id)

@@ -90,29 +90,25 @@ class Replies:
         *,
         answering: asyncio.Task[Outcome] | None = None,
     ) -> Outcome:
-        """Answer the button press (or finish `answering` it), send (or edit) each reply, in order.
+        """Answer the button press (or finish `answering` it), then send (or edit) each reply.
 
-        Returns the last outcome: blocked when the person blocked the bot.
+        One call to a chat at a time, in order, as the budget books them. Returns the last
+        outcome: blocked when the person blocked the bot.
         """
         chat = event.chat_id
         if answering is None:
             answering = self.answer_soon(event)
-            if answering is not None:  # answered first, as nothing else is waiting
-                answered = await answering
-                if answered.kind == "blocked":
-                    return answered
-                answering = None
-        outcome = Outcome.sent(None)
-        for reply in replies:
-            outcome = await self._reply(event, reply, locale)
-            if outcome.kind == "blocked":
-                break
-            if not outcome.ok:
-                log.warning("reply %s to chat %s not delivered: %s", reply.key, chat, outcome.error)
         if answering is not None:
             answered = await answering
             if answered.kind == "blocked":
                 return answered
+        outcome = Outcome.sent(None)
+        for reply in replies:
+            outcome = await self._reply(event, reply, locale)
+            if outcome.kind == "blocked":
+                return outcome
+            if not outcome.ok:
+                log.warning("reply %s to chat %s not delivered: %s", reply.key, chat, outcome.error)
         return outcome
 
     async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> Outcome:
