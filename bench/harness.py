@@ -42,13 +42,22 @@ def free_port() -> int:
 
 
 async def start_app(app: AnyApp, mode: str) -> None:
-    """Start the application receiving by polling or by webhook (reformbot's own server for it)."""
+    """Start the application receiving by polling or by webhook, reformbot as `reformbot run` does.
+
+    The echo bot polls with python-telegram-bot's defaults (no pause between getUpdates calls).
+    """
     assert app.updater is not None
     await app.initialize()
     if app.post_init is not None:
         await app.post_init(app)
     if mode == "webhook" and "runtime" in app.bot_data:
         await _start_reformbot_webhook(app)
+    elif "runtime" in app.bot_data:  # polling as `reformbot run` polls
+        from bot.app import ALLOWED_UPDATES, POLL_INTERVAL, POLL_TIMEOUT
+
+        await app.updater.start_polling(
+            timeout=POLL_TIMEOUT, poll_interval=POLL_INTERVAL, allowed_updates=ALLOWED_UPDATES
+        )
     elif mode == "webhook":
         port = free_port()
         await app.updater.start_webhook(

@@ -2,11 +2,15 @@
 
     python -m bench.ratings [--citizens 200] [--modes polling webhook] [--repeat 1]
 
+With REFORMBOT_TEST_POSTGRES_URL set (a server where it may create and drop a database),
+reformbot runs on PostgreSQL too, in the same round, against the same echo measurements.
+
 Every citizen scans the demo seed's counter QR code (`/start <payload>`), then answers each step
 of the rating flow as people do: pressing a button, or typing its number, "bỏ qua", a name, a
 comment or a phone number; each waits for the bot's reply before the next answer. Reformbot runs
 as shipped (its Application, on a fresh SQLite file seeded like `reformbot demo`), by polling
-and by webhook (its own webhook server).
+and by webhook (its own webhook server). Both bots run on the standard asyncio event loop,
+as `reformbot run` does.
 
 Prints per mode: ratings stored per second, the p50/p95 reply latency (from the moment the
 citizen's message or press enters the sandbox's user API to the moment the bot's reply is in the
@@ -24,16 +28,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, text
+from sqlalchemy.engine.url import make_url
 from sqlmodel import select
 
 from bench.echo_baseline import echo_app
@@ -49,6 +56,7 @@ from bot.sandbox import Limits, SandboxServer
 from bot.services.ratings.service_points import payload_for_counter
 
 GOAL = 0.5
+PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
 FIRST_UID = 5_000_000
 WAIT = 120.0
 JsonDict = dict[str, Any]
@@ -146,13 +154,36 @@ async def echo_user(server: SandboxServer, uid: int, texts: int, run: Run) -> No
         await exchange(server, uid, partial(server.send_text, uid, "xin chào"), i, run)
 
 
-async def fresh_database(folder: Path, index: int) -> tuple[str, SessionMaker]:
-    """Create, migrate and seed (as the demo does) a new SQLite database."""
+async def _admin(server_url: str, sql: str) -> None:
+    """Run one statement on a PostgreSQL server outside any transaction."""
+    engine = create_engine(server_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def fresh_database(folder: Path, index: int, server: str | None) -> tuple[str, SessionMaker]:
+    """Create, migrate and seed (as the demo does) a new SQLite file, or PostgreSQL database."""
     url = f"sqlite+aiosqlite:///{folder}/ratings-{index}.db"
+    if server is not None:
+        name = f"reformbot_bench_{uuid.uuid4().hex[:10]}"
+        await _admin(server, f'CREATE DATABASE "{name}"')
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
     await migrate.upgrade(url)
     maker = session_maker(create_engine(url))
     await seed(maker)
     return url, maker
+
+
+async def drop_database(url: str, server: str | None, maker: SessionMaker) -> None:
+    """Close the bot's connections; drop the PostgreSQL database (a SQLite file goes with tmp)."""
+    engine = maker.kw["bind"]
+    await engine.dispose()
+    if server is not None:
+        await _admin(server, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def reformbot(server: SandboxServer, url: str, maker: SessionMaker) -> AnyApp:
@@ -203,10 +234,12 @@ async def measure_echo(mode: str, users: int, texts: int) -> Run:
     return run
 
 
-async def measure_ratings(mode: str, citizens: int, folder: Path, index: int) -> Run:
+async def measure_ratings(
+    mode: str, citizens: int, folder: Path, index: int, pg_server: str | None = None
+) -> Run:
     """Run reformbot with `citizens` citizens each completing the rating flow."""
-    run = Run("reformbot", mode)
-    url, maker = await fresh_database(folder, index)
+    run = Run("reformbot" if pg_server is None else "reformbot-pg", mode)
+    url, maker = await fresh_database(folder, index, pg_server)
     server = SandboxServer(limits=Limits.off())
     await server.start("127.0.0.1", 0)
     try:
@@ -227,6 +260,7 @@ async def measure_ratings(mode: str, citizens: int, folder: Path, index: int) ->
             run.ratings = (await session.exec(select(func.count()).select_from(Rating))).one()
     finally:
         await server.stop()
+        await drop_database(url, pg_server, maker)
     return run
 
 
@@ -248,32 +282,50 @@ def report(echo: Run, bot: Run) -> float:
             f"p95 {run.quantile(0.95) * 1000:6.0f} ms"
         )
     print(
-        f"{bot.mode:8} {bot.ratings} ratings in {bot.seconds:.2f} s = "
+        f"{bot.mode:8} {bot.name:12} {bot.ratings} ratings in {bot.seconds:.2f} s = "
         f"{bot.ratings / bot.seconds:.1f} ratings/s; updates/s = {ratio:.2f} x echo "
         f"(goal >= {GOAL})"
     )
     return ratio
 
 
+def postgres_server() -> str | None:
+    """Return the PostgreSQL server to measure on too (asyncpg), or None."""
+    url = os.environ.get(PG_ENV)
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1) if url else None
+
+
 async def main(citizens: int, modes: list[str], repeat: int) -> None:
     """Measure each mode (echo, reformbot, echo again), `repeat` times; print the figures last."""
     figures = Figures("ratings")
+    servers: list[str | None] = [None]
+    if (pg := postgres_server()) is not None:
+        servers.append(pg)
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         for round_ in range(1, repeat + 1):
             for mode in modes:
-                index += 1
                 texts = len(script(0)) + 1  # about as many updates as a citizen sends
                 before = await measure_echo(mode, citizens, texts)
-                bot = await measure_ratings(mode, citizens, Path(tmp), index)
-                if bot.ratings != citizens:
-                    raise SystemExit(f"{bot.ratings} ratings stored, {citizens} expected")
+                bots = []
+                for server in servers:
+                    index += 1
+                    bot = await measure_ratings(mode, citizens, Path(tmp), index, server)
+                    if bot.ratings != citizens:
+                        raise SystemExit(f"{bot.ratings} ratings stored, {citizens} expected")
+                    bots.append(bot)
                 after = await measure_echo(mode, citizens, texts)
-                ratio = report(mean(before, after), bot)
-                extra: dict[str, Any] = {"mode": mode, "round": round_}
-                figures.add("ratings_per_second", bot.ratings / bot.seconds, **extra)
-                figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
-                figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
+                echo = mean(before, after)
+                for bot in bots:
+                    ratio = report(echo, bot)
+                    extra: dict[str, Any] = {
+                        "mode": mode,
+                        "database": "postgresql" if bot.name.endswith("-pg") else "sqlite",
+                        "round": round_,
+                    }
+                    figures.add("ratings_per_second", bot.ratings / bot.seconds, **extra)
+                    figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
+                    figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
     figures.print()
 
 

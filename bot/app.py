@@ -50,8 +50,12 @@ from jobs.pacing import PACERS_KEY, Pacer
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10
+# Between two getUpdates: under load each call then brings a batch, not one update (a call costs
+# as much CPU as handling a short update); idle, a reply comes at most this much later.
+POLL_INTERVAL = 0.02
 REPLY_POOL = 64  # connections for replies: 16 chats at once, a few calls each
 CONCURRENT_UPDATES = 16  # updates of different chats handled at once (one chat's: in order)
+UNBOUNDED = 1_000_000  # updates waiting for their chat's turn or a slot (each one is a task)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
@@ -62,23 +66,28 @@ class NoToken(Exception):
 class PerChatUpdates(BaseUpdateProcessor):
     """Handle updates of different chats at once, each chat's one after the other, in order.
 
-    A person waiting for a reply is not queued behind everyone else's updates.
+    A person waiting for a reply is not queued behind everyone else's updates: an update takes
+    its chat's turn first and one of the `max_concurrent_updates` slots only then, so one chat
+    sending many updates holds one slot, never all of them.
     """
 
     def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
+        # python-telegram-bot's own semaphore is taken before do_process_update: never let it bind
+        super().__init__(UNBOUNDED)
+        self.slots = asyncio.Semaphore(max_concurrent_updates)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the update's handling once the chat's earlier updates are done."""
+        """Run the update's handling once the chat's earlier updates are done and a slot is free."""
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
-            await coroutine
+            async with self.slots:
+                await coroutine
             return
         lock, users = self._locks.get(chat.id) or (asyncio.Lock(), 0)
         self._locks[chat.id] = (lock, users + 1)
         try:
-            async with lock:
+            async with lock, self.slots:
                 await coroutine
         finally:
             lock, users = self._locks[chat.id]
@@ -122,8 +131,14 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     event = to_event(update, context.bot.username)
     if event is None:
         return
-    contact, replies = await router.handle(event, rt.deps)
-    outcome = await rt.replies.deliver(event, replies, contact.locale)
+    answering = rt.replies.answer_soon(event)  # answered while the update is handled
+    try:
+        contact, replies = await router.handle(event, rt.deps)
+    except BaseException:
+        if answering is not None:  # done before the chat's next update draws on the budget
+            await asyncio.wait([answering])
+        raise
+    outcome = await rt.replies.deliver(event, replies, contact.locale, answering=answering)
     if outcome.kind == "blocked" and event.chat_type == "private":
         log.info("contact %s blocked the bot; marking it", contact.id)
         await _note_blocked(rt, event.external_id, True)
@@ -333,7 +348,11 @@ async def _start_polling(app: AnyApp, rt: BotRuntime) -> None:
         key=POLLING_KEY,
     )
     leader = PollingLeader(
-        app.updater, lease, allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT
+        app.updater,
+        lease,
+        allowed_updates=ALLOWED_UPDATES,
+        timeout=POLL_TIMEOUT,
+        interval=POLL_INTERVAL,
     )
     rt.extra["polling"] = leader
     await leader.start()

@@ -25,10 +25,12 @@ class PollingLeader:
         *,
         allowed_updates: Sequence[str],
         timeout: int,
+        interval: float = 0.0,
         retry_seconds: float | None = None,
     ) -> None:
         self.updater, self.lease = updater, lease
         self.allowed_updates, self.timeout = list(allowed_updates), timeout
+        self.interval = interval
         self.retry_seconds = retry_seconds or min(RETRY_SECONDS, lease.seconds / 2)
         self._stop = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -76,7 +78,9 @@ class PollingLeader:
 
     async def _poll(self) -> None:
         """Start the updater's polling."""
-        await self.updater.start_polling(allowed_updates=self.allowed_updates, timeout=self.timeout)
+        await self.updater.start_polling(
+            allowed_updates=self.allowed_updates, timeout=self.timeout, poll_interval=self.interval
+        )
 
     async def _run(self) -> None:
         """Renew or try for the lease until stopped."""

@@ -5,10 +5,18 @@ header, so anyone could make the process hold ~100 MiB per request. This one ans
 wrong or missing secret and 413 for a declared length over the limit from the headers alone,
 closing the connection without reading the body; a chunked body is read only up to the limit.
 A replayed update (same update_id) is acknowledged but handled once, across worker processes.
+
+Updates are recorded as received in batches: whatever arrived while the last batch was being
+written goes in the next one transaction (on SQLite a write waits for every other writer, and
+one write per request would hold up every request). An update is handled once it is recorded;
+while the database fails, the updates already answered are kept and tried again, and new ones
+are answered 503 so that Telegram sends them again later.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -30,6 +38,8 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHANNEL = "telegram"
 PRUNE_EVERY = timedelta(minutes=10)
+RETRY_SECONDS = 1.0  # after the database failed to record a batch
+BACKLOG = 10_000  # updates answered but not yet recorded; past it, Telegram is asked to retry
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 # Make a Bot API call that the bot can serve without: retried in the background when it fails.
 Attempt = Callable[[str, Callable[[], Awaitable[object]]], Awaitable[bool]]
@@ -58,6 +68,85 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Intake:
+    """Record received updates a batch at a time, then queue the new ones in the order received."""
+
+    def __init__(self, app: AnyApp, maker: SessionMaker, clock: Clock) -> None:
+        self.app, self.maker, self.clock = app, maker, clock
+        self.pending: list[Update] = []
+        self.failing = False
+        self.pruned_at: datetime | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start recording in the background."""
+        self._task = asyncio.create_task(self._run(), name="webhook-intake")
+
+    def accepts(self) -> bool:
+        """Tell whether a new update can be taken (the database works and the backlog is short)."""
+        return not self.failing and len(self.pending) < BACKLOG
+
+    def put(self, update: Update) -> None:
+        """Take an update; it is handled once recorded."""
+        self.pending.append(update)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Record and queue what was taken (one last try), then stop."""
+        self._stopping.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+        if self.pending:
+            with contextlib.suppress(Exception):
+                await self.record()
+        if self.pending:
+            log.error("stopping: %d received updates could not be recorded", len(self.pending))
+
+    async def _run(self) -> None:
+        """Record batches until stopped; after a failure wait a little and try again."""
+        while not self._stopping.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            while self.pending and not self._stopping.is_set():
+                try:
+                    await self.record()
+                except Exception:
+                    log.exception("could not record %d webhook updates", len(self.pending))
+                    self.failing = True
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
+
+    async def record(self) -> None:
+        """Record the waiting updates in one transaction and queue those no process saw before."""
+        batch = list(self.pending)
+        fresh = await self.first_sights([str(update.update_id) for update in batch])
+        del self.pending[: len(batch)]
+        self.failing = False
+        for update in batch:
+            key = str(update.update_id)
+            if key in fresh:
+                fresh.discard(key)
+                await self.app.update_queue.put(update)
+            else:
+                log.info("update %s was received before; answered, not handled again", key)
+
+    async def first_sights(self, update_ids: list[str]) -> set[str]:
+        """Record update ids; return those no process saw before. Prune now and then."""
+        now = self.clock.now()
+        async with transaction(self.maker) as session:
+            fresh = await seen_updates.first_sights(
+                session, channel=CHANNEL, update_ids=update_ids, now=now
+            )
+            if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
+                await seen_updates.prune(session, now=now)
+                self.pruned_at = now
+        return fresh
+
+
 class WebhookServer:
     """Receive updates over HTTP and put them on the Application's update queue."""
 
@@ -70,7 +159,7 @@ class WebhookServer:
         self.path = "/" + settings.webhook_path.strip("/")
         self.max_body = settings.webhook_max_body_bytes
         self.runner: web.AppRunner | None = None
-        self.pruned_at: datetime | None = None
+        self.intake = Intake(app, maker, clock)
 
     def web_app(self) -> web.Application:
         """Return the aiohttp application: one route, everything else 404 without reading."""
@@ -81,6 +170,7 @@ class WebhookServer:
 
     async def start(self, allowed_updates: Sequence[str], attempt: Attempt) -> None:
         """Listen on the configured address, then tell Telegram where to post (retried)."""
+        self.intake.start()
         self.runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.webhook_listen, self.settings.webhook_port)
@@ -101,10 +191,11 @@ class WebhookServer:
         )
 
     async def stop(self) -> None:
-        """Stop accepting requests; updates already queued are left to the Application."""
+        """Stop accepting requests, queue what was received; the Application handles the queue."""
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        await self.intake.stop()
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Return the answer to a request refused on its headers alone, or None to go on."""
@@ -143,15 +234,9 @@ class WebhookServer:
         update = self.parse(body)
         if update is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="Bad Request")
-        try:
-            fresh = await self.first_sight(update.update_id)
-        except Exception:  # the database is down: Telegram retries a 503 later
-            log.exception("could not record webhook update %s", update.update_id)
+        if not self.intake.accepts():  # the database is down: Telegram retries a 503 later
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="Unavailable")
-        if fresh:
-            await self.app.update_queue.put(update)
-        else:
-            log.info("update %s was received before; answered, not handled again", update.update_id)
+        self.intake.put(update)
         return web.Response(text="OK")
 
     def parse(self, body: bytes) -> Update | None:
@@ -165,18 +250,6 @@ class WebhookServer:
             log.warning("webhook: the right secret but no valid update (%d bytes)", len(body))
             return None
         return update
-
-    async def first_sight(self, update_id: int) -> bool:
-        """Record an update id; tell whether no process saw it before. Prune now and then."""
-        now = self.clock.now()
-        async with transaction(self.maker) as session:
-            fresh = await seen_updates.first_sight(
-                session, channel=CHANNEL, update_id=str(update_id), now=now
-            )
-            if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
-                await seen_updates.prune(session, now=now)
-                self.pruned_at = now
-        return fresh
 
 
 async def start(

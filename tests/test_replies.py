@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -160,6 +161,31 @@ async def test_a_flooded_button_answer_is_retried_too(replies, channel, time):
     assert channel.texts(CHAT) == [seen("a")]
 
 
+async def test_a_press_is_answered_while_the_update_is_handled_and_replies_keep_order(
+    replies, channel
+):
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    await asyncio.sleep(0)  # the handler would run now
+    assert channel.answered == ["q1"]
+    outcome = await replies.deliver(event, [unit("a"), unit("b")], "vi", answering=answering)
+
+    assert outcome.ok
+    assert channel.answered == ["q1"]
+    assert channel.texts(CHAT) == [seen("a"), seen("b")]
+
+
+async def test_a_press_answered_meanwhile_by_someone_who_blocked_the_bot_tells_so(replies, channel):
+    channel.script("q1", Outcome.blocked(), method="answer")
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    outcome = await replies.deliver(event, [], "vi", answering=answering)
+
+    assert outcome.kind == "blocked"
+
+
 class CountingBudget:
     """A budget that lets everything through and remembers what it was asked and told."""
 
@@ -183,6 +209,37 @@ async def test_every_call_draws_on_the_budget_and_reports_back(channel, time):
 
     assert budget.acquired == [CHAT, CHAT, CHAT]  # the answer, the flooded send, the send
     assert budget.reported == ["sent", "flood", "sent"]
+
+
+class OneCallAtATime:
+    """A budget that books calls per chat in order, as the pacer does: one in flight at a time."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most = 0
+
+    async def acquire(self, chat_id: str) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0)  # a real budget may make the caller wait
+
+    def report(self, chat_id: str, outcome: Outcome) -> None:
+        self.in_flight -= 1
+
+
+async def test_a_press_answered_meanwhile_and_the_replies_draw_on_the_budget_one_by_one(
+    channel, time
+):
+    budget = OneCallAtATime()
+    replies = Replies(channel, budget=budget, sleep=time.sleep, monotonic=time.monotonic)
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    await replies.deliver(event, [unit("a"), unit("b")], "vi", answering=answering)
+
+    assert budget.most == 1
+    assert channel.answered == ["q1"]
+    assert channel.texts(CHAT) == [seen("a"), seen("b")]
 
 
 # through the real Application -----------------------------------------------------------

@@ -41,3 +41,13 @@ async def test_prune_forgets_only_ids_older_than_a_day(maker, clock):
     async with maker() as session:
         kept = (await session.exec(select(SeenUpdate.update_id))).all()
     assert kept == ["2"]
+
+
+async def test_a_batch_of_updates_is_recorded_at_once_each_new_once(maker, clock):
+    assert await _sight(maker, clock, "5")
+    async with transaction(maker) as session:
+        fresh = await seen_updates.first_sights(
+            session, channel="telegram", update_ids=["4", "5", "6", "4"], now=clock.now()
+        )
+    assert fresh == {"4", "6"}
+    assert not await _sight(maker, clock, "6")

@@ -46,6 +46,12 @@ class Unlimited:
         """Ignore."""
 
 
+def _log_failure(task: asyncio.Task[Outcome]) -> None:
+    """Log a button answer that raised (it is awaited, if at all, only later)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("button answer failed", exc_info=task.exception())
+
+
 class Replies:
     """Send the replies to an event through one channel, retrying floods and passing faults."""
 
@@ -63,20 +69,40 @@ class Replies:
         self.attempts, self.within = attempts, within
         self.sleep, self.monotonic = sleep, monotonic
 
-    async def deliver(
-        self, event: InboundEvent, replies: list[OutboundMessage], locale: str
-    ) -> Outcome:
-        """Answer the button press, then send (or edit) each reply; stop when blocked.
+    def answer_soon(self, event: InboundEvent) -> asyncio.Task[Outcome] | None:
+        """Start answering the event's button press (None when it is no press); give it to deliver.
 
-        Returns the last outcome: blocked when the person blocked the bot.
+        The press is answered while the update is handled, not before; a failure is logged.
         """
-        channel, chat = self.channel, event.chat_id
-        outcome = Outcome.sent(None)
         press_id = event.press_id
-        if press_id is not None:
-            answered = await self._call(chat, lambda: channel.answer(press_id))
+        if press_id is None:
+            return None
+        channel = self.channel
+        task = asyncio.create_task(self._call(event.chat_id, lambda: channel.answer(press_id)))
+        task.add_done_callback(_log_failure)
+        return task
+
+    async def deliver(
+        self,
+        event: InboundEvent,
+        replies: list[OutboundMessage],
+        locale: str,
+        *,
+        answering: asyncio.Task[Outcome] | None = None,
+    ) -> Outcome:
+        """Answer the button press (or finish `answering` it), then send (or edit) each reply.
+
+        One call to a chat at a time, in order, as the budget books them. Returns the last
+        outcome: blocked when the person blocked the bot.
+        """
+        chat = event.chat_id
+        if answering is None:
+            answering = self.answer_soon(event)
+        if answering is not None:
+            answered = await answering
             if answered.kind == "blocked":
                 return answered
+        outcome = Outcome.sent(None)
         for reply in replies:
             outcome = await self._reply(event, reply, locale)
             if outcome.kind == "blocked":

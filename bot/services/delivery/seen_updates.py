@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -19,14 +20,27 @@ async def first_sight(
     session: AsyncSession, *, channel: str, update_id: str, now: datetime
 ) -> bool:
     """Record an update as received; tell whether this is the first time (across processes)."""
+    return bool(await first_sights(session, channel=channel, update_ids=[update_id], now=now))
+
+
+async def first_sights(
+    session: AsyncSession, *, channel: str, update_ids: Sequence[str], now: datetime
+) -> set[str]:
+    """Record updates as received, in one statement; return those no one had seen before."""
+    if not update_ids:
+        return set()
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [
+        {"channel": channel, "update_id": update_id, "received_at": now}
+        for update_id in dict.fromkeys(update_ids)
+    ]
     stmt = (
         dialect.insert(SeenUpdate)
-        .values(channel=channel, update_id=update_id, received_at=now)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
         .returning(col(SeenUpdate.update_id))
     )
-    return (await session.exec(stmt)).first() is not None
+    return set((await session.exec(stmt)).scalars().all())
 
 
 async def prune(session: AsyncSession, *, now: datetime, keep: timedelta = KEEP) -> int:
