@@ -118,3 +118,34 @@ def test_the_directive_preview_has_no_numbers_of_its_own():
     assert not re.search(r"^\d+\. ", preview, flags=re.M), preview
     assert t("directive.ack_button", "vi") in preview
     assert t("typed.preview_intro", "vi") in preview
+
+
+async def test_wrong_invite_codes_lock_the_account_for_a_day_on_either_channel(
+    zalo, maker, clock
+):
+    from datetime import timedelta
+
+    from bot.models import Role
+    from bot.services.org import invites
+    from bot.services.org.access import system_actor
+    from tests import factories as f
+
+    async with maker() as s:
+        unit = await f.unit(s, "PX", "UBND phường X")
+        await f.person(s, "NV1", unit, Role.STAFF, name="Lan")
+        await s.commit()
+        batch = await invites.create_invites(
+            s, actor=system_actor("test"), now=clock.now(), valid_days=14, person_code="NV1"
+        )
+        await s.commit()
+    wrong = [f"inv_{'A' * 21}{chr(ord('a') + i)}" for i in range(invites.MAX_WRONG_CODES)]
+    for code in wrong:
+        assert await zalo.send(CITIZEN, code) == [t("invite.invalid", "vi")]
+    locked = t("invite.too_many", "vi", limit=invites.MAX_WRONG_CODES)
+    # now even the right code is refused, and a typed /start with a code too
+    assert await zalo.send(CITIZEN, batch.issued[0].code) == [locked]
+    assert await zalo.send(CITIZEN, f"/start {wrong[0]}") == [locked]
+    clock.advance(timedelta(days=1, minutes=1))
+    assert await zalo.send(CITIZEN, batch.issued[0].code) == [
+        t("start.linked", "vi", name="Lan", unit="UBND phường X")
+    ]
