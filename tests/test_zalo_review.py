@@ -3,10 +3,12 @@ long lists, the wording of a typed channel, and the directive preview's two list
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot.channels.render import plain_text
@@ -149,3 +151,56 @@ async def test_wrong_invite_codes_lock_the_account_for_a_day_on_either_channel(
     assert await zalo.send(CITIZEN, batch.issued[0].code) == [
         t("start.linked", "vi", name="Lan", unit="UBND phường X")
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests"}, "flood"),
+        (200, {"ok": False, "error_code": "429", "description": "quota"}, "flood"),
+        (502, "<html><body>502 Bad Gateway</body></html>", "retry"),
+        (200, {"ok": False, "error_code": 4711, "description": "unknown"}, "failed"),
+        (200, {"ok": False}, "failed"),
+        (200, {"ok": True}, "sent"),
+    ],
+)
+async def test_odd_answers_of_the_bot_api_map_to_an_outcome(zalo, status, body, kind):
+    zalo.api.script("sendMessage", status, body)
+    outcome = await zalo.channel.send(CITIZEN, OutboundMessage("lang.changed"), "vi")
+    assert outcome.kind == kind
+    if kind == "flood":
+        assert outcome.delay >= 1.0
+
+
+async def test_a_silent_server_is_a_retry_not_a_hang():
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bot.channels.zalo import ZaloApi, outcome_of
+
+    never = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hang)
+    server = TestServer(app)
+    await server.start_server()
+    api = ZaloApi("1:x", str(server.make_url("")))
+    try:
+        outcome = outcome_of(await api.call("sendMessage", {"text": "x"}, seconds=0.05))
+    finally:
+        never.set()
+        await api.close()
+        await server.close()
+    assert outcome.kind == "retry"
+
+
+async def test_a_long_line_without_breaks_goes_in_parts_of_at_most_2000(zalo):
+    url = "https://dichvucong.gov.vn/" + "a" * 4500
+    await zalo.channel.send(CITIZEN, OutboundMessage("flow.numbered", {"number": 1, "label": url}), "vi")
+    parts = zalo.api.texts(CITIZEN)
+    assert len(parts) == 3 and all(1 <= len(p) <= 2000 for p in parts)
+    assert "".join(parts).endswith("a" * 100)

@@ -168,7 +168,7 @@ def outcome_of(answer: Answer) -> Outcome:
         return Outcome.retry(answer.description)
     if code == 429 or answer.status == 429:
         return Outcome.flood(answer.retry_after or DEFAULT_FLOOD_SECONDS, "bot", reason)
-    if code >= 500 or answer.status >= 500 or code == NOTHING_NEW:
+    if 500 <= code < 600 or answer.status >= 500 or code == NOTHING_NEW:  # not any code > 500
         return Outcome.retry(reason)
     text = answer.description.lower()
     if code == 403 or "block" in text:
