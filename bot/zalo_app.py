@@ -103,8 +103,8 @@ class Inbound:
                 self._locks[event.chat_id] = (lock, users - 1)
 
     async def _text_only(self, event: InboundEvent) -> None:
-        """Tell the sender the bot reads only text (an image or sticker is neither kept nor used)."""
-        locale = self.deps.settings.i18n.default_locale
+        """Tell the sender the bot reads only text (an image or a sticker is not kept)."""
+        locale: str = self.deps.settings.i18n.default_locale
         try:
             async with transaction(self.deps.maker) as session:
                 contact = await contacts.find(

@@ -62,7 +62,9 @@ async def start(ctx: Context) -> list[OutboundMessage]:
         return await start_rating(ctx, payload)
     if payload and invites.is_invite_payload(payload):
         try:
-            person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
+            person = await invites.redeem(
+                ctx.session, contact=ctx.contact, code=payload, now=ctx.now
+            )
         except InvalidInput as err:  # answered, not raised: the wrong code's record is kept
             return [msg(err.key, **err.params)]
         unit = await org.unit_of(ctx.session, person)

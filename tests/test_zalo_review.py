@@ -16,7 +16,8 @@ from bot.i18n import t
 from bot.messages import Button, OutboundMessage
 from bot.models import Rating
 from bot.services.ratings.service_points import payload_for_counter
-from tests.test_zalo_inbound import CITIZEN, counter, numbered, zalo  # noqa: F401
+from tests import test_zalo_inbound as base
+from tests.test_zalo_inbound import CITIZEN, numbered
 from tests.zalo_fake import update
 
 
@@ -33,6 +34,8 @@ def other_kind(uid: str, event_name: str, **fields: Any) -> dict[str, Any]:
         },
     }
 
+
+zalo, counter, notice = base.zalo, base.counter, base.notice  # the fixtures, shared
 
 KINDS = [
     ("message.image.received", {"photo": "https://zalo.example/a.jpg", "caption": "5"}),
@@ -104,7 +107,7 @@ def test_prompts_on_a_typed_channel_say_type_not_press():
 
 
 def test_the_directive_preview_has_no_numbers_of_its_own():
-    from datetime import date, datetime, timezone
+    from datetime import UTC, date, datetime
 
     from bot.services.directives import directives
 
@@ -114,7 +117,7 @@ def test_the_directive_preview_has_no_numbers_of_its_own():
         title="Tiêu đề",
         summary="Trích yếu",
         target=directives.Target(all=True),
-        ack_deadline=datetime(2026, 12, 2, tzinfo=timezone.utc),
+        ack_deadline=datetime(2026, 12, 2, tzinfo=UTC),
     )
     preview = plain_text(directives.preview(draft, units="UBND xã"), "vi")
     assert not re.search(r"^\d+\. ", preview, flags=re.M), preview
@@ -122,9 +125,7 @@ def test_the_directive_preview_has_no_numbers_of_its_own():
     assert t("typed.preview_intro", "vi") in preview
 
 
-async def test_wrong_invite_codes_lock_the_account_for_a_day_on_either_channel(
-    zalo, maker, clock
-):
+async def test_wrong_invite_codes_lock_the_account_for_a_day_on_either_channel(zalo, maker, clock):
     from datetime import timedelta
 
     from bot.models import Role
@@ -200,7 +201,91 @@ async def test_a_silent_server_is_a_retry_not_a_hang():
 
 async def test_a_long_line_without_breaks_goes_in_parts_of_at_most_2000(zalo):
     url = "https://dichvucong.gov.vn/" + "a" * 4500
-    await zalo.channel.send(CITIZEN, OutboundMessage("flow.numbered", {"number": 1, "label": url}), "vi")
+    await zalo.channel.send(
+        CITIZEN, OutboundMessage("flow.numbered", {"number": 1, "label": url}), "vi"
+    )
     parts = zalo.api.texts(CITIZEN)
-    assert len(parts) == 3 and all(1 <= len(p) <= 2000 for p in parts)
+    assert len(parts) == 3
+    assert all(1 <= len(p) <= 2000 for p in parts)
     assert "".join(parts).endswith("a" * 100)
+
+
+async def test_the_webhook_refuses_a_forged_huge_body_unread_and_caps_a_chunked_one(zalo, maker):
+    """Without the secret a huge body gets 403 (not 413: the body is never read); with it, a
+    chunked body past the cap gets 413; a malformed or wrapped body is told apart."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.zalo_app import SECRET_HEADER, Webhook
+    from tests.test_zalo_inbound import SECRET
+
+    hook = Webhook(zalo.settings, zalo.inbound, maker, zalo.clock)
+    client = TestClient(TestServer(hook.web_app()))
+    await client.start_server()
+    huge = b"x" * (hook.max_body + 1)
+    try:
+        assert (await client.post("/zalo", data=huge)).status == 403
+
+        async def chunks():
+            for _ in range(hook.max_body // 65536 + 2):
+                yield b"y" * 65536
+
+        right = {SECRET_HEADER: SECRET}
+        assert (await client.post("/zalo", data=chunks(), headers=right)).status == 413
+        assert (await client.post("/zalo", data=b'{"message": ', headers=right)).status == 400
+        sticker = other_kind(CITIZEN, "message.sticker.received", sticker="s")
+        wrapped = {"ok": True, "result": sticker}
+        assert (await client.post("/zalo", json=wrapped, headers=right)).status == 200
+        await zalo.inbound.drain()
+        assert zalo.api.texts(CITIZEN) == [t("zalo.text_only", "vi")]
+    finally:
+        await client.close()
+
+
+async def test_ok_and_the_number_of_someone_else_s_directive_acknowledges_nothing(
+    zalo, maker, clock, notice
+):
+    """A second member of staff, and a citizen, type 'OK 15' for a directive sent to An."""
+    from bot.models import Channel, Contact, Role
+    from tests import factories as f
+    from tests.test_zalo_inbound import STAFF, acked
+
+    other = "6100000000000000077"
+    async with maker() as s:
+        unit = await f.unit(s, "PGD2", "UBND xã Tây Sơn")
+        person = await f.person(s, "ST2", unit, Role.STAFF, name="Bình")
+        s.add(
+            Contact(
+                channel=Channel.ZALO,
+                external_id=other,
+                person_id=person.id,
+                locale="vi",
+                created_at=clock.now(),
+            )
+        )
+        await s.commit()
+    assert await zalo.send(other, "OK 15") == [t("typed.no_directive", "vi", number="15")]
+    assert await zalo.send(CITIZEN, "OK 15") == [t("text.hint_citizen", "vi")]
+    # in a group, even the addressee's "đã nhận" is not an acknowledgement
+    zalo.api.clear()
+    await zalo.inbound.handle(update(STAFF, "đã nhận", chat_type="GROUP"))
+    assert zalo.api.texts(STAFF) == []
+    assert await acked(maker) == {"14/CT-UBND": False, "15/CT-UBND": False}
+
+
+async def test_a_citizen_typing_a_staff_command_is_refused_by_name(zalo):
+    for command in ("/directive", "/stats", "/broadcast"):
+        assert await zalo.send(CITIZEN, command) == [t("errors.forbidden", "vi")], command
+
+
+async def test_english_words_answer_on_a_vietnamese_chat(zalo, counter):
+    await zalo.send(CITIZEN, payload_for_counter("Q1"))
+    await zalo.send(CITIZEN, "No dossier code")
+    for typed in ("Satisfied", "5", "4", "skip", "1", "Skip", "skip", "SKIP"):
+        replies = await zalo.send(CITIZEN, typed)
+        assert replies, typed
+        assert all("Vui lòng" not in r.split("\n")[0] for r in replies), typed
+    thanks = await zalo.send(CITIZEN, "Anonymous")
+    assert thanks[0] == t("rating.thanks", "vi")
+    async with zalo.maker() as s:
+        [rating] = (await s.exec(select(Rating))).all()
+    assert (rating.overall, rating.access) == (4, 5)

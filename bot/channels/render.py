@@ -218,7 +218,9 @@ def is_preview(message: OutboundMessage) -> bool:
 def _preview_lines(message: OutboundMessage, locale: str) -> list[str]:
     """Render a preview's choices unnumbered, so only the step after it has numbers."""
     loc = message.locale or locale
-    labels = [render_key(b.key, b.params, loc, escape=plain) for row in message.buttons for b in row]
+    labels = [
+        render_key(b.key, b.params, loc, escape=plain) for row in message.buttons for b in row
+    ]
     return [t("typed.preview_intro", loc), *(t("typed.preview_line", loc, label=x) for x in labels)]
 
 

@@ -176,15 +176,21 @@ class ZaloSandbox:
     def send_other(
         self, chat_id: str, kind: str, *, from_id: str | None = None, **content: str
     ) -> JsonDict:
-        """Send an image, a sticker or an unsupported message to the bot (an update without text)."""
+        """Send an image, a sticker or an unsupported message to the bot (no text in it)."""
         if kind not in OTHER_EVENTS:
             raise bad_request(f"kind must be one of {', '.join(OTHER_EVENTS)}")
         chat = self.chat(chat_id)
         sender = self.user(from_id or (chat.id if chat.chat_type == PRIVATE else ""))
         if chat.chat_type == GROUP and sender.id not in chat.members:
             raise bad_request(f"user {sender.id} is not a member of chat {chat.id}")
-        kept = {k: v for k, v in content.items() if k in ("photo", "caption") and v}
-        message = ZaloMessage(self.new_message_id(), False, sender.id, self.now_ms(), **kept)
+        message = ZaloMessage(
+            self.new_message_id(),
+            False,
+            sender.id,
+            self.now_ms(),
+            photo=content.get("photo") or None,
+            caption=content.get("caption") or None,
+        )
         self.chat_log(chat.id).add(message)
         body: JsonDict = {
             "from": sender.to_api(),
@@ -192,7 +198,9 @@ class ZaloSandbox:
             "message_id": message.message_id,
             "date": message.date,
         }
-        body.update({k: v for k, v in content.items() if k in ("photo", "caption", "sticker") and v})
+        body.update(
+            {k: v for k, v in content.items() if k in ("photo", "caption", "sticker") and v}
+        )
         update: JsonDict = {"message": body, "event_name": OTHER_EVENTS[kind]}
         self.bot.updates.push(update)
         return update
