@@ -289,3 +289,38 @@ async def test_english_words_answer_on_a_vietnamese_chat(zalo, counter):
     async with zalo.maker() as s:
         [rating] = (await s.exec(select(Rating))).all()
     assert (rating.overall, rating.access) == (4, 5)
+
+
+def _numeric_ids(upd: dict[str, Any]) -> dict[str, Any]:
+    upd["message"]["from"]["id"] = int(CITIZEN)
+    upd["message"]["chat"]["id"] = int(CITIZEN)
+    return upd
+
+
+def _no_sender(upd: dict[str, Any]) -> dict[str, Any]:
+    del upd["message"]["from"]
+    return upd
+
+
+HINT = ("text.hint_citizen", {})
+TOO_LONG = ("errors.too_long", {"limit": "4.096"})  # as rendered: a decimal point
+
+
+@pytest.mark.parametrize(
+    ("upd", "expected"),
+    [
+        (lambda: _numeric_ids(update(CITIZEN, "xin chào")), [HINT]),
+        (lambda: _no_sender(update(CITIZEN, "xin chào")), []),
+        (lambda: update(CITIZEN, ""), [HINT]),
+        (lambda: update(CITIZEN, " \n\t "), [HINT]),
+        (lambda: update(CITIZEN, "😀👍🏽 e\u0301"), [HINT]),
+        (lambda: update(CITIZEN, "ạ" * 2500), [HINT]),
+        (lambda: update(CITIZEN, "ạ" * 5000), [TOO_LONG]),
+        (lambda: {"event_name": "message.text.received"}, []),
+        (lambda: {"message": "not an object"}, []),
+    ],
+    ids=["numeric-ids", "no-from", "empty", "blank", "emoji", "2500", "5000", "no-msg", "junk"],
+)
+async def test_odd_updates_get_a_clear_answer_or_none(zalo, upd, expected):
+    sent = await answer(zalo, upd())
+    assert sent == [t(key, "vi", **params) for key, params in expected]
