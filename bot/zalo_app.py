@@ -86,6 +86,10 @@ class Inbound:
         event = zalo.to_event(update)
         if event is None:
             return
+        if not zalo.is_text(update):
+            if event.chat_type == "private":  # in a group, only text for the bot is answered
+                await self._text_only(event)
+            return
         lock, users = self._locks.get(event.chat_id) or (asyncio.Lock(), 0)
         self._locks[event.chat_id] = (lock, users + 1)
         try:
@@ -97,6 +101,19 @@ class Inbound:
                 del self._locks[event.chat_id]
             else:
                 self._locks[event.chat_id] = (lock, users - 1)
+
+    async def _text_only(self, event: InboundEvent) -> None:
+        """Tell the sender the bot reads only text (an image or a sticker is not kept)."""
+        locale: str = self.deps.settings.i18n.default_locale
+        try:
+            async with transaction(self.deps.maker) as session:
+                contact = await contacts.find(
+                    session, channel=zalo.CHANNEL, external_id=event.external_id
+                )
+            locale = contact.locale if contact is not None else locale
+            await self.replies.send(event.chat_id, OutboundMessage("zalo.text_only"), locale)
+        except Exception:
+            log.exception("could not answer zalo message %s", event.message_id)
 
     async def _route(self, event: InboundEvent) -> None:
         """Route one event; on a failure log it and tell the person, without internals."""

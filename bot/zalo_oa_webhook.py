@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -33,6 +34,8 @@ from handlers.context import Deps
 
 log = logging.getLogger(__name__)
 CHANNEL = "zalo_oa"
+SENT_BY_USER = "user_send_"  # user_send_text, user_send_image, user_send_sticker, …
+TEXT_EVENT = "user_send_text"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BODY = 262_144
 ID_MAX = 64
@@ -161,15 +164,22 @@ def to_event(event: str, user: str, data: dict[str, Any]) -> InboundEvent | None
         return InboundEvent(
             channel=CHANNEL, external_id=user, chat_id=user, text="/start", command="start"
         )
-    if event != "user_send_text":
+    if not event.startswith(SENT_BY_USER):  # the OA's own messages, reactions, consents…
         return None
     message = data.get("message")
-    text = message.get("text") if isinstance(message, dict) else None
-    if not isinstance(text, str):
-        return None
-    assert isinstance(message, dict)
-    command, args = parse_command(text.strip())
+    message = message if isinstance(message, dict) else {}
     msg_id = message.get("msg_id")
+    text = message.get("text")
+    if event != TEXT_EVENT or not isinstance(text, str):  # an image, a sticker, a file…
+        return InboundEvent(
+            channel=CHANNEL,
+            external_id=user,
+            chat_id=user,
+            text=None,
+            message_id=str(msg_id) if msg_id is not None else None,
+        )
+    text = unicodedata.normalize("NFC", text)  # phones may send Vietnamese decomposed
+    command, args = parse_command(text.strip())
     return InboundEvent(
         channel=CHANNEL,
         external_id=user,
@@ -190,10 +200,31 @@ def _json(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+async def _text_only(deps: Deps, replies: Replies, event: InboundEvent) -> None:
+    """Tell a person who sent an image, a sticker or a file that the bot reads only text.
+
+    What they sent is an interaction with the OA: it is noted, so the messaging window is open.
+    """
+    try:
+        async with transaction(deps.maker) as session:
+            contact = await contacts.touch(
+                session,
+                identity=contacts.Identity(CHANNEL, event.external_id, None),
+                now=deps.clock.now(),
+                default_locale=deps.settings.i18n.default_locale,
+            )
+        await replies.send(event.chat_id, OutboundMessage("zalo.text_only"), contact.locale)
+    except Exception:
+        log.exception("zalo_oa: could not answer a message of %s", event.chat_id)
+
+
 def router_dispatch(deps: Deps, replies: Replies) -> OnEvent:
     """Return the handler that routes an event like Telegram's and sends the replies."""
 
     async def on_event(event: InboundEvent) -> None:
+        if event.text is None:  # the bot reads only text: say so, route nothing
+            await _text_only(deps, replies, event)
+            return
         try:
             contact, messages = await router.handle(event, deps)
         except Exception:  # logged; the person is told, without internals

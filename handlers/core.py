@@ -9,6 +9,7 @@ from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Role
 from bot.services import flows
 from bot.services.delivery import contacts
+from bot.services.errors import InvalidInput
 from bot.services.org import invites, org
 from bot.services.org.access import Actor
 from bot.services.ratings import service_points
@@ -60,7 +61,12 @@ async def start(ctx: Context) -> list[OutboundMessage]:
     if payload and service_points.parse_payload(payload) is not None:
         return await start_rating(ctx, payload)
     if payload and invites.is_invite_payload(payload):
-        person = await invites.redeem(ctx.session, contact=ctx.contact, code=payload, now=ctx.now)
+        try:
+            person = await invites.redeem(
+                ctx.session, contact=ctx.contact, code=payload, now=ctx.now
+            )
+        except InvalidInput as err:  # answered, not raised: the wrong code's record is kept
+            return [msg(err.key, **err.params)]
         unit = await org.unit_of(ctx.session, person)
         linked = await contacts.channels_of(ctx.session, person.id or 0)
         if len(linked.linked) < 2:

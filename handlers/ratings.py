@@ -12,7 +12,18 @@ from bot.services.org.imports.values import FieldError, parse_phone
 from bot.services.ratings import ratings, service_points
 from handlers.context import Context, msg
 from handlers.directives import calendar
-from handlers.flows import Answer, Data, FlowSpec, Step, ask, choice, fold, start
+from handlers.flows import (
+    Answer,
+    Data,
+    FlowSpec,
+    Step,
+    ask,
+    catalog_words,
+    choice,
+    fold,
+    start,
+    unaccented,
+)
 
 ELEMENT_STEPS = tuple(f"e_{k}" for k in ratings.ELEMENTS)
 
@@ -51,9 +62,16 @@ async def prompt_dossier(ctx: Context, data: Data) -> list[OutboundMessage]:
     ]
 
 
+NO_CODE = catalog_words("rating.no_code_words")
+ANONYMOUS_WORDS = catalog_words("rating.anonymous_words")
+
+
 async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> None:
     """Keep a known, not yet rated dossier (it fills in the unit and procedure), or none."""
-    if answer.choice == "skip" or fold(answer.text or "") in ("không", "khong", "no"):
+    if (
+        answer.choice == "skip"
+        or {fold(answer.text or ""), unaccented(answer.text or "")} & NO_CODE
+    ):
         return
     if not answer.text:
         raise InvalidInput("rating.error.dossier_code")
@@ -119,7 +137,8 @@ def _optional_text(limit: int, field: str) -> Any:
 
 async def accept_identity(ctx: Context, data: Data, answer: Answer) -> str | None:
     """Stay anonymous (and finish), or go on to leave a phone number for a reply."""
-    if answer.choice == "anonymous" or fold(answer.text or "") in ("ẩn danh", "an danh"):
+    text = answer.text or ""
+    if answer.choice == "anonymous" or {fold(text), unaccented(text)} & ANONYMOUS_WORDS:
         data["anonymous"] = True
         return None
     if answer.choice == "phone":

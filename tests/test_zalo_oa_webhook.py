@@ -178,3 +178,45 @@ async def test_a_failure_while_handling_tells_the_person_without_internals(
         await client.close()
         await oa.close()
         await zalo.stop()
+
+
+@pytest.mark.parametrize("name", ["user_send_sticker", "user_send_image", "user_send_file"])
+async def test_a_sticker_or_image_to_the_oa_is_told_the_bot_reads_text(maker, clock, name):
+    """A first message that is not text opens the window and gets a translated answer."""
+    zalo = FakeZalo()
+    settings = oa_settings(await zalo.start())
+    oa = ZaloOAChannel(settings, maker, clock)
+    await oa.open()
+    deps = Deps(maker, Settings(), clock)
+    app = web.Application()
+    hook = add_route(app, settings, maker, clock, router_dispatch(deps, Replies(oa)))
+    client = test_utils.TestClient(test_utils.TestServer(app))
+    await client.start_server()
+    try:
+        stamp = str(int(clock.now().timestamp() * 1000))
+        data = {
+            "app_id": APP_ID,
+            "event_name": name,
+            "timestamp": stamp,
+            "sender": {"id": USER},
+            "recipient": {"id": OA_ID},
+            "message": {"msg_id": "m-att", "attachments": [{"type": "image", "payload": {}}]},
+        }
+        body = json.dumps(data).encode()
+        assert (await client.post("/zalo-oa", data=body, headers=signed(body, stamp))).status == 200
+        await hook.idle()
+        assert zalo.texts(USER) == [t("zalo.text_only", "vi")]
+    finally:
+        await client.close()
+        await oa.close()
+        await zalo.stop()
+
+
+async def test_decomposed_vietnamese_to_the_oa_is_read_composed(hooked, clock):
+    import unicodedata
+
+    client, hook, events = hooked
+    body, stamp = event_body(clock, text=unicodedata.normalize("NFD", "đã nhận"))
+    assert (await client.post("/zalo-oa", data=body, headers=signed(body, stamp))).status == 200
+    await hook.idle()
+    assert [e.text for e in events] == ["đã nhận"]

@@ -207,3 +207,24 @@ async def test_webhook_mode_through_the_sandbox(env, maker, clock, unused_tcp_po
     finally:
         await hook.stop()
         await talker.api.close()
+
+
+async def test_a_sticker_mid_rating_is_answered_and_loses_no_step(env, person, maker, clock):
+    """Real Zalo sends stickers and images as their own events; the bot asks for text."""
+    await seed_counter(maker, clock)
+    await person.say(CITIZEN, payload_for_counter("Q1"))
+    step = await person.say(CITIZEN, "bỏ qua")
+    for kind, body in (("sticker", {"sticker": "stk"}), ("image", {"photo": "https://i/x.jpg"})):
+        before = len(env.zalo.messages(CITIZEN))
+        await env.user("POST", f"/chats/{CITIZEN}/others", {"kind": kind, **body})
+        await person.poller.poll_once()
+        await person.inbound.drain()
+        new = [m["text"] for m in env.zalo.messages(CITIZEN)[before:] if m["sender"] == "bot"]
+        assert new == [t("zalo.text_only", "vi")]
+    # the overall level is still the question: "2" answers it
+    assert "2. " in step[-1]
+    for answer in ("2", "5", "4", "bo qua", "1", "bỏ qua", "bỏ qua", "bỏ qua", "ẩn danh"):
+        await person.say(CITIZEN, answer)
+    async with maker() as s:
+        [rating] = (await s.exec(select(Rating))).all()
+    assert rating.overall == 2

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import t
+from bot.i18n import has_key, t
 from bot.i18n.formats import FormalTime, formal_time, format_number
 from bot.messages import Button, Html, Items, OutboundMessage, Text
 
@@ -163,6 +163,8 @@ TAG_RE = re.compile(
 )
 LINK_RE = re.compile(r"<a\s+href=\"([^\"]*)\"[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 FLOW_PREFIX = "flow:"  # the namespace of an open flow's buttons (handlers/flows.py)
+TYPED_SUFFIX = "_typed"  # a key's wording for channels without buttons (see typed_key)
+PREVIEW_SUFFIX = ":preview"  # a preview's buttons do nothing (bot/services/directives)
 BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
@@ -207,9 +209,40 @@ def options_lines(message: OutboundMessage, locale: str) -> list[str]:
     return lines
 
 
+def is_preview(message: OutboundMessage) -> bool:
+    """Tell whether a message's buttons are a preview's (shown, not answerable)."""
+    buttons = [b for row in message.buttons for b in row]
+    return bool(buttons) and all(b.action.endswith(PREVIEW_SUFFIX) for b in buttons)
+
+
+def _preview_lines(message: OutboundMessage, locale: str) -> list[str]:
+    """Render a preview's choices unnumbered, so only the step after it has numbers."""
+    loc = message.locale or locale
+    labels = [
+        render_key(b.key, b.params, loc, escape=plain) for row in message.buttons for b in row
+    ]
+    return [t("typed.preview_intro", loc), *(t("typed.preview_line", loc, label=x) for x in labels)]
+
+
+def typed_key(key: str) -> str:
+    """Return the catalog's wording of a key for people who type their answers, when it has one.
+
+    A key whose text says "press «…»" has a sibling '<key>_typed' saying "type «…»".
+    """
+    variant = key + TYPED_SUFFIX
+    return variant if has_key(variant) else key
+
+
 def _plain(message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
     """Render a message as plain text with its list of choices (uncached)."""
-    text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
+    key = typed_key(message.key)
+    if key == message.key:
+        text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
+    else:
+        loc = message.locale or locale
+        text = html_to_plain(render_key(key, message.params, loc, escape=html_escape, tz=tz))
+    if is_preview(message):
+        return "\n".join([text, "", *_preview_lines(message, locale)])
     lines = options_lines(message, locale)
     if not lines:
         return text

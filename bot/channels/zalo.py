@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "zalo"
 TEXT_MAX = 2000
 CAPTION_MAX = 2000
+TEXT_EVENT = "message.text.received"
 NOTHING_NEW = 408  # getUpdates: the long poll ended without an update
 NO_EDIT = "no_edit"
 DEFAULT_FLOOD_SECONDS = 1.0
@@ -166,7 +168,7 @@ def outcome_of(answer: Answer) -> Outcome:
         return Outcome.retry(answer.description)
     if code == 429 or answer.status == 429:
         return Outcome.flood(answer.retry_after or DEFAULT_FLOOD_SECONDS, "bot", reason)
-    if code >= 500 or answer.status >= 500 or code == NOTHING_NEW:
+    if 500 <= code < 600 or answer.status >= 500 or code == NOTHING_NEW:  # not any code > 500
         return Outcome.retry(reason)
     text = answer.description.lower()
     if code == 403 or "block" in text:
@@ -303,7 +305,8 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
     if not chat_id or not user_id or sender.get("is_bot") is True:
         return None
     text = message.get("text")
-    text = text if isinstance(text, str) else None
+    # phones may send Vietnamese decomposed (NFD): store and compare it composed
+    text = unicodedata.normalize("NFC", text) if isinstance(text, str) else None
     command, args = parse_command(text.strip()) if text else (None, ())
     chat_type = str(chat.get("chat_type") or "PRIVATE").lower()
     name = sender.get("display_name") or sender.get("name")
@@ -318,6 +321,15 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
         message_id=_as_str(message.get("message_id")),
         chat_type="private" if chat_type == "private" else "group",
     )
+
+
+def is_text(update: dict[str, Any]) -> bool:
+    """Tell whether an update carries a text message (not an image, a sticker or another kind)."""
+    name = update.get("event_name")
+    message = update.get("message")
+    if name is not None and name != TEXT_EVENT:
+        return False
+    return isinstance(message, dict) and isinstance(message.get("text"), str)
 
 
 def updates_of(answer: Answer) -> list[dict[str, Any]]:

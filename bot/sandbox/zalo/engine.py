@@ -37,6 +37,12 @@ ZALO_LIMITS = Limits(global_rate=20.0, global_burst=20, chat_rate=1.0, chat_burs
 MAX_TEXT = 2000
 TYPING_SECONDS = 5.0
 TEXT_EVENT = "message.text.received"
+# what a Zalo user may send besides text (the Bot API's event names); the bot gets no text
+OTHER_EVENTS = {
+    "image": "message.image.received",
+    "sticker": "message.sticker.received",
+    "unsupported": "message.unsupported.received",
+}
 
 
 class ZaloSandbox:
@@ -164,6 +170,38 @@ class ZaloSandbox:
             },
             "event_name": TEXT_EVENT,
         }
+        self.bot.updates.push(update)
+        return update
+
+    def send_other(
+        self, chat_id: str, kind: str, *, from_id: str | None = None, **content: str
+    ) -> JsonDict:
+        """Send an image, a sticker or an unsupported message to the bot (no text in it)."""
+        if kind not in OTHER_EVENTS:
+            raise bad_request(f"kind must be one of {', '.join(OTHER_EVENTS)}")
+        chat = self.chat(chat_id)
+        sender = self.user(from_id or (chat.id if chat.chat_type == PRIVATE else ""))
+        if chat.chat_type == GROUP and sender.id not in chat.members:
+            raise bad_request(f"user {sender.id} is not a member of chat {chat.id}")
+        message = ZaloMessage(
+            self.new_message_id(),
+            False,
+            sender.id,
+            self.now_ms(),
+            photo=content.get("photo") or None,
+            caption=content.get("caption") or None,
+        )
+        self.chat_log(chat.id).add(message)
+        body: JsonDict = {
+            "from": sender.to_api(),
+            "chat": chat.to_api(),
+            "message_id": message.message_id,
+            "date": message.date,
+        }
+        body.update(
+            {k: v for k, v in content.items() if k in ("photo", "caption", "sticker") and v}
+        )
+        update: JsonDict = {"message": body, "event_name": OTHER_EVENTS[kind]}
         self.bot.updates.push(update)
         return update
 

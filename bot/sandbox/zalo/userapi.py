@@ -221,6 +221,22 @@ async def send_chat_text(request: web.Request) -> Any:
     return {"message_id": update["message"]["message_id"], "update": update}
 
 
+@routes.post(API + "/chats/{chat_id}/others")
+@action(201)
+async def send_chat_other(request: web.Request) -> Any:
+    """Send what is not text: {"kind": image|sticker|unsupported, "photo"?, "caption"?,
+    "sticker"?, "from_id"?}."""
+    data = await body_of(request)
+    content = {k: str(data[k]) for k in ("photo", "caption", "sticker") if data.get(k)}
+    update = zalo_of(request).send_other(
+        request.match_info["chat_id"],
+        str(data.get("kind") or ""),
+        from_id=optional_id(data, "from_id"),
+        **content,
+    )
+    return {"message_id": update["message"]["message_id"], "update": update}
+
+
 @routes.get(API + "/updates")
 @action()
 async def updates(request: web.Request) -> Any:

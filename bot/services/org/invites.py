@@ -7,18 +7,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import Contact, Invite, Person, Role, Unit
-from bot.services.errors import InvalidInput, NotFound
+from bot.models import AuditLog, Contact, Invite, Person, Role, Unit
+from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org import audit
 from bot.services.org.access import Actor, require
 from bot.services.org.names import by_name
 
 PREFIX = "inv_"
 CODE_CHARS = 22
+MAX_WRONG_CODES = 10  # unknown codes one chat account may send in a day, on any channel
+WRONG_CODE = "invite_wrong_code"  # the audit action of an unknown code
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,33 @@ def _check_usable(invite: Invite | None, contact: Contact, now: datetime) -> Inv
     return invite
 
 
+async def wrong_codes(session: AsyncSession, *, contact: Contact, now: datetime) -> int:
+    """Count the unknown invite codes a chat account sent in the last day."""
+    query = (
+        select(func.count())
+        .select_from(AuditLog)
+        .where(
+            AuditLog.actor == f"contact:{contact.id}",
+            AuditLog.action == WRONG_CODE,
+            col(AuditLog.at) > now - timedelta(days=1),
+        )
+    )
+    return int((await session.exec(query)).one())
+
+
 async def redeem(session: AsyncSession, *, contact: Contact, code: str, now: datetime) -> Person:
-    """Link a chat account to the invite's person; change nothing when the code is not usable."""
+    """Link a chat account to the invite's person; change nothing when the code is not usable.
+
+    An unknown code is recorded before InvalidInput is raised (commit the session when catching
+    it); after MAX_WRONG_CODES in a day every code is refused, the right one too.
+    """
+    if await wrong_codes(session, contact=contact, now=now) >= MAX_WRONG_CODES:
+        raise PermissionDenied("invite.too_many", limit=MAX_WRONG_CODES)
     row = (await session.exec(select(Invite).where(Invite.code_hash == hash_code(code)))).first()
+    if row is None:
+        actor, subject = f"contact:{contact.id}", f"{contact.channel}:{contact.id}"
+        audit.record(session, actor=actor, action=WRONG_CODE, now=now, subject=subject)
+        await session.flush()
     invite = _check_usable(row, contact, now)
     person = await session.get(Person, invite.person_id)
     if person is None or not person.active:
