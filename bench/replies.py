@@ -1,7 +1,7 @@
 """People waiting for a reply while a large directive goes out: one budget, replies first.
 
     python -m bench.replies [--recipients 2000] [--people 40] [--times 3] [--shape bucket]
-                            [--jitter-ms 0-40] [--speed 1]
+                            [--jitter-ms 0-40] [--speed 1] [--channels telegram zalo]
 
 The real reformbot Application runs against the sandbox (polling, its job runner draining the
 outbox, as `reformbot run` does) on a fresh SQLite database, with the sandbox's flood limits
@@ -11,7 +11,12 @@ send /me `times` times (waiting for each reply, then 1-3 s, as a person does). P
 median and p95 reply time (goals <= 2 s and <= 5 s), replies lost (no answer within 30 s;
 goal 0), the directive's rate from its first notice to its last as a share of the limit
 (goal >= 0.9; replies share the budget), and the 429s met. `--speed` scales the sandbox's
-rates, the delivery settings and the reply goals alike. Then, last, one JSON line per figure.
+rates, the delivery settings and the reply goals alike.
+
+Zalo runs the same way in the same process, after Telegram: the directive goes to Zalo chats on
+the dispatcher's "zalo" lane against the sandbox's Zalo Bot API (20/s per bot, 1/s per chat
+burst 3, the same shape and jitter), the bot polls getUpdates, and the people type /me on Zalo;
+its share is of Zalo's 20/s. Then, last, one JSON line per figure, each with its "channel".
 """
 
 from __future__ import annotations

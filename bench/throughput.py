@@ -1,6 +1,7 @@
 """Outbox dispatch throughput with flood limits off: how fast the dispatcher itself can go.
 
     python -m bench.throughput [--messages 5000] [--concurrency 128] [--backends sqlite postgres]
+                               [--channels telegram zalo]
 
 The sandbox runs in a child process with its flood limits off (Limits.off()), as Telegram's
 servers run on machines other than the bot's, and holds one user per message: every message goes
@@ -13,6 +14,13 @@ baseline does through Bot.do_api_request, skipping python-telegram-bot's Message
 through the dispatcher's Telegram channel (what the dispatcher costs beyond it is the
 difference). The messages look like a broadcast or a directive: a few payloads shared by many
 rows, recipients in Vietnamese and English.
+
+Zalo, in the same run and measured the same way: its ceiling is a bare aiohttp client posting
+sendMessage (the plain texts rendered beforehand) to the sandbox's Zalo Bot API emulator,
+`concurrency` at a time; then the dispatcher's "zalo" lane (its Zalo channel, limits raised out
+of the way, recording the numbered list each message shows as `reformbot run` does) drains the
+same messages. Its figures carry "channel": "zalo", and the Zalo-to-Telegram ratios of rate and
+CPU per message are printed for each pair.
 
 Printed: messages per second of each, the dispatcher's as a ratio to the goal of 1,500/s and
 to the baseline, a check that every chat got exactly one message, and the CPU milliseconds per
