@@ -375,37 +375,52 @@ async def baseline(
 
 
 async def zalo_baseline(
-    messages: int, concurrency: int, inline: bool, profile_to: Path | None
+    messages: int, concurrency: int, inline: bool, profile_to: Path | None, *, way: str = "bare"
 ) -> Run:
     """The Zalo ceiling: a bare aiohttp client posts sendMessage to the sandbox's Zalo Bot API,
-    `concurrency` at a time, no database (the texts rendered beforehand, the answers checked)."""
+    `concurrency` at a time, no database (the texts rendered beforehand, the answers checked).
+
+    `way` "channel" sends through the dispatcher's Zalo channel instead (rendering each text,
+    without recording the lists shown): the lane's sends without the dispatcher.
+    """
     box = await open_sandbox(messages, inline)
     kinds = PAYLOADS * 5
     texts = [plain_text(message_of(k), locale_of(k), tz=TZ) for k in range(kinds)]
+    notices = [message_of(k) for k in range(kinds)]
     url = f"{box.zalo_base_url}/bot{DEFAULT_ZALO_TOKEN}/sendMessage"
     queue = list(range(messages))
     queue.reverse()
     failed: list[int] = []
     connector = aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0)
+    sender = zalo_channel(box, concurrency)
 
     async def worker(session: aiohttp.ClientSession) -> None:
         """Send until the queue is empty."""
         while queue:
             k = queue.pop()
+            if way == "channel":
+                if not (await sender.send(str(FIRST_UID + k), notices[k % kinds], locale_of(k))).ok:
+                    failed.append(k)
+                continue
             body = {"chat_id": str(FIRST_UID + k), "text": texts[k % kinds]}
             async with session.post(url, json=body) as reply:
                 answer = await reply.json()
             if not answer.get("ok"):
                 failed.append(k)
 
-    watch = Stopwatch(box, profile_to and profile_to.with_name(f"{profile_to.name}-zalo.prof"))
+    watch = Stopwatch(
+        box, profile_to and profile_to.with_name(f"{profile_to.name}-zalo-{way}.prof")
+    )
     async with aiohttp.ClientSession(connector=connector) as session:
         watch.start()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         watch.stop()
+    await sender.close()
     accepted, wrong = check(box, messages, "zalo")
     await close_sandbox(box)
     name = "Zalo: bare aiohttp, no database (the ceiling)"
+    if way == "channel":
+        name = "Zalo: the dispatcher's Zalo channel, no database"
     return Run(name, messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu)
 
 
@@ -594,7 +609,9 @@ async def main(
         measured[Channel.TELEGRAM] = (base, runs)
     if Channel.ZALO in channels:
         base = await zalo_baseline(messages, concurrency, inline, profile_to)
-        measured[Channel.ZALO] = (base, await lane_runs(Channel.ZALO, *args))
+        way = await zalo_baseline(messages, concurrency, inline, profile_to, way="channel")
+        runs = [("channel", way), *await lane_runs(Channel.ZALO, *args)]
+        measured[Channel.ZALO] = (base, runs)
     if "postgres" in backends and not os.environ.get(PG_ENV):
         print(f"(PostgreSQL skipped: set {PG_ENV})")
     where = "on the bench's own event loop" if inline else "in its own process"
