@@ -9,9 +9,9 @@ the same 20/s), then 300 messages to 300 Telegram chats at 30/s through its Tele
 baseline, as bench.dispatch measures it). Between them, the Official Account: the dispatcher's
 "zalo_oa" lane (10/s, its token fetched from the emulator's OAuth endpoint first) sends
 `--oa-messages` customer-service messages to as many followers inside the 7-day window, the
-emulator's OA limit set to the same 10/s (0 skips it). All on SQLite. Printed per run: ratio to the limit
-(messages per second over the nominal rate), 429s met, lost and duplicated messages (counted
-from what the sandbox delivered to each chat). Then, last, one JSON line per figure.
+emulator's OA limit set to the same 10/s (0 skips it). All on SQLite. Printed per run: ratio to
+the limit (messages per second over the nominal rate), 429s met, lost and duplicated messages
+(counted from what the sandbox delivered to each chat). Then, last, one JSON line per figure.
 """
 
 from __future__ import annotations
