@@ -1,6 +1,7 @@
 """Outbox dispatch throughput with flood limits off: how fast the dispatcher itself can go.
 
     python -m bench.throughput [--messages 5000] [--concurrency 128] [--backends sqlite postgres]
+                               [--channels telegram zalo]
 
 The sandbox runs in a child process with its flood limits off (Limits.off()), as Telegram's
 servers run on machines other than the bot's, and holds one user per message: every message goes
@@ -13,6 +14,13 @@ baseline does through Bot.do_api_request, skipping python-telegram-bot's Message
 through the dispatcher's Telegram channel (what the dispatcher costs beyond it is the
 difference). The messages look like a broadcast or a directive: a few payloads shared by many
 rows, recipients in Vietnamese and English.
+
+Zalo, in the same run and measured the same way: its ceiling is a bare aiohttp client posting
+sendMessage (the plain texts rendered beforehand) to the sandbox's Zalo Bot API emulator,
+`concurrency` at a time; then the dispatcher's "zalo" lane (its Zalo channel, limits raised out
+of the way, recording the numbered list each message shows as `reformbot run` does) drains the
+same messages. Its figures carry "channel": "zalo", and the Zalo-to-Telegram ratios of rate and
+CPU per message are printed for each pair.
 
 Printed: messages per second of each, the dispatcher's as a ratio to the goal of 1,500/s and
 to the baseline, a check that every chat got exactly one message, and the CPU milliseconds per
@@ -47,6 +55,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import telegram
 from sqlalchemy import insert, text
 from sqlalchemy.engine.url import make_url
@@ -57,8 +66,10 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bench.figures import Figures
 from bot.channels.contract import Limits as ChannelLimits
 from bot.channels.http import AiohttpRequest
-from bot.channels.render import html_escape, render
+from bot.channels.render import html_escape, plain_text, render
 from bot.channels.telegram import NO_PREVIEW, TelegramChannel, keyboard
+from bot.channels.zalo import TEXT_MAX as ZALO_TEXT_MAX
+from bot.channels.zalo import ZaloApi, ZaloChannel
 from bot.clock import SystemClock
 from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
@@ -66,6 +77,8 @@ from bot.messages import Button, OutboundMessage, codec
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.server import DEFAULT_TOKEN
+from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN, ZaloSandbox
+from bot.zalo_app import recorder
 from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
 PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
@@ -135,14 +148,22 @@ class Stopwatch:
 # the sandbox, in a process of its own --------------------------------------------------------
 
 
+def sandbox_server(users: int) -> SandboxServer:
+    """Return a sandbox with limits off and `users` users on Telegram and on Zalo."""
+    server = SandboxServer(limits=Limits.off(), zalo=ZaloSandbox(limits=Limits.off()))
+    assert server.zalo is not None
+    for i in range(users):
+        server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
+        server.zalo.create_user(f"Người dùng {i}", user_id=str(FIRST_UID + i))
+    return server
+
+
 def _serve(users: int, conn: Connection, loop: str) -> None:
     """Run a sandbox with limits off and `users` users until the parent says stop."""
 
     async def main() -> None:
         """Start, report the port, wait for the word to stop."""
-        server = SandboxServer(limits=Limits.off())
-        for i in range(users):
-            server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
+        server = sandbox_server(users)
         port = await server.start("127.0.0.1", 0)
         conn.send(port)
         while await asyncio.to_thread(conn.recv) == "cpu":
@@ -175,12 +196,14 @@ class Sandbox:
         self.root = f"http://127.0.0.1:{port}"
         self.base_url = f"{self.root}/bot"
         self.file_base_url = f"{self.root}/file/bot"
+        self.zalo_base_url = f"{self.root}/zalo"
 
-    def counters(self) -> dict[str, Any]:
-        """Read the bot's counters over the sandbox's user API."""
-        with urllib.request.urlopen(f"{self.root}/sandbox/api/counters") as answer:
+    def counters(self, channel: str = "telegram") -> dict[str, Any]:
+        """Read the bot's counters (Telegram's or Zalo's) over the sandbox's user API."""
+        path = "/zalo/sandbox/api/counters" if channel == "zalo" else "/sandbox/api/counters"
+        with urllib.request.urlopen(f"{self.root}{path}") as answer:
             data: dict[str, Any] = json.load(answer)["result"]
-        return data
+        return data["bot"] if channel == "zalo" else data
 
     def cpu(self) -> float:
         """Return the CPU seconds the sandbox process has used."""
@@ -199,21 +222,23 @@ class InlineSandbox:
     """A sandbox server on the bench's own event loop (to show what sharing the core costs)."""
 
     def __init__(self, users: int) -> None:
-        self.server = SandboxServer(limits=Limits.off())
-        for i in range(users):
-            self.server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
+        self.server = sandbox_server(users)
 
     async def start(self) -> None:
         """Start serving on a free port."""
         await self.server.start("127.0.0.1", 0)
         self.base_url, self.file_base_url = self.server.base_url, self.server.file_base_url
+        self.zalo_base_url = self.server.zalo_base_url
 
     def cpu(self) -> float:
         """Return nothing apart: the sandbox's CPU is the bench's own here."""
         return 0.0
 
-    def counters(self) -> dict[str, Any]:
-        """Return the bot's counters."""
+    def counters(self, channel: str = "telegram") -> dict[str, Any]:
+        """Return the bot's counters (Telegram's or Zalo's)."""
+        if channel == "zalo":
+            assert self.server.zalo is not None
+            return self.server.zalo.bot.counters.to_json()
         return self.server.counters().to_json()
 
     async def stop(self) -> None:
@@ -238,9 +263,11 @@ async def close_sandbox(box: Sandbox | InlineSandbox) -> None:
         await asyncio.to_thread(box.stop)
 
 
-def check(box: Sandbox | InlineSandbox, messages: int) -> tuple[int, int]:
+def check(
+    box: Sandbox | InlineSandbox, messages: int, channel: str = "telegram"
+) -> tuple[int, int]:
     """Return how many messages the sandbox accepted, and how many chats got other than one."""
-    counters = box.counters()
+    counters = box.counters(channel)
     by_chat = counters["accepted_by_chat"]
     wrong = sum(1 for i in range(messages) if by_chat.get(str(FIRST_UID + i), 0) != 1)
     return int(counters["accepted_total"]), wrong
@@ -347,13 +374,63 @@ async def baseline(
     return Run(name, messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu)
 
 
-async def fill(maker: Any, messages: int) -> None:
-    """Write the contacts and one pending outbox row per contact."""
+async def zalo_baseline(
+    messages: int, concurrency: int, inline: bool, profile_to: Path | None, *, way: str = "bare"
+) -> Run:
+    """The Zalo ceiling: a bare aiohttp client posts sendMessage to the sandbox's Zalo Bot API,
+    `concurrency` at a time, no database (the texts rendered beforehand, the answers checked).
+
+    `way` "channel" sends through the dispatcher's Zalo channel instead (rendering each text,
+    without recording the lists shown): the lane's sends without the dispatcher.
+    """
+    box = await open_sandbox(messages, inline)
+    kinds = PAYLOADS * 5
+    texts = [plain_text(message_of(k), locale_of(k), tz=TZ) for k in range(kinds)]
+    notices = [message_of(k) for k in range(kinds)]
+    url = f"{box.zalo_base_url}/bot{DEFAULT_ZALO_TOKEN}/sendMessage"
+    queue = list(range(messages))
+    queue.reverse()
+    failed: list[int] = []
+    connector = aiohttp.TCPConnector(limit=concurrency + 4, limit_per_host=0)
+    sender = zalo_channel(box, concurrency)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        """Send until the queue is empty."""
+        while queue:
+            k = queue.pop()
+            if way == "channel":
+                if not (await sender.send(str(FIRST_UID + k), notices[k % kinds], locale_of(k))).ok:
+                    failed.append(k)
+                continue
+            body = {"chat_id": str(FIRST_UID + k), "text": texts[k % kinds]}
+            async with session.post(url, json=body) as reply:
+                answer = await reply.json()
+            if not answer.get("ok"):
+                failed.append(k)
+
+    watch = Stopwatch(
+        box, profile_to and profile_to.with_name(f"{profile_to.name}-zalo-{way}.prof")
+    )
+    async with aiohttp.ClientSession(connector=connector) as session:
+        watch.start()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        watch.stop()
+    await sender.close()
+    accepted, wrong = check(box, messages, "zalo")
+    await close_sandbox(box)
+    name = "Zalo: bare aiohttp, no database (the ceiling)"
+    if way == "channel":
+        name = "Zalo: the dispatcher's Zalo channel, no database"
+    return Run(name, messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu)
+
+
+async def fill(maker: Any, messages: int, lane: str = Channel.TELEGRAM) -> None:
+    """Write the contacts and one pending outbox row per contact, on the lane's channel."""
     now = datetime.now(UTC)
     async with maker() as session:
         contacts = [
             {
-                "channel": Channel.TELEGRAM,
+                "channel": lane,
                 "external_id": str(FIRST_UID + n),
                 "locale": locale_of(n),
                 "created_at": now,
@@ -370,7 +447,7 @@ async def fill(maker: Any, messages: int) -> None:
                 "priority": 100,
                 "kind": "broadcast",
                 "ref_id": 1,
-                "channel": Channel.TELEGRAM,
+                "channel": lane,
                 "chat_id": str(FIRST_UID + n),
                 "contact_id": n + 1,
                 "paid": False,
@@ -397,40 +474,60 @@ async def dispatcher_run(
     concurrency: int,
     inline: bool,
     profile_to: Path | None,
+    lane: str = Channel.TELEGRAM,
 ) -> Run:
-    """Queue the messages in the outbox, then time the dispatcher draining it."""
+    """Queue the messages in the outbox, then time the dispatcher draining it on one lane."""
     engine = create_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.drop_all)
         await conn.run_sync(SQLModel.metadata.create_all)
     maker = session_maker(engine)
-    await fill(maker, messages)
+    await fill(maker, messages, lane)
     box = await open_sandbox(messages, inline)
     bot = make_bot(box, concurrency)
+    clock = SystemClock()
+    sender: TelegramChannel | ZaloChannel = channel(bot)
+    if lane == Channel.ZALO:
+        sender = zalo_channel(box, concurrency, recorder(maker, clock))
     async with bot:
         dispatcher = Dispatcher(
             maker=maker,
-            channels={"telegram": channel(bot)},
+            channels={lane: sender},
             settings=DeliverySettings(),
-            clock=SystemClock(),
+            clock=clock,
             owner="bench",
             max_in_flight=concurrency,
         )
         watch = Stopwatch(
-            box, profile_to and profile_to.with_name(f"{profile_to.name}-{name}.prof")
+            box, profile_to and profile_to.with_name(f"{profile_to.name}-{lane}-{name}.prof")
         )
         watch.start()
         await dispatcher.drain()
         watch.stop()
-    accepted, wrong = check(box, messages)
+    if isinstance(sender, ZaloChannel):
+        await sender.close()
+    accepted, wrong = check(box, messages, lane)
     await close_sandbox(box)
     await engine.dispose()
+    label = "dispatcher" if lane == Channel.TELEGRAM else "Zalo: the dispatcher's zalo lane"
     return Run(
-        f"dispatcher on {name}", messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu
+        f"{label} on {name}", messages, watch.wall, accepted, wrong, watch.cpu, watch.box_cpu
     )
 
 
-async def with_postgres(base: str, *args: Any) -> Run:
+def zalo_channel(
+    box: Sandbox | InlineSandbox, concurrency: int, on_choices: Any = None
+) -> ZaloChannel:
+    """Return the dispatcher's Zalo channel for the sandbox, its limits raised out of the way
+    and its pool as large as the ceiling's (as the lane records the numbered lists it shows)."""
+    limits = ChannelLimits(
+        overall=UNLIMITED, per_chat=UNLIMITED, per_group=UNLIMITED, text_max=ZALO_TEXT_MAX
+    )
+    api = ZaloApi(DEFAULT_ZALO_TOKEN, box.zalo_base_url, pool=concurrency + 4)
+    return ZaloChannel(api, TZ, limits, on_choices=on_choices)
+
+
+async def with_postgres(base: str, *args: Any, lane: str = Channel.TELEGRAM) -> Run:
     """Run the dispatcher on a throwaway PostgreSQL database."""
     db = f"reformbot_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base)
@@ -439,7 +536,7 @@ async def with_postgres(base: str, *args: Any) -> Run:
         await conn.execute(text(f'CREATE DATABASE "{db}"'))
     try:
         url = make_url(base).set(database=db).render_as_string(hide_password=False)
-        return await dispatcher_run(url, "PostgreSQL", *args)
+        return await dispatcher_run(url, "PostgreSQL", *args, lane=lane)
     finally:
         async with admin.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -447,37 +544,29 @@ async def with_postgres(base: str, *args: Any) -> Run:
         await admin.dispose()
 
 
-async def main(
-    messages: int, concurrency: int, backends: Sequence[str], inline: bool, profile_to: Path | None
-) -> None:
-    """Measure the baseline, then the dispatcher on each backend; print ratios, then figures."""
-    base = await baseline(messages, concurrency, inline, profile_to)
-    runs = [
-        ("raw_api", await baseline(messages, concurrency, inline, profile_to, way="raw")),
-        ("channel", await baseline(messages, concurrency, inline, profile_to, way="channel")),
-    ]
-    with TemporaryDirectory() as folder:
-        if "sqlite" in backends:
+async def lane_runs(
+    lane: str,
+    messages: int,
+    concurrency: int,
+    backends: Sequence[str],
+    inline: bool,
+    profile_to: Path | None,
+) -> list[tuple[str, Run]]:
+    """Time the dispatcher draining the outbox on one lane, on each backend asked for."""
+    runs: list[tuple[str, Run]] = []
+    args = (messages, concurrency, inline, profile_to)
+    if "sqlite" in backends:
+        with TemporaryDirectory() as folder:
             url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-            runs.append(
-                (
-                    "sqlite",
-                    await dispatcher_run(url, "SQLite", messages, concurrency, inline, profile_to),
-                )
-            )
+            runs.append(("sqlite", await dispatcher_run(url, "SQLite", *args, lane=lane)))
     pg = os.environ.get(PG_ENV)
     if "postgres" in backends and pg:
-        runs.append(
-            ("postgres", await with_postgres(pg, messages, concurrency, inline, profile_to))
-        )
-    elif "postgres" in backends:
-        print(f"(PostgreSQL skipped: set {PG_ENV})")
-    where = "on the bench's own event loop" if inline else "in its own process"
-    print(
-        f"{messages} messages to {messages} chats, limits off, {concurrency} requests at a time,"
-        f" sandbox {where}, event loop {CLIENT['loop']}"
-    )
-    figures = Figures("throughput")
+        runs.append(("postgres", await with_postgres(pg, *args, lane=lane)))
+    return runs
+
+
+def report(figures: Figures, lane: str, base: Run, runs: list[tuple[str, Run]]) -> None:
+    """Print one channel's runs beside its ceiling; add their figures (with the channel)."""
     for label, run in [("baseline", base), *runs]:
         line = f"{run.name}: {run.per_second:7.1f}/s = {run.per_second / GOAL:.2f} x goal"
         if run is not base:
@@ -486,17 +575,71 @@ async def main(
         line += f"; CPU per message: bot {run.bot_ms:.2f} ms, sandbox {run.sandbox_ms:.2f} ms"
         line += f" (one free core: {1000 / run.bot_ms:.0f}/s)"
         print(line)
-        figures.add(f"{label}_bot_cpu_ms", run.bot_ms)
-        figures.add(f"{label}_sandbox_cpu_ms", run.sandbox_ms)
-        figures.add(f"{label}_one_core_per_second", 1000 / run.bot_ms, goal=">= 1500")
-        figures.add(
-            f"{label}_per_second", run.per_second, goal=">= 1500" if run is not base else None
-        )
+        where = {"channel": lane}
+        figures.add(f"{label}_bot_cpu_ms", run.bot_ms, **where)
+        figures.add(f"{label}_sandbox_cpu_ms", run.sandbox_ms, **where)
+        figures.add(f"{label}_one_core_per_second", 1000 / run.bot_ms, goal=">= 1500", **where)
+        goal = ">= 1500" if run is not base else None
+        figures.add(f"{label}_per_second", run.per_second, goal=goal, **where)
         if run is not base:
-            figures.add(f"{label}_vs_goal", run.per_second / GOAL, goal=">= 1.0")
-            figures.add(f"{label}_vs_ceiling", run.per_second / base.per_second)
-            figures.add(f"{label}_chats_wrong", run.chats_wrong, goal="0")
+            figures.add(f"{label}_vs_goal", run.per_second / GOAL, goal=">= 1.0", **where)
+            figures.add(f"{label}_vs_ceiling", run.per_second / base.per_second, **where)
+            figures.add(f"{label}_chats_wrong", run.chats_wrong, goal="0", **where)
+
+
+async def main(
+    messages: int,
+    concurrency: int,
+    backends: Sequence[str],
+    inline: bool,
+    profile_to: Path | None,
+    channels: Sequence[str] = (Channel.TELEGRAM, Channel.ZALO),
+) -> None:
+    """Measure each channel's ceiling, then its dispatcher lane on each backend; print ratios,
+    then figures."""
+    args = (messages, concurrency, backends, inline, profile_to)
+    measured: dict[str, tuple[Run, list[tuple[str, Run]]]] = {}
+    if Channel.TELEGRAM in channels:
+        base = await baseline(messages, concurrency, inline, profile_to)
+        runs = [
+            ("raw_api", await baseline(messages, concurrency, inline, profile_to, way="raw")),
+            ("channel", await baseline(messages, concurrency, inline, profile_to, way="channel")),
+        ]
+        runs += await lane_runs(Channel.TELEGRAM, *args)
+        measured[Channel.TELEGRAM] = (base, runs)
+    if Channel.ZALO in channels:
+        base = await zalo_baseline(messages, concurrency, inline, profile_to)
+        way = await zalo_baseline(messages, concurrency, inline, profile_to, way="channel")
+        runs = [("channel", way), *await lane_runs(Channel.ZALO, *args)]
+        measured[Channel.ZALO] = (base, runs)
+    if "postgres" in backends and not os.environ.get(PG_ENV):
+        print(f"(PostgreSQL skipped: set {PG_ENV})")
+    where = "on the bench's own event loop" if inline else "in its own process"
+    print(
+        f"{messages} messages to {messages} chats, limits off, {concurrency} requests at a time,"
+        f" sandbox {where}, event loop {CLIENT['loop']}"
+    )
+    figures = Figures("throughput")
+    for lane, (base, runs) in measured.items():
+        report(figures, lane, base, runs)
+    if len(measured) == 2:
+        compare(figures, measured)
     figures.print()
+
+
+def compare(figures: Figures, measured: dict[str, tuple[Run, list[tuple[str, Run]]]]) -> None:
+    """Zalo beside Telegram in the same run: rates and CPU per message as ratios."""
+    tg_base, tg_runs = measured[Channel.TELEGRAM]
+    zl_base, zl_runs = measured[Channel.ZALO]
+    pairs = [("baseline", tg_base, zl_base)]
+    tg = dict(tg_runs)
+    pairs += [(label, tg[label], run) for label, run in zl_runs if label in tg]
+    for label, tg_run, zl_run in pairs:
+        rate = zl_run.per_second / tg_run.per_second
+        cpu = zl_run.bot_ms / tg_run.bot_ms
+        print(f"zalo / telegram, {label}: {rate:.2f} x the rate, {cpu:.2f} x the bot's CPU")
+        figures.add(f"{label}_zalo_vs_telegram_per_second", rate, channel="zalo")
+        figures.add(f"{label}_zalo_vs_telegram_bot_cpu", cpu, channel="zalo")
 
 
 def cli() -> None:
@@ -509,13 +652,23 @@ def cli() -> None:
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--channels", nargs="+", choices=["telegram", "zalo"], default=["telegram", "zalo"]
+    )
     args = parser.parse_args()
     CLIENT["name"], CLIENT["loop"] = args.client, args.loop
     choose_loop(args.loop)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="Please use 'Bot.sendMessage'")
     asyncio.run(
-        main(args.messages, args.concurrency, args.backends, args.inline_sandbox, args.profile)
+        main(
+            args.messages,
+            args.concurrency,
+            args.backends,
+            args.inline_sandbox,
+            args.profile,
+            [Channel(name) for name in args.channels],
+        )
     )
 
 
