@@ -43,14 +43,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def recorder(maker: SessionMaker, clock: Clock) -> zalo.OnChoices:
     """Return the callback that keeps the list of choices a Zalo chat saw last."""
-
-    async def remember(chat_id: str, message: OutboundMessage) -> None:
-        async with transaction(maker) as session:
-            await choices.remember(
-                session, channel=zalo.CHANNEL, chat_id=chat_id, message=message, now=clock.now()
-            )
-
-    return remember
+    return choices.Recorder(maker, clock, zalo.CHANNEL)
 
 
 def outbox_channels(settings: Settings, maker: SessionMaker, clock: Clock) -> dict[str, Channel]:

@@ -27,7 +27,7 @@ from bot.channels.zalo_oa import CHANNEL, LIMITS, OnChoices, ZaloOAChannel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker, transaction
-from bot.messages import InboundEvent, OutboundMessage
+from bot.messages import InboundEvent
 from bot.runtime import Runtime
 from bot.services import zalo_oa_status
 from bot.services.delivery import choices
@@ -44,14 +44,7 @@ SWEEP = "zalo-oa-tokens"
 
 def recorder(maker: SessionMaker, clock: Clock) -> OnChoices:
     """Return the callback that keeps the list of choices an OA user saw last."""
-
-    async def remember(chat_id: str, message: OutboundMessage) -> None:
-        async with transaction(maker) as session:
-            await choices.remember(
-                session, channel=CHANNEL, chat_id=chat_id, message=message, now=clock.now()
-            )
-
-    return remember
+    return choices.Recorder(maker, clock, CHANNEL)
 
 
 def make_channel(settings: Settings, maker: SessionMaker, clock: Clock) -> ZaloOAChannel:
