@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, literal, not_, or_
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, literal, not_, or_
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -100,15 +100,21 @@ async def directives(session: AsyncSession, span: Span) -> Counts:
     return await _grouped(session, stmt)
 
 
-def _seconds(session: AsyncSession, later: Any, earlier: Any) -> Any:
-    """Return the seconds between two timestamp columns as an SQL expression."""
+def _microseconds(session: AsyncSession, later: Any, earlier: Any) -> Any:
+    """Return the whole microseconds between two timestamp columns, exactly, as SQL."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", later) - func.extract("epoch", earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        return cast(func.extract("epoch", later - earlier) * 1_000_000, BigInteger)
+
+    def micros(column: Any) -> Any:
+        """Return a stored 'YYYY-MM-DD HH:MM:SS.ffffff' as microseconds since 1970."""
+        seconds = cast(func.strftime("%s", column), BigInteger)
+        return seconds * 1_000_000 + cast(func.substr(column, 21, 6), BigInteger)
+
+    return micros(later) - micros(earlier)
 
 
 async def _medians(session: AsyncSession, base: Any, *, per_unit: bool) -> dict[int, float]:
-    """Return the median of `base`'s column d per unit (or over all, under key 0), whole seconds."""
+    """Return the median of `base`'s microseconds d per unit (or of all, key 0) in whole seconds."""
     sub = base.subquery()
     unit = sub.c.unit_id if per_unit else literal(0)
     if session.get_bind().dialect.name == "postgresql":
@@ -128,12 +134,12 @@ async def _medians(session: AsyncSession, base: Any, *, per_unit: bool) -> dict[
     if per_unit:
         stmt = stmt.group_by(unit)
     rows = (await session.exec(stmt)).all()
-    return {int(u): float(round(m)) for u, m in rows if m is not None}
+    return {int(u): float(round(float(m) / 1_000_000)) for u, m in rows if m is not None}
 
 
 async def ack_medians(session: AsyncSession, span: Span, *, per_unit: bool) -> dict[int, float]:
     """Return the median seconds from a directive's issue to its acknowledgement."""
-    delay = _seconds(session, col(DirectiveRecipient.acked_at), col(Directive.created_at))
+    delay = _microseconds(session, col(DirectiveRecipient.acked_at), col(Directive.created_at))
     base: Any = (
         select(col(DirectiveRecipient.unit_id).label("unit_id"), delay.label("d"))
         .join(Directive, col(Directive.id) == col(DirectiveRecipient.directive_id))
