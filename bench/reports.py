@@ -57,8 +57,9 @@ GOAL_SQLITE_SECONDS = 2.0
 
 async def _bulk(session: Any, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert rows in chunks."""
+    conn = await session.connection()
     for i in range(0, len(rows), CHUNK):
-        await session.execute(insert(table), rows[i : i + CHUNK])
+        await conn.execute(insert(table), rows[i : i + CHUNK])
 
 
 def _moment(rng: random.Random) -> datetime:
@@ -201,7 +202,7 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
         )
     )
     delays: dict[int, list[int]] = defaultdict(list)
-    rows = await session.execute(select(*[m.Rating.__table__.c[n] for n in _RATING_COLUMNS]))
+    rows = await session.exec(select(*[m.Rating.__table__.c[n] for n in _RATING_COLUMNS]))
     bad_dossiers: set[int] = set()
     rating_dossier: dict[int, int] = {}
     for rid, unit, at, overall, dossier, *scores in rows:
@@ -218,10 +219,8 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
                 u["ec"][name] += 1
                 u["es"][name] += score
     d, r = m.Directive.__table__.c, m.DirectiveRecipient.__table__.c
-    issued = {i: _utc(at) for i, at in await session.execute(select(d.id, d.created_at))}
-    for directive, unit, acked in await session.execute(
-        select(r.directive_id, r.unit_id, r.acked_at)
-    ):
+    issued = {i: _utc(at) for i, at in await session.exec(select(d.id, d.created_at))}
+    for directive, unit, acked in await session.exec(select(r.directive_id, r.unit_id, r.acked_at)):
         at, acked = issued[directive], _utc(acked)
         if unit is None or not _in(at, span):
             continue
@@ -230,7 +229,7 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
             c[unit]["acked"] += 1
             delays[unit].append((acked - at) // timedelta(microseconds=1))
     a = m.TaskAssignment.__table__.c
-    for unit, due, status, done in await session.execute(
+    for unit, due, status, done in await session.exec(
         select(a.unit_id, a.due_at, a.status, a.done_at)
     ):
         due, done = _utc(due), _utc(done)
@@ -243,7 +242,7 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
         u["tasks_overdue"] += not finished and due < span.as_of
     f = m.FollowUpCase.__table__.c
     complained: set[int] = set()
-    for rating, unit, status, opened, due, closed in await session.execute(
+    for rating, unit, status, opened, due, closed in await session.exec(
         select(f.rating_id, f.unit_id, f.status, f.opened_at, f.due_at, f.closed_at)
     ):
         if rating in rating_dossier:
@@ -257,7 +256,7 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
         )
     ap = m.Apology.__table__.c
     apologised: set[int] = set()
-    for dossier, unit, status, sent in await session.execute(
+    for dossier, unit, status, sent in await session.exec(
         select(ap.dossier_id, ap.unit_id, ap.status, ap.sent_at)
     ):
         if status == "sent":
@@ -265,7 +264,7 @@ async def python_figures(session: Any, span: Span) -> tuple[dict[int, Figures], 
             if _in(_utc(sent), span):
                 c[unit]["apologies_sent"] += 1
     o = m.Dossier.__table__.c
-    for did, unit, received, appointment, status, returned in await session.execute(
+    for did, unit, received, appointment, status, returned in await session.exec(
         select(o.id, o.unit_id, o.received_on, o.appointment_at, o.status, o.returned_at)
     ):
         if status == "cancelled" or not span.first_day <= _date(received) <= span.last_day:
@@ -363,7 +362,7 @@ async def measure(name: str, url: str, args: argparse.Namespace, figures: BenchF
     await build(maker, args)
     if name == "postgres":
         async with maker() as s:
-            await s.execute(text("ANALYZE"))
+            await (await s.connection()).execute(text("ANALYZE"))
             await s.commit()
     print(f"[{name}] built in {time.perf_counter() - started:.0f} s")
 
