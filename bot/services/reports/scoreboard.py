@@ -324,6 +324,7 @@ async def scoreboard(
     session: AsyncSession, *, window: Window, now: datetime, settings: ReportSettings
 ) -> Scoreboard:
     """Return every unit's scoreboard row for a period and the period before it."""
+    await queries.prepare(session)
     units = list((await session.exec(select(Unit).order_by(col(Unit.code)))).all())
     before = window.previous()
     current, totals = await unit_figures(session, units, window.span(now))
