@@ -393,6 +393,34 @@ class DossierSettings(BaseModel):
     apology_lead_days: int = Field(1, ge=0, le=30)
 
 
+class ReportWeights(BaseModel):
+    """Weights of the emulation score: each indicator counts in proportion to its weight."""
+
+    ack: float = Field(15.0, ge=0, le=100)
+    tasks: float = Field(25.0, ge=0, le=100)
+    satisfaction: float = Field(25.0, ge=0, le=100)
+    feedback: float = Field(15.0, ge=0, le=100)
+    dossiers: float = Field(20.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ReportWeights:
+        """Refuse weights that are all zero (nothing would be scored)."""
+        if not any(self.as_dict().values()):
+            raise ValueError("weights_zero")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the weights by indicator name."""
+        return {name: float(getattr(self, name)) for name in type(self).model_fields}
+
+
+class ReportSettings(BaseModel):
+    """The per-unit scoreboard: the emulation score's weights and who has enough data."""
+
+    min_ratings: int = Field(10, ge=0, le=100000)
+    weights: ReportWeights = ReportWeights()
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -421,6 +449,7 @@ class Settings(BaseSettings):
     ratings: RatingSettings = RatingSettings()
     dossiers: DossierSettings = DossierSettings()
     agency: AgencySettings = AgencySettings()
+    reports: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

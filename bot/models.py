@@ -241,6 +241,8 @@ class Audience(enum.StrEnum):
 class Directive(SQLModel, table=True):
     """A directive notice (công văn, chỉ đạo) pushed to the staff of targeted units."""
 
+    __table_args__ = (Index("ix_directive_created", "created_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=64)
     issued_on: date
@@ -272,6 +274,7 @@ class DirectiveRecipient(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("directive_id", "person_id", name="uq_recipient_person"),
         Index("ix_recipient_open", "directive_id", "acked_at"),
+        Index("ix_recipient_report", "directive_id", "unit_id", "acked_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -370,6 +373,7 @@ class TaskAssignment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("task_id", "unit_id", name="uq_assignment_unit"),
         Index("ix_assignment_next", "status", "next_step_at"),
+        Index("ix_assignment_report", "unit_id", "due_at", "status", "done_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -451,7 +455,12 @@ class DossierStatus(enum.StrEnum):
 class Dossier(SQLModel, table=True):
     """A citizen's dossier (hồ sơ) by its receipt code: procedure, unit, dates, status."""
 
-    __table_args__ = (Index("ix_dossier_open_due", "status", "appointment_at"),)
+    __table_args__ = (
+        Index("ix_dossier_open_due", "status", "appointment_at"),
+        Index(
+            "ix_dossier_report", "unit_id", "received_on", "status", "appointment_at", "returned_at"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(64), unique=True, nullable=False, index=True))
@@ -524,6 +533,18 @@ class Rating(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dossier_id", name="uq_rating_dossier"),
         Index("ix_rating_unit_at", "unit_id", "created_at"),
+        # The scoreboard reads ratings from this index alone (bench/reports.py).
+        Index(
+            "ix_rating_report",
+            "unit_id",
+            "created_at",
+            "overall",
+            "access",
+            "procedure",
+            "officer_score",
+            "result",
+            "feedback",
+        ),
         Index("ix_rating_voter", "voter_hash", "unit_id", "created_at"),
     )
 
@@ -559,7 +580,10 @@ class FollowUpCase(SQLModel, table=True):
     """The follow-up of a bad rating: the head's answer, the citizen's word, the closing."""
 
     __tablename__ = "followup_case"
-    __table_args__ = (Index("ix_case_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_case_due", "status", "due_at"),
+        Index("ix_case_report", "unit_id", "opened_at", "status", "due_at", "closed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     rating_id: int = Field(foreign_key="rating.id", unique=True)

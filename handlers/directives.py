@@ -10,9 +10,10 @@ from typing import Any
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import Audience, Role, UnitKind
 from bot.services.calendar import CLOSE, WorkCalendar
-from bot.services.directives import attachments, directive_report, directives
+from bot.services.directives import attachments, directives
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
+from bot.services.reports import documents
 from handlers.context import Context, msg
 from handlers.flows import (
     Accept,
@@ -415,7 +416,7 @@ async def status(ctx: Context) -> list[OutboundMessage]:
         ctx.session, actor=ctx.actor, directive_id=int(args[0].lstrip("#"))
     )
     if len(args) == 2 and args[1].lower() == "xlsx":
-        await directive_report.queue_status_xlsx(
+        await documents.queue_status_xlsx(
             ctx.session, contact=ctx.contact, status=result, now=ctx.now
         )
         return [msg("directive.xlsx_queued")]

@@ -9,9 +9,10 @@ from typing import Any
 
 from bot.messages import Items, OutboundMessage, Text
 from bot.services.errors import InvalidInput
-from bot.services.ratings import rating_stats
-from bot.services.ratings.rating_stats import Stats, Tally
 from bot.services.ratings.ratings import ELEMENTS, LEVELS
+from bot.services.reports import documents
+from bot.services.reports import stats as rating_stats
+from bot.services.reports.stats import Stats, Tally
 from handlers.context import Context, msg
 
 TOP = 10
@@ -66,7 +67,9 @@ async def stats(ctx: Context) -> list[OutboundMessage]:
         tz=tz,
     )
     if request.xlsx:
-        await rating_stats.queue_xlsx(ctx.session, contact=ctx.contact, result=result, now=ctx.now)
+        await documents.queue_stats_xlsx(
+            ctx.session, contact=ctx.contact, result=result, now=ctx.now
+        )
         return [msg("stats.xlsx_queued")]
     return [stats_message(result)]
 

@@ -326,8 +326,8 @@ async def test_directive_status_says_on_which_channel_each_person_was_reached(ma
 
     from bot.channels.render import plain, render
     from bot.services.calendar import WorkCalendar
-    from bot.services.directives.directive_report import status_xlsx
     from bot.services.org.access import system_actor
+    from bot.services.reports.render import status_xlsx
     from handlers.directives import status_message
 
     async with maker() as s:

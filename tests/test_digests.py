@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-import pytest
 from sqlmodel import select
 
 from bot.channels.render import plain, render, strip_html
@@ -240,17 +239,6 @@ async def test_after_downtime_the_latest_fire_is_sent_if_less_than_a_day_old(mak
     assert await due(maker, "2027-01-04 07:30")
 
 
-async def test_two_processes_claim_one_fire_once(maker):
-    fire = hanoi("2026-12-07 07:30")
-    async with maker() as first:
-        assert await digests._claim(first, fire)
-        await first.commit()
-    async with maker() as second:
-        assert not await digests._claim(second, fire)
-        assert await digests._claim(second, hanoi("2026-12-14 07:30"))
-        await second.commit()
-
-
 async def test_digest_sweep_sends_when_due(maker):
     await seed(maker)
     settings = Settings()
@@ -272,11 +260,3 @@ async def test_open_assignments_of_one_unit(maker):
         ("Báo cáo CCHC quý IV", True, 6),
         ("Báo cáo hồ sơ trễ hạn", True, 1),
     ]
-
-
-@pytest.mark.parametrize("cron", ["30 7 * * 1", "30 7 * * mon"])
-def test_latest_fire_reads_crontab_days(cron):
-    fire = digests.latest_fire(
-        cron, TZ, after=hanoi("2026-12-06 00:00"), until=hanoi("2026-12-08 00:00")
-    )
-    assert fire == hanoi("2026-12-07 07:30")

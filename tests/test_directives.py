@@ -23,9 +23,9 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.directives import chasing, directives
-from bot.services.directives.directive_report import status_xlsx
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org.access import Actor, system_actor
+from bot.services.reports.render import status_xlsx
 from tests import factories as f
 
 ADMIN = system_actor("test")

@@ -30,9 +30,9 @@ from bot.i18n.formats import format_number
 from bot.models import Audience, UnitKind
 from bot.services.calendar import WorkCalendar
 from bot.services.directives import attachments, directives
-from bot.services.directives.directive_report import status_xlsx
 from bot.services.errors import InvalidInput
 from bot.services.org.access import system_actor
+from bot.services.reports.render import status_xlsx
 
 directive_app = typer.Typer(help="cli_help.directive", no_args_is_help=True)
 

@@ -1,9 +1,7 @@
 """Weekly digests: each unit head gets their unit's open work; leadership gets every unit.
 
-A digest runs once per fire of the configured cron rule, whatever the number of processes and
-restarts: the last fire handled is kept in the job_lease table (row "digest:weekly", its
-expiry holding the fire time) and claimed with a conditional upsert in the digest's own
-transaction. After downtime the latest missed fire is sent once if it is less than a day old.
+A digest runs once per fire of the configured cron rule (bot.services.reports.fires, marker row
+"digest:weekly"); after downtime the latest missed fire is sent once if it is less than a day old.
 """
 
 from __future__ import annotations
@@ -14,18 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
-from bot.cron import cron_trigger, fire_after
 from bot.messages import Items, OutboundMessage, Text
 from bot.models import (
     Contact,
     Directive,
     DirectiveRecipient,
-    JobLease,
     Person,
     PersonRole,
     Role,
@@ -37,15 +32,14 @@ from bot.models import (
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
 from bot.services.delivery.contacts import reachable
+from bot.services.reports import fires
 
 MARKER = "digest:weekly"
 MARKER_OWNER = "digest"
 KIND = "digest"
 SOON = timedelta(days=7)
-GRACE = timedelta(hours=24)
 LIST_MAX = 15
 UNITS_MAX = 40
-MAX_FIRES = 2000
 
 
 @dataclass(frozen=True)
@@ -309,46 +303,12 @@ async def weekly_digests(session: AsyncSession, *, now: datetime, cal: WorkCalen
     return queued + await _queue(session, leaders, overview, now=now, due_at=due_at)
 
 
-def latest_fire(rule: str, tz: tzinfo, *, after: datetime, until: datetime) -> datetime | None:
-    """Return the rule's last fire time in (after, until], or None."""
-    trigger = cron_trigger(rule, tz)
-    latest = None
-    fire = fire_after(trigger, after)
-    for _ in range(MAX_FIRES):
-        if fire is None or fire > until:
-            break
-        latest, fire = fire, fire_after(trigger, fire)
-    return latest
-
-
-async def _marker(session: AsyncSession) -> datetime | None:
-    """Return the last fire time a digest was sent for."""
-    stmt = select(JobLease.expires_at).where(JobLease.name == MARKER)
-    return (await session.exec(stmt)).first()
-
-
-async def _claim(session: AsyncSession, fire: datetime) -> bool:
-    """Record a fire as handled unless a later or equal one is; tell whether this call did."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(JobLease)
-        .values(name=MARKER, owner=MARKER_OWNER, expires_at=fire)
-        .on_conflict_do_update(
-            index_elements=["name"],
-            set_={"expires_at": fire, "owner": MARKER_OWNER},
-            where=col(JobLease.expires_at) < fire,
-        )
-        .returning(col(JobLease.name))
-    )
-    return (await session.exec(stmt)).first() is not None
-
-
 async def digest_due(session: AsyncSession, *, now: datetime, cron: str, tz: tzinfo) -> bool:
     """Tell whether a digest fire is due now, and claim it (once across processes)."""
-    marker = await _marker(session)
-    after = max(marker, now - GRACE) if marker is not None else now - GRACE
-    fire = latest_fire(cron, tz, after=after, until=now)
-    return fire is not None and await _claim(session, fire)
+    fire = await fires.due_fire(
+        session, marker=MARKER, owner=MARKER_OWNER, now=now, cron=cron, tz=tz
+    )
+    return fire is not None
 
 
 async def digest_sweep(session: AsyncSession, *, now: datetime, settings: Settings) -> int:

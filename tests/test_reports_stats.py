@@ -18,8 +18,8 @@ from bot.messages import codec
 from bot.models import Attachment, Outbox, Procedure, Rating, Role, Unit, UnitKind
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import Actor
-from bot.services.ratings import rating_stats
-from bot.services.ratings.rating_stats import Tally
+from bot.services.reports import stats as rating_stats
+from bot.services.reports.stats import Tally
 from tests import factories as f
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -1,4 +1,4 @@
-"""Citizen satisfaction statistics: levels, SIPAS elements, procedures, officers and trend."""
+"""Satisfaction statistics behind /stats: levels, elements, procedures, officers, trend."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from io import BytesIO
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import ColumnElement, case, literal
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import t
-from bot.messages import OutboundMessage, Text
-from bot.models import Contact, Procedure, Rating, Role, Unit
-from bot.services.delivery import outbox
-from bot.services.directives import attachments
+from bot.messages import Text
+from bot.models import Procedure, Rating, Role, Unit
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import Actor, require, require_unit_scope
 from bot.services.org.names import name_sort_key
@@ -382,92 +376,3 @@ def unit_label(result: Stats, locale: str) -> str:
 def trend_label(row: TrendRow, group: Group) -> str:
     """Return a week's first day (dd/mm/yyyy) or a month (mm/yyyy)."""
     return row.start.strftime("%d/%m/%Y" if group == "week" else "%m/%Y")
-
-
-def _number(value: Decimal | None) -> float | None:
-    """Return a decimal as a spreadsheet number."""
-    return float(value) if value is not None else None
-
-
-def _header(sheet: Worksheet, locale: str, *columns: str) -> None:
-    """Append a bold header row from the catalog."""
-    sheet.append([t(f"stats.xlsx.col.{c}", locale) for c in columns])
-    for cell in sheet[sheet.max_row]:
-        cell.font = Font(bold=True)
-
-
-def _sheet(book: Workbook, name: str, locale: str, *columns: str) -> Worksheet:
-    """Add a sheet titled from the catalog with its header row."""
-    sheet = book.create_sheet(t(f"stats.xlsx.sheet.{name}", locale)[:31])
-    assert isinstance(sheet, Worksheet)
-    _header(sheet, locale, *columns)
-    for index in range(len(columns)):
-        sheet.column_dimensions[chr(ord("A") + index)].width = 40 if index < 2 else 16
-    return sheet
-
-
-def _summary_sheet(book: Workbook, result: Stats, locale: str) -> None:
-    """Fill the summary sheet: the scope, the five levels and the three folded ones."""
-    sheet = book.active
-    assert isinstance(sheet, Worksheet)
-    sheet.title = t("stats.xlsx.sheet.summary", locale)[:31]
-    first, last = result.first_day.strftime("%d/%m/%Y"), result.last_day.strftime("%d/%m/%Y")
-    sheet.append([t("stats.xlsx.title", locale, unit=unit_label(result, locale))])
-    sheet.append([t("stats.xlsx.period", locale, since=first, until=last)])
-    sheet["A1"].font = Font(bold=True)
-    _header(sheet, locale, "level", "count", "share")
-    for level in LEVELS:
-        count = result.levels[level]
-        sheet.append([t(f"rating.level.{level}", locale), count, float(result.share(count))])
-    for fold, count in result.folded.items():
-        sheet.append([t(f"stats.fold.{fold}", locale), count, float(result.share(count))])
-    sheet.append([t("stats.xlsx.col.total", locale), result.total, 100.0 if result.total else 0.0])
-    sheet.column_dimensions["A"].width = 40
-
-
-def stats_xlsx(result: Stats, *, locale: str) -> bytes:
-    """Return the statistics as XLSX: summary, elements, procedures, officers, trend."""
-    book = Workbook()
-    _summary_sheet(book, result, locale)
-    sheet = _sheet(book, "elements", locale, "element", "count", "average", "satisfied")
-    for name, tally in result.elements.items():
-        row = [tally.count, _number(tally.average), _number(tally.satisfied_share)]
-        sheet.append([t(f"rating.element.{name}", locale), *row])
-    sheet = _sheet(book, "procedures", locale, "code", "procedure", "count", "average", "satisfied")
-    for p in result.procedures:
-        title = p.name if p.code is not None else t("stats.no_procedure", locale)
-        sheet.append([p.code or "", title, *_tally_cells(p.tally)])
-    sheet = _sheet(book, "officers", locale, "officer", "count", "average", "satisfied")
-    for o in result.officers:
-        sheet.append([o.name, *_tally_cells(o.tally)])
-    sheet = _sheet(book, "trend", locale, result.period.group, "count", "average", "satisfied")
-    for r in result.trend:
-        sheet.append([trend_label(r, result.period.group), *_tally_cells(r.tally)])
-    out = BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def _tally_cells(tally: Tally) -> list[Any]:
-    """Return a tally's count, average and satisfied share as spreadsheet cells."""
-    return [tally.count, _number(tally.average), _number(tally.satisfied_share)]
-
-
-async def queue_xlsx(
-    session: AsyncSession, *, contact: Contact, result: Stats, now: datetime
-) -> None:
-    """Store the statistics as XLSX and queue it to the contact as a document."""
-    scope = result.unit.code if result.unit is not None else "all"
-    first, last = result.first_day, result.last_day
-    name = f"hai-long-{scope}-{first:%Y%m%d}-{last:%Y%m%d}.xlsx"
-    row = attachments.store(
-        session, name=name, data=stats_xlsx(result, locale=contact.locale), now=now
-    )
-    await session.flush()
-    unit = result.unit.name if result.unit is not None else Text("stats.all_units")
-    message = OutboundMessage(
-        "stats.xlsx_caption", {"unit": unit, "since": first, "until": last}, attachment_id=row.id
-    )
-    await outbox.enqueue(
-        session, contact=contact, message=message, kind="report", now=now, priority=0
-    )

@@ -1,0 +1,1 @@
+"""Reports for leadership: queries, the per-unit scoreboard, renderers and document delivery."""

@@ -1,0 +1,82 @@
+"""One way to store a rendered document and deliver it to a chat through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.messages import OutboundMessage, Text
+from bot.models import Attachment, Contact
+from bot.services.delivery import outbox
+from bot.services.directives import attachments
+from bot.services.directives.directives import Status
+from bot.services.reports import render
+from bot.services.reports.stats import Stats
+
+KIND = "report"
+PRIORITY = 0  # a document someone just asked for goes before bulk sends
+
+
+async def send_document(
+    session: AsyncSession,
+    *,
+    contact: Contact,
+    name: str,
+    data: bytes,
+    caption: str,
+    params: dict[str, Any],
+    now: datetime,
+    ref_id: int | None = None,
+    due_at: datetime | None = None,
+) -> Attachment:
+    """Store a document and queue it to a contact with a catalog caption; return its row."""
+    row = attachments.store(session, name=name, data=data, now=now)
+    await session.flush()
+    message = OutboundMessage(caption, params, attachment_id=row.id)
+    await outbox.enqueue(
+        session,
+        contact=contact,
+        message=message,
+        kind=KIND,
+        ref_id=ref_id,
+        now=now,
+        due_at=due_at,
+        priority=PRIORITY,
+    )
+    return row
+
+
+async def queue_status_xlsx(
+    session: AsyncSession, *, contact: Contact, status: Status, now: datetime
+) -> None:
+    """Queue a directive's acknowledgement status to the contact as XLSX."""
+    await send_document(
+        session,
+        contact=contact,
+        name=f"cong-van-{status.directive.id}.xlsx",
+        data=render.status_xlsx(status, locale=contact.locale),
+        caption="directive.xlsx_caption",
+        params={"number": status.directive.number},
+        ref_id=status.directive.id,
+        now=now,
+    )
+
+
+async def queue_stats_xlsx(
+    session: AsyncSession, *, contact: Contact, result: Stats, now: datetime
+) -> None:
+    """Queue the satisfaction statistics to the contact as XLSX."""
+    scope = result.unit.code if result.unit is not None else "all"
+    first, last = result.first_day, result.last_day
+    unit = result.unit.name if result.unit is not None else Text("stats.all_units")
+    await send_document(
+        session,
+        contact=contact,
+        name=f"hai-long-{scope}-{first:%Y%m%d}-{last:%Y%m%d}.xlsx",
+        data=render.stats_xlsx(result, locale=contact.locale),
+        caption="stats.xlsx_caption",
+        params={"unit": unit, "since": first, "until": last},
+        now=now,
+    )

@@ -1,0 +1,247 @@
+"""The scoreboard's SQL: one GROUP BY query per source table, counted per unit in the database.
+
+Medians use percentile_cont on PostgreSQL and, on SQLite, the middle row(s) found with
+ROW_NUMBER() and COUNT() windows; both give the same value (the mean of the two middle rows
+when their number is even).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    exists,
+    literal,
+    not_,
+    or_,
+    text,
+)
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import (
+    Apology,
+    ApologyStatus,
+    CaseStatus,
+    Directive,
+    DirectiveRecipient,
+    Dossier,
+    DossierStatus,
+    FollowUpCase,
+    Rating,
+    TaskAssignment,
+    TaskStatus,
+)
+from bot.services.ratings.ratings import ELEMENTS, LEVELS
+
+SATISFIED = 4  # Hài lòng or better
+UNSATISFIED = 2  # Không hài lòng or worse
+# Open dossiers the unit is late on once their appointment has passed (chờ bổ sung waits on
+# the citizen, so it is not the unit's delay).
+UNIT_OPEN = (DossierStatus.RECEIVED.value, DossierStatus.PROCESSING.value)
+
+Counts = dict[int, tuple[Any, ...]]
+LATE, FAULTED, CLEAN = 2, 1, 0  # a dossier's state, worked out once per row
+
+
+@dataclass(frozen=True)
+class Span:
+    """What the queries count: [since, until) in UTC, its local days, and 'now' for overdue."""
+
+    since: datetime
+    until: datetime
+    first_day: date
+    last_day: date
+    as_of: datetime
+
+
+async def prepare(session: AsyncSession) -> None:
+    """Turn PostgreSQL's JIT off for this transaction: compiling costs more than these take."""
+    if session.get_bind().dialect.name == "postgresql":
+        await (await session.connection()).execute(text("SET LOCAL jit = off"))
+
+
+def _sum(condition: ColumnElement[bool]) -> Any:
+    """Return SUM(CASE WHEN condition THEN 1 ELSE 0 END), 0 on no rows."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+async def _grouped(session: AsyncSession, stmt: Any) -> Counts:
+    """Run a query whose first column is the unit id; return the other columns by unit."""
+    return {int(row[0]): tuple(row[1:]) for row in (await session.exec(stmt)).all()}
+
+
+def _between(column: Any, span: Span) -> list[ColumnElement[bool]]:
+    """Return since <= column < until."""
+    return [col(column) >= span.since, col(column) < span.until]
+
+
+async def ratings(session: AsyncSession, span: Span) -> Counts:
+    """Count ratings per unit: each level 1–5, then each element's count and sum."""
+    overall = col(Rating.overall)
+    columns: list[Any] = [col(Rating.unit_id)]
+    columns += [_sum(overall == level) for level in sorted(LEVELS)]
+    for name in ELEMENTS:
+        score = col(getattr(Rating, name))
+        columns += [func.count(score), func.coalesce(func.sum(score), 0)]
+    stmt = select(*columns).where(*_between(Rating.created_at, span))
+    return await _grouped(session, stmt.group_by(col(Rating.unit_id)))
+
+
+def _recipients(span: Span) -> list[ColumnElement[bool]]:
+    """Return the conditions of the notices counted: directives issued in the span, to units."""
+    return [*_between(Directive.created_at, span), col(DirectiveRecipient.unit_id).is_not(None)]
+
+
+def _acked(span: Span) -> ColumnElement[bool]:
+    """Return 'acknowledged before the span ended'."""
+    return and_(
+        col(DirectiveRecipient.acked_at).is_not(None), col(DirectiveRecipient.acked_at) < span.until
+    )
+
+
+async def directives(session: AsyncSession, span: Span) -> Counts:
+    """Count notices sent and acknowledged per unit."""
+    stmt = (
+        select(col(DirectiveRecipient.unit_id), func.count(), _sum(_acked(span)))
+        .join(Directive, col(Directive.id) == col(DirectiveRecipient.directive_id))
+        .where(*_recipients(span))
+        .group_by(col(DirectiveRecipient.unit_id))
+    )
+    return await _grouped(session, stmt)
+
+
+def _microseconds(session: AsyncSession, later: Any, earlier: Any) -> Any:
+    """Return the whole microseconds between two timestamp columns, exactly, as SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("epoch", later - earlier) * 1_000_000, BigInteger)
+
+    def micros(column: Any) -> Any:
+        """Return a stored 'YYYY-MM-DD HH:MM:SS.ffffff' as microseconds since 1970."""
+        seconds = cast(func.strftime("%s", column), BigInteger)
+        return seconds * 1_000_000 + cast(func.substr(column, 21, 6), BigInteger)
+
+    return micros(later) - micros(earlier)
+
+
+async def _medians(session: AsyncSession, base: Any, *, per_unit: bool) -> dict[int, float]:
+    """Return the median of `base`'s microseconds d per unit (or of all, key 0) in whole seconds."""
+    sub = base.subquery()
+    unit = sub.c.unit_id if per_unit else literal(0)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt: Any = select(unit, func.percentile_cont(0.5).within_group(sub.c.d))
+    else:
+        partition = [sub.c.unit_id] if per_unit else None
+        ranked = select(
+            sub.c.unit_id,
+            sub.c.d,
+            func.row_number().over(partition_by=partition, order_by=sub.c.d).label("rn"),
+            func.count().over(partition_by=partition).label("n"),
+        ).subquery()
+        unit = ranked.c.unit_id if per_unit else literal(0)
+        stmt = select(unit, func.avg(ranked.c.d)).where(
+            ranked.c.rn >= (ranked.c.n + 1) // 2, ranked.c.rn <= (ranked.c.n + 2) // 2
+        )
+    if per_unit:
+        stmt = stmt.group_by(unit)
+    rows = (await session.exec(stmt)).all()
+    return {int(u): float(round(float(m) / 1_000_000)) for u, m in rows if m is not None}
+
+
+async def ack_medians(session: AsyncSession, span: Span, *, per_unit: bool) -> dict[int, float]:
+    """Return the median seconds from a directive's issue to its acknowledgement."""
+    delay = _microseconds(session, col(DirectiveRecipient.acked_at), col(Directive.created_at))
+    base: Any = (
+        select(col(DirectiveRecipient.unit_id).label("unit_id"), delay.label("d"))
+        .join(Directive, col(Directive.id) == col(DirectiveRecipient.directive_id))
+        .where(*_recipients(span), _acked(span))
+    )
+    return await _medians(session, base, per_unit=per_unit)
+
+
+async def tasks(session: AsyncSession, span: Span) -> Counts:
+    """Count per unit the assignments due in the span: all, counted, on time, overdue."""
+    done = col(TaskAssignment.status) == TaskStatus.DONE.value
+    due_at, done_at = col(TaskAssignment.due_at), col(TaskAssignment.done_at)
+    columns: list[Any] = [
+        col(TaskAssignment.unit_id),
+        func.count(),
+        _sum(or_(done, due_at < span.as_of)),
+        _sum(and_(done, done_at.is_not(None), done_at <= due_at)),
+        _sum(and_(not_(done), due_at < span.as_of)),
+    ]
+    stmt = select(*columns).where(*_between(TaskAssignment.due_at, span))
+    return await _grouped(session, stmt.group_by(col(TaskAssignment.unit_id)))
+
+
+async def feedback(session: AsyncSession, span: Span) -> Counts:
+    """Count per unit the follow-up cases opened in the span, and those closed by their due time."""
+    closed_at = col(FollowUpCase.closed_at)
+    on_time = and_(
+        col(FollowUpCase.status) == CaseStatus.CLOSED.value,
+        closed_at.is_not(None),
+        closed_at <= col(FollowUpCase.due_at),
+    )
+    stmt = select(col(FollowUpCase.unit_id), func.count(), _sum(on_time)).where(
+        *_between(FollowUpCase.opened_at, span)
+    )
+    return await _grouped(session, stmt.group_by(col(FollowUpCase.unit_id)))
+
+
+def _dossier_late(span: Span) -> ColumnElement[bool]:
+    """Return 'late': returned after the appointment, still open past it, or apologised for."""
+    returned, appointment = col(Dossier.returned_at), col(Dossier.appointment_at)
+    apologised = exists().where(
+        col(Apology.dossier_id) == col(Dossier.id), col(Apology.status) == ApologyStatus.SENT.value
+    )
+    return or_(
+        and_(returned.is_not(None), returned > appointment),
+        and_(returned.is_(None), col(Dossier.status).in_(UNIT_OPEN), appointment < span.as_of),
+        apologised,
+    )
+
+
+def _dossier_faulted() -> ColumnElement[bool]:
+    """Return 'rated unsatisfied or complained about' (a follow-up case on its rating).
+
+    Read from the dossier's rating and case, outer-joined: a dossier has at most one rating
+    and a rating at most one case, so no dossier is counted twice.
+    """
+    return or_(col(Rating.overall) <= UNSATISFIED, col(FollowUpCase.id).is_not(None))
+
+
+async def dossiers(session: AsyncSession, span: Span) -> Counts:
+    """Count per unit the dossiers received in the span (not cancelled): all, late, clean."""
+    state = case((_dossier_late(span), LATE), (_dossier_faulted(), FAULTED), else_=CLEAN)
+    received = col(Dossier.received_on)
+    stmt = (
+        select(col(Dossier.unit_id), state, func.count())
+        .select_from(Dossier)
+        .outerjoin(Rating, col(Rating.dossier_id) == col(Dossier.id))
+        .outerjoin(FollowUpCase, col(FollowUpCase.rating_id) == col(Rating.id))
+        .where(
+            received >= span.first_day,
+            received <= span.last_day,
+            col(Dossier.status) != DossierStatus.CANCELLED.value,
+        )
+        .group_by(col(Dossier.unit_id), state)
+    )
+    states: dict[int, dict[int, int]] = {}
+    for unit, kind, count in (await session.exec(stmt)).all():
+        states.setdefault(int(unit), {})[int(kind)] = int(count)
+    return {u: (sum(k.values()), k.get(LATE, 0), k.get(CLEAN, 0)) for u, k in states.items()}
+
+
+async def apologies(session: AsyncSession, span: Span) -> Counts:
+    """Count per unit the apologies sent in the span."""
+    stmt = select(col(Apology.unit_id), func.count()).where(
+        col(Apology.status) == ApologyStatus.SENT.value, *_between(Apology.sent_at, span)
+    )
+    return await _grouped(session, stmt.group_by(col(Apology.unit_id)))
