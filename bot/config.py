@@ -104,7 +104,9 @@ class ZaloOASettings(BaseModel):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(8445, ge=1, le=65535)
     token_check_seconds: float = Field(600.0, ge=1, le=86400)
-    replay_window_seconds: int = Field(300, ge=10, le=3600)
+    # Zalo retries a failed event for about two hours with its first timestamp; replays inside
+    # the window are still handled once (seen updates are kept 24 hours).
+    replay_window_seconds: int = Field(7200, ge=10, le=43200)
     messaging_window_hours: int = Field(168, ge=1, le=168)
     quick_replies: bool = True
 

@@ -40,6 +40,7 @@ SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BODY = 262_144
 ID_MAX = 64
 PRUNE_EVERY = timedelta(minutes=10)
+FUTURE_SKEW_MS = 300_000  # clocks differ: an event may carry a time this far ahead of ours
 OnEvent = Callable[[InboundEvent], Awaitable[None]]
 
 
@@ -105,7 +106,8 @@ class ZaloOAWebhook:
             log.warning("zalo_oa webhook: a post with a wrong signature was refused")
             return web.Response(status=HTTPStatus.FORBIDDEN, text="Forbidden")
         now_ms = int(self.clock.now().timestamp() * 1000)
-        if abs(now_ms - int(timestamp)) > self.window_ms:
+        age_ms = now_ms - int(timestamp)
+        if age_ms > self.window_ms or -age_ms > FUTURE_SKEW_MS:
             log.warning("zalo_oa webhook: an event outside the replay window was refused")
             return web.Response(status=HTTPStatus.REQUEST_TIMEOUT, text="Stale")
         return await self._accept(data, timestamp)

@@ -42,7 +42,7 @@ def test_an_official_account_is_read_from_its_table(tmp_path):
     assert (oa.api_base, oa.oauth_base, oa.replay_window_seconds) == (
         "https://openapi.zalo.me",
         "https://oauth.zaloapp.com",
-        300,
+        7200,
     )
 
 

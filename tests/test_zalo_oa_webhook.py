@@ -60,7 +60,7 @@ async def hooked(maker, clock):
 )
 async def test_forged_posts_are_refused(hooked, clock, case, status):
     client, hook, events = hooked
-    age = {"old": timedelta(minutes=5, seconds=1), "future": -timedelta(minutes=6)}
+    age = {"old": timedelta(hours=2, seconds=1), "future": -timedelta(minutes=6)}
     body, stamp = event_body(clock, age=age.get(case, timedelta(0)))
     headers = {
         "no signature": {},
@@ -91,6 +91,17 @@ async def test_a_signed_text_is_routed_once_even_when_replayed(hooked, clock):
             message_id="m1",
         )
     ]
+
+
+async def test_zalos_retry_an_hour_later_is_handled_once(hooked, clock):
+    """Zalo retries a failed event for hours with its first timestamp: it is not refused."""
+    client, hook, events = hooked
+    body, stamp = event_body(clock, text="/start ABC123", age=timedelta(hours=1))
+    for _ in range(2):
+        answer = await client.post("/zalo-oa", data=body, headers=signed(body, stamp))
+        assert answer.status == 200
+    await hook.idle()
+    assert [e.text for e in events] == ["/start ABC123"]
 
 
 async def test_the_mac_header_may_come_without_its_prefix(hooked, clock):
