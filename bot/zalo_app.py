@@ -23,6 +23,7 @@ from aiohttp import hdrs, web
 from bot.channels import zalo
 from bot.channels.contract import Channel
 from bot.channels.replies import Budget, Replies
+from bot.channels.shown import OnChoices
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker, transaction
@@ -41,7 +42,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def recorder(maker: SessionMaker, clock: Clock) -> zalo.OnChoices:
+def recorder(maker: SessionMaker, clock: Clock) -> OnChoices:
     """Return the callback that keeps the list of choices a Zalo chat saw last."""
     return choices.Recorder(maker, clock, zalo.CHANNEL)
 

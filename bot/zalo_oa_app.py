@@ -23,7 +23,8 @@ from http import HTTPStatus
 from aiohttp import web
 
 from bot.channels.replies import Replies
-from bot.channels.zalo_oa import CHANNEL, LIMITS, OnChoices, ZaloOAChannel
+from bot.channels.shown import OnChoices
+from bot.channels.zalo_oa import CHANNEL, LIMITS, ZaloOAChannel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import SessionMaker, transaction

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from bot.channels import shown
 from bot.channels.contract import Limits, Outcome
 from bot.channels.render import plain_text, split_text
+from bot.channels.shown import OnChoices
 from bot.config import Settings, ZaloSettings
 from bot.i18n import t
 from bot.messages import InboundEvent, OutboundMessage, StoredFile, parse_command
@@ -35,8 +36,6 @@ NO_EDIT = "no_edit"
 DEFAULT_FLOOD_SECONDS = 1.0
 POOL = 32
 CALL_SECONDS = 10.0
-# Remember the list of choices a chat was shown last (its typed answers map to them).
-OnChoices = Callable[[str, OutboundMessage], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -229,17 +228,8 @@ class ZaloChannel:
             outcome = outcome_of(await self.api.send_message(chat_id, part))
             if not outcome.ok:
                 return outcome
-        await self._shown(chat_id, message)
+        await shown.tell(self.on_choices, CHANNEL, chat_id, message)
         return outcome
-
-    async def _shown(self, chat_id: str, message: OutboundMessage) -> None:
-        """Tell the recorder which choices the chat now sees (a failure only logs)."""
-        if self.on_choices is None or not message.buttons:
-            return
-        try:
-            await self.on_choices(chat_id, message)
-        except Exception:
-            log.exception("could not remember the choices shown to zalo chat %s", chat_id)
 
     async def send_file(
         self,
@@ -266,7 +256,7 @@ class ZaloChannel:
             if not fits:
                 sent = await self._send_text(chat_id, message, text)
                 return Outcome.sent(sent.message_id, file.file_id) if sent.ok else sent
-            await self._shown(chat_id, message)
+            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
             return Outcome.sent(sent.message_id, file.file_id)
         note = t("zalo.file_note", message.locale or locale, name=file.name)
         return await self._send_text(chat_id, message, f"{text}\n\n{note}")

@@ -23,8 +23,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from bot.channels import shown
 from bot.channels.contract import Limits, Outcome
 from bot.channels.render import numbered, plain, plain_text, render_key, split_text
+from bot.channels.shown import OnChoices
 from bot.clock import Clock
 from bot.config import ZaloOASettings
 from bot.db import SessionMaker, transaction
@@ -58,8 +60,6 @@ QUOTA_DELAY = 3600.0
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 Post = Callable[..., Awaitable[tuple[int, str]]]
 Hook = Callable[[str], Awaitable[None]]
-# Remember the list of choices a person was shown last (their typed answers map to it).
-OnChoices = Callable[[str, OutboundMessage], Awaitable[None]]
 
 
 async def _nothing(_raw: str) -> None:
@@ -302,17 +302,8 @@ class ZaloOAChannel:
             outcome = await self._call(chat_id, _body(part, buttons if last else None))
             if not outcome.ok:
                 return outcome
-        await self._shown(chat_id, message)
+        await shown.tell(self.on_choices, CHANNEL, chat_id, message)
         return outcome
-
-    async def _shown(self, chat_id: str, message: OutboundMessage) -> None:
-        """Tell the recorder which choices the person now sees (a failure only logs)."""
-        if self.on_choices is None or not message.buttons:
-            return
-        try:
-            await self.on_choices(chat_id, message)
-        except Exception:
-            log.exception("could not remember the choices shown to zalo_oa user %s", chat_id)
 
     async def send_file(
         self,
