@@ -17,6 +17,8 @@ citizen's message or press enters the sandbox's user API to the moment the bot's
 chat), and updates per second as a ratio to a bare python-telegram-bot echo bot driven the same
 way in the same run (as many users, each sending as many texts, each waiting for the echo),
 measured just before and just after reformbot and taken together, as the machine's load drifts.
+Also the process's CPU time per update, echo's over reformbot's: on a shared machine it moves
+less with the load than the rates do (PostgreSQL's own CPU is not in it).
 
 The sandbox runs with its flood limits off and reformbot without python-telegram-bot's
 client-side rate limiter, so the ratio measures reformbot's own cost per update; as shipped,
@@ -71,6 +73,7 @@ class Run:
     mode: str
     updates: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of this process (bot, sandbox and driver; not PostgreSQL's)
     latencies: list[float] = field(default_factory=list)
     ratings: int = 0
 
@@ -78,6 +81,11 @@ class Run:
     def per_second(self) -> float:
         """Return updates handled per second, end to end."""
         return self.updates / self.seconds
+
+    @property
+    def cpu_per_update(self) -> float:
+        """Return this process's CPU seconds per update handled."""
+        return self.cpu / self.updates
 
     def quantile(self, q: float) -> float:
         """Return a reply-latency quantile in seconds (q in 0..1)."""
@@ -201,14 +209,19 @@ def reformbot(server: SandboxServer, url: str, maker: SessionMaker) -> AnyApp:
 
 
 async def drive(
-    app: AnyApp, server: SandboxServer, mode: str, users: Callable[[], Awaitable[object]]
-) -> float:
-    """Start the bot, run every user at once, stop the bot; return the seconds the users took."""
+    app: AnyApp,
+    server: SandboxServer,
+    mode: str,
+    users: Callable[[], Awaitable[object]],
+    run: Run,
+) -> None:
+    """Start the bot, run every user at once, stop the bot; note the seconds and CPU they took."""
     await start_app(app, mode)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await users()
-        return time.perf_counter() - started
+        run.seconds = time.perf_counter() - started
+        run.cpu = time.process_time() - cpu
     finally:
         await stop_app(app)
 
@@ -223,11 +236,12 @@ async def measure_echo(mode: str, users: int, texts: int) -> Run:
         uids = [FIRST_UID + i for i in range(users)]
         for uid in uids:
             server.create_user(f"Người dùng {uid}", user_id=uid)
-        run.seconds = await drive(
+        await drive(
             app,
             server,
             mode,
             lambda: asyncio.gather(*(echo_user(server, uid, texts, run) for uid in uids)),
+            run,
         )
     finally:
         await server.stop()
@@ -248,13 +262,14 @@ async def measure_ratings(
         uids = [FIRST_UID + i for i in range(citizens)]
         for uid in uids:
             server.create_user(f"Công dân {uid}", user_id=uid)
-        run.seconds = await drive(
+        await drive(
             app,
             server,
             mode,
             lambda: asyncio.gather(
                 *(citizen(server, uid, n, payload, run) for n, uid in enumerate(uids))
             ),
+            run,
         )
         async with maker() as session:
             run.ratings = (await session.exec(select(func.count()).select_from(Rating))).one()
@@ -268,6 +283,7 @@ def mean(first: Run, second: Run) -> Run:
     """Return the echo runs before and after reformbot's as one (the machine's load drifts)."""
     both = Run(first.name, first.mode, first.updates + second.updates)
     both.seconds = first.seconds + second.seconds
+    both.cpu = first.cpu + second.cpu
     both.latencies = first.latencies + second.latencies
     return both
 
@@ -279,12 +295,14 @@ def report(echo: Run, bot: Run) -> float:
         print(
             f"{run.mode:8} {run.name:10} {run.updates:5} updates in {run.seconds:6.2f} s "
             f"= {run.per_second:6.0f} updates/s; reply p50 {run.quantile(0.5) * 1000:6.0f} ms, "
-            f"p95 {run.quantile(0.95) * 1000:6.0f} ms"
+            f"p95 {run.quantile(0.95) * 1000:6.0f} ms; "
+            f"CPU {run.cpu_per_update * 1000:.2f} ms/update"
         )
     print(
         f"{bot.mode:8} {bot.name:12} {bot.ratings} ratings in {bot.seconds:.2f} s = "
         f"{bot.ratings / bot.seconds:.1f} ratings/s; updates/s = {ratio:.2f} x echo "
-        f"(goal >= {GOAL})"
+        f"(goal >= {GOAL}); CPU per update: echo's / reformbot's = "
+        f"{echo.cpu_per_update / bot.cpu_per_update:.2f}"
     )
     return ratio
 
@@ -326,6 +344,8 @@ async def main(citizens: int, modes: list[str], repeat: int) -> None:
                     figures.add("ratings_per_second", bot.ratings / bot.seconds, **extra)
                     figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
                     figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
+                    cpu = echo.cpu_per_update / bot.cpu_per_update
+                    figures.add("echo_cpu_per_update_x_reformbot", cpu, **extra)
     figures.print()
 
 

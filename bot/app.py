@@ -135,7 +135,7 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         contact, replies = await router.handle(event, rt.deps)
     except BaseException:
-        if answering is not None:  # done before the chat's next update draws on the budget
+        if answering is not None:  # done before the chat's next update is handled
             await asyncio.wait([answering])
         raise
     outcome = await rt.replies.deliver(event, replies, contact.locale, answering=answering)

@@ -95,14 +95,14 @@ async def _run(
     event: InboundEvent, deps: Deps, handler: Handler | None, attempt: _Attempt
 ) -> tuple[Contact, list[OutboundMessage]]:
     """Run the handler and note the contact's visit, in one transaction."""
-    identity = _identity(event)
+    identity, now = _identity(event), deps.clock.now()  # a new contact is created seen at `now`
     async with transaction(deps.maker) as session:
         hit = deps.contacts.attach(session, identity) if attempt.cached else None
         attempt.view = None if hit is None else contacts.view(hit)
         contact = hit or await contacts.arrive(
             session,
             identity=identity,
-            now=deps.clock.now(),
+            now=now,
             default_locale=deps.settings.i18n.default_locale,
         )
         actor = await access.actor_for(session, contact)
@@ -110,9 +110,9 @@ async def _run(
         replies = await (handler or _fallback)(ctx)
         # noted last: on SQLite the write lock is then held only while committing
         if hit is not None:
-            await deps.contacts.seen(session, contact, identity=identity, now=ctx.now)
+            await deps.contacts.seen(session, contact, identity=identity, now=now)
         else:
-            contacts.seen(session, contact, identity=identity, now=ctx.now)
+            contacts.seen(session, contact, identity=identity, now=now)
     deps.contacts.remember(contact)
     return contact, replies
 

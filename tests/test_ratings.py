@@ -246,3 +246,33 @@ async def test_buttons_of_passed_steps_do_not_act(point):
     async with point.maker() as s:
         flow = (await s.exec(select(Flow))).one()
     assert flow.step == "dossier"
+
+
+async def test_the_salt_is_the_one_committed_whichever_process_made_it(tmp_path):
+    from sqlmodel import SQLModel
+
+    from bot.db import create_engine, session_maker, transaction
+    from bot.models import InstallSecret
+    from bot.services.ratings import ratings
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'salt.db'}"
+    first, second = create_engine(url), create_engine(url)  # two processes on one database
+    async with first.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    try:
+        async with session_maker(first)() as session:  # made, then rolled back
+            session.add(InstallSecret(name="other", value="x"))
+            await session.flush()  # the transaction is open (SQLite's driver begins it lazily)
+            lost = await ratings.salt(session)
+            assert await ratings.salt(session) == lost
+            await session.rollback()
+        async with transaction(session_maker(second)) as session:
+            made = await ratings.salt(session)
+        async with session_maker(first)() as session:
+            assert await ratings.salt(session) == made != lost
+        async with session_maker(first)() as session:
+            assert (await session.get(InstallSecret, ratings.SALT)).value == made
+            assert await ratings.salt(session) == made
+    finally:
+        await first.dispose()
+        await second.dispose()

@@ -200,15 +200,48 @@ class CountingBudget:
         self.reported.append(outcome.kind)
 
 
-async def test_every_call_draws_on_the_budget_and_reports_back(channel, time):
+async def test_every_message_draws_on_the_budget_and_reports_back(channel, time):
     budget = CountingBudget()
     replies = Replies(channel, budget=budget, sleep=time.sleep, monotonic=time.monotonic)
     channel.script(CHAT, Outcome.flood(1.0))
 
     await replies.deliver(press_event(press_id="q1"), [unit("a")], "vi")
 
-    assert budget.acquired == [CHAT, CHAT, CHAT]  # the answer, the flooded send, the send
-    assert budget.reported == ["sent", "flood", "sent"]
+    assert channel.answered == ["q1"]
+    assert budget.acquired == [CHAT, CHAT]  # the flooded send, the send: the answer is no message
+    assert budget.reported == ["flood", "sent"]
+
+
+class HeldBudget:
+    """A budget that lets no call through until it is opened."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+
+    async def acquire(self, chat_id: str) -> None:
+        await self.open.wait()
+
+    def report(self, chat_id: str, outcome: Outcome) -> None:
+        pass
+
+
+async def test_a_press_is_answered_without_waiting_for_the_chats_budget(channel, time):
+    budget = HeldBudget()
+    replies = Replies(channel, budget=budget, sleep=time.sleep, monotonic=time.monotonic)
+    event = press_event(press_id="q1")
+
+    answering = replies.answer_soon(event)
+    delivering = asyncio.ensure_future(
+        replies.deliver(event, [unit("a")], "vi", answering=answering)
+    )
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert channel.answered == ["q1"]  # the button stops spinning while the reply waits its turn
+    assert channel.texts(CHAT) == []
+
+    budget.open.set()
+    assert (await delivering).ok
+    assert channel.texts(CHAT) == [seen("a")]
 
 
 class OneCallAtATime:

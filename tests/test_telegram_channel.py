@@ -213,3 +213,33 @@ async def test_a_bot_with_defaults_sends_through_python_telegram_bot(sandbox, mo
         outcome = await TelegramChannel(bot, TZ).send(str(UID), notice(5), "vi")
 
     assert outcome.message_id == str(sandbox.messages(UID)[-1]["message_id"])
+
+
+async def test_an_edit_and_a_press_answer_go_direct_and_keep_their_outcomes(
+    sandbox, channel, monkeypatch
+):
+    sent = await channel.send(str(UID), notice(6), "vi")
+    assert sent.message_id is not None
+    update_id = sandbox.press_button(UID, int(sent.message_id), "help:6")
+    press = sandbox.callback_answer(update_id)
+    assert press is not None
+
+    def through_python_telegram_bot(*args, **kwargs):
+        raise AssertionError("an edit or a press answer went through python-telegram-bot")
+
+    monkeypatch.setattr(channel.bot, "_post", through_python_telegram_bot)
+    edited = await channel.edit(str(UID), sent.message_id, notice(7), "vi")
+    unchanged = await channel.edit(str(UID), sent.message_id, notice(7), "vi")
+    answered = await channel.answer(press.id)
+    again = await channel.answer(press.id)
+    missing = await channel.edit(str(UID), "999", notice(7), "vi")
+
+    shown = sandbox.messages(UID)[-1]
+    assert shown["text"] == "📢 Thông báo số 7: lịch tiếp công dân thay đổi."
+    assert shown["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "help:7"
+    assert (edited.kind, edited.message_id) == ("sent", sent.message_id)
+    assert (unchanged.kind, unchanged.code) == ("sent", NOT_MODIFIED)
+    assert answered.kind == "sent"
+    assert sandbox.callback_answer(update_id).answered
+    assert (again.kind, again.code) == ("failed", "bad_request")
+    assert (missing.kind, missing.code) == ("failed", "bad_request")

@@ -2,7 +2,9 @@
 
 A reply that meets a rate limit or a passing fault is tried again (a few times, honouring the
 delay the platform asked for), since a reply lost is a person ignored. `Budget` is the one place
-where a shared per-channel rate budget plugs in; by default replies go at once.
+where a shared per-channel rate budget plugs in; by default replies go at once. Answering a button
+press is no chat message and counts against no message limit (Telegram's Bot API answers callback
+queries without limits), so it draws on no budget and goes alongside the replies.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class Unlimited:
         """Ignore."""
 
 
+UNLIMITED = Unlimited()
+
+
+def _blocked(task: asyncio.Task[Outcome]) -> bool:
+    """Tell whether a finished button answer found that the person blocked the bot."""
+    if task.cancelled() or task.exception() is not None:
+        return False
+    return task.result().kind == "blocked"
+
+
 def _log_failure(task: asyncio.Task[Outcome]) -> None:
     """Log a button answer that raised (it is awaited, if at all, only later)."""
     if not task.cancelled() and task.exception() is not None:
@@ -72,13 +84,15 @@ class Replies:
     def answer_soon(self, event: InboundEvent) -> asyncio.Task[Outcome] | None:
         """Start answering the event's button press (None when it is no press); give it to deliver.
 
-        The press is answered while the update is handled, not before; a failure is logged.
+        The press is answered while the update is handled and its replies sent, outside the
+        chat's budget; a failure is logged.
         """
         press_id = event.press_id
         if press_id is None:
             return None
         channel = self.channel
-        task = asyncio.create_task(self._call(event.chat_id, lambda: channel.answer(press_id)))
+        call = self._call(event.chat_id, lambda: channel.answer(press_id), budget=UNLIMITED)
+        task = asyncio.create_task(call)
         task.add_done_callback(_log_failure)
         return task
 
@@ -90,25 +104,35 @@ class Replies:
         *,
         answering: asyncio.Task[Outcome] | None = None,
     ) -> Outcome:
-        """Answer the button press (or finish `answering` it), then send (or edit) each reply.
+        """Send (or edit) each reply while the button press is answered (or `answering` it).
 
-        One call to a chat at a time, in order, as the budget books them. Returns the last
-        outcome: blocked when the person blocked the bot.
+        The replies go one call to a chat at a time, in order, as the budget books them; the
+        answer is awaited last. Returns the last outcome: blocked when the person blocked the bot.
         """
-        chat = event.chat_id
         if answering is None:
             answering = self.answer_soon(event)
-        if answering is not None:
-            answered = await answering
-            if answered.kind == "blocked":
-                return answered
+        try:
+            outcome = await self._replies(event, replies, locale)
+        finally:
+            if answering is not None:  # done before the chat's next update is handled
+                await asyncio.wait([answering])
+        if outcome.kind != "blocked" and answering is not None and _blocked(answering):
+            return answering.result()
+        return outcome
+
+    async def _replies(
+        self, event: InboundEvent, replies: list[OutboundMessage], locale: str
+    ) -> Outcome:
+        """Send (or edit) each reply in order; stop when the person blocked the bot."""
         outcome = Outcome.sent(None)
         for reply in replies:
             outcome = await self._reply(event, reply, locale)
             if outcome.kind == "blocked":
                 return outcome
             if not outcome.ok:
-                log.warning("reply %s to chat %s not delivered: %s", reply.key, chat, outcome.error)
+                log.warning(
+                    "reply %s to chat %s not delivered: %s", reply.key, event.chat_id, outcome.error
+                )
         return outcome
 
     async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> Outcome:
@@ -129,14 +153,15 @@ class Replies:
             log.info("edit in chat %s failed (%s): sending anew", chat, outcome.error)
         return await self.send(chat, reply, locale)
 
-    async def _call(self, chat_id: str, call: Call) -> Outcome:
+    async def _call(self, chat_id: str, call: Call, budget: Budget | None = None) -> Outcome:
         """Make a call; after a flood or a passing fault wait and try again, within bounds."""
+        budget = budget or self.budget
         deadline = self.monotonic() + self.within
         attempt = 0
         while True:
-            await self.budget.acquire(chat_id)
+            await budget.acquire(chat_id)
             outcome = await call()
-            self.budget.report(chat_id, outcome)
+            budget.report(chat_id, outcome)
             attempt += 1
             if outcome.kind not in ("retry", "flood") or attempt >= self.attempts:
                 return outcome

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, event, update
+from sqlalchemy import Table, Update, bindparam, event, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import instrumentation, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,6 +67,7 @@ async def arrive(
         display_name=_name(identity),
         locale=default_locale,
         created_at=now,
+        last_seen_at=now,  # noting the visit then changes nothing: no second write
     )
     try:
         async with session.begin_nested():
@@ -162,7 +164,8 @@ class ContactCache:
         if until <= self.clock():
             del self.rows[key]
             return None
-        contact = Contact(**values)
+        contact = _MANAGER.new_instance()  # as the ORM builds a loaded row: no validation
+        contact.__dict__.update(values)
         make_transient_to_detached(contact)
         session.add(contact)
         return contact
@@ -173,24 +176,23 @@ class ContactCache:
         """Note a cached contact's visit if its row is as the handler saw it, else StaleContact."""
         await session.flush()  # the handler's own changes to the contact first
         name = _name(identity)
-        values: dict[str, Any] = {"last_seen_at": now, "blocked_at": None}
-        if name:
-            values["display_name"] = name
-        person = col(Contact.person_id)
-        stmt = (
-            update(Contact)
-            .where(col(Contact.id) == contact.id, col(Contact.locale) == contact.locale)
-            .where(col(Contact.opted_out) == contact.opted_out)
-            .where(person.is_(None) if contact.person_id is None else person == contact.person_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        result = cast(CursorResult[Any], await session.exec(stmt))
+        params: dict[str, Any] = {
+            "c_id": contact.id,
+            "c_locale": contact.locale,
+            "c_opted_out": contact.opted_out,
+            "c_person": contact.person_id,
+            "last_seen_at": now,
+            "display_name": name,
+        }
+        stmt = _seen_statement(contact.person_id is not None, bool(name))
+        result = await (await session.connection()).execute(stmt, params)
         if result.rowcount != 1:
             self.forget(identity.channel, identity.external_id)
             raise StaleContact
-        for field, value in values.items():
-            set_committed_value(contact, field, value)
+        set_committed_value(contact, "last_seen_at", now)
+        set_committed_value(contact, "blocked_at", None)
+        if name:
+            set_committed_value(contact, "display_name", name)
 
     def remember(self, contact: Contact) -> None:
         """Keep a committed contact's row, when it is linked to no person."""
@@ -209,7 +211,30 @@ class ContactCache:
         self.rows.pop((channel, external_id), None)
 
 
-COLUMNS = tuple(column.key for column in Contact.__table__.columns)  # type: ignore[attr-defined]
+CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
+COLUMNS = tuple(column.key for column in CONTACTS.columns)
+_MANAGER = instrumentation.manager_of_class(Contact)
+
+
+@functools.cache
+def _seen_statement(linked: bool, named: bool) -> Update:
+    """Return the visit's UPDATE of a cached contact, built once per shape (Core, bound later)."""
+    c = CONTACTS.c
+    person = c.person_id == bindparam("c_person") if linked else c.person_id.is_(None)
+    values: dict[str, Any] = {
+        "last_seen_at": bindparam("last_seen_at", type_=c.last_seen_at.type),
+        "blocked_at": None,
+    }
+    if named:
+        values["display_name"] = bindparam("display_name", type_=c.display_name.type)
+    return (
+        update(CONTACTS)
+        .where(c.id == bindparam("c_id"), c.locale == bindparam("c_locale"))
+        .where(c.opted_out == bindparam("c_opted_out"), person)
+        .values(values)
+    )
+
+
 CACHES: weakref.WeakSet[ContactCache] = weakref.WeakSet()
 
 

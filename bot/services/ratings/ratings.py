@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,17 +41,29 @@ class Draft:
     phone: str | None = None
 
 
+# Per database (by engine): a salt, once committed, never changes, so it is read once per process.
+_SALTS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+_MADE = "made_rating_salt"  # session.info: this session made the salt (not committed yet)
+
+
 async def salt(session: AsyncSession) -> str:
     """Return this installation's salt for anonymous ratings, making it on first use."""
+    engine = session.bind
+    known = _SALTS.get(engine) if engine is not None else None
+    if known is not None:
+        return known
     row = await session.get(InstallSecret, SALT)
     if row is None:
         row = InstallSecret(name=SALT, value=secrets.token_hex(32))
         try:
             async with session.begin_nested():
                 session.add(row)
+            session.info[_MADE] = True
         except IntegrityError:
             row = await session.get(InstallSecret, SALT)
             assert row is not None
+    if engine is not None and not session.info.get(_MADE):
+        _SALTS[engine] = row.value
     return row.value
 
 
