@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from bot.clock import Clock
 from bot.config import TelegramSettings
 from bot.db import SessionMaker, transaction
 from bot.services.delivery import seen_updates
+from bot.webhook_guard import refusal, refuse
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -47,13 +47,6 @@ Attempt = Callable[[str, Callable[[], Awaitable[object]]], Awaitable[bool]]
 
 class BodyTooLarge(Exception):
     """The request body is longer than the configured limit."""
-
-
-def _refuse(status: HTTPStatus) -> web.Response:
-    """Answer with `status` and close the connection, leaving the body unread."""
-    response = web.Response(status=status, text=status.phrase)
-    response.force_close()
-    return response
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:
@@ -199,15 +192,7 @@ class WebhookServer:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Return the answer to a request refused on its headers alone, or None to go on."""
-        if request.method != hdrs.METH_POST:
-            return _refuse(HTTPStatus.METHOD_NOT_ALLOWED)
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, self.secret):
-            return _refuse(HTTPStatus.FORBIDDEN)
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        return None
+        return refusal(request, header=SECRET_HEADER, secret=self.secret, max_body=self.max_body)
 
     async def expect(self, request: web.Request) -> web.Response | None:
         """Answer `Expect: 100-continue` only for a request that will be accepted."""
@@ -220,7 +205,7 @@ class WebhookServer:
 
     async def not_found(self, request: web.Request) -> web.Response:
         """Answer any other path with 404, without reading the body."""
-        return _refuse(HTTPStatus.NOT_FOUND)
+        return refuse(HTTPStatus.NOT_FOUND)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the request, read the body within the limit, and queue the update once."""
@@ -230,7 +215,7 @@ class WebhookServer:
         try:
             body = await _read_capped(request, self.max_body)
         except BodyTooLarge:
-            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         update = self.parse(body)
         if update is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="Bad Request")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from bot.channels import zalo
 from bot.channels.contract import Channel
@@ -30,6 +29,7 @@ from bot.db import SessionMaker, transaction
 from bot.messages import InboundEvent, OutboundMessage
 from bot.services.delivery import choices, contacts, seen_updates
 from bot.services.delivery.lease import ADVISORY_KEY, Lease
+from bot.webhook_guard import refusal, refuse
 from handlers import router
 from handlers.context import Deps
 
@@ -222,13 +222,6 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _refuse(status: HTTPStatus) -> web.Response:
-    """Answer with `status` and close the connection, leaving the body unread."""
-    response = web.Response(status=status, text=status.phrase)
-    response.force_close()
-    return response
-
-
 class Webhook:
     """The Zalo webhook route: the secret checked first, a replay handled once, then routed."""
 
@@ -267,18 +260,11 @@ class Webhook:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Return the answer to a request refused on its headers alone, or None to go on."""
-        if request.method != hdrs.METH_POST:
-            return _refuse(HTTPStatus.METHOD_NOT_ALLOWED)
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, self.secret):
-            return _refuse(HTTPStatus.FORBIDDEN)
-        if request.content_length is not None and request.content_length > self.max_body:
-            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        return None
+        return refusal(request, header=SECRET_HEADER, secret=self.secret, max_body=self.max_body)
 
     async def not_found(self, request: web.Request) -> web.Response:
         """Answer any other path with 404."""
-        return _refuse(HTTPStatus.NOT_FOUND)
+        return refuse(HTTPStatus.NOT_FOUND)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the secret, read the body within the limit, and route the update once."""
@@ -287,7 +273,7 @@ class Webhook:
             return refused
         body = await _read_capped(request, self.max_body)
         if body is None:
-            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         update = parse(body)
         if update is None:
             log.warning("zalo webhook: the right secret but no update (%d bytes)", len(body))
