@@ -48,7 +48,9 @@ class Listing(Generic[Row]):
     total: int
 
 
-async def visible_unit(session: AsyncSession, *, actor: Actor, unit_code: str | None) -> Unit | None:
+async def visible_unit(
+    session: AsyncSession, *, actor: Actor, unit_code: str | None
+) -> Unit | None:
     """Return the unit asked for if the actor may see it (None: all units); refuse otherwise."""
     require(actor, Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
     if not unit_code:
@@ -167,9 +169,7 @@ async def tasks(
     )
     total = await _count(session, stmt)
     found = await session.exec(
-        stmt.order_by(col(TaskAssignment.due_at).desc(), col(TaskAssignment.id).desc()).limit(
-            limit
-        )
+        stmt.order_by(col(TaskAssignment.due_at).desc(), col(TaskAssignment.id).desc()).limit(limit)
     )
     rows = [
         TaskLine(a.id or 0, t.title, u.name, a.due_at, a.done_at, _task_state(a, now))
