@@ -1,4 +1,4 @@
-"""/dashboard: a one-time sign-in link to the web dashboard, sent in a private chat."""
+"""/dashboard: a one-time sign-in link to the web dashboard (the router answers only in private)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ async def dashboard(ctx: Context) -> list[OutboundMessage]:
     auth.require_dashboard(ctx.actor)
     if not config.enabled or not config.public_url:
         return [msg("dashboard.off")]
-    if ctx.event.chat_type != "private":
-        return [msg("dashboard.private_only")]
     token = await auth.issue_link(
         ctx.session, actor=ctx.actor, now=ctx.now, minutes=config.link_minutes
     )

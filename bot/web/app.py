@@ -202,16 +202,16 @@ async def login(request: Request) -> Response:
         return _error(
             web, request, locale, 403, t("web.error.forbidden", locale), t("web.error.csrf", locale)
         )
-    try:
-        async with transaction(web.maker) as session:
+    async with transaction(web.maker) as session:
+        try:
             opened = await auth.password_login(
                 session,
                 person_code=form.get("code", ""),
                 password=form.get("password", ""),
                 now=web.clock.now(),
             )
-    except ServiceError as exc:
-        return _login_page(request, error=t(exc.key, locale, **exc.params), status=400)
+        except ServiceError as exc:  # committed all the same: the count of wrong passwords
+            return _login_page(request, error=t(exc.key, locale, **exc.params), status=400)
     return _signed_in(request, opened)
 
 

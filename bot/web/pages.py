@@ -126,7 +126,7 @@ async def directive_detail(request: Request, page: Page) -> Response:
     status = await directives.status(
         page.session, actor=page.signed.actor, directive_id=_id(request)
     )
-    return page.render("directive.html", status=status)
+    return page.render("directive.html", ack=status)
 
 
 async def task_list(request: Request, page: Page) -> Response:

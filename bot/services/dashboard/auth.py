@@ -165,7 +165,10 @@ async def set_password(
 async def password_login(
     session: AsyncSession, *, person_code: str, password: str, now: datetime
 ) -> Opened:
-    """Open a session for a person code and password; refuse (alike) anything wrong."""
+    """Open a session for a person code and password; refuse (alike) anything wrong.
+
+    A wrong password is counted before the refusal is raised: the caller commits it anyway.
+    """
     refused = InvalidInput("dashboard.error.password")
     code = person_code.strip()
     if not code or len(code) > 32 or len(password) > MAX_PASSWORD:
