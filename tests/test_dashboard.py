@@ -1,4 +1,4 @@
-"""The web dashboard without a browser: sign-in, sessions, CSRF, headers, and every route by role."""
+"""The web dashboard without a browser: sign-in, sessions, CSRF, headers, each route by role."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ async def test_a_link_signs_in_once_and_is_stored_hashed(web):
     token = await link_for(web, "admin")
     async with web.maker() as s:
         stored = (await s.exec(select(DashboardLogin))).one()
-    assert stored.token_hash == auth.digest(token) and token not in stored.token_hash
+    assert stored.token_hash == auth.digest(token)
+    assert token not in stored.token_hash
     async with client(web) as c:
         assert (await spend(c, token)).status_code == 303
         overview = await c.get("/")
@@ -218,7 +219,8 @@ async def test_signing_out_ends_the_session_on_the_server(web):
         assert (await replay.get("/")).status_code == 303
     async with web.maker() as s:
         row = (await s.exec(select(DashboardSession))).one()
-    assert row.ended_at is not None and row.key_hash == auth.digest(key)
+    assert row.ended_at is not None
+    assert row.key_hash == auth.digest(key)
 
 
 async def test_a_forged_post_is_refused_and_changes_nothing(web):
@@ -247,7 +249,8 @@ async def test_the_language_switch_keeps_to_the_session(web):
         switched = await c.post(
             "/lang", data={"csrf": await csrf_of(c), "locale": "en", "back": "/tasks"}
         )
-        assert switched.status_code == 303 and switched.headers["location"] == "/tasks"
+        assert switched.status_code == 303
+        assert switched.headers["location"] == "/tasks"
         page = await c.get("/tasks")
         assert t("web.tasks.title", "en") in page.text
         away = await c.post(
@@ -264,7 +267,8 @@ async def test_every_answer_carries_the_security_headers(web):
         for path in ("/", "/login", "/static/style.css", "/no-such-page"):
             answer = await c.get(path)
             csp = answer.headers["content-security-policy"]
-            assert "script-src" not in csp and "default-src 'none'" in csp
+            assert "script-src" not in csp
+            assert "default-src 'none'" in csp
             assert "frame-ancestors 'none'" in csp
             assert answer.headers["x-frame-options"] == "DENY"
             assert answer.headers["x-content-type-options"] == "nosniff"
@@ -281,7 +285,9 @@ async def test_over_https_cookies_are_secure_and_hsts_is_sent(maker, clock):
     async with client(h, "https://dash.test") as c:
         answer = await spend(c, await link_for(h, "admin"))
         cookie = answer.headers["set-cookie"]
-        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
         assert answer.headers["strict-transport-security"].startswith("max-age=")
 
 
@@ -373,15 +379,18 @@ async def test_staff_and_citizens_cannot_open_a_session(web, maker, clock):
 async def test_a_head_sees_their_unit_only_and_leadership_all(web):
     async with signed_in(web, "head") as head:
         page = (await head.get("/")).text
-        assert 'data-unit="PA"' in page and 'data-unit="XB"' not in page
+        assert 'data-unit="PA"' in page
+        assert 'data-unit="XB"' not in page
         assert re.search(r'data-figure="ratings">3<', page)
         refused = await head.get("/ratings?unit=XB")
         assert t("errors.forbidden_unit", "vi", unit="UBND xã Bình Minh") in refused.text
         tasks = (await head.get("/tasks")).text
-        assert "UBND xã Bình Minh" not in tasks and "UBND phường An Phú" in tasks
+        assert "UBND xã Bình Minh" not in tasks
+        assert "UBND phường An Phú" in tasks
     async with signed_in(web, "admin") as admin:
         page = (await admin.get("/")).text
-        assert 'data-unit="PA"' in page and 'data-unit="XB"' in page
+        assert 'data-unit="PA"' in page
+        assert 'data-unit="XB"' in page
         assert re.search(r'data-figure="ratings">5<', page)  # 3 + 2 in the last 30 days
         rated = (await admin.get("/ratings?level=5")).text
         assert re.search(
@@ -424,7 +433,10 @@ async def test_dashboard_command_sends_a_one_time_link(bot_harness, clock):
     assert stored.token_hash == auth.digest(url.group(1))
     assert stored.expires_at == clock.now() + timedelta(minutes=10)
     group = await bot_harness.send(8101, "/dashboard", chat_type="group")
-    assert len(group) == 1 and "baocao.test" not in group[0]  # the router answers only in private
+    assert len(group) == 1
+    assert "baocao.test" not in group[0]
     refused = await bot_harness.send(8102, "/dashboard")
-    assert refused and "/dashboard" not in refused[0] and "login" not in refused[0]
+    assert refused
+    assert "/dashboard" not in refused[0]
+    assert "login" not in refused[0]
     assert tg is not None

@@ -1,4 +1,4 @@
-"""The dashboard in `reformbot run` and the demo: uvicorn on its own port, in the bot's loop."""
+"""The web dashboard in `reformbot run` and the demo: uvicorn on its own port, in the bot's loop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from bot.runtime import Runtime
+from bot.startup import StartupFault
 from bot.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError:
         sock.close()
-        raise
+        raise StartupFault("run.dashboard_port_busy", {"listen": host, "port": port}) from None
     sock.listen(128)
     sock.setblocking(False)
     return sock
