@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from markupsafe import Markup, escape
 
-WIDTH = 600
+WIDTH = 420  # narrow: the labels stay readable once scaled down to a phone
 ROW = 38
 BAR = 14
 COLOURS = {5: "#1a7f37", 4: "#4caf50", 3: "#c9a400", 2: "#e07020", 1: "#c62828"}
@@ -28,7 +28,7 @@ class Bar:
 def bars(items: Sequence[Bar], *, title: str, top: float | None = None) -> Markup:
     """Return a horizontal bar chart: each label above its bar, the value at the bar's end."""
     biggest = top if top is not None else max((float(b.value) for b in items), default=0.0)
-    scale = (WIDTH - 80) / biggest if biggest > 0 else 0.0
+    scale = (WIDTH - 100) / biggest if biggest > 0 else 0.0
     height = ROW * len(items) + 8
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '

@@ -57,10 +57,11 @@ def score_chart(board: Scoreboard, locale: str) -> Any:
     """Return the ranking's bars: each ranked unit's emulation score out of 100."""
     from bot.i18n.formats import format_number
 
+    scored = [r for r in board.rows if r.standing.score is not None]
+    scored.sort(key=lambda r: (-(r.standing.score or 0), r.unit.code))
     bars = [
         charts.Bar(r.unit.name, r.standing.score, format_number(r.standing.score, locale, digits=2))
-        for r in board.rows
-        if r.standing.score is not None
+        for r in scored
     ]
     return charts.bars(bars, title=t("web.overview.score_chart", locale), top=100)
 
