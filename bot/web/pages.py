@@ -57,11 +57,13 @@ def score_chart(board: Scoreboard, locale: str) -> Any:
     """Return the ranking's bars: each ranked unit's emulation score out of 100."""
     from bot.i18n.formats import format_number
 
-    scored = [r for r in board.rows if r.standing.score is not None]
-    scored.sort(key=lambda r: (-(r.standing.score or 0), r.unit.code))
+    scored = sorted(
+        ((r.standing.score, r.unit) for r in board.rows if r.standing.score is not None),
+        key=lambda pair: (-pair[0], pair[1].code),
+    )
     bars = [
-        charts.Bar(r.unit.name, r.standing.score, format_number(r.standing.score, locale, digits=2))
-        for r in scored
+        charts.Bar(unit.name, score, format_number(score, locale, digits=2))
+        for score, unit in scored
     ]
     return charts.bars(bars, title=t("web.overview.score_chart", locale), top=100)
 
