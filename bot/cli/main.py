@@ -83,6 +83,10 @@ def check_config(config: ConfigOpt = None) -> None:
     if oa.enabled:
         where = f"{oa.webhook_listen}:{oa.webhook_port}/{oa.webhook_path.strip('/')}"
         say(settings, "cli.zalo_oa_summary", oa_id=oa.oa_id or "", webhook=where)
+    board = settings.dashboard
+    if board.enabled:
+        listen = f"{board.host}:{board.port}"
+        say(settings, "dashboard.cli.summary", listen=listen, url=board.public_url or "")
 
 
 @app.command("run", help="cli_help.run")
