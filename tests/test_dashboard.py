@@ -420,6 +420,7 @@ async def test_dashboard_command_sends_a_one_time_link(bot_harness, clock):
         people = {p.code: p for p in (await s.exec(select(Person))).all()}
         await f.contact(s, "8101", people["HA01"])
         await f.contact(s, "8102", people["ST01"])
+        await f.contact(s, "8103")  # a citizen
         await s.commit()
     off = await bot_harness.send(8101, "/dashboard")
     assert off == [t("dashboard.off", "vi")]
@@ -435,8 +436,39 @@ async def test_dashboard_command_sends_a_one_time_link(bot_harness, clock):
     group = await bot_harness.send(8101, "/dashboard", chat_type="group")
     assert len(group) == 1
     assert "baocao.test" not in group[0]
+    citizen = await bot_harness.send(8103, "/dashboard")
+    assert len(citizen) == 1
+    assert "baocao.test" not in citizen[0]
     refused = await bot_harness.send(8102, "/dashboard")
     assert refused
     assert "/dashboard" not in refused[0]
     assert "login" not in refused[0]
     assert tg is not None
+
+
+def test_every_sentence_of_the_templates_is_in_both_catalogs():
+    from pathlib import Path
+
+    from bot.i18n import catalog
+    from bot.models import ApologyStatus, BroadcastStatus, CaseStatus
+    from bot.web.page import NAV, PERIODS
+
+    folder = Path(__file__).resolve().parents[1] / "bot" / "web" / "templates"
+    keys = set()
+    for path in folder.glob("*.html"):
+        keys |= set(re.findall(r"""_\(["']([a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
+    keys |= {f"web.nav.{name}" for name, _ in NAV} | {f"web.period.{p}" for p in PERIODS}
+    keys |= {f"web.tasks.state.{s}" for s in ("done", "late", "overdue", "open")}
+    keys |= {f"web.cases.state.{s}" for s in CaseStatus}
+    keys |= {f"web.apologies.state.{s}" for s in ApologyStatus}
+    keys |= {f"web.broadcasts.state.{s}" for s in BroadcastStatus}
+    keys |= {f"web.lang.{code}" for code in ("vi", "en")}
+    keys |= {f"rating.level.{n}" for n in range(1, 6)}
+    keys = {k for k in keys if not k.endswith(".")}  # prefixes joined to a value: listed above
+    assert len(keys) > 80
+    for locale in ("vi", "en"):
+        assert sorted(keys - set(catalog(locale))) == [], locale
+    for path in folder.glob("*.html"):  # no sentence typed into a template
+        text = re.sub(r"{[{%].*?[}%]}", "", path.read_text(encoding="utf-8"), flags=re.S)
+        words = re.findall(r">\s*([^<>{}]*?[A-Za-zÀ-ỹ][^<>{}]*?)\s*<", text)
+        assert [w for w in words if w not in ("(XLSX)",)] == [], path.name
