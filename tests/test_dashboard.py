@@ -276,6 +276,9 @@ async def test_every_answer_carries_the_security_headers(web):
             assert "strict-transport-security" not in answer.headers
         assert "<script" not in (await c.get("/")).text
         assert (await c.get("/no-such-page")).status_code == 404
+    async with client(web) as anonymous:  # HEAD is answered like GET, and changes nothing
+        assert (await anonymous.head("/login")).status_code == 200
+        assert (await anonymous.head("/tasks")).status_code == 303
 
 
 async def test_over_https_cookies_are_secure_and_hsts_is_sent(maker, clock):

@@ -39,6 +39,7 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 MAX_FORM = 16_384
+SAFE = ("GET", "HEAD")  # methods that change nothing
 View = Callable[[Request, Page], Awaitable[Response]]
 
 
@@ -87,7 +88,7 @@ def guarded(view: View) -> Callable[[Request], Awaitable[Response]]:
             )
             locale = signed.locale if signed else normalize_locale(web.settings.i18n.default_locale)
             if signed is None:
-                if request.method != "GET":
+                if request.method not in SAFE:
                     return _error(
                         web,
                         request,
@@ -193,7 +194,7 @@ def _signed_in(request: Request, opened: auth.Opened) -> Response:
 
 async def login(request: Request) -> Response:
     """GET: the sign-in page; POST: sign in with a staff code and a password."""
-    if request.method == "GET":
+    if request.method in SAFE:
         return _login_page(request)
     web = _web(request)
     form = await _form(request)
@@ -218,7 +219,7 @@ async def login(request: Request) -> Response:
 async def login_link(request: Request) -> Response:
     """GET: confirm a one-time link (a link preview must not spend it); POST: spend it."""
     web = _web(request)
-    if request.method == "GET":
+    if request.method in SAFE:
         return _login_page(request, token=request.path_params["token"])
     form = await _form(request)
     locale = normalize_locale(web.settings.i18n.default_locale)
