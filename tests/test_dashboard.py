@@ -20,9 +20,18 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db import SessionMaker
 from bot.i18n import t
-from bot.models import DashboardLogin, DashboardPassword, DashboardSession, Person, PersonRole, Role
+from bot.models import (
+    AuditLog,
+    DashboardLogin,
+    DashboardPassword,
+    DashboardSession,
+    Person,
+    PersonRole,
+    Role,
+)
 from bot.services.dashboard import auth
 from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.org.access import system_actor
 from bot.web.app import COOKIE, create_app
 from tests import tg
 from tests.dashboard_seed import Seeded, seed
@@ -30,6 +39,7 @@ from tests.dashboard_seed import Seeded, seed
 BASE = "http://dash.test"
 PASSWORD = "mật khẩu đủ dài 2026"
 SIGNED_IN = ("admin", "leader", "head")
+OPERATOR = system_actor("cli:test")
 REFUSED = ("staff", "headless", "other_head_removed")
 
 
@@ -110,6 +120,9 @@ async def test_a_link_signs_in_once_and_is_stored_hashed(web):
         overview = await c.get("/")
         assert overview.status_code == 200
         assert t("web.overview.title", "vi") in overview.text
+    async with web.maker() as s:
+        audit = (await s.exec(select(AuditLog))).one()
+    assert (audit.actor, audit.action, audit.detail) == ("person:AD01", "dashboard_sign_in", "link")
     async with client(web) as again:
         second = await spend(again, token)
         assert second.status_code == 400
@@ -145,18 +158,32 @@ async def test_plain_staff_and_a_head_without_a_unit_get_no_link(web):
                 await auth.issue_link(s, actor=actor, now=web.clock.now(), minutes=10)
             with pytest.raises(PermissionDenied):
                 await auth.set_password(
-                    s, person_code=person.code, password=PASSWORD, now=web.clock.now()
+                    s,
+                    person_code=person.code,
+                    password=PASSWORD,
+                    now=web.clock.now(),
+                    actor=OPERATOR,
                 )
 
 
 async def test_password_sign_in_locks_after_five_misses(web):
     async with web.maker() as s:
-        await auth.set_password(s, person_code="LD01", password=PASSWORD, now=web.clock.now())
+        await auth.set_password(
+            s, person_code="LD01", password=PASSWORD, now=web.clock.now(), actor=OPERATOR
+        )
         with pytest.raises(InvalidInput):
-            await auth.set_password(s, person_code="LD01", password="short", now=web.clock.now())
+            await auth.set_password(
+                s, person_code="LD01", password="short", now=web.clock.now(), actor=OPERATOR
+            )
         await s.commit()
         stored = await s.get(DashboardPassword, web.seeded.people["leader"])
     assert stored.password_hash.startswith("$argon2")
+    async with web.maker() as s:
+        leader = await auth.person_actor(s, await s.get(Person, web.seeded.people["leader"]))
+        with pytest.raises(PermissionDenied):  # only an admin (or the operator) sets passwords
+            await auth.set_password(
+                s, person_code="HA01", password=PASSWORD, now=web.clock.now(), actor=leader
+            )
     async with client(web) as c:
         page = await c.get("/login")
         pre = form_value(page.text, "pre")
@@ -362,7 +389,7 @@ async def test_staff_and_citizens_cannot_open_a_session(web, maker, clock):
     async with maker() as s:
         staff = await s.get(Person, web.seeded.people["staff"])
         with pytest.raises(PermissionDenied):
-            await auth._open(s, staff, clock.now())
+            await auth._open(s, staff, clock.now(), "test")
         s.add(
             DashboardSession(
                 key_hash=auth.digest("planted"),

@@ -362,6 +362,7 @@ async def with_dashboard(
             person_code=admin.person_code,
             password=DASHBOARD_PASSWORD,
             now=SystemClock().now(),
+            actor=system_actor(ACTOR),
         )
     values = {"enabled": True, "host": host, "port": port, "public_url": f"http://{host}:{port}"}
     return settings.model_copy(update={"dashboard": type(settings.dashboard)(**values)})

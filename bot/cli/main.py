@@ -240,7 +240,11 @@ def dashboard_password(
     found = run_service(
         settings,
         lambda session: auth.set_password(
-            session, person_code=person, password=password, now=SystemClock().now()
+            session,
+            person_code=person,
+            password=password,
+            now=SystemClock().now(),
+            actor=system_actor(cli_actor()),
         ),
     )
     url = settings.dashboard.public_url or t("dashboard.cli.no_url", loc)

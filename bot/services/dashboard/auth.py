@@ -30,7 +30,8 @@ from bot.models import (
     Unit,
 )
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
-from bot.services.org.access import Actor, roles_of
+from bot.services.org import audit
+from bot.services.org.access import Actor, require, roles_of
 
 DASHBOARD_ROLES = frozenset({Role.ADMIN, Role.LEADER, Role.UNIT_HEAD})
 WIDE_ROLES = frozenset({Role.ADMIN, Role.LEADER})
@@ -94,9 +95,11 @@ class Opened:
     locale: str
 
 
-async def _open(session: AsyncSession, person: Person, now: datetime) -> Opened:
-    """Open a session for a person allowed to sign in."""
-    require_dashboard(await person_actor(session, person))
+async def _open(session: AsyncSession, person: Person, now: datetime, how: str) -> Opened:
+    """Open a session for a person allowed to sign in; the audit trail says how they did."""
+    actor = await person_actor(session, person)
+    require_dashboard(actor)
+    audit.record(session, actor=actor.label, action="dashboard_sign_in", now=now, detail=how)
     assert person.id is not None
     key, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     locale = normalize_locale(person.locale)
@@ -133,7 +136,7 @@ async def redeem_link(session: AsyncSession, *, token: str, now: datetime) -> Op
     person = await session.get(Person, person_id) if person_id is not None else None
     if person is None:
         raise InvalidInput("dashboard.error.link")
-    return await _open(session, person, now)
+    return await _open(session, person, now, "link")
 
 
 def hash_password(password: str) -> str:
@@ -144,9 +147,10 @@ def hash_password(password: str) -> str:
 
 
 async def set_password(
-    session: AsyncSession, *, person_code: str, password: str, now: datetime
+    session: AsyncSession, *, person_code: str, password: str, now: datetime, actor: Actor
 ) -> Person:
-    """Set (or replace) a person's dashboard password; they must be allowed to sign in."""
+    """Set (or replace) a person's dashboard password: an admin (or the operator) does it."""
+    require(actor, Role.ADMIN)
     person = (await session.exec(select(Person).where(Person.code == person_code))).first()
     if person is None:
         raise NotFound("dashboard.error.unknown_person", code=person_code)
@@ -158,6 +162,9 @@ async def set_password(
         row = DashboardPassword(person_id=person.id, password_hash=hashed, set_at=now)
     row.password_hash, row.set_at, row.failures, row.locked_until = hashed, now, 0, None
     session.add(row)
+    audit.record(
+        session, actor=actor.label, action="dashboard_password", now=now, subject=person.code
+    )
     await session.flush()
     return person
 
@@ -192,7 +199,7 @@ async def password_login(
     if _hasher.check_needs_rehash(row.password_hash):
         row.password_hash = _hasher.hash(password)
     session.add(row)
-    return await _open(session, person, now)
+    return await _open(session, person, now, "password")
 
 
 @dataclass(frozen=True)
