@@ -33,6 +33,7 @@ CHANNEL = "zalo"
 TEXT_MAX = 2000
 CAPTION_MAX = 2000
 TEXT_EVENT = "message.text.received"
+IMAGE_EVENT = "message.image.received"
 NOTHING_NEW = 408  # getUpdates: the long poll ended without an update
 NO_EDIT = "no_edit"
 DEFAULT_FLOOD_SECONDS = 1.0
@@ -317,7 +318,12 @@ def _as_str(value: Any) -> str | None:
 
 
 def to_event(update: dict[str, Any]) -> InboundEvent | None:
-    """Turn a Zalo update into a channel-neutral event; None for what the bot ignores."""
+    """Turn a Zalo update into a channel-neutral event; None for what the bot ignores.
+
+    An image's caption is read as the message's text (the image itself is not kept): a person
+    who sends a photo with "5" under it during a rating means the 5. An update without a sender
+    is logged, by its event and message id only, and dropped.
+    """
     message = update.get("message")
     if not isinstance(message, dict):
         return None
@@ -325,11 +331,19 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
     sender = message.get("from") if isinstance(message.get("from"), dict) else {}
     assert isinstance(chat, dict) and isinstance(sender, dict)
     chat_id, user_id = _as_str(chat.get("id")), _as_str(sender.get("id"))
-    if not chat_id or not user_id or sender.get("is_bot") is True:
+    if not chat_id or not user_id:
+        log.warning(
+            "zalo update %s (message %s) has no %s: dropped",
+            _label(update.get("event_name")),
+            _label(message.get("message_id")),
+            "chat" if not chat_id else "sender",
+        )
         return None
-    text = message.get("text")
+    if sender.get("is_bot") is True:
+        return None
+    text = text_of(update)
     # phones may send Vietnamese decomposed (NFD): store and compare it composed
-    text = unicodedata.normalize("NFC", text) if isinstance(text, str) else None
+    text = unicodedata.normalize("NFC", text) if text is not None else None
     command, args = parse_command(text.strip()) if text else (None, ())
     chat_type = str(chat.get("chat_type") or "PRIVATE").lower()
     name = sender.get("display_name") or sender.get("name")
@@ -346,13 +360,33 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
     )
 
 
-def is_text(update: dict[str, Any]) -> bool:
-    """Tell whether an update carries a text message (not an image, a sticker or another kind)."""
-    name = update.get("event_name")
+def _label(value: Any) -> str:
+    """Return an event name or a message id for a log line: short, printable, never personal."""
+    text = str(value) if isinstance(value, str | int) else "?"
+    return "".join(c if c.isprintable() else "?" for c in text[:64])
+
+
+def text_of(update: dict[str, Any]) -> str | None:
+    """Return what the person wrote: a text message's text, or an image's caption when it has one.
+
+    A sticker, an image without a caption or an unsupported message carries no text (None).
+    """
     message = update.get("message")
-    if name is not None and name != TEXT_EVENT:
-        return False
-    return isinstance(message, dict) and isinstance(message.get("text"), str)
+    if not isinstance(message, dict):
+        return None
+    name = update.get("event_name")
+    text = message.get("text")
+    if name in (None, TEXT_EVENT):
+        return text if isinstance(text, str) else None
+    caption = message.get("caption")
+    if name == IMAGE_EVENT and isinstance(caption, str) and caption.strip():
+        return caption
+    return None
+
+
+def is_text(update: dict[str, Any]) -> bool:
+    """Tell whether an update carries text: a text message, or an image with a caption."""
+    return text_of(update) is not None
 
 
 def updates_of(answer: Answer) -> list[dict[str, Any]]:
