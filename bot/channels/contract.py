@@ -7,7 +7,7 @@ implements `Channel` and never raises for what the platform answered: it returns
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.messages import OutboundMessage, StoredFile
@@ -67,6 +67,22 @@ class Outcome:
         """Return a permanent failure with its reason."""
         return cls("failed", error=error, code=code)
 
+    def with_parts(self, parts: int) -> Outcome:
+        """Return this outcome saying `parts` parts are out (a copy; cheaper than replace)."""
+        if parts == self.parts:
+            return self
+        return Outcome(
+            self.kind,
+            self.message_id,
+            self.error,
+            self.delay,
+            self.attempted,
+            self.file_id,
+            self.scope,
+            self.code,
+            parts,
+        )
+
     @property
     def ok(self) -> bool:
         """Tell whether the call reached the person."""
@@ -92,10 +108,10 @@ async def send_parts(
     for i in range(start, len(parts)):
         outcome = await parts[i]()
         if not outcome.ok:
-            return replace(outcome, parts=i)
+            return outcome.with_parts(i)
         if progress is not None and i + 1 < len(parts):
             await progress(i + 1)
-    return replace(outcome, parts=len(parts))
+    return outcome.with_parts(len(parts))
 
 
 @dataclass(frozen=True)
