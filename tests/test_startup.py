@@ -208,7 +208,7 @@ async def test_a_busy_port_for_zalo_s_webhook_names_the_worker_s_port(maker, clo
             busy.listen()
             port = busy.getsockname()[1]
             settings = zalo_settings(api.base, webhook_port=port)
-            with pytest.raises(OSError, match="(?i)in use") as info:
+            with pytest.raises(OSError, match=r"(?i)in use") as info:
                 await zalo_app.start(settings, maker, clock)
     finally:
         await api.close()

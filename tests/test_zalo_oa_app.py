@@ -132,7 +132,7 @@ async def test_a_busy_oa_port_is_named_at_start(maker, clock, zalo):
         busy.listen()
         port = busy.getsockname()[1]
         rt = runtime(maker, clock, zalo, webhook_port=port)
-        with pytest.raises(OSError, match="(?i)in use") as info:
+        with pytest.raises(OSError, match=r"(?i)in use") as info:
             await start(rt)
     fault = classify(info.value, rt.settings)
     assert fault is not None
