@@ -713,10 +713,17 @@ def webhook_paths(settings: Settings) -> dict[str, str]:
 
 
 def run_problems(settings: Settings, source: str = "defaults") -> list[ConfigProblem]:
-    """Find what stops `reformbot run` in valid settings: no channel on, or one path twice."""
+    """Find what stops `reformbot run` in valid settings: no channel on, a bootstrap admin on a
+    channel that is off, one webhook path for two channels."""
     if not (settings.telegram.enabled or settings.zalo.enabled or settings.zalo.oa.enabled):
         return [ConfigProblem(NO_CHANNEL_KEYS, "config.error.no_channel", source)]
     problems: list[ConfigProblem] = []
+    on = {"telegram": settings.telegram.enabled, "zalo": settings.zalo.enabled}
+    for i, admin in enumerate(settings.bootstrap.admins):
+        if not on[admin.channel]:  # they could never be reached, nor talk to the bot
+            key = ".".join(("bootstrap", "admins", str(i), "channel"))
+            params = {"channel": admin.channel}
+            problems.append(ConfigProblem(key, "config.error.admin_channel_off", source, params))
     seen: dict[str, str] = {}
     for key, path in webhook_paths(settings).items():
         if path in seen:

@@ -168,3 +168,23 @@ def test_check_config_shows_the_worker_s_webhook_server(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     line = t("cli.webhook_summary", "vi", listen="127.0.0.1:8441", paths="/zalo, /zalo-oa")
     assert line.strip() in result.output
+
+
+def test_a_bootstrap_admin_on_a_channel_that_is_off_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("REFORMBOT_TELEGRAM__TOKEN", raising=False)
+    admins = (
+        "[bootstrap]\nadmins = [\n"
+        '  { channel = "zalo", external_id = "7100000000000000001" },\n'
+        '  { external_id = "123456789" },\n'  # Telegram, the default channel
+        "]\n"
+    )
+    path = write(tmp_path, ZALO_ONLY + admins)
+    [problem] = run_problems(load_settings(path), str(path))
+    assert (problem.key, problem.reason) == (
+        "bootstrap.admins.1.channel",
+        "config.error.admin_channel_off",
+    )
+    result = check(path)
+    assert result.exit_code == 2
+    message = t("config.error.admin_channel_off", "vi", channel="telegram")
+    assert message in " ".join(result.output.split())
