@@ -722,13 +722,13 @@ def run_problems(settings: Settings, source: str = "defaults") -> list[ConfigPro
     for i, admin in enumerate(settings.bootstrap.admins):
         if not on[admin.channel]:  # they could never be reached, nor talk to the bot
             key = ".".join(("bootstrap", "admins", str(i), "channel"))
-            params = {"channel": admin.channel}
-            problems.append(ConfigProblem(key, "config.error.admin_channel_off", source, params))
+            off = {"channel": str(admin.channel)}
+            problems.append(ConfigProblem(key, "config.error.admin_channel_off", source, off))
     seen: dict[str, str] = {}
     for key, path in webhook_paths(settings).items():
         if path in seen:
-            params = {"path": path, "other": seen[path]}
-            problems.append(ConfigProblem(key, "config.error.webhook_path_twice", source, params))
+            twice = {"path": path, "other": seen[path]}
+            problems.append(ConfigProblem(key, "config.error.webhook_path_twice", source, twice))
         seen.setdefault(path, key)
     return problems
 
