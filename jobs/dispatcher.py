@@ -63,7 +63,7 @@ class MissingChannel:
     def _missing(self) -> Outcome:
         """Return the failure every call gives."""
         return Outcome(
-            "failed", error=f"no {self.name} channel", attempted=False, code="no_channel"
+            "failed", error=f"no {self.name} channel", attempted=False, code=outbox.NO_CHANNEL
         )
 
     async def send(

@@ -453,12 +453,13 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 
 OUTSIDE_WINDOW = "outside_window"  # an Official Account may not write to the person any more
+NO_CHANNEL = "no_channel"  # a channel this installation does not run (Telegram off, say)
 OPTIONAL_KINDS = frozenset({"broadcast"})  # messages a person who opted out does not get
 
 
 def falls_back(kind: str, code: str) -> bool:
     """Tell whether a failure is permanent for the contact, so another contact may be tried."""
-    return kind == "blocked" or code == OUTSIDE_WINDOW
+    return kind == "blocked" or code in (OUTSIDE_WINDOW, NO_CHANNEL)
 
 
 async def fall_back(
