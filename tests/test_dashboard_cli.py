@@ -77,6 +77,7 @@ def test_each_bad_dashboard_key_is_named_and_translated(tmp_path, body, key, rea
 def test_check_config_says_where_the_dashboard_listens(tmp_path):
     path = write(
         tmp_path,
+        '[telegram]\ntoken = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnn"\n'
         '[dashboard]\nenabled = true\nport = 8099\npublic_url = "https://baocao.example.gov.vn/"\n',
     )
     result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
