@@ -68,7 +68,11 @@ async def stats(ctx: Context) -> list[OutboundMessage]:
     )
     if request.xlsx:
         await documents.queue_stats_xlsx(
-            ctx.session, contact=ctx.contact, result=result, now=ctx.now
+            ctx.session,
+            contact=ctx.contact,
+            result=result,
+            now=ctx.now,
+            settings=ctx.deps.settings,
         )
         return [msg("stats.xlsx_queued")]
     return [stats_message(result)]
