@@ -325,9 +325,9 @@ async def test_directive_status_says_on_which_channel_each_person_was_reached(ma
     from openpyxl import load_workbook
 
     from bot.channels.render import plain, render
+    from bot.config import Settings
     from bot.services.calendar import WorkCalendar
     from bot.services.org.access import system_actor
-    from bot.config import Settings
     from bot.services.reports.render import status_xlsx
     from bot.services.reports.xlsx import data_rows, header_row
     from handlers.directives import status_message

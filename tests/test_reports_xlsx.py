@@ -66,9 +66,11 @@ async def test_the_scoreboard_sheet_has_the_administrative_layout(maker, seeded)
     # Top left the managing authority and the agency; top right the national name and motto.
     assert sheet["A1"].value == "UBND TỈNH AN PHÚ"
     assert sheet["A2"].value == "SỞ GIÁO DỤC VÀ ĐÀO TẠO"
-    assert sheet["A2"].font.b and not sheet["A1"].font.b
+    assert sheet["A2"].font.b
+    assert not sheet["A1"].font.b
     right = sheet.cell(1, 10)
-    assert right.value == "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" and right.font.b
+    assert right.value == "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+    assert right.font.b
     assert sheet.cell(2, 10).value == "Độc lập - Tự do - Hạnh phúc"
     merged = {str(r) for r in sheet.merged_cells.ranges}
     assert {"A1:I1", "A2:I2", "J1:W1", "J2:W2", "A5:W5"} <= merged
@@ -88,7 +90,8 @@ async def test_the_scoreboard_sheet_has_the_administrative_layout(maker, seeded)
     ]
     texts_found = texts(sheet)
     assert "An Phú, ngày 01 tháng 12 năm 2026" in texts_found
-    assert "GIÁM ĐỐC" in texts_found and "Nguyễn Văn An" in texts_found
+    assert "GIÁM ĐỐC" in texts_found
+    assert "Nguyễn Văn An" in texts_found
 
 
 async def test_the_scoreboard_figures_match_the_database(maker, seeded):  # noqa: F811
@@ -117,7 +120,8 @@ async def test_the_scoreboard_figures_match_the_database(maker, seeded):  # noqa
     assert totals[13:15] == (9, pytest.approx(0.778))
     # Numbers are numbers, shown with formats (Excel writes the decimal comma in Vietnamese).
     cell = sheet.cell(header_row(sheet) + 3, 8)
-    assert cell.value == 0.5 and cell.number_format == "0.0%"
+    assert cell.value == 0.5
+    assert cell.number_format == "0.0%"
     assert sheet.cell(header_row(sheet) + 3, 3).number_format == "0.00"
     assert sheet.cell(header_row(sheet) + 3, 6).number_format == "#,##0"
     levels = data_rows(
