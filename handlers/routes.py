@@ -13,7 +13,18 @@ from typing import TypeVar
 
 from bot.messages import OutboundMessage
 from bot.models import Role
-from handlers import admin, broadcasts, cases, core, directives, dossiers, ratings, stats, tasks
+from handlers import (
+    admin,
+    broadcasts,
+    cases,
+    core,
+    directives,
+    dossiers,
+    ratings,
+    reports,
+    stats,
+    tasks,
+)
 from handlers.context import Context
 from handlers.flows import FlowSpec
 from handlers.registry import EVERYONE, STAFF, Command, Handler, roles_only
@@ -49,6 +60,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("broadcast", broadcasts.broadcast, ADMIN),
     Command("broadcasts", broadcasts.list_broadcasts, ADMIN_LEADER),
     Command("stats", stats.stats, MANAGEMENT),
+    Command("report", reports.report, MANAGEMENT),
     Command("reopen", tasks.reopen, ADMIN_HEAD),
     Command("task", tasks.assign, ADMIN),
 )

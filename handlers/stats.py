@@ -193,6 +193,10 @@ def stats_message(result: Stats) -> OutboundMessage:
         [(_procedure_name(p), p.tally) for p in result.procedures]
     )
     officers, officers_more = _ranked([(o.name, o.tally) for o in result.officers])
+    units: Text | str = ""
+    if result.units:
+        lines, more = _ranked([(u.unit.name, u.tally) for u in result.units])
+        units = Text("stats.units_section", {"lines": lines, "more": more})
     return msg(
         "stats.summary",
         **scope,
@@ -200,6 +204,7 @@ def stats_message(result: Stats) -> OutboundMessage:
         levels=_levels(result),
         folded=_folded(result),
         elements=_elements(result),
+        units=units,
         procedures=procedures,
         procedures_more=procedures_more,
         officers=officers,

@@ -286,3 +286,27 @@ async def test_xlsx_is_queued_with_the_numbers(org):
     assert officers == [(1, "Lê Hoa", 2, 5.0, 1.0)]
     elements = data_rows(book["Yếu tố SIPAS"])[:1]
     assert elements == [(1, "Tiếp cận dịch vụ", 2, 3.5, 0.5)]
+
+
+async def test_leaders_see_a_table_per_unit_in_chat_and_in_the_xlsx(org):
+    (text,) = await org.send(ADMIN, "/stats 90d")
+    assert (
+        "<b>Theo đơn vị</b>\n"
+        "• Phòng Đông Sơn: 3 lượt, điểm trung bình 4,00, hài lòng 66,7%\n"
+        "• Phòng Hoằng Hóa: 1 lượt, điểm trung bình 1,00, hài lòng 0,0%\n"
+        "• Sở GD&amp;ĐT: chưa có lượt đánh giá"
+    ) in text
+    (head,) = await org.send(HEAD, "/stats 90d")
+    assert "Theo đơn vị" not in head
+    assert await org.send(ADMIN, "/stats 90d xlsx") == [t("stats.xlsx_queued", "vi")]
+    async with org.maker() as s:
+        report = (await s.exec(select(Outbox).where(Outbox.kind == "report"))).one()
+        attachment = await s.get(Attachment, codec.loads(report.payload).attachment_id)
+    book = load_workbook(BytesIO(attachment.data))
+    assert "Đơn vị" in book.sheetnames
+    assert data_rows(book["Đơn vị"]) == [
+        (1, "PGD1", "Phòng Đông Sơn", 3, 4.0, 0.667),
+        (2, "PGD2", "Phòng Hoằng Hóa", 1, 1.0, 0.0),
+        (3, "SGD", "Sở GD&ĐT", 0, None, None),
+        (None, None, "Tổng số", 4, 3.25, 0.5),
+    ]
