@@ -56,8 +56,9 @@ async def test_report_sends_a_summary_a_chart_and_an_xlsx_matching_the_database(
     sandbox.send_text(ADMIN, "/report 7d")
     summary, photo, document = await sandbox.wait_for_messages(ADMIN, 3, seconds=WAIT)
     assert "Tất cả các đơn vị" in summary["text"]
-    assert "1. Phòng GD&ĐT Hoằng Hóa: 100,00 điểm\n2. Phòng GD&ĐT Đông Sơn: 66,67 điểm" in (
-        summary["text"]
+    assert (
+        "1. Phòng GD&ĐT Hoằng Hóa: 100,00 điểm\n2. Phòng GD&ĐT Đông Sơn: 66,67 điểm"
+        in (summary["text"])
     )
     assert "photo" in photo
     assert photo["caption"].startswith("Biểu đồ xếp hạng thi đua")
