@@ -2,7 +2,8 @@
 
 Drawn with matplotlib's Agg canvas (no display) on a Figure of its own, so nothing global is
 touched but the font settings of one rc_context. Labels are in DejaVu Sans, which matplotlib
-ships and which has every Vietnamese letter with its marks (ă, ơ, ư, đ, ạ, ề, ữ …).
+ships and which has every Vietnamese letter with its marks (ă, ơ, ư, đ, ạ, ề, ữ …). matplotlib
+is imported on first use: it takes about a second, which a process that never draws need not pay.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from io import BytesIO
-
-import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from bot.i18n import t
 from bot.i18n.formats import DECIMAL_SEP
 from bot.services.reports.scoreboard import Scoreboard, UnitRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FONT = "DejaVu Sans"
 BARS_MAX = 40  # units drawn; the XLSX lists them all
@@ -91,6 +92,10 @@ def _trend(fig: Figure, trend: Sequence[TrendPoint], scope: str, locale: str) ->
 
 def figure(board: Scoreboard, trend: Sequence[TrendPoint], *, scope: str, locale: str) -> Figure:
     """Return the chart's figure: the ranking above, the trend below."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     with matplotlib.rc_context({"font.family": [FONT], "font.size": 10}):
         bars = min(BARS_MAX, sum(1 for r in board.rows if r.standing.score is not None))
         fig = Figure(figsize=(10, 4 + max(2.5, 0.32 * bars)), dpi=DPI)
@@ -109,6 +114,8 @@ def figure(board: Scoreboard, trend: Sequence[TrendPoint], *, scope: str, locale
 
 def png(fig: Figure) -> bytes:
     """Return a figure as PNG bytes."""
+    import matplotlib
+
     out = BytesIO()
     with matplotlib.rc_context({"font.family": [FONT]}):
         fig.savefig(out, format="png", dpi=DPI)
