@@ -155,3 +155,24 @@ async def test_a_head_s_scoreboard_has_one_unit_and_no_totals_row(maker, seeded)
     assert sheet["A1"].value == "UBND TỈNH AN PHÚ"
     assert sheet.cell(1, 10).value == "SOCIALIST REPUBLIC OF VIETNAM"
     assert [r[:4] for r in data_rows(sheet)] == [(1, "Đơn vị A", 45.83, 3)]
+
+
+def test_rows_are_made_tall_enough_for_their_wrapped_text():
+    from bot.services.reports.xlsx import lines_needed
+
+    assert lines_needed("Tỷ lệ", 9) == 1
+    assert lines_needed("Không bị đánh giá không hài lòng, phản ánh, trễ hạn", 13) == 4
+    assert lines_needed("", 10) == 1
+
+
+async def test_header_rows_are_tall_enough_and_the_totals_row_is_bold(maker, seeded):  # noqa: F811
+    result = await board(maker)
+    sheet = book_of(render.scoreboard_xlsx(result, locale="vi", settings=LETTERHEAD, day=DAY))[
+        "Thi đua"
+    ]
+    lower = header_row(sheet)
+    assert sheet.row_dimensions[lower].height >= 4 * 15  # "Không bị đánh giá …" in 4 lines
+    totals = lower + len(data_rows(sheet))
+    assert sheet.cell(totals, 2).value == "Tổng cộng"
+    assert sheet.cell(totals, 2).font.b
+    assert sheet.cell(totals, 2).border.top.style == "thin"

@@ -66,7 +66,7 @@ def _score_columns(loc: str) -> list[Column]:
         _col("no", 5, "rank", loc=loc),
         _col("unit", 32, "text", loc=loc),
         _col("score", 9, "score", "score", loc=loc),
-        _col("rank", 12, "rank", "score", loc=loc),
+        _col("rank", 19, "rank", "score", loc=loc),
         _col("change", 11, "score", "score", loc=loc),
         _col("notices", 9, "count", "ack", loc=loc),
         _col("acked", 10, "count", "ack", loc=loc),

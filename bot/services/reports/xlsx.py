@@ -39,6 +39,8 @@ THIN = Side(style="thin")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 MM = 1 / 25.4  # inches per millimetre
 HEADER_ROWS = 2
+CHARS_PER_WIDTH = 1.1  # Times New Roman 11 pt characters per unit of column width, roughly
+LINE_POINTS = 15.0  # the height of one line of 11–12 pt text
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ def _letterhead(sheet: Worksheet, head: Letterhead, width: int, locale: str) -> 
 
 def _headers(sheet: Worksheet, top: int, columns: Sequence[Column]) -> None:
     """Write two header rows: a group's label merged over its columns, the rest merged down."""
+    upper: list[tuple[str, float]] = []
+    lower = [(c.label, c.width) for c in columns if c.group is not None]
+    alone = [(c.label, c.width) for c in columns if c.group is None]
     index = 0
     while index < len(columns):
         column = columns[index]
@@ -154,12 +159,22 @@ def _headers(sheet: Worksheet, top: int, columns: Sequence[Column]) -> None:
         last = index
         while last + 1 < len(columns) and columns[last + 1].group == column.group:
             last += 1
+        upper.append((column.group, sum(c.width for c in columns[index : last + 1])))
         if last > index:
             sheet.merge_cells(start_row=top, start_column=first, end_row=top, end_column=last + 1)
         for number in range(first, last + 2):
             _header_cell(sheet, top, number, column.group if number == first else None)
             _header_cell(sheet, top + 1, number, columns[number - 1].label)
         index = last + 1
+    fit_height(sheet, top, upper)
+    fit_height(sheet, top + 1, lower)
+    if alone and lower:  # a column merged down shares the two rows' height
+        need = max(lines_needed(text, width) for text, width in alone) * LINE_POINTS + 3
+        have = sum(sheet.row_dimensions[r].height or LINE_POINTS for r in (top, top + 1))
+        if need > have:
+            sheet.row_dimensions[top + 1].height = need - (
+                sheet.row_dimensions[top].height or LINE_POINTS
+            )
 
 
 def _header_cell(sheet: Worksheet, row: int, column: int, value: str | None) -> None:
@@ -186,9 +201,31 @@ def _body_row(
         elif numeric:
             cell.number_format = FORMATS[column.kind]
         horizontal = "left" if column.kind == "text" or not (numeric or value is None) else "right"
-        if isinstance(value, date | datetime):
+        if isinstance(value, date | datetime) or column.kind == "rank":
             horizontal = "center"
         cell.alignment = Alignment(horizontal=horizontal, vertical="center", wrap_text=True)
+    texts = [(str(v), c.width) for c, v in zip(columns, values, strict=True) if isinstance(v, str)]
+    fit_height(sheet, row, texts)
+
+
+def lines_needed(text: str, width: float) -> int:
+    """Return how many lines a text takes in a column of some width, wrapped at spaces."""
+    per_line = max(1, int(width * CHARS_PER_WIDTH) - 1)
+    lines, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) > per_line:
+            lines, used = lines + 1, len(word)
+        else:
+            used += len(word) + (1 if used else 0)
+        lines += max(0, (len(word) - 1) // per_line)
+    return lines
+
+
+def fit_height(sheet: Worksheet, row: int, texts: Sequence[tuple[str, float]]) -> None:
+    """Make a row tall enough for its longest wrapped text (Excel does not on opening)."""
+    lines = max((lines_needed(text, width) for text, width in texts), default=1)
+    if lines > 1:
+        sheet.row_dimensions[row].height = LINE_POINTS * lines + 3
 
 
 def _signature(sheet: Worksheet, row: int, head: Letterhead, width: int, locale: str) -> None:
@@ -240,8 +277,10 @@ def table_sheet(
     width = len(columns)
     _letterhead(sheet, head, width, locale)
     _put(sheet, 5, 1, width, title.upper(), _font(14, bold=True))
+    total_width = sum(c.width for c in columns)
     for offset, line in enumerate(lines):
         _put(sheet, 6 + offset, 1, width, line, _font(12, italic=True))
+        fit_height(sheet, 6 + offset, [(line, total_width)])
     top = 7 + len(lines)
     _headers(sheet, top, columns)
     row = top + HEADER_ROWS
