@@ -289,3 +289,31 @@ def test_check_config_names_a_bad_report_key(tmp_path, body, key, reason):
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert [(p.key, p.reason) for p in info.value.problems] == [(key, reason)]
+
+
+async def test_a_head_on_zalo_gets_the_summary_and_where_to_find_the_files(
+    maker,
+    clock,
+    seeded,  # noqa: F811
+):
+    from tests.test_zalo_inbound import ZaloBot
+    from tests.zalo_fake import FakeZaloApi
+
+    uid = "8801000000000000042"
+    async with maker() as s:
+        head = await f.person(s, "hz", seeded["A"], Role.UNIT_HEAD)
+        s.add(Contact(channel=Channel.ZALO, external_id=uid, person_id=head.id, created_at=f.T0))
+        await s.commit()
+    api = FakeZaloApi()
+    await api.start()
+    bot = ZaloBot(api, maker, clock)
+    try:
+        texts = await bot.send(uid, f"/report {PERIOD}")
+    finally:
+        await bot.channel.close()
+        await api.close()
+    text = "\n".join(texts)
+    assert "Kết quả thực hiện cải cách hành chính – Đơn vị A" in text
+    assert "<b>" not in text
+    assert t("report.files_elsewhere", "vi") in text
+    assert await queued(maker, int(uid)) == []
