@@ -317,3 +317,34 @@ async def test_a_head_on_zalo_gets_the_summary_and_where_to_find_the_files(
     assert "<b>" not in text
     assert t("report.files_elsewhere", "vi") in text
     assert await queued(maker, int(uid)) == []
+
+
+def test_a_long_scoreboard_is_cut_short_in_the_summary():
+    from decimal import Decimal
+
+    from bot.models import Unit
+    from bot.services.reports.scoreboard import Figures, Scoreboard, Standing, UnitRow
+
+    def row(n: int, rank: int | None) -> UnitRow:
+        unit = Unit(id=n, code=f"U{n:02d}", name=f"Trường {n:02d}", kind="school")
+        standing = Standing(Decimal("90.00") if rank else None, rank is not None, rank)
+        return UnitRow(unit, Figures(), standing, Figures(), Standing(None, False, None))
+
+    rows = tuple(row(n, n if n <= 12 else None) for n in range(1, 33))
+    board = Scoreboard(
+        window=NOVEMBER,
+        previous_window=NOVEMBER.previous(),
+        rows=rows,
+        totals=Figures(),
+        previous_totals=Figures(),
+        weights={"ack": 1.0},
+        min_ratings=10,
+    )
+    report = leadership.Report(board, (), None)
+    text = render(leadership.summary(report, files=True), "vi", escape=plain)
+    assert "(12/32 đơn vị được xếp hạng)" in text
+    assert "10. Trường 10: 90,00 điểm\n… và 2 đơn vị khác (xem đầy đủ trong tệp XLSX)." in text
+    assert "11. Trường 11" not in text
+    assert "Trường 27 và 5 đơn vị khác." in text
+    assert "Trường 28" not in text
+    assert "• Xác nhận văn bản chỉ đạo: 0/0 (chưa có số liệu)" in text

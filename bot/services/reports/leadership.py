@@ -46,6 +46,7 @@ MARKER = "report:monthly"
 MARKER_OWNER = "report"
 KIND = documents.KIND
 WIDE_ROLES = frozenset({Role.ADMIN, Role.LEADER})
+NAMES_MAX = 15  # unranked units named in the summary
 TOP = 10  # ranked units listed in the summary; the chart and the XLSX have them all
 
 
@@ -98,15 +99,13 @@ def trend(boards: list[Scoreboard], *, unit_id: int | None, periods: int) -> tup
     points: list[TrendPoint] = []
     for board in boards:
         if unit_id is None:
-            now, before = (
-                score(board.totals, board.weights),
-                score(board.previous_totals, board.weights),
-            )
+            current = score(board.totals, board.weights)
+            before = score(board.previous_totals, board.weights)
         else:
             row = board.row_for(unit_id)
-            now = row.standing.score if row is not None else None
+            current = row.standing.score if row is not None else None
             before = row.previous.score if row is not None else None
-        points.append(TrendPoint(window_label(board.window), now))
+        points.append(TrendPoint(window_label(board.window), current))
         points.append(TrendPoint(window_label(board.previous_window), before))
     return tuple(reversed(points[:periods]))
 
@@ -232,11 +231,12 @@ def _ranking(board: Scoreboard) -> dict[str, Any]:
         )
     more = Text("report.more", {"count": len(ranked) - TOP}) if len(ranked) > TOP else ""
     others = [r.unit.name for r in board.rows if r.standing.rank is None]
-    unranked = (
-        Text("report.unranked", {"min": board.min_ratings, "units": ", ".join(others)})
-        if others
-        else ""
-    )
+    unranked: Text | str = ""
+    if others:
+        rest = len(others) - NAMES_MAX
+        names = ", ".join(others[:NAMES_MAX])
+        tail = Text("report.and_more", {"count": rest}) if rest > 0 else ""
+        unranked = Text("report.unranked", {"min": board.min_ratings, "units": names, "tail": tail})
     return {"lines": lines, "more": more, "unranked": unranked, "units": len(board.rows)}
 
 
