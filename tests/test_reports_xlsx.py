@@ -11,6 +11,7 @@ from io import BytesIO
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from bot.config import Settings
 from bot.i18n import t
@@ -41,6 +42,11 @@ def book_of(data: bytes):
     return load_workbook(BytesIO(data))
 
 
+def nation_cell(sheet):
+    """Return the first filled cell of row 1 after A1: the national name's."""
+    return next(c for c in sheet[1][1:] if c.value is not None)
+
+
 def texts(sheet) -> list[str]:
     return [str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None]
 
@@ -68,12 +74,18 @@ async def test_the_scoreboard_sheet_has_the_administrative_layout(maker, seeded)
     assert sheet["A2"].value == "SỞ GIÁO DỤC VÀ ĐÀO TẠO"
     assert sheet["A2"].font.b
     assert not sheet["A1"].font.b
-    right = sheet.cell(1, 10)
+    right = nation_cell(sheet)
     assert right.value == "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
     assert right.font.b
-    assert sheet.cell(2, 10).value == "Độc lập - Tự do - Hạnh phúc"
+    assert sheet.cell(2, right.column).value == "Độc lập - Tự do - Hạnh phúc"
+    # The left block takes about 2/5 of the table's width, the right block the rest.
     merged = {str(r) for r in sheet.merged_cells.ranges}
-    assert {"A1:I1", "A2:I2", "J1:W1", "J2:W2", "A5:W5"} <= merged
+    left_end = get_column_letter(right.column - 1)
+    assert {f"A1:{left_end}1", f"A2:{left_end}2", f"{right.column_letter}1:W1"} <= merged
+    assert {f"{right.column_letter}2:W2", "A5:W5"} <= merged
+    widths = [sheet.column_dimensions[c].width for c in "ABCDEFGHIJKLMNOPQRSTUVW"]
+    share = sum(widths[: right.column - 1]) / sum(widths)
+    assert 0.3 < share < 0.5
     assert sheet["A5"].value == t("report.xlsx.title", "vi").upper()
     assert sheet["A6"].value == "Từ ngày 01/11/2026 đến ngày 30/11/2026"
     assert sheet["A7"].value == "So sánh với kỳ trước: từ ngày 02/10/2026 đến ngày 31/10/2026"
@@ -153,7 +165,7 @@ async def test_a_head_s_scoreboard_has_one_unit_and_no_totals_row(maker, seeded)
         "Scoreboard"
     ]
     assert sheet["A1"].value == "UBND TỈNH AN PHÚ"
-    assert sheet.cell(1, 10).value == "SOCIALIST REPUBLIC OF VIETNAM"
+    assert nation_cell(sheet).value == "SOCIALIST REPUBLIC OF VIETNAM"
     assert [r[:4] for r in data_rows(sheet)] == [(1, "Đơn vị A", 45.83, 3)]
 
 

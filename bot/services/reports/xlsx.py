@@ -10,7 +10,7 @@ Printed on A4 landscape, fitted to the page's width, the header rows repeated on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from io import BytesIO
 from typing import Any, Literal
@@ -41,6 +41,8 @@ MM = 1 / 25.4  # inches per millimetre
 HEADER_ROWS = 2
 CHARS_PER_WIDTH = 1.1  # Times New Roman 11 pt characters per unit of column width, roughly
 LINE_POINTS = 15.0  # the height of one line of 11–12 pt text
+NATION_WIDTH = 42  # the column width "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" takes in 12 pt bold
+AGENCY_WIDTH = 32  # and the agency's name ("SỞ GIÁO DỤC VÀ ĐÀO TẠO"), give or take
 
 
 @dataclass(frozen=True)
@@ -121,24 +123,68 @@ def _put(
     cell.alignment = Alignment(horizontal=align, vertical="center", wrap_text=True)
 
 
-def _halves(width: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Return the columns of the left and right header blocks (about 2/5 and 3/5)."""
-    split = max(1, min(width - 1, round(width * 2 / 5)))
-    return (1, split), (split + 1, max(split + 1, width))
+def split_at(columns: Sequence[Column]) -> int:
+    """Return how many columns the left header block (the agency) takes.
+
+    The split nearest 2/5 of the width among those leaving both blocks wide enough; else the one
+    that comes closest to wide enough (`fit_letterhead` then widens the narrow block).
+    """
+    widths = [c.width for c in columns]
+    total = sum(widths)
+    if len(widths) < 2:
+        return 1
+
+    def room(split: int) -> float:
+        """Return how well the narrower block fits its text (1 or more: fits)."""
+        left, right = sum(widths[:split]), sum(widths[split:])
+        return min(left / AGENCY_WIDTH, right / NATION_WIDTH)
+
+    splits = range(1, len(widths))
+    fitting = [n for n in splits if room(n) >= 1]
+    if fitting:
+        return min(fitting, key=lambda n: abs(sum(widths[:n]) - total * 2 / 5))
+    return max(splits, key=room)
 
 
-def _letterhead(sheet: Worksheet, head: Letterhead, width: int, locale: str) -> None:
+def fit_letterhead(columns: Sequence[Column]) -> list[Column]:
+    """Widen the columns of a header block too narrow for its text (a narrow table's)."""
+    out = list(columns)
+    if len(out) < 2:
+        return out
+    split = split_at(out)
+    for first, last, need in ((0, split, AGENCY_WIDTH), (split, len(out), NATION_WIDTH)):
+        short = need - sum(c.width for c in out[first:last])
+        if short > 0:
+            extra = short / (last - first)
+            out[first:last] = [replace(c, width=c.width + extra) for c in out[first:last]]
+    return out
+
+
+def _halves(columns: Sequence[Column]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Return the first and last columns (from 1) of the left and right header blocks."""
+    split = split_at(columns)
+    return (1, split), (split + 1, max(split + 1, len(columns)))
+
+
+def _letterhead(sheet: Worksheet, head: Letterhead, columns: Sequence[Column], locale: str) -> None:
     """Write the agency (left) and the national name and motto (right) in rows 1–3."""
-    (l1, l2), (r1, r2) = _halves(width)
-    if head.parent:
-        _put(sheet, 1, l1, l2, head.parent.upper(), _font(12))
-        _put(sheet, 2, l1, l2, head.agency.upper(), _font(12, bold=True))
-    else:
-        _put(sheet, 1, l1, l2, head.agency.upper(), _font(12, bold=True))
-    _put(sheet, 3 if head.parent else 2, l1, l2, "―" * 8, _font(12))
-    _put(sheet, 1, r1, r2, t("report.xlsx.nation", locale), _font(12, bold=True))
-    _put(sheet, 2, r1, r2, t("report.xlsx.motto", locale), _font(13, bold=True))
-    _put(sheet, 3, r1, r2, "―" * 14, _font(12))
+    (l1, l2), (r1, r2) = _halves(columns)
+    left = sum(c.width for c in columns[l1 - 1 : l2])
+    right = sum(c.width for c in columns[r1 - 1 : r2])
+    agency = [(head.parent.upper(), _font(12))] if head.parent else []
+    agency += [(head.agency.upper(), _font(12, bold=True)), ("―" * 8, _font(12))]
+    nation = [
+        (t("report.xlsx.nation", locale), _font(12, bold=True)),
+        (t("report.xlsx.motto", locale), _font(13, bold=True)),
+        ("―" * 14, _font(12)),
+    ]
+    for row, (text, font) in enumerate(agency, 1):
+        _put(sheet, row, l1, l2, text, font)
+    for row, (text, font) in enumerate(nation, 1):
+        _put(sheet, row, r1, r2, text, font)
+    for row in (1, 2):
+        texts = [(agency[row - 1][0], left), (nation[row - 1][0], right)]
+        fit_height(sheet, row, texts)
 
 
 def _headers(sheet: Worksheet, top: int, columns: Sequence[Column]) -> None:
@@ -228,9 +274,11 @@ def fit_height(sheet: Worksheet, row: int, texts: Sequence[tuple[str, float]]) -
         sheet.row_dimensions[row].height = LINE_POINTS * lines + 3
 
 
-def _signature(sheet: Worksheet, row: int, head: Letterhead, width: int, locale: str) -> None:
+def _signature(
+    sheet: Worksheet, row: int, head: Letterhead, columns: Sequence[Column], locale: str
+) -> None:
     """Write the place-and-date line and the signer (right), the compiler's note (left)."""
-    (l1, l2), (r1, r2) = _halves(width)
+    (l1, l2), (r1, r2) = _halves(columns)
     _put(sheet, row, r1, r2, date_line(head.day, head.place, locale), _font(12, italic=True))
     _put(sheet, row + 1, r1, r2, head.signer_title.upper(), _font(12, bold=True))
     _put(sheet, row + 1, l1, l2, t("report.xlsx.compiler", locale), _font(12, bold=True))
@@ -274,8 +322,9 @@ def table_sheet(
     if not isinstance(sheet, Worksheet) or sheet.max_row > 1 or sheet["A1"].value is not None:
         sheet = book.create_sheet()
     sheet.title = name[:31]
+    columns = fit_letterhead(columns)
     width = len(columns)
-    _letterhead(sheet, head, width, locale)
+    _letterhead(sheet, head, columns, locale)
     _put(sheet, 5, 1, width, title.upper(), _font(14, bold=True))
     total_width = sum(c.width for c in columns)
     for offset, line in enumerate(lines):
@@ -290,7 +339,7 @@ def table_sheet(
     if totals is not None:
         _body_row(sheet, row, columns, totals, bold=True)
         row += 1
-    _signature(sheet, row + 1, head, width, locale)
+    _signature(sheet, row + 1, head, columns, locale)
     for number, column in enumerate(columns, 1):
         sheet.column_dimensions[get_column_letter(number)].width = column.width
     sheet.row_dimensions[5].height = 22
