@@ -20,12 +20,14 @@ from bot.i18n.formats import DECIMAL_SEP
 from bot.services.reports.scoreboard import Scoreboard, UnitRow
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 FONT = "DejaVu Sans"
 BARS_MAX = 40  # units drawn; the XLSX lists them all
 RANKED, UNRANKED, LINE = "#1f5fa8", "#b8b8b8", "#c0392b"
 DPI = 110
+TREND_HEIGHT = 3.2  # inches
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,8 @@ def _bar_label(row: UnitRow, locale: str) -> str:
     return f"{row.unit.name} ({t('report.not_enough', locale).lower()})"
 
 
-def _ranking(fig: Figure, board: Scoreboard, locale: str, position: int) -> None:
+def _ranking(ax: Axes, board: Scoreboard, locale: str) -> None:
     """Draw the units' scores as horizontal bars, the first ranked at the top."""
-    ax = fig.add_subplot(2, 1, position)
     rows = [r for r in board.rows if r.standing.score is not None][:BARS_MAX]
     ax.set_title(t("report.chart.ranking", locale), loc="left", fontsize=12, fontweight="bold")
     ax.set_xlim(0, 110)
@@ -72,9 +73,8 @@ def _ranking(fig: Figure, board: Scoreboard, locale: str, position: int) -> None
     ax.grid(axis="x", alpha=0.3)
 
 
-def _trend(fig: Figure, trend: Sequence[TrendPoint], scope: str, locale: str) -> None:
+def _trend(ax: Axes, trend: Sequence[TrendPoint], scope: str, locale: str) -> None:
     """Draw the score over the last periods, oldest first; a period without a score is a gap."""
-    ax = fig.add_subplot(2, 1, 2)
     title = t("report.chart.trend", locale, scope=scope)
     ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
     xs = list(range(len(trend)))
@@ -98,17 +98,18 @@ def figure(board: Scoreboard, trend: Sequence[TrendPoint], *, scope: str, locale
 
     with matplotlib.rc_context({"font.family": [FONT], "font.size": 10}):
         bars = min(BARS_MAX, sum(1 for r in board.rows if r.standing.score is not None))
-        fig = Figure(figsize=(10, 4 + max(2.5, 0.32 * bars)), dpi=DPI)
+        ranking = max(2.0, 0.3 * bars + 1)
+        fig = Figure(figsize=(10, ranking + TREND_HEIGHT + 0.8), dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(2, 1, height_ratios=[ranking, TREND_HEIGHT])
         first, last = board.window.first_day, board.window.last_day
         fig.suptitle(
             t("report.chart.title", locale, since=f"{first:%d/%m/%Y}", until=f"{last:%d/%m/%Y}"),
             fontsize=13,
             fontweight="bold",
         )
-        _ranking(fig, board, locale, 1)
-        _trend(fig, trend, scope, locale)
-        fig.tight_layout()
+        _ranking(fig.add_subplot(grid[0, 0]), board, locale)
+        _trend(fig.add_subplot(grid[1, 0]), trend, scope, locale)
     return fig
 
 
