@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import dashboard_app as dashboard
 from bot import webhook, zalo_app, zalo_oa_app
 from bot.channels import telegram as telegram_channel
 from bot.channels import zalo as zalo_channel
@@ -305,6 +306,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             )
         if rt.settings.zalo.oa.enabled:
             await zalo_oa_app.start(rt)
+        if rt.settings.dashboard.enabled:
+            rt.extra[dashboard.KEY] = await dashboard.start(rt)
         await _start_jobs(rt)
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
@@ -328,6 +331,8 @@ async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = 
             await rt.extra.pop("zalo").stop()
         if zalo_oa_app.KEY in rt.extra:
             await rt.extra.pop(zalo_oa_app.KEY).stop()
+        if dashboard.KEY in rt.extra:
+            await rt.extra.pop(dashboard.KEY).stop()
         leader = rt.extra.pop("polling", None)
         if leader is not None:
             await leader.stop()

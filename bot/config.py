@@ -439,6 +439,38 @@ class ReportSettings(BaseModel):
         return v
 
 
+class DashboardSettings(BaseModel):
+    """The web dashboard for leadership and unit heads, served on a port of its own."""
+
+    enabled: bool = False
+    host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(8090, ge=1, le=65535)
+    public_url: str | None = None
+    session_minutes: int = Field(60, ge=5, le=1440)
+    session_max_hours: int = Field(12, ge=1, le=168)
+    link_minutes: int = Field(10, ge=1, le=60)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        """Require an http(s) address without a trailing slash."""
+        if v is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("dashboard_url")
+        return v.rstrip("/") if v is not None else None
+
+    @model_validator(mode="after")
+    def _complete(self) -> DashboardSettings:
+        """Require the public address the sign-in links point to when enabled."""
+        if self.enabled and not self.public_url:
+            raise ValueError("dashboard_url_missing")
+        return self
+
+    @property
+    def secure(self) -> bool:
+        """Tell whether the dashboard is reached over https (secure cookies, HSTS)."""
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
@@ -468,6 +500,7 @@ class Settings(BaseSettings):
     dossiers: DossierSettings = DossierSettings()
     agency: AgencySettings = AgencySettings()
     reports: ReportSettings = ReportSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -652,3 +652,43 @@ class ZaloOAToken(SQLModel, table=True):
         """Leave the tokens (and the answer that carries them) out of every repr."""
         hidden = {"access_token", "refresh_token", "last_answer"}
         return [(k, v) for k, v in super().__repr_args__() if k not in hidden]
+
+
+class DashboardLogin(SQLModel, table=True):
+    """A one-time sign-in link to the web dashboard, sent through the bot (its token hashed)."""
+
+    __tablename__ = "dashboard_login"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    person_id: int = Field(foreign_key="person.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in browser: its cookie's key hashed, its CSRF token, its age and its language."""
+
+    __tablename__ = "dashboard_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    person_id: int = Field(foreign_key="person.id", index=True, ondelete="CASCADE")
+    csrf: str = Field(max_length=64)
+    locale: str = Field(default="vi", max_length=8)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    last_seen_at: datetime = Field(sa_column=utc_column(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class DashboardPassword(SQLModel, table=True):
+    """A person's dashboard password (argon2 hash), the fallback to the link sent by the bot."""
+
+    __tablename__ = "dashboard_password"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True, ondelete="CASCADE")
+    password_hash: str = Field(max_length=255)
+    set_at: datetime = Field(sa_column=utc_column(nullable=False))
+    failures: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=utc_column())

@@ -18,6 +18,7 @@ from handlers import (
     broadcasts,
     cases,
     core,
+    dashboard,
     directives,
     dossiers,
     ratings,
@@ -61,6 +62,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("broadcasts", broadcasts.list_broadcasts, ADMIN_LEADER),
     Command("stats", stats.stats, MANAGEMENT),
     Command("report", reports.report, MANAGEMENT),
+    Command("dashboard", dashboard.dashboard, MANAGEMENT),
     Command("reopen", tasks.reopen, ADMIN_HEAD),
     Command("task", tasks.assign, ADMIN),
 )

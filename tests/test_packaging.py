@@ -28,3 +28,16 @@ def test_editable_install_is_a_plain_path_entry():
     # Without package-dir {"" = "."}, setuptools installs a meta path finder and pip shows its
     # "Please be careful with folders ... same name as your package" warning.
     assert pyproject()["tool"]["setuptools"]["package-dir"] == {"": "."}
+
+
+def test_the_dashboard_s_templates_and_stylesheet_are_package_data():
+    # A wheel built without them would serve every page as a 500 (checked by building one once).
+    from fnmatch import fnmatch
+
+    patterns = pyproject()["tool"]["setuptools"]["package-data"]["bot.web"]
+    web = ROOT / "bot" / "web"
+    shipped = [p for p in web.rglob("*") if p.is_file() and p.suffix in (".html", ".css")]
+    assert len(shipped) > 10
+    for path in shipped:
+        relative = path.relative_to(web).as_posix()
+        assert any(fnmatch(relative, pattern) for pattern in patterns), relative

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ACTOR = "demo"
 RATING_COUNTER = "UBND.ANPHU.Q1"  # the head of its unit is the "head" persona
+DASHBOARD_PERSONA = "leader"  # who the hint tells to send /dashboard
+DASHBOARD_PASSWORD = "demo-dashboard-2026"  # the admin persona's, printed: the demo is offline
 
 
 @dataclass(frozen=True)
@@ -295,8 +297,12 @@ async def run_demo(
     say: Callable[[str], None],
     stop: asyncio.Event | None = None,
     zalo: bool = ZALO_DEMO,
+    dashboard_port: int | None = None,
 ) -> None:
-    """Seed a fresh demo database, start the sandbox and the bot, and wait for Ctrl-C."""
+    """Seed a fresh demo database, start the sandbox, the bot and the dashboard; wait for Ctrl-C.
+
+    The dashboard listens on `dashboard_port` (a free port when None) on the same host.
+    """
     url = f"sqlite+aiosqlite:///{db}"
     await migrate.upgrade(url)
     engine = create_engine(url)
@@ -311,6 +317,7 @@ async def run_demo(
         if server.zalo is not None:
             server.zalo.set_personas(zalo_sandbox_personas())
         settings = with_official_account(server, demo_settings(server, url))
+        settings = await with_dashboard(maker, settings, host, dashboard_port)
         ready = asyncio.Event()
         bot_task = asyncio.create_task(serve(build_application(settings, maker=maker), stop, ready))
         await _started(bot_task, ready)
@@ -321,6 +328,7 @@ async def run_demo(
         say(t("demo.rating_hint", "vi", command=rating))
         if server.zalo is not None:
             say(zalo_hint())
+        say(dashboard_hint(settings))
         config = write_cli_config(db)
         say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))
         await bot_task
@@ -328,6 +336,50 @@ async def run_demo(
     finally:
         await server.stop()
         await engine.dispose()
+
+
+def _free_port(host: str) -> int:
+    """Return a port nobody listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+async def with_dashboard(
+    maker: SessionMaker, settings: Settings, host: str, port: int | None
+) -> Settings:
+    """Turn the dashboard on at host:port and give the admin persona the demo password."""
+    from bot.services.dashboard import auth
+
+    port = port or _free_port(host)
+    admin = next(p for p in PERSONAS if p.id == "admin")
+    assert admin.person_code is not None
+    async with transaction(maker) as session:
+        await auth.set_password(
+            session,
+            person_code=admin.person_code,
+            password=DASHBOARD_PASSWORD,
+            now=SystemClock().now(),
+            actor=system_actor(ACTOR),
+        )
+    values = {"enabled": True, "host": host, "port": port, "public_url": f"http://{host}:{port}"}
+    return settings.model_copy(update={"dashboard": type(settings.dashboard)(**values)})
+
+
+def dashboard_hint(settings: Settings, locale: str = "vi") -> str:
+    """Return where the dashboard is and the two ways to sign in to it."""
+    leader = next(p for p in PERSONAS if p.id == DASHBOARD_PERSONA)
+    admin = next(p for p in PERSONAS if p.id == "admin")
+    return t(
+        "demo.dashboard_hint",
+        locale,
+        url=settings.dashboard.public_url or "",
+        persona=f"{leader.name} ({t(leader.role_key, locale)})",
+        code=admin.person_code or "",
+        password=DASHBOARD_PASSWORD,
+    )
 
 
 OA_CITIZEN = DemoPersona(

@@ -83,6 +83,10 @@ def check_config(config: ConfigOpt = None) -> None:
     if oa.enabled:
         where = f"{oa.webhook_listen}:{oa.webhook_port}/{oa.webhook_path.strip('/')}"
         say(settings, "cli.zalo_oa_summary", oa_id=oa.oa_id or "", webhook=where)
+    board = settings.dashboard
+    if board.enabled:
+        listen = f"{board.host}:{board.port}"
+        say(settings, "dashboard.cli.summary", listen=listen, url=board.public_url or "")
 
 
 @app.command("run", help="cli_help.run")
@@ -210,16 +214,55 @@ def invite(
         console.print(f"  {link}", markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("dashboard-password", help="cli_help.dashboard_password")
+def dashboard_password(
+    person: Annotated[str, typer.Argument(help="cli_help.dashboard_password_person")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="cli_help.dashboard_password_stdin")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a leader's, admin's or head's dashboard password (asked twice, never echoed)."""
+    import getpass
+    import sys
+
+    from bot.services.dashboard import auth
+
+    settings = settings_or_exit(config)
+    loc = settings.i18n.default_locale
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(t("dashboard.cli.password_prompt", loc) + ": ")
+        if getpass.getpass(t("dashboard.cli.password_again", loc) + ": ") != password:
+            err.print(t("dashboard.cli.password_mismatch", loc), markup=False)
+            raise typer.Exit(EXIT_USAGE)
+    found = run_service(
+        settings,
+        lambda session: auth.set_password(
+            session,
+            person_code=person,
+            password=password,
+            now=SystemClock().now(),
+            actor=system_actor(cli_actor()),
+        ),
+    )
+    url = settings.dashboard.public_url or t("dashboard.cli.no_url", loc)
+    say(settings, "dashboard.cli.password_set", name=found.full_name, code=found.code, url=url)
+
+
 @app.command("demo", help="cli_help.demo")
 def demo(
     port: Annotated[int, typer.Option(help="cli_help.demo_port")] = 8080,
     host: Annotated[str, typer.Option(help="cli_help.demo_host")] = "127.0.0.1",
     data_dir: Annotated[Path, typer.Option(help="cli_help.demo_data_dir")] = Path("data/demo"),
+    dashboard_port: Annotated[int, typer.Option(help="cli_help.demo_dashboard_port")] = 8081,
 ) -> None:
     """Run the offline demo: a demo department, the sandbox Bot API and the bot, no token."""
     from bot import logs
     from bot.cli import demo as demo_mod
     from bot.config import LoggingSettings
+    from bot.startup import StartupFault
 
     logs.configure(LoggingSettings(level="WARNING"))
     if not demo_mod.EXAMPLES.is_dir():
@@ -232,7 +275,12 @@ def demo(
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     try:
-        asyncio.run(demo_mod.run_demo(host=host, port=port, db=db, say=out))
+        asyncio.run(
+            demo_mod.run_demo(host=host, port=port, db=db, say=out, dashboard_port=dashboard_port)
+        )
+    except StartupFault as fault:  # the dashboard's port, say
+        err.print(fault.message(None), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     except OSError as exc:
         if exc.errno in (98, 48):  # address in use (Linux, macOS)
             err.print(t("demo.port_busy", None, port=port), markup=False)
