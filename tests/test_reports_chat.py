@@ -242,6 +242,10 @@ async def test_the_monthly_report_goes_once_per_fire_to_heads_and_leadership(org
     admin = await queued(maker, ADMIN)
     assert admin[0][0] == "report.summary_all"
     async with maker() as s:
+        rows = (await s.exec(select(Outbox).where(Outbox.kind == "report"))).all()
+    assert {r.priority for r in rows} == {leadership.BULK}  # behind what people ask for
+    assert {r.due_at for r in rows} == {first + timedelta(minutes=1)}  # a Tuesday, 08:01
+    async with maker() as s:
         row = (
             await s.exec(select(Outbox).where(Outbox.chat_id == str(ADMIN)).order_by(Outbox.id))
         ).first()

@@ -32,6 +32,7 @@ async def send_document(
     ref_id: int | None = None,
     due_at: datetime | None = None,
     media: str = "document",
+    priority: int = PRIORITY,
 ) -> Attachment:
     """Store a document (or a 'photo') and queue it to a contact with a caption; return its row."""
     row = attachments.store(session, name=name, data=data, now=now)
@@ -45,7 +46,7 @@ async def send_document(
         ref_id=ref_id,
         now=now,
         due_at=due_at,
-        priority=PRIORITY,
+        priority=priority,
     )
     return row
 
