@@ -1,4 +1,4 @@
-"""Wiring: the python-telegram-bot Application, its handlers, and running it."""
+"""Wiring: the channels that are on (Telegram's Application among them), and running them."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ from bot.runtime import Runtime
 from bot.services.delivery import contacts
 from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
 from bot.services.org import bootstrap
-from bot.startup import OptionalCalls, TolerantUpdater, classify
+from bot.startup import OptionalCalls, StartupFault, TolerantUpdater, classify
+from bot.webhook_server import WebhookServer
 from handlers import router
 from handlers.context import Deps
 from handlers.registry import EVERYONE
@@ -59,6 +60,7 @@ POLL_INTERVAL = 0.0
 REPLY_POOL = 64  # connections for replies: 16 chats at once, a few calls each
 CONCURRENT_UPDATES = 16  # updates of different chats handled at once (one chat's: in order)
 UNBOUNDED = 1_000_000  # updates waiting for their chat's turn or a slot (each one is a task)
+SERVER_KEY = "webhook_server"  # the worker's webhook server, in runtime.extra once listening
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
@@ -108,11 +110,13 @@ class PerChatUpdates(BaseUpdateProcessor):
 
 @dataclass
 class BotRuntime(Runtime):
-    """The runtime plus the Telegram side: kept in the Application's bot_data."""
+    """The runtime plus the Telegram side (when Telegram is on): kept in the Application's
+    bot_data, and `app` is that Application."""
 
     deps: Deps | None = None
     replies: Replies | None = None
     optional: OptionalCalls = field(default_factory=OptionalCalls)
+    app: AnyApp | None = None
 
 
 def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
@@ -226,12 +230,31 @@ async def _post_init(app: AnyApp) -> None:
     channel = TelegramChannel(app.bot, rt.settings.scheduler.tz, limits_of(rt.settings.delivery))
     pacers = rt.extra.get(PACERS_KEY, {})
     rt.replies = Replies(channel, budget=pacers.get(telegram_channel.CHANNEL))
+    await rt.optional.attempt("setMyCommands", lambda: _set_commands(app))
+
+
+async def _bootstrap_admins(rt: BotRuntime) -> None:
+    """Make sure the configured administrators exist, whichever channels are on."""
     async with transaction(rt.maker) as session:
         for admin in rt.settings.bootstrap.admins:
             await bootstrap.ensure_admin(
                 session, admin=admin, now=rt.clock.now(), locale=rt.settings.i18n.default_locale
             )
-    await rt.optional.attempt("setMyCommands", lambda: _set_commands(app))
+
+
+def _runtime(
+    settings: Settings, maker: SessionMaker, clock: Clock | None, rate_limit: bool
+) -> BotRuntime:
+    """Return the runtime; with `rate_limit`, one pacer per channel that is on."""
+    rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
+    if rate_limit:
+        pacers: dict[str, Pacer] = {}
+        if settings.telegram.enabled:
+            pacers[telegram_channel.CHANNEL] = Pacer(limits_of(settings.delivery))
+        if settings.zalo.enabled:
+            pacers[zalo_channel.CHANNEL] = Pacer(zalo_channel.limits_of(settings.zalo))
+        rt.extra[PACERS_KEY] = pacers  # the Official Account's is added when it starts
+    return rt
 
 
 def build_application(
@@ -242,7 +265,7 @@ def build_application(
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> AnyApp:
-    """Build the Application: one handler that routes every update, and the error handler.
+    """Build Telegram's Application: one handler that routes every update, and the error handler.
 
     With `rate_limit`, replies and the outbox share one pacer per channel (replies first);
     without, replies go at once (tests).
@@ -264,13 +287,8 @@ def build_application(
     else:
         builder = builder.get_updates_request(request)
     app = builder.request(request).build()
-    rt = BotRuntime(settings=settings, maker=maker, clock=clock or SystemClock())
-    if rate_limit:
-        rt.extra[PACERS_KEY] = {telegram_channel.CHANNEL: Pacer(limits_of(settings.delivery))}
-        if settings.zalo.enabled:
-            rt.extra[PACERS_KEY][zalo_channel.CHANNEL] = Pacer(
-                zalo_channel.limits_of(settings.zalo)
-            )
+    rt = _runtime(settings, maker, clock, rate_limit)
+    rt.app = app
     app.bot_data["runtime"] = rt
     # deleteWebhook and setWebhook at start are retried in the background, never fatal.
     app.updater = TolerantUpdater(app.bot, app.update_queue, rt.optional)
@@ -279,64 +297,123 @@ def build_application(
     return app
 
 
-async def serve(app: AnyApp, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-    """Start receiving (polling or webhook), run until `stop` is set, then shut down cleanly.
+def build(settings: Settings, *, maker: SessionMaker, clock: Clock | None = None) -> BotRuntime:
+    """Build what `serve` runs: the runtime, with Telegram's Application when Telegram is on."""
+    if settings.telegram.enabled:
+        runtime: BotRuntime = build_application(settings, maker=maker, clock=clock).bot_data[
+            "runtime"
+        ]
+        return runtime
+    return _runtime(settings, maker, clock, rate_limit=True)
 
-    Updates already received are handled before the bot exits; a signal that arrives while the
-    bot is still starting is honoured once start-up has finished.
+
+def _channels_on(settings: Settings) -> str:
+    """Name the channels on and how each receives, for the log: "telegram webhook, zalo…"."""
+    on = []
+    if settings.telegram.enabled:
+        on.append(f"telegram {settings.telegram.mode}")
+    if settings.zalo.enabled:
+        on.append(f"zalo {settings.zalo.mode}")
+    if settings.zalo.oa.enabled:
+        on.append("zalo_oa webhook")
+    return ", ".join(on)
+
+
+async def serve(
+    target: AnyApp | BotRuntime, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Start each channel that is on, the webhook server and the jobs; run until `stop` is set.
+
+    `target` is built by `build` (or is Telegram's Application). Every channel in webhook mode
+    is a path of one server on telegram.webhook_listen:webhook_port. Updates already received
+    are handled before the bot exits; a signal that arrives while the bot is still starting is
+    honoured once start-up has finished.
     """
-    rt: BotRuntime = app.bot_data["runtime"]
-    tg = rt.settings.telegram
-    assert app.updater is not None
-    await app.initialize()
+    rt: BotRuntime = target if isinstance(target, BotRuntime) else target.bot_data["runtime"]
+    settings, app = rt.settings, rt.app
+    tg = settings.telegram
+    server = WebhookServer(tg.webhook_listen, tg.webhook_port)
+    if app is not None:
+        await app.initialize()
     try:
-        assert app.post_init is not None
-        await app.post_init(app)
-        if tg.mode == "webhook":
-            rt.extra["webhook"] = await webhook.start(
-                app, tg, rt.maker, rt.clock, ALLOWED_UPDATES, rt.optional.attempt
-            )
-        else:
-            await _start_polling(app, rt)
-        await app.start()
-        if rt.settings.zalo.enabled:
+        await _bootstrap_admins(rt)
+        if app is not None:
+            await _start_telegram(app, rt, server)
+        if settings.zalo.enabled:
             budgets = rt.extra.get(PACERS_KEY)
             rt.extra["zalo"] = await zalo_app.start(
-                rt.settings, rt.maker, rt.clock, budgets=budgets
+                settings, rt.maker, rt.clock, budgets=budgets, server=server
             )
-        if rt.settings.zalo.oa.enabled:
-            await zalo_oa_app.start(rt)
-        if rt.settings.dashboard.enabled:
-            rt.extra[dashboard.KEY] = await dashboard.start(rt)
+        if settings.zalo.oa.enabled:
+            await zalo_oa_app.start(rt, server)
+        if server.needed:
+            await _listen(server)
+            rt.extra[SERVER_KEY] = server
+            await server.announce()
         await _start_jobs(rt)
+        if settings.dashboard.enabled:
+            rt.extra[dashboard.KEY] = await dashboard.start(rt)
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
         log.info(
-            "bot @%s ready (%s mode%s)",
-            app.bot.username,
-            tg.mode,
-            ", waiting: another process polls" if waiting else "",
+            "bot%s ready (%s%s)",
+            f" @{app.bot.username}" if app is not None else "",
+            _channels_on(settings),
+            "; waiting: another process polls" if waiting else "",
         )
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("stopping: finishing the updates already received")
     finally:
-        jobs_runner = rt.extra.get("jobs")
-        if jobs_runner is not None:
-            await jobs_runner.stop()
-        if "webhook" in rt.extra:
-            await rt.extra.pop("webhook").stop()
-        if "zalo" in rt.extra:
-            await rt.extra.pop("zalo").stop()
-        if zalo_oa_app.KEY in rt.extra:
-            await rt.extra.pop(zalo_oa_app.KEY).stop()
-        if dashboard.KEY in rt.extra:
-            await rt.extra.pop(dashboard.KEY).stop()
-        leader = rt.extra.pop("polling", None)
-        if leader is not None:
-            await leader.stop()
-        await rt.optional.close()
+        await _stop_all(rt)
+
+
+async def _start_telegram(app: AnyApp, rt: BotRuntime, server: WebhookServer) -> None:
+    """Start Telegram's side: its route on the worker's server, or polling under the lease."""
+    assert app.post_init is not None
+    await app.post_init(app)
+    tg = rt.settings.telegram
+    if tg.mode == "webhook":
+        hook = webhook.TelegramWebhook(app, tg, rt.maker, rt.clock)
+        hook.attach(server, ALLOWED_UPDATES, rt.optional.attempt)
+        rt.extra["webhook"] = hook
+    else:
+        await _start_polling(app, rt)
+    await app.start()
+
+
+async def _listen(server: WebhookServer) -> None:
+    """Open the worker's webhook port, or tell which keys to look at."""
+    try:
+        await server.listen()
+    except OSError as exc:  # taken, not this machine's address, or a privileged port
+        where = {"listen": server.host, "port": server.port}
+        raise StartupFault("run.port_busy", where) from exc
+
+
+async def _stop_all(rt: BotRuntime) -> None:
+    """Stop in order: the dashboard, the jobs, the webhook server, each channel, Telegram's app."""
+    if dashboard.KEY in rt.extra:
+        await rt.extra.pop(dashboard.KEY).stop()
+    jobs_runner = rt.extra.get("jobs")
+    if jobs_runner is not None:
+        await jobs_runner.stop()
+    if SERVER_KEY in rt.extra:  # no new requests; each route then finishes what it took
+        await rt.extra.pop(SERVER_KEY).stop()
+    if "webhook" in rt.extra:
+        await rt.extra.pop("webhook").stop()
+    if "zalo" in rt.extra:
+        await rt.extra.pop("zalo").stop()
+    if zalo_oa_app.KEY in rt.extra:
+        await rt.extra.pop(zalo_oa_app.KEY).stop()
+    leader = rt.extra.pop("polling", None)
+    if leader is not None:
+        await leader.stop()
+    await rt.optional.close()
+    app = rt.app
+    if app is not None:
+        assert app.updater is not None
         if app.updater.running:
             await app.updater.stop()
         if app.running:
@@ -366,12 +443,15 @@ async def _start_polling(app: AnyApp, rt: BotRuntime) -> None:
 
 
 def outbox_channels(settings: Settings) -> dict[str, Channel]:
-    """Return the channels the dispatcher sends through, each with a client of its own."""
+    """Return the dispatcher's Telegram lane when Telegram is on, with a client of its own."""
+    if not settings.telegram.enabled:
+        return {}
     return {telegram_channel.CHANNEL: telegram_channel.outbox_channel(settings)}
 
 
 async def _start_jobs(rt: BotRuntime) -> None:
-    """Start the job runner: the outbox dispatcher and the sweeps, while this process leads."""
+    """Start the job runner: the outbox dispatcher (a lane per channel on) and the sweeps,
+    while this process holds the job lease."""
     channels = {
         **outbox_channels(rt.settings),
         **zalo_app.outbox_channels(rt.settings, rt.maker, rt.clock),
@@ -397,21 +477,19 @@ async def _run(settings: Settings) -> None:
     try:
         async with engine.connect() as conn:  # a database fault shows now, not at the first update
             await conn.execute(text("SELECT 1"))
-        app = build_application(settings, maker=session_maker(engine))
+        rt = build(settings, maker=session_maker(engine))
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await serve(app, stop)
+        await serve(rt, stop)
     finally:
         await engine.dispose()
 
 
 def run(settings: Settings) -> None:
-    """Run the bot until SIGINT or SIGTERM, by polling or by webhook as configured.
+    """Run the bot until SIGINT or SIGTERM, each channel that is on by polling or by webhook.
 
     A foreseeable fault at start (database, token, webhook port, Bot API) raises StartupFault.
     """
-    if settings.telegram.token is None:
-        raise NoToken
     try:
         if settings.database.migrate_on_start:
             from bot.migrate import upgrade_sync

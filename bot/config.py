@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.cron import cron_trigger
@@ -39,9 +47,20 @@ def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
-class TelegramSettings(BaseModel):
-    """How the bot reaches Telegram (or the sandbox)."""
+def _refuse_moved(v: object, info: ValidationInfo) -> None:
+    """Refuse a webhook address key of Zalo's: one server per worker serves every channel."""
+    if v is not None:
+        raise ValueError(f"{info.field_name}_moved")
 
+
+class TelegramSettings(BaseModel):
+    """How the bot reaches Telegram (or the sandbox); on when a token is set, unless disabled.
+
+    `webhook_listen` and `webhook_port` are the worker's one webhook server: every channel's
+    webhook path (Telegram's, the Zalo Bot API's, the Official Account's) is served there.
+    """
+
+    enabled: bool = False
     token: SecretStr | None = None
     username: str | None = None
     api_base_url: str = "https://api.telegram.org/bot"
@@ -78,9 +97,21 @@ class TelegramSettings(BaseModel):
         """Accept the username with or without its @."""
         return v.lstrip("@") if v else v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_with_a_token(cls, data: Any) -> Any:
+        """Turn Telegram on when a token is given and `enabled` is not."""
+        if isinstance(data, dict) and "enabled" not in data:
+            return {**data, "enabled": data.get("token") is not None}
+        return data
+
     @model_validator(mode="after")
     def _webhook_complete(self) -> TelegramSettings:
-        """Require a public URL and a secret in webhook mode."""
+        """Require a token when on, and a public URL and a secret in webhook mode."""
+        if not self.enabled:
+            return self
+        if self.token is None:
+            raise ValueError("telegram_token_missing")
         if self.mode == "webhook":
             if not self.webhook_url:
                 raise ValueError("webhook_url_missing")
@@ -101,8 +132,9 @@ class ZaloOASettings(BaseModel):
     api_base: str = "https://openapi.zalo.me"
     oauth_base: str = "https://oauth.zaloapp.com"
     webhook_path: str = "zalo-oa"
-    webhook_listen: str = "127.0.0.1"
-    webhook_port: int = Field(8445, ge=1, le=65535)
+    # Served by the worker's one webhook server now (telegram.webhook_listen/webhook_port)
+    webhook_listen: str | None = None
+    webhook_port: int | None = None
     token_check_seconds: float = Field(600.0, ge=1, le=86400)
     # Zalo retries a failed event for about two hours with its first timestamp; replays inside
     # the window are still handled once (seen updates are kept 24 hours).
@@ -115,6 +147,8 @@ class ZaloOASettings(BaseModel):
     def _no_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
         """Refuse the example's placeholders."""
         return _refuse_placeholder(v)
+
+    _moved = field_validator("webhook_listen", "webhook_port")(_refuse_moved)
 
     @model_validator(mode="after")
     def _complete(self) -> ZaloOASettings:
@@ -136,8 +170,9 @@ class ZaloSettings(BaseModel):
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(30, ge=1, le=60)
     webhook_url: str | None = None
-    webhook_listen: str = "127.0.0.1"
-    webhook_port: int = Field(8444, ge=1, le=65535)
+    # Served by the worker's one webhook server now (telegram.webhook_listen/webhook_port)
+    webhook_listen: str | None = None
+    webhook_port: int | None = None
     webhook_path: str = "zalo"
     webhook_secret: SecretStr | None = None
     webhook_max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -147,6 +182,8 @@ class ZaloSettings(BaseModel):
     oa_access_token: SecretStr | None = None
     app_secret: SecretStr | None = None
     oa: ZaloOASettings = ZaloOASettings()
+
+    _moved = field_validator("webhook_listen", "webhook_port")(_refuse_moved)
 
     @field_validator("bot_token")
     @classmethod
@@ -704,6 +741,45 @@ def load_settings(path: Path | str | None = None, *, required: bool = False) -> 
     if early:
         raise ConfigError(early)
     return settings
+
+
+NO_CHANNEL_KEYS = "telegram.token, zalo.enabled, zalo.oa.enabled"
+
+
+def webhook_paths(settings: Settings) -> dict[str, str]:
+    """Return the webhook path each channel posts to on this worker's server, by its key."""
+    tg, zalo = settings.telegram, settings.zalo
+    served = [  # the key's parts: a dotted literal would read as a catalog key
+        (("telegram",), tg.webhook_path, tg.enabled and tg.mode == "webhook"),
+        (("zalo",), zalo.webhook_path, zalo.enabled and zalo.mode == "webhook"),
+        (("zalo", "oa"), zalo.oa.webhook_path, zalo.oa.enabled),
+    ]
+    return {
+        ".".join((*section, "webhook_path")): "/" + path.strip("/")
+        for section, path, on in served
+        if on
+    }
+
+
+def run_problems(settings: Settings, source: str = "defaults") -> list[ConfigProblem]:
+    """Find what stops `reformbot run` in valid settings: no channel on, a bootstrap admin on a
+    channel that is off, one webhook path for two channels."""
+    if not (settings.telegram.enabled or settings.zalo.enabled or settings.zalo.oa.enabled):
+        return [ConfigProblem(NO_CHANNEL_KEYS, "config.error.no_channel", source)]
+    problems: list[ConfigProblem] = []
+    on = {"telegram": settings.telegram.enabled, "zalo": settings.zalo.enabled}
+    for i, admin in enumerate(settings.bootstrap.admins):
+        if not on[admin.channel]:  # they could never be reached, nor talk to the bot
+            key = ".".join(("bootstrap", "admins", str(i), "channel"))
+            off = {"channel": str(admin.channel)}
+            problems.append(ConfigProblem(key, "config.error.admin_channel_off", source, off))
+    seen: dict[str, str] = {}
+    for key, path in webhook_paths(settings).items():
+        if path in seen:
+            twice = {"path": path, "other": seen[path]}
+            problems.append(ConfigProblem(key, "config.error.webhook_path_twice", source, twice))
+        seen.setdefault(path, key)
+    return problems
 
 
 LOCALE_ENV = f"{ENV_PREFIX}I18N__DEFAULT_LOCALE"

@@ -192,6 +192,7 @@ class Outbox(SQLModel, table=True):
     paid: bool = False
     payload: str = Field(sa_column=Column(Text, nullable=False))
     attempts: int = 0
+    parts_sent: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = Field(default=None, sa_column=utc_column())
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())

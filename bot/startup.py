@@ -16,7 +16,7 @@ from telegram import Bot, InputFile
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Updater
 
-from bot.config import Settings
+from bot.config import Settings, webhook_paths
 from bot.zalo_app import ZaloStartFault
 
 log = logging.getLogger(__name__)
@@ -207,17 +207,13 @@ def _detail(chain: list[BaseException]) -> str:
 
 
 def _zalo_fault(chain: list[BaseException], settings: Settings) -> StartupFault | None:
-    """Name a Zalo fault at start (token refused, API unreachable, webhook port), or None."""
+    """Name a Zalo fault at start (token refused, API unreachable), or None."""
     zs = settings.zalo
     for e in chain:
         if not isinstance(e, ZaloStartFault):
             continue
         if e.what == "token":
             return StartupFault("run.zalo.token_rejected", {"api": zs.api_base})
-        if e.what == "port":
-            return StartupFault(
-                "run.zalo.port_busy", {"listen": zs.webhook_listen, "port": zs.webhook_port}
-            )
         return StartupFault("run.zalo.api_unreachable", {"api": zs.api_base, "detail": e.detail})
     return None
 
@@ -230,6 +226,7 @@ def classify(exc: BaseException, settings: Settings) -> StartupFault | None:
         return zalo
     tg = settings.telegram
     api = tg.api_base_url
+    serves_webhooks = bool(webhook_paths(settings))
     for e in chain:
         if isinstance(e, StartupFault):  # told already by the part that failed
             return e
@@ -237,8 +234,8 @@ def classify(exc: BaseException, settings: Settings) -> StartupFault | None:
             return StartupFault("run.token_rejected", {"api": api})
         if isinstance(e, OSError) and (
             e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
-            or (e.errno == errno.EACCES and e.filename is None and tg.mode == "webhook")
-        ):  # binding the webhook port (a file error names its file)
+            or (e.errno == errno.EACCES and e.filename is None and serves_webhooks)
+        ):  # binding the worker's webhook port (a file error names its file)
             return StartupFault(
                 "run.port_busy", {"listen": tg.webhook_listen, "port": tg.webhook_port}
             )

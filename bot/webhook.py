@@ -1,4 +1,4 @@
-"""The Telegram webhook server: secret and size checked before any of the body is read.
+"""The Telegram webhook route: secret and size checked before any of the body is read.
 
 python-telegram-bot's own server (tornado) reads the whole body before it looks at the secret
 header, so anyone could make the process hold ~100 MiB per request. This one answers 403 for a
@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -33,6 +34,7 @@ from bot.config import TelegramSettings
 from bot.db import SessionMaker, transaction
 from bot.services.delivery import seen_updates
 from bot.webhook_guard import refusal, refuse
+from bot.webhook_server import WebhookServer
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -140,8 +142,8 @@ class Intake:
         return fresh
 
 
-class WebhookServer:
-    """Receive updates over HTTP and put them on the Application's update queue."""
+class TelegramWebhook:
+    """Telegram's webhook route: receive updates over HTTP, put them on the update queue."""
 
     def __init__(
         self, app: AnyApp, settings: TelegramSettings, maker: SessionMaker, clock: Clock
@@ -151,23 +153,28 @@ class WebhookServer:
         self.secret = settings.webhook_secret.get_secret_value().encode()
         self.path = "/" + settings.webhook_path.strip("/")
         self.max_body = settings.webhook_max_body_bytes
-        self.runner: web.AppRunner | None = None
         self.intake = Intake(app, maker, clock)
 
     def web_app(self) -> web.Application:
-        """Return the aiohttp application: one route, everything else 404 without reading."""
-        web_app = web.Application(client_max_size=self.max_body)
-        web_app.router.add_route("*", self.path, self.handle, expect_handler=self.expect)
-        web_app.router.add_route("*", "/{tail:.*}", self.not_found)
-        return web_app
+        """Return an aiohttp application with this route alone (tests)."""
+        server = WebhookServer(self.settings.webhook_listen, self.settings.webhook_port)
+        self.add_route(server)
+        return server.web_app()
 
-    async def start(self, allowed_updates: Sequence[str], attempt: Attempt) -> None:
-        """Listen on the configured address, then tell Telegram where to post (retried)."""
+    def add_route(self, server: WebhookServer) -> None:
+        """Serve this route on the worker's webhook server."""
+        server.route(CHANNEL, self.path, self.handle, max_body=self.max_body, expect=self.expect)
+
+    def attach(
+        self, server: WebhookServer, allowed_updates: Sequence[str], attempt: Attempt
+    ) -> None:
+        """Serve the route, record updates from now on, and set the webhook once listening."""
+        self.add_route(server)
         self.intake.start()
-        self.runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.settings.webhook_listen, self.settings.webhook_port)
-        await site.start()
+        server.after_listening(lambda: self.announce(allowed_updates, attempt))
+
+    async def announce(self, allowed_updates: Sequence[str], attempt: Attempt) -> None:
+        """Tell Telegram where to post (retried in the background when it fails)."""
         url = self.settings.webhook_url
         assert url is not None
         await attempt(
@@ -176,18 +183,9 @@ class WebhookServer:
                 url=url, secret_token=self.secret.decode(), allowed_updates=list(allowed_updates)
             ),
         )
-        log.info(
-            "webhook listening on %s:%s%s",
-            self.settings.webhook_listen,
-            self.settings.webhook_port,
-            self.path,
-        )
 
     async def stop(self) -> None:
-        """Stop accepting requests, queue what was received; the Application handles the queue."""
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+        """Queue what was received (the server stopped first); the Application handles it."""
         await self.intake.stop()
 
     def refusal(self, request: web.Request) -> web.Response | None:
@@ -202,10 +200,6 @@ class WebhookServer:
         if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        """Answer any other path with 404, without reading the body."""
-        return refuse(HTTPStatus.NOT_FOUND)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the request, read the body within the limit, and queue the update once."""
@@ -237,6 +231,19 @@ class WebhookServer:
         return update
 
 
+@dataclass
+class Standalone:
+    """Telegram's webhook on a server of its own (benchmarks): stopped together."""
+
+    server: WebhookServer
+    hook: TelegramWebhook
+
+    async def stop(self) -> None:
+        """Stop accepting requests, then queue what was received."""
+        await self.server.stop()
+        await self.hook.stop()
+
+
 async def start(
     app: AnyApp,
     settings: TelegramSettings,
@@ -244,8 +251,10 @@ async def start(
     clock: Clock,
     allowed_updates: Sequence[str],
     attempt: Attempt,
-) -> WebhookServer:
-    """Start the webhook server and register its URL with Telegram."""
-    server = WebhookServer(app, settings, maker, clock)
-    await server.start(allowed_updates, attempt)
-    return server
+) -> Standalone:
+    """Start Telegram's webhook alone on telegram.webhook_port and register its URL."""
+    server = WebhookServer(settings.webhook_listen, settings.webhook_port)
+    hook = TelegramWebhook(app, settings, maker, clock)
+    hook.attach(server, allowed_updates, attempt)
+    await server.start()
+    return Standalone(server, hook)

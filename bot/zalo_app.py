@@ -3,7 +3,8 @@
 Each update becomes an InboundEvent(channel="zalo"), goes through handlers/router.py, and the
 replies go back through the channel contract (bot/channels/replies.py). Updates of one chat are
 handled in order, different chats at once. One process polls per database (a lease); in webhook
-mode every request must carry the secret in X-Bot-Api-Secret-Token (compared in constant time).
+mode every request must carry the secret in X-Bot-Api-Secret-Token (compared in constant time),
+on the path zalo.webhook_path of the worker's one webhook server (bot/webhook_server.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.messages import InboundEvent, OutboundMessage
 from bot.services.delivery import choices, contacts, seen_updates
 from bot.services.delivery.lease import ADVISORY_KEY, Lease
 from bot.webhook_guard import refusal, refuse
+from bot.webhook_server import WebhookServer
 from handlers import router
 from handlers.context import Deps
 
@@ -234,37 +236,24 @@ class Webhook:
         self.secret = zs.webhook_secret.get_secret_value().encode()
         self.path = "/" + zs.webhook_path.strip("/")
         self.max_body = zs.webhook_max_body_bytes
-        self.runner: web.AppRunner | None = None
 
     def web_app(self) -> web.Application:
-        """Return the aiohttp application: the one route, everything else 404."""
-        app = web.Application(client_max_size=self.max_body)
-        app.router.add_route("*", self.path, self.handle)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
-        return app
+        """Return an aiohttp application with this route alone (tests)."""
+        server = WebhookServer("127.0.0.1", 0)
+        self.add_route(server)
+        return server.web_app()
 
-    async def start(self) -> None:
-        """Listen on the configured address and port."""
-        zs = self.settings.zalo
-        self.runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, zs.webhook_listen, zs.webhook_port).start()
-        log.info("zalo webhook listening on %s:%s%s", zs.webhook_listen, zs.webhook_port, self.path)
+    def add_route(self, server: WebhookServer) -> None:
+        """Serve this route on the worker's webhook server."""
+        server.route(zalo.CHANNEL, self.path, self.handle, max_body=self.max_body)
 
     async def stop(self) -> None:
-        """Stop accepting requests, then finish the updates already received."""
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+        """Finish the updates already received (the server stopped accepting first)."""
         await self.inbound.drain()
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Return the answer to a request refused on its headers alone, or None to go on."""
         return refusal(request, header=SECRET_HEADER, secret=self.secret, max_body=self.max_body)
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        """Answer any other path with 404."""
-        return refuse(HTTPStatus.NOT_FOUND)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the secret, read the body within the limit, and route the update once."""
@@ -310,7 +299,7 @@ def parse(body: bytes) -> dict[str, Any] | None:
 
 
 class ZaloStartFault(Exception):
-    """Zalo could not start: `what` is 'token' (getMe refused it), 'api' or 'port'."""
+    """Zalo could not start: `what` is 'token' (getMe refused it) or 'api'."""
 
     def __init__(self, what: str, detail: str = "") -> None:
         super().__init__(f"zalo {what}: {detail}")
@@ -338,6 +327,7 @@ class ZaloSide:
     poller: Poller | None = None
     webhook: Webhook | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    server: WebhookServer | None = None  # a server of its own, when none was given
 
     async def stop(self) -> None:
         """Stop receiving, finish what was received, close the client."""
@@ -345,6 +335,8 @@ class ZaloSide:
             task.cancel()
         if self.poller is not None:
             await self.poller.stop()
+        if self.server is not None:
+            await self.server.stop()
         if self.webhook is not None:
             await self.webhook.stop()
         await self.channel.close()
@@ -372,8 +364,13 @@ async def start(
     clock: Clock,
     *,
     budgets: Mapping[str, Budget] | None = None,
+    server: WebhookServer | None = None,
 ) -> ZaloSide:
-    """Start Zalo inbound as configured (polling under a lease, or the webhook route)."""
+    """Start Zalo inbound as configured: polling under a lease, or the webhook route.
+
+    In webhook mode the route goes on `server` (the worker's, which the caller opens; setWebhook
+    follows once it listens); without one, on a server of its own on telegram.webhook_port.
+    """
     zs = settings.zalo
     api = zalo.make_api(settings)
     await _check_token(api)
@@ -387,14 +384,24 @@ async def start(
     if zs.mode == "webhook":
         assert zs.webhook_url is not None and zs.webhook_secret is not None
         side.webhook = Webhook(settings, side.inbound, maker, clock)
-        try:
-            await side.webhook.start()
-        except OSError as exc:  # the port is taken, or the address is not this machine's
-            await channel.close()
-            raise ZaloStartFault("port", str(exc)[:200]) from exc
+        own = server is None
+        if server is None:
+            tg = settings.telegram
+            server = side.server = WebhookServer(tg.webhook_listen, tg.webhook_port)
+        side.webhook.add_route(server)
         url, secret = zs.webhook_url, zs.webhook_secret.get_secret_value()
-        call = lambda: api.set_webhook(url, secret)  # noqa: E731
-        side.tasks.append(asyncio.create_task(_keep_trying("setWebhook", call)))
+
+        async def announce() -> None:
+            call = lambda: api.set_webhook(url, secret)  # noqa: E731
+            side.tasks.append(asyncio.create_task(_keep_trying("setWebhook", call)))
+
+        server.after_listening(announce)
+        if own:
+            try:
+                await server.start()
+            except BaseException:
+                await channel.close()
+                raise
     else:
         # the API serves a webhook or getUpdates, not both: remove any webhook (in the background)
         side.tasks.append(asyncio.create_task(_keep_trying("deleteWebhook", api.delete_webhook)))
@@ -407,5 +414,5 @@ async def start(
         )
         side.poller = Poller(api, side.inbound, lease, timeout=zs.poll_timeout)
         side.poller.start()
-    log.info("zalo ready (%s mode)", zs.mode)
+    log.info("zalo receiving (%s mode)", zs.mode)
     return side

@@ -1,16 +1,13 @@
 """The Zalo Official Account in `reformbot run`: its webhook server, its lane, its token check.
 
 With [zalo.oa] enabled, `start` opens the channel for replies (storing the configured refresh
-token and finishing a refresh a crash left unfinished), serves the signed webhook on a port of
-its own (`zalo.oa.webhook_listen`:`webhook_port`, path `webhook_path`), and routes each event
-like a Telegram update, one person's events in order. The dispatcher gets a "zalo_oa" lane
-(`outbox_channels`), and the job runner checks the access token every `token_check_seconds`
-(`register`): it is refreshed ahead of its expiry, and the admins are told once when the OA
-must authorise the app again.
-
-The webhook has its own port because the OA needs it whatever the Zalo Bot API side does
-(polling, webhook, or not enabled), and its checks (signature, replay window) differ from the
-Bot API's secret header; the reverse proxy sends the OA's path to this port.
+token and finishing a refresh a crash left unfinished), serves the signed webhook on the path
+`zalo.oa.webhook_path` of the worker's one webhook server (bot/webhook_server.py, on
+telegram.webhook_port, beside the other channels' paths, each with its own checks), and routes
+each event like a Telegram update, one person's events in order. The dispatcher gets a
+"zalo_oa" lane (`outbox_channels`), and the job runner checks the access token every
+`token_check_seconds` (`register`): it is refreshed ahead of its expiry, and the admins are
+told once when the OA must authorise the app again.
 """
 
 from __future__ import annotations
@@ -18,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from http import HTTPStatus
-
-from aiohttp import web
 
 from bot.channels.replies import Replies
 from bot.channels.shown import OnChoices
@@ -32,8 +26,8 @@ from bot.messages import InboundEvent
 from bot.runtime import Runtime
 from bot.services import zalo_oa_status
 from bot.services.delivery import choices
-from bot.startup import StartupFault
-from bot.zalo_oa_webhook import MAX_BODY, OnEvent, ZaloOAWebhook, add_route, router_dispatch
+from bot.webhook_server import WebhookServer
+from bot.zalo_oa_webhook import OnEvent, ZaloOAWebhook, router_dispatch
 from handlers.context import Deps
 from jobs.pacing import PACERS_KEY, Pacer
 from jobs.runner import JobRunner
@@ -79,29 +73,29 @@ def in_order(on_event: OnEvent) -> OnEvent:
     return handle
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    """Answer any other path with 404."""
-    return web.Response(status=HTTPStatus.NOT_FOUND, text="Not Found")
-
-
 @dataclass
 class OASide:
-    """What `start` started: the reply channel, the dispatcher's channel and the webhook."""
+    """What `start` started: the reply channel, the dispatcher's channel and the webhook route."""
 
     channel: ZaloOAChannel
     outbox: ZaloOAChannel
     webhook: ZaloOAWebhook
-    runner: web.AppRunner
+    server: WebhookServer | None = None  # a server of its own, when none was given
 
     async def stop(self) -> None:
         """Stop accepting events, finish those received, close the reply channel."""
-        await self.runner.cleanup()
+        if self.server is not None:
+            await self.server.stop()
         await self.webhook.idle()
         await self.channel.close()
 
 
-async def start(rt: Runtime) -> OASide:
-    """Start the OA side of a running bot and keep it in runtime.extra (see the module doc)."""
+async def start(rt: Runtime, server: WebhookServer | None = None) -> OASide:
+    """Start the OA side of a running bot and keep it in runtime.extra (see the module doc).
+
+    The route goes on `server` (the worker's, which the caller opens); without one, on a server
+    of its own on telegram.webhook_port.
+    """
     settings, maker, clock = rt.settings, rt.maker, rt.clock
     oa = settings.zalo.oa
     pacers = rt.extra.get(PACERS_KEY)
@@ -111,22 +105,18 @@ async def start(rt: Runtime) -> OASide:
     await channel.open()  # stores the configured refresh token; resumes an unfinished refresh
     replies = Replies(channel, budget=pacers.get(CHANNEL) if pacers is not None else None)
     on_event = in_order(router_dispatch(Deps(maker, settings, clock), replies))
-    web_app = web.Application(client_max_size=MAX_BODY)
-    hook = add_route(web_app, oa, maker, clock, on_event)
-    web_app.router.add_route("*", "/{tail:.*}", _not_found)
-    runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, oa.webhook_listen, oa.webhook_port).start()
-    except BaseException as exc:
-        await runner.cleanup()
-        await channel.close()
-        if isinstance(exc, OSError):  # not the Telegram port: say which key to look at
-            where = {"listen": oa.webhook_listen, "port": oa.webhook_port}
-            raise StartupFault("run.oa_port_busy", where) from exc
-        raise
-    log.info("zalo_oa webhook listening on %s:%s%s", oa.webhook_listen, oa.webhook_port, hook.path)
-    side = OASide(channel, make_channel(settings, maker, clock), hook, runner)
+    hook = ZaloOAWebhook(oa, maker, clock, on_event)
+    side = OASide(channel, make_channel(settings, maker, clock), hook)
+    if server is None:
+        tg = settings.telegram
+        server = side.server = WebhookServer(tg.webhook_listen, tg.webhook_port)
+    server.route(CHANNEL, hook.path, hook.handle, max_body=hook.max_body)
+    if side.server is not None:
+        try:
+            await side.server.start()
+        except BaseException:
+            await channel.close()
+            raise
     rt.extra[KEY] = side
     return side
 

@@ -94,7 +94,9 @@ class ZaloOAWebhook:
             return web.Response(status=HTTPStatus.UNAUTHORIZED, text="Unauthorized")
         if request.content_length is not None and request.content_length > self.max_body:
             return web.Response(status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text="Too Large")
-        body = await request.read()
+        body = await _read_capped(request, self.max_body)  # a chunked body too: the app's
+        if body is None:  # own limit is the largest of the channels' on the shared server
+            return web.Response(status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text="Too Large")
         data = _json(body)
         stamp = data.get("timestamp") if data is not None else None
         if data is None or not isinstance(stamp, str | int) or not str(stamp).isdigit():
@@ -191,6 +193,18 @@ def to_event(event: str, user: str, data: dict[str, Any]) -> InboundEvent | None
         args=args,
         message_id=str(msg_id) if msg_id is not None else None,
     )
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """Read the body; None as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(body: bytes) -> dict[str, Any] | None:

@@ -8,14 +8,14 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.contract import STALE_FILE, Channel, Limits, Outcome, Scope
+from bot.channels.contract import STALE_FILE, Channel, Limits, Outcome, Progress, Scope
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
@@ -57,14 +57,24 @@ class MissingChannel:
     async def close(self) -> None:
         """Nothing to close."""
 
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Nothing to read ahead."""
+
     def _missing(self) -> Outcome:
         """Return the failure every call gives."""
         return Outcome(
-            "failed", error=f"no {self.name} channel", attempted=False, code="no_channel"
+            "failed", error=f"no {self.name} channel", attempted=False, code=outbox.NO_CHANNEL
         )
 
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
         """Fail."""
         return self._missing()
@@ -77,6 +87,8 @@ class MissingChannel:
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
         """Fail."""
         return self._missing()
@@ -128,6 +140,7 @@ class Job:
     paid: bool
     payload: str
     attempts: int
+    parts: int = 0  # parts of the message out already: a send resumes after them
 
     @classmethod
     def of(cls, row: Outbox) -> Job:
@@ -142,6 +155,7 @@ class Job:
             paid=row.paid,
             payload=row.payload,
             attempts=row.attempts,
+            parts=row.parts_sent,
         )
 
 
@@ -324,13 +338,27 @@ class Dispatcher:
             )
         self._more = len(rows) == room
         self._next_claim = now + self.settings.poll_seconds
-        extra = [job.id for job in map(Job.of, rows) if not self._hold_job(job)]
+        jobs = [Job.of(row) for row in rows]
+        held = [job for job in jobs if self._hold_job(job)]
+        extra = [job.id for job in jobs if job not in held]
+        await self._tell_claimed(held)
         if extra:
             async with self._writing() as session:
                 await outbox.release(session, row_ids=extra, owner=self.owner)
         if rows:
             self.stats["claimed"] += len(rows) - len(extra)
             log.debug("claimed %d outbox rows (%d given back)", len(rows), len(extra))
+
+    async def _tell_claimed(self, jobs: list[Job]) -> None:
+        """Tell each channel which chats the rows just claimed are for (it may read ahead)."""
+        chats: dict[str, set[str]] = {}
+        for job in jobs:
+            chats.setdefault(job.channel, set()).add(job.chat_id)
+        for name, chat_ids in chats.items():
+            try:
+                await self._lane(name).channel.claimed(chat_ids)
+            except Exception:  # each send reads what it needs instead
+                log.warning("channel %s could not read claimed chats ahead", name, exc_info=True)
 
     def _saturated(self, line: Line) -> bool:
         """Tell whether a chat holds enough rows to skip it when claiming."""
@@ -528,8 +556,32 @@ class Dispatcher:
         locale = locale or self.default_locale
         paid = job.paid and lane.paid is not None
         if message.attachment_id is None:
-            return await lane.channel.send(job.chat_id, message, locale, paid=paid)
+            return await lane.channel.send(
+                job.chat_id,
+                message,
+                locale,
+                paid=paid,
+                first=job.parts,
+                progress=self._progress(job),
+            )
         return await self._send_file(job, lane, message, locale, paid, message.attachment_id)
+
+    def _progress(self, job: Job) -> Progress:
+        """Return the callback that stores, between two parts of a message, how many are out.
+
+        So a retry, or another process after a crash, resumes after them: at most the part in
+        flight when the process died goes twice. A failed write only logs (the count still
+        comes back with the outcome).
+        """
+
+        async def note(parts: int) -> None:
+            try:
+                async with self._writing() as session:
+                    await outbox.note_parts(session, row_id=job.id, owner=self.owner, parts=parts)
+            except Exception:
+                log.warning("outbox row %s: %d parts out, not noted", job.id, parts, exc_info=True)
+
+        return note
 
     async def _send_file(
         self,
@@ -548,6 +600,7 @@ class Dispatcher:
         send cached it meanwhile.
         """
         channel, name = lane.channel, job.channel
+        parts: dict[str, Any] = {"first": job.parts, "progress": self._progress(job)}
         file = await self.files.get(attachment_id, name)
         if file.file_id is None or file.file_id == stale:
             async with self.files.lock(attachment_id, name):
@@ -555,11 +608,13 @@ class Dispatcher:
                 if file.file_id is None or file.file_id == stale:
                     if file.data is None:
                         file = await self.files.get(attachment_id, name, with_data=True, fresh=True)
-                    outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
-                    if outcome.kind == "sent" and outcome.file_id:
+                    outcome = await channel.send_file(
+                        job.chat_id, message, locale, file, paid=paid, **parts
+                    )
+                    if outcome.file_id and outcome.file_id != file.file_id:  # even if text failed
                         await self.files.remember(attachment_id, name, file, outcome.file_id)
                     return outcome
-        outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid)
+        outcome = await channel.send_file(job.chat_id, message, locale, file, paid=paid, **parts)
         if outcome.code == STALE_FILE and stale is None and file.file_id is not None:
             await self.files.forget(attachment_id, name, file.file_id)
             return await self._send_file(
@@ -659,7 +714,11 @@ class Dispatcher:
 
     async def _write_batch(self, session: AsyncSession, batch: list[Record]) -> None:
         """Write the deliveries in one statement, then the other outcomes."""
-        sent = [(r.job.id, r.outcome.message_id) for r in batch if r.outcome.kind == "sent"]
+        sent = [
+            (r.job.id, r.outcome.message_id, r.outcome.parts)
+            for r in batch
+            if r.outcome.kind == "sent"
+        ]
         await outbox.mark_sent_many(session, owner=self.owner, sent=sent, now=self.clock.now())
         for record in batch:
             if record.outcome.kind != "sent":
@@ -681,20 +740,26 @@ class Dispatcher:
         job, outcome, now = record.job, record.outcome, self.clock.now()
         common: dict[str, Any] = {"row_id": job.id, "owner": self.owner}
         if outcome.kind == "sent":
-            await outbox.mark_sent(session, message_id=outcome.message_id, now=now, **common)
-        elif outcome.kind == "flood":
+            await outbox.mark_sent(
+                session, message_id=outcome.message_id, now=now, parts=outcome.parts, **common
+            )
+            return
+        parts = outcome.parts if outcome.parts > job.parts else None  # kept with the row
+        if outcome.kind == "flood":
             due = now + timedelta(seconds=outcome.delay)
             await outbox.retry_later(
-                session, due_at=due, error=outcome.error, attempted=False, **common
+                session, due_at=due, error=outcome.error, attempted=False, parts=parts, **common
             )
             rest, record.line.jobs = [j.id for j in record.line.jobs], []
             await outbox.release(session, row_ids=rest, owner=self.owner, due_at=due)
         elif outcome.kind == "retry" and job.attempts + 1 < self.settings.max_attempts:
             due = now + timedelta(seconds=self.settings.backoff_seconds * 2**job.attempts)
-            await outbox.retry_later(session, due_at=due, error=outcome.error, **common)
+            await outbox.retry_later(
+                session, due_at=due, error=outcome.error, parts=parts, **common
+            )
         else:
             await outbox.mark_failed(
-                session, error=outcome.error, attempted=outcome.attempted, **common
+                session, error=outcome.error, attempted=outcome.attempted, parts=parts, **common
             )
             if outcome.kind == "blocked" and outcome.attempted and not job.is_group:
                 await contacts.mark_blocked(

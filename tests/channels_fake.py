@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.channels.contract import STALE_FILE, Limits, Outcome
-from bot.channels.render import plain, render
+from bot.channels.contract import STALE_FILE, Limits, Outcome, Part, Progress, send_parts
+from bot.channels.render import plain, render, split_text
 from bot.messages import OutboundMessage, StoredFile
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -46,11 +47,15 @@ class FakeChannel:
         self.files: dict[str, bytes] = {}
         self.uploads = 0
         self.opened = self.closed = 0
-        self._script: dict[tuple[str, str], deque[Outcome]] = defaultdict(deque)
+        self.claims: list[set[str]] = []
+        self._script: dict[tuple[str, str], deque[Outcome | None]] = defaultdict(deque)
         self._ids = itertools.count(1)
 
-    def script(self, chat_id: str, *outcomes: Outcome, method: str = "send") -> None:
-        """Answer the next calls of `method` to a chat with these outcomes (then normally)."""
+    def script(self, chat_id: str, *outcomes: Outcome | None, method: str = "send") -> None:
+        """Answer the next calls of `method` to a chat with these outcomes (then normally).
+
+        Each part of a message sent in parts is one call; None answers a call normally.
+        """
         self._script[method, chat_id].extend(outcomes)
 
     def texts(self, chat_id: str) -> list[str]:
@@ -64,6 +69,10 @@ class FakeChannel:
     async def close(self) -> None:
         """Count a close."""
         self.closed += 1
+
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Remember the chats of each claimed batch."""
+        self.claims.append(set(chat_ids))
 
     def _scripted(self, method: str, chat_id: str) -> Outcome | None:
         """Record the call; return its scripted outcome when there is one."""
@@ -83,13 +92,32 @@ class FakeChannel:
         return render(message, locale, escape=plain, tz=TZ)
 
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Deliver a text, unless the script says otherwise."""
+        """Deliver a text in parts of at most text_max, unless the script says otherwise."""
+        parts = self._text_parts(chat_id, self.text(message, locale))
+        return await send_parts(parts, first=first, progress=progress)
+
+    def _text_parts(self, chat_id: str, text: str) -> list[Part]:
+        """Return one call per part of a text."""
+        return [
+            functools.partial(self._send_part, chat_id, part)
+            for part in split_text(text, self.limits.text_max)
+        ]
+
+    async def _send_part(self, chat_id: str, text: str) -> Outcome:
+        """Deliver one part, unless the script says otherwise."""
         scripted = self._scripted("send", chat_id)
         if scripted is not None:
             return scripted
-        return Outcome.sent(self._deliver(chat_id, self.text(message, locale)))
+        return Outcome.sent(self._deliver(chat_id, text))
 
     async def send_file(
         self,
@@ -99,8 +127,30 @@ class FakeChannel:
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Deliver a file by its id (stale ids fail) or its bytes (a new id is issued)."""
+        """Deliver a file by its id (stale ids fail) or its bytes (a new id is issued).
+
+        The text is its caption when it fits caption_max, else it follows in parts of its own.
+        """
+        text = self.text(message, locale)
+        fits = len(text) <= self.limits.caption_max
+        uploaded: list[str] = []
+
+        async def upload() -> Outcome:
+            outcome = await self._file(chat_id, file, text if fits else "")
+            if outcome.file_id and outcome.file_id != file.file_id:
+                uploaded.append(outcome.file_id)
+            return outcome
+
+        parts: list[Part] = [upload, *([] if fits else self._text_parts(chat_id, text))]
+        outcome = await send_parts(parts, first=first, progress=progress)
+        file_id = uploaded[0] if uploaded else (file.file_id if outcome.ok else None)
+        return replace(outcome, file_id=file_id)
+
+    async def _file(self, chat_id: str, file: StoredFile, caption: str) -> Outcome:
+        """Deliver the file itself."""
         scripted = self._scripted("send_file", chat_id)
         if scripted is not None:
             return scripted
@@ -112,8 +162,7 @@ class FakeChannel:
             self.uploads += 1
             file_id = f"fake-file-{self.uploads}"
             self.files[file_id] = file.data or b""
-        text = self.text(message, locale)
-        message_id = self._deliver(chat_id, text, file_name=file.name, file_id=file_id)
+        message_id = self._deliver(chat_id, caption, file_name=file.name, file_id=file_id)
         return Outcome.sent(message_id, file_id)
 
     async def edit(

@@ -51,7 +51,11 @@ def test_postgres_url_gets_the_async_driver(tmp_path):
     [
         ('[telegram]\ntoken = "CHANGEME"\n', "telegram.token", "config.error.placeholder"),
         ('[telegram]\ntoken = "abc"\n', "telegram.token", "config.error.token_shape"),
-        ('[telegram]\nmode = "webhook"\n', "telegram", "config.error.webhook_url_missing"),
+        (
+            f'[telegram]\ntoken = "{GOOD_TOKEN}"\nmode = "webhook"\n',
+            "telegram",
+            "config.error.webhook_url_missing",
+        ),
         ('[database]\nurl = "mysql://x"\n', "database.url", "config.error.db_scheme"),
         ('[scheduler]\ntimezone = "Mars/Base"\n', "scheduler.timezone", "config.error.timezone"),
         ("[invites]\nvalid_days = 0\n", "invites.valid_days", "config.error.greater_than_equal"),

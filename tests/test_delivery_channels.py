@@ -196,14 +196,18 @@ class World:
             await s.commit()
             return row.id
 
-    async def drain(self) -> None:
+    async def drain(self, *, telegram: bool = True) -> None:
+        """Dispatch every due row (without a Telegram lane when Telegram is off)."""
+
         async def sleep(seconds: float) -> None:
             self.clock.advance(timedelta(seconds=max(seconds, 0.001)))
             await asyncio.sleep(0)
 
         dispatcher = Dispatcher(
             maker=self.maker,
-            channels={"telegram": self.telegram, "fake": self.fake},
+            channels={"telegram": self.telegram, "fake": self.fake}
+            if telegram
+            else {"fake": self.fake},
             settings=DeliverySettings(backoff_seconds=1),
             clock=self.clock,
             owner="test",
@@ -252,6 +256,19 @@ async def test_outside_the_window_falls_back_too(world):
     assert failed.last_error == f"outside_window; sent instead by fake (row {again.id})"
     assert again.status == S.SENT
     assert len(world.fake.delivered) == 1
+
+
+async def test_with_telegram_off_a_message_to_a_telegram_contact_goes_to_the_other(world):
+    tg, other = await world.person()
+    await world.queue(tg)
+
+    await world.drain(telegram=False)  # an agency on Zalo only: no Telegram lane
+
+    failed, again = await world.rows()
+    assert failed.status == S.FAILED
+    assert failed.last_error == f"no telegram channel; sent instead by fake (row {again.id})"
+    assert (again.status, again.contact_id) == (S.SENT, other.id)
+    assert world.fake.texts("f1") == [world.fake.text(MSG, "vi")]
 
 
 async def test_blocked_on_both_channels_fails_once_without_a_loop(world):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bot import zalo_app
 from bot.cli.main import app
-from bot.config import Settings, ZaloSettings, load_settings
+from bot.config import Settings, TelegramSettings, ZaloSettings, load_settings
 from bot.i18n import t
 from bot.logs import Redactor
 from bot.polling import PollingLeader
@@ -146,16 +146,19 @@ def test_foreseeable_faults_are_named(exc, key, fault, monkeypatch):
 ZALO_SECRET = "zalo-secret-0123456789"
 
 
-def zalo_settings(api_base: str, token: str = ZALO_TOKEN, **zalo: object) -> Settings:
-    """Return settings with the Zalo Bot API on (webhook mode when a port is given)."""
-    if "webhook_port" in zalo:
+def zalo_settings(
+    api_base: str, token: str = ZALO_TOKEN, webhook_port: int | None = None, **zalo: object
+) -> Settings:
+    """Return settings with the Zalo Bot API on (webhook mode on that port when one is given)."""
+    if webhook_port is not None:
         zalo |= {
             "mode": "webhook",
             "webhook_url": "https://bot.example.gov.vn/zalo",
             "webhook_secret": SecretStr(ZALO_SECRET),
         }
     return Settings(
-        zalo=ZaloSettings(enabled=True, bot_token=SecretStr(token), api_base=api_base, **zalo)
+        telegram=TelegramSettings(webhook_port=webhook_port or 8443),
+        zalo=ZaloSettings(enabled=True, bot_token=SecretStr(token), api_base=api_base, **zalo),
     )
 
 
@@ -196,7 +199,7 @@ async def test_an_unreachable_zalo_api_is_named(maker, clock, unused_tcp_port):
     assert "network" in text
 
 
-async def test_a_zalo_webhook_port_in_use_is_named_not_telegram_s(maker, clock):
+async def test_a_busy_port_for_zalo_s_webhook_names_the_worker_s_port(maker, clock):
     api = FakeZaloApi()
     await api.start()
     try:
@@ -205,12 +208,15 @@ async def test_a_zalo_webhook_port_in_use_is_named_not_telegram_s(maker, clock):
             busy.listen()
             port = busy.getsockname()[1]
             settings = zalo_settings(api.base, webhook_port=port)
-            found = await start_fault(settings, maker, clock)
+            with pytest.raises(OSError, match=r"(?i)in use") as info:
+                await zalo_app.start(settings, maker, clock)
     finally:
         await api.close()
-    assert found.key == "run.zalo.port_busy"
-    assert found.message("vi") == t("run.zalo.port_busy", "vi", listen="127.0.0.1", port=port)
-    assert "zalo.webhook_port" in found.message("vi")
+    found = classify(info.value, settings)
+    assert found is not None
+    assert found.message("vi") == t("run.port_busy", "vi", listen="127.0.0.1", port=port)
+    assert "telegram.webhook_port" in found.message("vi")
+    assert "REFORMBOT_TELEGRAM__WEBHOOK_PORT" in found.message("en")
     assert not [c for c in api.calls if c.method == "setWebhook"]
 
 

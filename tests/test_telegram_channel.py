@@ -22,9 +22,9 @@ from telegram.request import BaseRequest
 
 from bot.channels.contract import NOT_MODIFIED, STALE_FILE
 from bot.channels.http import AiohttpRequest
-from bot.channels.telegram import TelegramChannel, error_of, outcome_of
+from bot.channels.telegram import TOO_LONG, TelegramChannel, error_of, outcome_of
 from bot.i18n import t
-from bot.messages import Button, Html, OutboundMessage
+from bot.messages import Button, Html, OutboundMessage, StoredFile
 from bot.sandbox import DEFAULT_TOKEN, SandboxServer
 from bot.sandbox.faults import Faults
 from bot.sandbox.limits import Limits
@@ -243,3 +243,41 @@ async def test_an_edit_and_a_press_answer_go_direct_and_keep_their_outcomes(
     assert sandbox.callback_answer(update_id).answered
     assert (again.kind, again.code) == ("failed", "bad_request")
     assert (missing.kind, missing.code) == ("failed", "bad_request")
+
+
+async def test_a_caption_edit_too_long_for_a_caption_is_not_cut_but_sent_anew(sandbox, channel):
+    """Editing a file's caption with a text over 1,024 characters fails unsent (the reply path
+    then sends it anew in parts); before, the caption was cut at a line break and the rest lost."""
+    file = StoredFile("cv.pdf", "application/pdf", data=b"%PDF-1.4 cong van")
+    sent = await channel.send_file(str(UID), notice(8), "vi", file)
+    assert sent.message_id is not None
+    long = OutboundMessage("broadcast.message", {"text": "\n".join(["chữ " * 30] * 20)})
+
+    edit = await channel.edit(str(UID), sent.message_id, long, "vi", caption=True)
+
+    assert (edit.kind, edit.code, edit.attempted) == ("failed", TOO_LONG, False)
+    [shown] = sandbox.messages(UID)
+    assert shown["caption"] == "📢 Thông báo số 8: lịch tiếp công dân thay đổi."
+
+
+async def test_a_file_with_a_long_text_goes_as_parts_and_resumes_after_the_file(sandbox, channel):
+    file = StoredFile("cv.pdf", "application/pdf", data=b"%PDF-1.4 cong van")
+    text = "\n".join(f"Dòng {i}: " + "chữ " * 40 for i in range(30))  # over 4,096: 2 text parts
+    message = OutboundMessage("broadcast.message", {"text": text}, buttons=notice(9).buttons)
+    sandbox.set_faults(Faults.from_json({"methods": {"sendMessage": {"status": 500, "after": 1}}}))
+
+    failed = await channel.send_file(str(UID), message, "vi", file)
+    sandbox.set_faults(Faults())
+    resumed = await channel.send_file(
+        str(UID),
+        message,
+        "vi",
+        StoredFile("cv.pdf", "application/pdf", file_id=failed.file_id),
+        first=failed.parts,
+    )
+
+    shown = sandbox.messages(UID)
+    assert (failed.kind, failed.parts, failed.file_id is not None) == ("retry", 2, True)
+    assert (resumed.kind, resumed.parts, resumed.file_id) == ("sent", 3, failed.file_id)
+    assert ["document" in m for m in shown] == [True, False, False]
+    assert ["reply_markup" in m for m in shown] == [False, False, True]

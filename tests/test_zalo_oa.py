@@ -419,3 +419,63 @@ async def test_refreshed_tokens_are_masked_by_the_log_redactor(maker, clock, zal
     row = await token_row(maker)
     line = f"oops {got[0]} and {row.refresh_token}"
     assert redactor.redact(line) == "oops [redacted] and [redacted]"
+
+
+async def test_the_window_is_read_once_per_claimed_batch(maker, clock, zalo, monkeypatch):
+    """One read of the people's last-seen times per batch; only the one outside is read again."""
+    ids = [f"70010020{i:02d}" for i in range(6)]
+    async with transaction(maker) as session:
+        for i, uid in enumerate(ids):
+            ago = timedelta(days=8) if i == 5 else timedelta(hours=i + 1)
+            contact = Contact(
+                channel=Channel.ZALO_OA,
+                external_id=uid,
+                last_seen_at=clock.now() - ago,
+                created_at=clock.now() - timedelta(days=30),
+            )
+            session.add(contact)
+            await session.flush()
+            await outbox.enqueue(
+                session,
+                contact=contact,
+                message=OutboundMessage("errors.internal"),
+                kind="test",
+                now=clock.now(),
+            )
+    reads: list[int] = []
+    real = zalo_oa.contacts.last_seen
+
+    async def counted(session, *, channel, external_ids):
+        reads.append(len(external_ids))
+        return await real(session, channel=channel, external_ids=external_ids)
+
+    monkeypatch.setattr(zalo_oa.contacts, "last_seen", counted)
+    oa = channel(maker, clock, zalo)
+    await oa.open()
+    assert await oa.keeper.access_token() is not None  # refreshed once, before the fake time runs
+
+    async def sleep(seconds: float) -> None:
+        """Move the fake clock, but not while sends are under way (their answer wakes the loop)."""
+        if dispatcher.in_flight:
+            await asyncio.sleep(60)
+            return
+        clock.advance(timedelta(seconds=seconds))
+        await asyncio.sleep(0.001)
+
+    dispatcher = Dispatcher(
+        maker=maker,
+        channels={"zalo_oa": oa},
+        settings=DeliverySettings(),
+        clock=clock,
+        owner="test",
+        sleep=sleep,
+        lookahead=0.0,
+    )
+    await asyncio.wait_for(dispatcher.drain(), 30)
+    await oa.close()
+    async with maker() as session:
+        stored = (await session.exec(select(Outbox))).all()
+    assert reads == [6, 1], [(r.attempts, r.last_error) for r in stored]
+    assert oa.window_reads == 1  # the batch, then only the one outside the window, read afresh
+    rows = {r.chat_id: r.status for r in stored}
+    assert rows == {uid: OutboxStatus.FAILED if uid == ids[5] else OutboxStatus.SENT for uid in ids}

@@ -4,20 +4,25 @@ long lists, the wording of a typed channel, and the directive preview's two list
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import tomllib
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from bot.channels.render import plain_text
+from bot import i18n
+from bot.channels.render import TYPED_SUFFIX, html_to_plain, plain_text, render
 from bot.i18n import t
-from bot.messages import Button, OutboundMessage
-from bot.models import Rating
+from bot.messages import Button, OutboundMessage, Text
+from bot.models import Channel, Contact, Rating, Role, UnitKind
 from bot.services.ratings.service_points import payload_for_counter
+from tests import factories as f
 from tests import test_zalo_inbound as base
-from tests.test_zalo_inbound import CITIZEN, numbered
+from tests.test_zalo_inbound import CITIZEN, STAFF, numbered
 from tests.zalo_fake import update
 
 
@@ -38,8 +43,10 @@ def other_kind(uid: str, event_name: str, **fields: Any) -> dict[str, Any]:
 zalo, counter, notice = base.zalo, base.counter, base.notice  # the fixtures, shared
 
 KINDS = [
-    ("message.image.received", {"photo": "https://zalo.example/a.jpg", "caption": "5"}),
+    ("message.image.received", {"photo": "https://zalo.example/a.jpg"}),
+    ("message.image.received", {"photo": "https://zalo.example/b.jpg", "caption": " \n "}),
     ("message.sticker.received", {"sticker": "stk-1"}),
+    ("message.sticker.received", {"sticker": "stk-2", "caption": "5"}),  # only images have one
     ("message.unsupported.received", {}),
 ]
 
@@ -64,6 +71,38 @@ async def test_an_image_or_sticker_is_told_the_bot_reads_text_and_the_step_waits
     async with zalo.maker() as s:
         [rating] = (await s.exec(select(Rating))).all()
     assert rating.overall == 5
+
+
+async def test_an_images_caption_is_read_as_what_the_person_wrote(zalo, counter):
+    """A photo sent with "5" under it while the rating asks for a level answers 5; a caption
+    on the comment step is the comment (the image itself is not kept)."""
+    await zalo.send(CITIZEN, payload_for_counter("Q1"))
+    await zalo.send(CITIZEN, "bỏ qua")  # now asked the overall level
+    photo = {"photo": "https://zalo.example/a.jpg", "caption": "5"}
+    step = await answer(zalo, other_kind(CITIZEN, "message.image.received", **photo))
+    assert t("zalo.text_only", "vi") not in step
+    assert step  # the next question
+    for typed in ("5", "4", "bỏ qua", "1", "bỏ qua", "bỏ qua"):  # the elements, the officer
+        await zalo.send(CITIZEN, typed)
+    comment = {"photo": "https://zalo.example/b.jpg", "caption": "Cán bộ hướng dẫn tận tình"}
+    await answer(zalo, other_kind(CITIZEN, "message.image.received", **comment))
+    await zalo.send(CITIZEN, "ẩn danh")
+    async with zalo.maker() as s:
+        [rating] = (await s.exec(select(Rating))).all()
+    assert (rating.overall, rating.access, rating.procedure) == (5, 5, 4)
+    assert rating.comment == "Cán bộ hướng dẫn tận tình"
+
+
+async def test_an_update_without_a_sender_is_logged_by_its_ids_only(zalo, caplog):
+    upd = other_kind(CITIZEN, "message.text.received", text="xin chào")
+    del upd["message"]["from"]
+    with caplog.at_level(logging.WARNING, logger="bot.channels.zalo"):
+        assert await answer(zalo, upd) == []
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.channels.zalo"]
+    for named in ("message.text.received", upd["message"]["message_id"], "sender"):
+        assert named in line
+    for personal in (CITIZEN, "xin chào", "Người dùng"):
+        assert personal not in line
 
 
 async def test_a_sticker_in_a_group_is_ignored(zalo):
@@ -104,6 +143,77 @@ def test_prompts_on_a_typed_channel_say_type_not_press():
             text = plain_text(OutboundMessage(key, {"number": 1, "element": "x"}), loc)
             assert press not in text.lower(), (key, text)
             assert t(key, loc) != text  # Telegram keeps its own wording
+
+
+async def test_every_sentence_of_the_me_profile_on_zalo_says_type(zalo, maker, clock):
+    """The /me hint about channels comes from another catalog entry: on Zalo it says type too."""
+    async with maker() as s:
+        unit = await f.unit(s, "PGD9", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE)
+        person = await f.person(s, "ST9", unit, Role.STAFF, name="Bình")
+        for channel, uid in ((Channel.ZALO, STAFF), (Channel.TELEGRAM, "5550001")):
+            s.add(
+                Contact(
+                    channel=channel,
+                    external_id=uid,
+                    person_id=person.id,
+                    locale="vi",
+                    created_at=clock.now(),
+                )
+            )
+        await s.commit()
+    [profile] = await zalo.send(STAFF, "/me")
+    assert html_to_plain(t("me.channel_hint_typed", "vi")).strip() in profile
+    assert not PRESS["vi"].search(profile), profile
+
+
+@pytest.mark.parametrize("loc", ["vi", "en"])
+def test_a_sentence_inserted_in_a_message_takes_its_typed_wording_on_zalo(loc):
+    message = OutboundMessage("errors.internal")
+    inner = Text("directive.flow.use_buttons")
+    profile = OutboundMessage(
+        "broadcast.message", {"text": Text("flow.numbered", {"number": 1, "label": inner})}
+    )
+    assert t("directive.flow.use_buttons_typed", loc) in plain_text(profile, loc)
+    assert t("directive.flow.use_buttons", loc) not in plain_text(profile, loc)
+    assert t("directive.flow.use_buttons", loc) in render(profile, loc)  # Telegram keeps its words
+    assert plain_text(message, loc) == t("errors.internal", loc)
+
+
+PRESS = {"vi": re.compile(r"\b(bấm|nút)\b", re.I), "en": re.compile(r"\b(press|button|tap)", re.I)}
+NOT_IN_CHATS = ("demo.",)  # the operator's terminal, not a chat
+
+
+@pytest.mark.parametrize("loc", ["vi", "en"])
+def test_every_sentence_that_says_press_has_a_typed_wording(loc):
+    """So that a Zalo chat never reads "press" (or a button) where it has none to press."""
+    keys = catalog_keys(loc)
+    missing = [
+        key
+        for key, text in keys.items()
+        if PRESS[loc].search(text)
+        and not key.endswith(TYPED_SUFFIX)
+        and key + TYPED_SUFFIX not in keys
+        and not key.startswith(NOT_IN_CHATS)
+    ]
+    assert missing == []
+    pressing = [k for k, v in keys.items() if k.endswith(TYPED_SUFFIX) and PRESS[loc].search(v)]
+    assert pressing == []
+
+
+def catalog_keys(loc: str) -> dict[str, str]:
+    """Return every catalog entry of a locale, by its dotted key."""
+    out: dict[str, str] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for name, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{name}.")
+            elif isinstance(value, str):
+                out[prefix + name] = value
+
+    for path in sorted((Path(i18n.__file__).parent / loc).glob("*.toml")):
+        walk(tomllib.loads(path.read_text(encoding="utf-8")), "")
+    return out
 
 
 def test_the_directive_preview_has_no_numbers_of_its_own():

@@ -18,9 +18,11 @@ from tests.zalo_fake import TOKEN, FakeZaloApi, update
 TG_TOKEN = "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
-def settings(base: str = "https://bot-api.zaloplatforms.com", **zalo: object) -> Settings:
+def settings(
+    base: str = "https://bot-api.zaloplatforms.com", port: int = 8443, **zalo: object
+) -> Settings:
     return Settings(
-        telegram=TelegramSettings(token=SecretStr(TG_TOKEN)),
+        telegram=TelegramSettings(token=SecretStr(TG_TOKEN), webhook_port=port),
         zalo=ZaloSettings(enabled=True, bot_token=SecretStr(TOKEN), api_base=base, **zalo),
     )
 
@@ -62,7 +64,7 @@ async def test_webhook_mode_registers_the_url_and_the_secret(maker, clock, unuse
             mode="webhook",
             webhook_url="https://bot.example.gov.vn/zalo",
             webhook_secret=SecretStr("zalo-secret-123"),
-            webhook_port=unused_tcp_port,
+            port=unused_tcp_port,
         ),
         maker,
         clock,

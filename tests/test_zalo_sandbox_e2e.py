@@ -31,6 +31,7 @@ from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN
 from bot.services.delivery import outbox
 from bot.services.directives import directives
 from bot.services.ratings.service_points import payload_for_counter
+from bot.webhook_server import WebhookServer
 from bot.zalo_app import Inbound, Poller, Webhook, outbox_channels, recorder
 from handlers.context import Deps
 from jobs.dispatcher import Dispatcher
@@ -55,16 +56,16 @@ def settings_for(env: ZaloEnv, mode: str = "polling", port: int = 8444) -> Setti
         extra = {
             "webhook_url": f"http://127.0.0.1:{port}/zalo",
             "webhook_secret": SecretStr(SECRET),
-            "webhook_port": port,
         }
     return Settings(
+        telegram={"webhook_port": port},
         zalo=ZaloSettings(
             enabled=True,
             bot_token=SecretStr(DEFAULT_ZALO_TOKEN),
             api_base=env.server.origin + "/zalo",
             mode=mode,
             **extra,
-        )
+        ),
     )
 
 
@@ -192,7 +193,9 @@ async def test_webhook_mode_through_the_sandbox(env, maker, clock, unused_tcp_po
     settings = settings_for(env, "webhook", unused_tcp_port)
     talker = Person(env, maker, clock, settings)
     hook = Webhook(settings, talker.inbound, maker, clock)
-    await hook.start()
+    server = WebhookServer("127.0.0.1", unused_tcp_port)
+    hook.add_route(server)
+    await server.start()
     try:
         assert (await talker.api.set_webhook(settings.zalo.webhook_url or "", SECRET)).ok
         env.zalo.send_text(CITIZEN, "/lang")
@@ -205,6 +208,7 @@ async def test_webhook_mode_through_the_sandbox(env, maker, clock, unused_tcp_po
         await talker.inbound.drain()
         assert env.zalo.messages(CITIZEN)[-1]["text"] == t("lang.changed", "en")
     finally:
+        await server.stop()
         await hook.stop()
         await talker.api.close()
 

@@ -6,6 +6,7 @@ implements `Channel` and never raises for what the platform answered: it returns
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -15,6 +16,7 @@ Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
 Scope = Literal["chat", "bot"]
 STALE_FILE = "stale_file"  # the platform no longer knows a file id: upload the bytes again
 NOT_MODIFIED = "not_modified"  # an edit that changed nothing (the message already says it)
+Progress = Callable[[int], Awaitable[None]]  # told how many parts of a message are out so far
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Outcome:
     flood: the platform's rate limit for `scope` ("chat" or the whole "bot"), wait `delay`;
     blocked: the person blocked the bot; failed: never to be retried, `error` says why and
     `code` says it to machines (e.g. STALE_FILE). `attempted` is False when nothing was sent.
+    `parts`: how many parts of a message sent in parts (a long text, a file and then its text)
+    are out, counting those a resumed send skipped; on a failure, the parts before it.
     """
 
     kind: Kind
@@ -35,6 +39,7 @@ class Outcome:
     file_id: str | None = None
     scope: Scope = "chat"
     code: str = ""
+    parts: int = 0
 
     @classmethod
     def sent(cls, message_id: str | None, file_id: str | None = None, code: str = "") -> Outcome:
@@ -62,10 +67,51 @@ class Outcome:
         """Return a permanent failure with its reason."""
         return cls("failed", error=error, code=code)
 
+    def with_parts(self, parts: int) -> Outcome:
+        """Return this outcome saying `parts` parts are out (a copy; cheaper than replace)."""
+        if parts == self.parts:
+            return self
+        return Outcome(
+            self.kind,
+            self.message_id,
+            self.error,
+            self.delay,
+            self.attempted,
+            self.file_id,
+            self.scope,
+            self.code,
+            parts,
+        )
+
     @property
     def ok(self) -> bool:
         """Tell whether the call reached the person."""
         return self.kind == "sent"
+
+
+Part = Callable[[], Awaitable[Outcome]]  # one call of a message sent in parts
+
+
+async def send_parts(
+    parts: Sequence[Part], *, first: int = 0, progress: Progress | None = None
+) -> Outcome:
+    """Send a message's parts in order from part `first`; stop at the first that fails.
+
+    After each part but the last, `progress` is told how many are out, so that a retry (or a
+    process that takes over after a crash) resumes after them. A `first` past the end (the text
+    was split differently this time) sends the last part again rather than nothing.
+    """
+    if not parts:
+        return Outcome.sent(None)
+    outcome = Outcome.sent(None)
+    start = max(0, min(first, len(parts) - 1))
+    for i in range(start, len(parts)):
+        outcome = await parts[i]()
+        if not outcome.ok:
+            return outcome.with_parts(i)
+        if progress is not None and i + 1 < len(parts):
+            await progress(i + 1)
+    return outcome.with_parts(len(parts))
 
 
 @dataclass(frozen=True)
@@ -101,10 +147,24 @@ class Channel(Protocol):
         """Release what `open` took."""
         ...
 
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Hear which chats a batch the dispatcher claimed is for (to read their state at once)."""
+        ...
+
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send a message (split where it is too long); sent carries the last message's id."""
+        """Send a message (in parts where it is too long) from part `first` (see send_parts).
+
+        sent carries the last message's id; every outcome carries the parts out (`parts`).
+        """
         ...
 
     async def send_file(
@@ -115,8 +175,14 @@ class Channel(Protocol):
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send a file (by the channel's id, else its bytes) with the message; sent has file_id."""
+        """Send a file (by the channel's id, else its bytes) with the message; sent has file_id.
+
+        A text too long for a caption follows the file as parts of its own (the file is part 0);
+        an outcome after a new upload carries its file_id even when a later part failed.
+        """
         ...
 
     async def edit(

@@ -233,14 +233,49 @@ def typed_key(key: str) -> str:
     return variant if has_key(variant) else key
 
 
+def typed_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Return the parameters with every sentence inserted in them in its typed wording too.
+
+    A hint or a footer that comes from another catalog entry ('me.channel_hint' inside the /me
+    profile) says "type" on a typed channel just as the message's own text does.
+    """
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, Text):
+            value = Text(typed_key(value.key), typed_params(value.params))
+        elif isinstance(value, Items):
+            rows = tuple(typed_params(row) for row in value.rows)
+            value = Items(typed_key(value.key), rows, value.sep)
+        out[name] = value
+    return out
+
+
+def _typed_anywhere(params: dict[str, Any]) -> bool:
+    """Tell whether any sentence inserted in the parameters has a typed wording."""
+    for value in params.values():
+        if isinstance(value, Text) and (
+            typed_key(value.key) != value.key or _typed_anywhere(value.params)
+        ):
+            return True
+        if isinstance(value, Items) and (
+            typed_key(value.key) != value.key or any(_typed_anywhere(r) for r in value.rows)
+        ):
+            return True
+    return False
+
+
 def _plain(message: OutboundMessage, locale: str, tz: ZoneInfo) -> str:
-    """Render a message as plain text with its list of choices (uncached)."""
+    """Render a message as plain text with its list of choices (uncached).
+
+    The message's own text and every sentence inserted in it use their typed wording.
+    """
     key = typed_key(message.key)
-    if key == message.key:
+    if key == message.key and not _typed_anywhere(message.params):
         text = html_to_plain(render(message, locale, escape=html_escape, tz=tz))
     else:
         loc = message.locale or locale
-        text = html_to_plain(render_key(key, message.params, loc, escape=html_escape, tz=tz))
+        params = typed_params(message.params)
+        text = html_to_plain(render_key(key, params, loc, escape=html_escape, tz=tz))
     if is_preview(message):
         return "\n".join([text, "", *_preview_lines(message, locale)])
     lines = options_lines(message, locale)

@@ -1,10 +1,11 @@
 """The reply path: what a person gets back for an update, through the channel contract.
 
 A reply that meets a rate limit or a passing fault is tried again (a few times, honouring the
-delay the platform asked for), since a reply lost is a person ignored. `Budget` is the one place
-where a shared per-channel rate budget plugs in; by default replies go at once. Answering a button
-press is no chat message and counts against no message limit (Telegram's Bot API answers callback
-queries without limits), so it draws on no budget and goes alongside the replies.
+delay the platform asked for), since a reply lost is a person ignored; a long reply sent in parts
+resumes after the parts already out. `Budget` is the one place where a shared per-channel rate
+budget plugs in; by default replies go at once. Answering a button press is no chat message and
+counts against no message limit (Telegram's Bot API answers callback queries without limits), so
+it draws on no budget and goes alongside the replies.
 """
 
 from __future__ import annotations
@@ -136,8 +137,23 @@ class Replies:
         return outcome
 
     async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> Outcome:
-        """Send one message to a chat, retried like any reply."""
-        return await self._call(chat_id, lambda: self.channel.send(chat_id, message, locale))
+        """Send one message to a chat, retried like any reply.
+
+        A long message goes in parts: a retry resumes after the parts already out (counted in
+        memory, for as long as the reply is tried), so none of them reaches the person twice.
+        """
+        out = 0
+
+        async def note(parts: int) -> None:
+            nonlocal out
+            out = max(out, parts)
+
+        async def call() -> Outcome:
+            outcome = await self.channel.send(chat_id, message, locale, first=out, progress=note)
+            await note(outcome.parts)
+            return outcome
+
+        return await self._call(chat_id, call)
 
     async def _reply(self, event: InboundEvent, reply: OutboundMessage, locale: str) -> Outcome:
         """Edit the pressed message where asked (sending anew if it cannot be), else send."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import warnings
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
+from dataclasses import replace
 from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
@@ -35,7 +37,15 @@ from telegram.error import (
 from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
-from bot.channels.contract import NOT_MODIFIED, STALE_FILE, Limits, Outcome
+from bot.channels.contract import (
+    NOT_MODIFIED,
+    STALE_FILE,
+    Limits,
+    Outcome,
+    Part,
+    Progress,
+    send_parts,
+)
 from bot.channels.http import AiohttpRequest
 from bot.channels.render import button_label, html_escape, render, split_text
 from bot.config import DeliverySettings, Settings
@@ -51,6 +61,7 @@ CHANNEL = "telegram"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 CAPTION_MAX = MessageLimit.CAPTION_LENGTH
 OUTBOX_POOL = 136  # connections of the dispatcher's Bot: its sends in flight, and a few more
+TOO_LONG = "too_long"  # an edit whose new text does not fit the message it replaces
 BODIES = 512  # encoded sendMessage bodies kept, by message object, locale and paid
 
 
@@ -342,25 +353,40 @@ class TelegramChannel:
             with contextlib.suppress(Exception):
                 await self.bot.shutdown()
 
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Nothing to read ahead."""
+
     def text(self, message: OutboundMessage, locale: str) -> str:
         """Render a message as Telegram HTML."""
         return render(message, locale, escape=html_escape, tz=self.tz)
 
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send a message (split at line breaks over 4096 characters); sent has the last id."""
-        return await _guard(self._send(chat_id, message, locale, paid))
+        """Send a message (split at line breaks over 4096 characters) from part `first`."""
+        return await send_parts(
+            self._text_parts(chat_id, message, locale, paid), first=first, progress=progress
+        )
 
-    async def _send(
+    def _text_parts(
         self, chat_id: str, message: OutboundMessage, locale: str, paid: bool
-    ) -> Outcome:
-        """Send each chunk; the buttons go with the last."""
+    ) -> list[Part]:
+        """Return one call per chunk of the text; the buttons go with the last."""
         direct = self._direct()
         if direct is not None:
-            return await self._post(direct, chat_id, self._tails(message, locale, paid))
+            url = f"{self.bot.base_url}/sendMessage"
+            head = b'{"chat_id":' + _dumps(chat_id)
+            tails = self._tails(message, locale, paid)
+            return [functools.partial(self._post, direct, url, head + tail) for tail in tails]
         chunks = split_text(self.text(message, locale), self.limits.text_max)
-        last_id: str | None = None
+        calls: list[Part] = []
         for i, chunk in enumerate(chunks):
             call: dict[str, Any] = {
                 "chat_id": chat_id,
@@ -373,18 +399,23 @@ class TelegramChannel:
                 call["reply_markup"] = markup
             if paid:
                 call["allow_paid_broadcast"] = True
-            sent = await self.bot.do_api_request("sendMessage", api_kwargs=call)
-            last_id = str(sent["message_id"])
-        return Outcome.sent(last_id)
+            calls.append(functools.partial(self._send_chunk, call))
+        return calls
 
-    async def _post(self, request: AiohttpRequest, chat_id: str, tails: list[bytes]) -> Outcome:
-        """Post each chunk's body, the chat id spliced in; read only the answer's message id."""
-        url = f"{self.bot.base_url}/sendMessage"
-        head = b'{"chat_id":' + _dumps(chat_id)
-        last_id: str | None = None
-        for tail in tails:
-            last_id = sent_id(*await request.post_json(url, head + tail))
-        return Outcome.sent(last_id)
+    async def _send_chunk(self, call: dict[str, Any]) -> Outcome:
+        """Send one chunk through python-telegram-bot."""
+        try:
+            sent = await self.bot.do_api_request("sendMessage", api_kwargs=call)
+        except TelegramError as exc:
+            return outcome_of(exc)
+        return Outcome.sent(str(sent["message_id"]))
+
+    async def _post(self, request: AiohttpRequest, url: str, body: bytes) -> Outcome:
+        """Post one chunk's body; read only the answer's message id."""
+        try:
+            return Outcome.sent(sent_id(*await request.post_json(url, body)))
+        except TelegramError as exc:
+            return outcome_of(exc)
 
     async def _call(self, request: AiohttpRequest, method: str, call: dict[str, Any]) -> None:
         """Post a Bot API call as JSON; a non-2xx answer raises python-telegram-bot's error."""
@@ -398,20 +429,45 @@ class TelegramChannel:
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send the file with the text as caption when it fits, else the file then the text."""
-        return await _guard(self._send_file(chat_id, message, locale, file, paid))
+        """Send the file with the text as caption when it fits, else the file then the text.
 
-    async def _send_file(
-        self, chat_id: str, message: OutboundMessage, locale: str, file: StoredFile, paid: bool
-    ) -> Outcome:
-        """Send a document or photo by id or bytes; then the text when it is too long."""
+        A text too long for a caption follows the file in parts of its own, its buttons under
+        the last: the file is part 0, so a retry after a failed text never sends it again.
+        """
         text = self.text(message, locale)
         fits = len(text) <= self.limits.caption_max
+        uploaded: list[str] = []
+
+        async def upload() -> Outcome:
+            outcome = await _guard(self._send_file(chat_id, message, locale, file, paid, fits))
+            if outcome.file_id and outcome.file_id != file.file_id:
+                uploaded.append(outcome.file_id)
+            return outcome
+
+        parts: list[Part] = [upload]
+        if not fits:
+            parts += self._text_parts(chat_id, message, locale, paid)
+        outcome = await send_parts(parts, first=first, progress=progress)
+        file_id = uploaded[0] if uploaded else (file.file_id if outcome.ok else None)
+        return replace(outcome, file_id=file_id)
+
+    async def _send_file(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        file: StoredFile,
+        paid: bool,
+        fits: bool,
+    ) -> Outcome:
+        """Send a document or photo by id or bytes, with the text as caption when it fits."""
         media: str | InputFile = file.file_id or InputFile(file.data or b"", filename=file.name)
         options: dict[str, Any] = {
             "chat_id": chat_id,
-            "caption": text if fits else None,
+            "caption": self.text(message, locale) if fits else None,
             "parse_mode": ParseMode.HTML if fits else None,
             "reply_markup": keyboard(message, locale) if fits else None,
             "allow_paid_broadcast": paid or None,
@@ -420,11 +476,7 @@ class TelegramChannel:
             sent = await self.bot.send_photo(photo=media, **options)
         else:
             sent = await self.bot.send_document(document=media, **options)
-        message_id, file_id = str(sent.message_id), _file_id(sent)
-        if not fits:
-            rest = await self._send(chat_id, message, locale, paid)
-            message_id = rest.message_id or message_id
-        return Outcome.sent(message_id, file_id)
+        return Outcome.sent(str(sent.message_id), _file_id(sent))
 
     async def edit(
         self,
@@ -444,9 +496,16 @@ class TelegramChannel:
     async def _edit(
         self, chat_id: str, message_id: str, message: OutboundMessage, locale: str, caption: bool
     ) -> Outcome:
-        """Call editMessageCaption or editMessageText."""
+        """Call editMessageCaption or editMessageText; fail unsent when the text does not fit.
+
+        A new text longer than the caption (or message) it replaces would be cut: the reply
+        path sends it anew instead, in parts, with its buttons under the last.
+        """
         limit = self.limits.caption_max if caption else self.limits.text_max
-        text = split_text(self.text(message, locale), limit)[0]
+        text = self.text(message, locale)
+        if len(text) > limit:
+            error = f"{'caption' if caption else 'text'} over {limit} characters: sent anew"
+            return Outcome("failed", error=error, attempted=False, code=TOO_LONG)
         direct = self._direct()
         if direct is not None:
             call: dict[str, Any] = {

@@ -9,17 +9,19 @@ path sends anew, and a file goes as its name and where to get it (a photo only b
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from bot.channels import shown
-from bot.channels.contract import Limits, Outcome
+from bot.channels.contract import Limits, Outcome, Part, Progress, send_parts
 from bot.channels.render import plain_text, split_text
 from bot.channels.shown import OnChoices
 from bot.config import Settings, ZaloSettings
@@ -31,6 +33,7 @@ CHANNEL = "zalo"
 TEXT_MAX = 2000
 CAPTION_MAX = 2000
 TEXT_EVENT = "message.text.received"
+IMAGE_EVENT = "message.image.received"
 NOTHING_NEW = 408  # getUpdates: the long poll ended without an update
 NO_EDIT = "no_edit"
 DEFAULT_FLOOD_SECONDS = 1.0
@@ -211,24 +214,50 @@ class ZaloChannel:
         """Close the HTTP client."""
         await self.api.close()
 
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Nothing to read ahead."""
+
     def text(self, message: OutboundMessage, locale: str) -> str:
         """Render a message as plain text, its buttons as a numbered list."""
         return plain_text(message, locale, tz=self.tz)
 
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send the text in parts of at most 2000 characters, in order; sent has the last id."""
-        return await self._send_text(chat_id, message, self.text(message, locale))
+        """Send the text in parts of at most 2000 characters, in order, from part `first`."""
+        parts = self._text_parts(chat_id, self.text(message, locale))
+        return await self._finish(chat_id, message, parts, first, progress)
 
-    async def _send_text(self, chat_id: str, message: OutboundMessage, text: str) -> Outcome:
-        """Send each part; stop at the first that fails; remember the list shown."""
-        outcome = Outcome.sent(None)
-        for part in split_text(text, self.limits.text_max):
-            outcome = outcome_of(await self.api.send_message(chat_id, part))
-            if not outcome.ok:
-                return outcome
-        await shown.tell(self.on_choices, CHANNEL, chat_id, message)
+    def _text_parts(self, chat_id: str, text: str) -> list[Part]:
+        """Return one sendMessage call per part of the text (split at line breaks)."""
+        return [
+            functools.partial(self._message, chat_id, part)
+            for part in split_text(text, self.limits.text_max)
+        ]
+
+    async def _message(self, chat_id: str, text: str) -> Outcome:
+        """Call sendMessage once."""
+        return outcome_of(await self.api.send_message(chat_id, text))
+
+    async def _finish(
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        parts: list[Part],
+        first: int,
+        progress: Progress | None,
+    ) -> Outcome:
+        """Send the parts; once all are out, remember the list of choices the chat was shown."""
+        outcome = await send_parts(parts, first=first, progress=progress)
+        if outcome.ok:
+            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
         return outcome
 
     async def send_file(
@@ -239,27 +268,32 @@ class ZaloChannel:
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
         """Send a photo by URL with the text as caption; any other file as its name and a note.
 
-        The Bot API cannot upload a document or a photo's bytes, so the text says which file
-        goes with the message and where to get it.
+        A text over 2000 characters follows the photo (part 0) in parts of its own. The Bot API
+        cannot upload a document or a photo's bytes, so the text says which file goes with the
+        message and where to get it.
         """
         text = self.text(message, locale)
-        if file.file_id and file.file_id.startswith(("https://", "http://")):
+        url = file.file_id
+        if url and url.startswith(("https://", "http://")):
             fits = len(text) <= self.limits.caption_max
-            sent = outcome_of(
-                await self.api.send_photo(chat_id, file.file_id, text if fits else "")
-            )
-            if not sent.ok:
-                return sent
+            photo = functools.partial(self._photo, chat_id, url, text if fits else "")
+            parts: list[Part] = [photo]
             if not fits:
-                sent = await self._send_text(chat_id, message, text)
-                return Outcome.sent(sent.message_id, file.file_id) if sent.ok else sent
-            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
-            return Outcome.sent(sent.message_id, file.file_id)
+                parts += self._text_parts(chat_id, text)
+            outcome = await self._finish(chat_id, message, parts, first, progress)
+            return replace(outcome, file_id=url) if outcome.ok else outcome
         note = t("zalo.file_note", message.locale or locale, name=file.name)
-        return await self._send_text(chat_id, message, f"{text}\n\n{note}")
+        parts = self._text_parts(chat_id, f"{text}\n\n{note}")
+        return await self._finish(chat_id, message, parts, first, progress)
+
+    async def _photo(self, chat_id: str, url: str, caption: str) -> Outcome:
+        """Call sendPhoto once."""
+        return outcome_of(await self.api.send_photo(chat_id, url, caption))
 
     async def edit(
         self,
@@ -284,7 +318,12 @@ def _as_str(value: Any) -> str | None:
 
 
 def to_event(update: dict[str, Any]) -> InboundEvent | None:
-    """Turn a Zalo update into a channel-neutral event; None for what the bot ignores."""
+    """Turn a Zalo update into a channel-neutral event; None for what the bot ignores.
+
+    An image's caption is read as the message's text (the image itself is not kept): a person
+    who sends a photo with "5" under it during a rating means the 5. An update without a sender
+    is logged, by its event and message id only, and dropped.
+    """
     message = update.get("message")
     if not isinstance(message, dict):
         return None
@@ -292,11 +331,19 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
     sender = message.get("from") if isinstance(message.get("from"), dict) else {}
     assert isinstance(chat, dict) and isinstance(sender, dict)
     chat_id, user_id = _as_str(chat.get("id")), _as_str(sender.get("id"))
-    if not chat_id or not user_id or sender.get("is_bot") is True:
+    if not chat_id or not user_id:
+        log.warning(
+            "zalo update %s (message %s) has no %s: dropped",
+            _label(update.get("event_name")),
+            _label(message.get("message_id")),
+            "chat" if not chat_id else "sender",
+        )
         return None
-    text = message.get("text")
+    if sender.get("is_bot") is True:
+        return None
+    text = text_of(update)
     # phones may send Vietnamese decomposed (NFD): store and compare it composed
-    text = unicodedata.normalize("NFC", text) if isinstance(text, str) else None
+    text = unicodedata.normalize("NFC", text) if text is not None else None
     command, args = parse_command(text.strip()) if text else (None, ())
     chat_type = str(chat.get("chat_type") or "PRIVATE").lower()
     name = sender.get("display_name") or sender.get("name")
@@ -313,13 +360,33 @@ def to_event(update: dict[str, Any]) -> InboundEvent | None:
     )
 
 
-def is_text(update: dict[str, Any]) -> bool:
-    """Tell whether an update carries a text message (not an image, a sticker or another kind)."""
-    name = update.get("event_name")
+def _label(value: Any) -> str:
+    """Return an event name or a message id for a log line: short, printable, never personal."""
+    text = str(value) if isinstance(value, str | int) else "?"
+    return "".join(c if c.isprintable() else "?" for c in text[:64])
+
+
+def text_of(update: dict[str, Any]) -> str | None:
+    """Return what the person wrote: a text message's text, or an image's caption when it has one.
+
+    A sticker, an image without a caption or an unsupported message carries no text (None).
+    """
     message = update.get("message")
-    if name is not None and name != TEXT_EVENT:
-        return False
-    return isinstance(message, dict) and isinstance(message.get("text"), str)
+    if not isinstance(message, dict):
+        return None
+    name = update.get("event_name")
+    text = message.get("text")
+    if name in (None, TEXT_EVENT):
+        return text if isinstance(text, str) else None
+    caption = message.get("caption")
+    if name == IMAGE_EVENT and isinstance(caption, str) and caption.strip():
+        return caption
+    return None
+
+
+def is_text(update: dict[str, Any]) -> bool:
+    """Tell whether an update carries text: a text message, or an image with a caption."""
+    return text_of(update) is not None
 
 
 def updates_of(answer: Answer) -> list[dict[str, Any]]:

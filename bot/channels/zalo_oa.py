@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from bot.channels import shown
-from bot.channels.contract import Limits, Outcome
+from bot.channels.contract import Limits, Outcome, Part, Progress, send_parts
 from bot.channels.render import numbered, plain, plain_text, render_key, split_text
 from bot.channels.shown import OnChoices
 from bot.clock import Clock
@@ -49,6 +50,7 @@ REFRESH_MARGIN = timedelta(hours=12)  # refresh this long before the access toke
 LEASE = timedelta(seconds=60)  # a refresh under way holds the journal this long
 WAIT_STEP = 0.5  # seconds between looks at the row while another process refreshes
 WAIT_MAX = 30.0
+SEEN_KEPT = 10_000  # last-seen times kept from claimed batches
 HTTP_TIMEOUT = 15.0
 TOKEN_ERRORS = {-216, -220, -124}  # the access token is invalid or expired
 BLOCKED_ERRORS = {-213, -244}  # not (or no longer) following; restricted this OA's messages
@@ -274,6 +276,8 @@ class ZaloOAChannel:
         self.keeper = keeper or TokenKeeper(maker, clock, settings, self.http.post)
         self.window = timedelta(hours=settings.messaging_window_hours)
         self.url = settings.api_base.rstrip("/") + "/v3.0/oa/message/cs"
+        self._seen: dict[str, datetime | None] = {}  # last seen, read with the claimed batches
+        self.window_reads = 0  # contact reads outside a batch's (tests)
 
     async def open(self) -> None:
         """Open the HTTP session and make sure the tokens are in order."""
@@ -289,20 +293,29 @@ class ZaloOAChannel:
         return plain_text(message, locale, tz=self.tz)
 
     async def send(
-        self, chat_id: str, message: OutboundMessage, locale: str, *, paid: bool = False
+        self,
+        chat_id: str,
+        message: OutboundMessage,
+        locale: str,
+        *,
+        paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
-        """Send a message (split at 2,000 characters), quick replies under the last part."""
+        """Send a message (split at 2,000 characters) from part `first`, quick replies last."""
         if not await self._in_window(chat_id):
             return Outcome("failed", error=OUTSIDE_WINDOW, attempted=False, code=OUTSIDE_WINDOW)
         parts = split_text(self.text(message, locale), TEXT_MAX) or [""]
         buttons = self._quick_replies(message, locale, parts[-1])
-        outcome = Outcome.sent(None)
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            outcome = await self._call(chat_id, _body(part, buttons if last else None))
-            if not outcome.ok:
-                return outcome
-        await shown.tell(self.on_choices, CHANNEL, chat_id, message)
+        calls: list[Part] = [
+            functools.partial(
+                self._call, chat_id, _body(part, buttons if i == len(parts) - 1 else None)
+            )
+            for i, part in enumerate(parts)
+        ]
+        outcome = await send_parts(calls, first=first, progress=progress)
+        if outcome.ok:
+            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
         return outcome
 
     async def send_file(
@@ -313,6 +326,8 @@ class ZaloOAChannel:
         file: StoredFile,
         *,
         paid: bool = False,
+        first: int = 0,
+        progress: Progress | None = None,
     ) -> Outcome:
         """Refuse: files need Zalo's upload API, which this adapter does not use yet."""
         return Outcome.failed("zalo_oa: files are not supported", code="unsupported")
@@ -333,11 +348,33 @@ class ZaloOAChannel:
         """Nothing to acknowledge: a quick reply arrives as the text the person sent."""
         return Outcome.sent(None)
 
-    async def _in_window(self, chat_id: str) -> bool:
-        """Tell whether the person wrote to the OA within the messaging window."""
+    async def claimed(self, chat_ids: Collection[str]) -> None:
+        """Read when each person of a claimed batch last wrote, in one query for the batch."""
         async with self.maker() as session:
-            contact = await contacts.find(session, channel=CHANNEL, external_id=chat_id)
-        seen: datetime | None = contact.last_seen_at if contact is not None else None
+            seen = await contacts.last_seen(session, channel=CHANNEL, external_ids=chat_ids)
+        for chat_id in seen:
+            self._seen.pop(chat_id, None)  # to the end: the oldest entries go first
+        self._seen.update(seen)
+        while len(self._seen) > SEEN_KEPT:
+            del self._seen[next(iter(self._seen))]
+
+    async def _in_window(self, chat_id: str) -> bool:
+        """Tell whether the person wrote to the OA within the messaging window.
+
+        The time read with the batch is used; only a person it puts outside the window is read
+        again (they may have written since), and a send outside a batch (a reply) reads it.
+        """
+        if chat_id in self._seen and self._inside(self._seen[chat_id]):
+            return True
+        async with self.maker() as session:
+            seen = await contacts.last_seen(session, channel=CHANNEL, external_ids=[chat_id])
+        if chat_id in self._seen:
+            self._seen[chat_id] = seen[chat_id]
+        self.window_reads += 1
+        return self._inside(seen[chat_id])
+
+    def _inside(self, seen: datetime | None) -> bool:
+        """Tell whether a last-seen time is within the messaging window now."""
         return seen is not None and self.clock.now() - seen <= self.window
 
     def _quick_replies(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,7 +16,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import migrate
 from bot.channels.render import format_value
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import (
+    ConfigError,
+    ConfigProblem,
+    Settings,
+    load_settings,
+    resolve_path,
+    run_problems,
+)
 from bot.db import create_engine, session_maker, transaction
 from bot.i18n import t
 from bot.services.calendar import NotWorkingDay, WorkCalendar
@@ -30,22 +37,36 @@ EXIT_USAGE = 2
 T = TypeVar("T")
 
 
-def settings_or_exit(config: Path | None) -> Settings:
-    """Load settings, or print what is wrong (key and file) and exit with status 2."""
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        from bot.config import configured_locale
+def settings_or_exit(config: Path | None, *, to_run: bool = False) -> Settings:
+    """Load settings, or print what is wrong (key and file) and exit with status 2.
 
-        loc = configured_locale(["--config", str(config)] if config else [])
-        err.print(t("cli.config_error", loc), style="red", markup=False)
-        for p in exc.problems:
-            reason = t(p.reason, loc, **p.params)
-            err.print(
-                t("cli.config_problem", loc, key=p.key, message=reason, source=p.source),
-                markup=False,
-            )
-        raise typer.Exit(EXIT_USAGE) from None
+    With `to_run`, also refuse what stops `reformbot run` (no channel on, a path twice).
+    """
+    from bot.config import configured_locale
+
+    loc = configured_locale(["--config", str(config)] if config else [])
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        _exit_with(exc.problems, loc)
+    if to_run:
+        file = resolve_path(config)
+        problems = run_problems(settings, str(file) if file else "defaults")
+        if problems:
+            _exit_with(problems, settings.i18n.default_locale)
+    return settings
+
+
+def _exit_with(problems: list[ConfigProblem], loc: str) -> NoReturn:
+    """Print each problem (key, reason, source) and exit with status 2."""
+    err.print(t("cli.config_error", loc), style="red", markup=False)
+    for p in problems:
+        reason = t(p.reason, loc, **p.params)
+        err.print(
+            t("cli.config_problem", loc, key=p.key, message=reason, source=p.source),
+            markup=False,
+        )
+    raise typer.Exit(EXIT_USAGE) from None
 
 
 async def _ask_username(settings: Settings) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import migrate
-from bot.app import build_application, serve, stop_on_signals
+from bot.app import build, serve, stop_on_signals
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker, transaction
@@ -319,7 +319,7 @@ async def run_demo(
         settings = with_official_account(server, demo_settings(server, url))
         settings = await with_dashboard(maker, settings, host, dashboard_port)
         ready = asyncio.Event()
-        bot_task = asyncio.create_task(serve(build_application(settings, maker=maker), stop, ready))
+        bot_task = asyncio.create_task(serve(build(settings, maker=maker), stop, ready))
         await _started(bot_task, ready)
         say(t("demo.ready", "vi", url=server.url, db=str(db)))
         if "newcomer" in codes:
@@ -399,7 +399,7 @@ def with_official_account(server: SandboxServer, settings: Settings) -> Settings
     z = server.zalo
     if z is None:
         return settings
-    with socket.socket() as probe:  # a free port for the OA's webhook
+    with socket.socket() as probe:  # a free port for the worker's webhook server (the OA's path)
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     p = OA_CITIZEN
@@ -418,7 +418,7 @@ def with_official_account(server: SandboxServer, settings: Settings) -> Settings
         "refresh_token": z.oa.issue(z.wall())["refresh_token"],
         "api_base": server.zalo_base_url + "/oa",
         "oauth_base": server.zalo_base_url + "/oauth",
-        "webhook_port": port,
     }
     zalo = settings.zalo.model_copy(update={"oa": type(settings.zalo.oa)(**values)})
-    return settings.model_copy(update={"zalo": zalo})
+    telegram = settings.telegram.model_copy(update={"webhook_port": port})
+    return settings.model_copy(update={"zalo": zalo, "telegram": telegram})

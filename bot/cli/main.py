@@ -32,7 +32,7 @@ from bot.cli.language import LocalisedGroup
 from bot.cli.service_points import qr_app, register_imports
 from bot.cli.tasks import task_app
 from bot.clock import SystemClock
-from bot.config import Settings, resolve_path
+from bot.config import Settings, resolve_path, webhook_paths
 from bot.i18n import t
 from bot.services.org import invites
 from bot.services.org.access import system_actor
@@ -57,7 +57,7 @@ register_dossier_import(import_app)
 @app.command("check-config", help="cli_help.check_config")
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration and print what is wrong."""
-    settings = settings_or_exit(config)
+    settings = settings_or_exit(config, to_run=True)
     file = resolve_path(config)
     tg = settings.telegram
     say(settings, "cli.config_ok", source=str(file) if file else "defaults")
@@ -66,13 +66,15 @@ def check_config(config: ConfigOpt = None) -> None:
         settings,
         "cli.config_summary",
         database=make_url(settings.database.url).render_as_string(hide_password=True),
-        mode=tg.mode,
-        token=t("cli.token_set" if tg.token else "cli.token_missing", loc),
-        api=tg.api_base_url,
         timezone=settings.scheduler.timezone,
         locale=loc,
         admins=len(settings.bootstrap.admins),
     )
+    if not tg.enabled:
+        say(settings, "cli.telegram_off")
+    else:
+        token = t("cli.token_set" if tg.token else "cli.token_missing", loc)
+        say(settings, "cli.telegram_summary", mode=tg.mode, token=token, api=tg.api_base_url)
     zalo = settings.zalo
     if not zalo.enabled:
         say(settings, "cli.zalo_off")
@@ -80,9 +82,13 @@ def check_config(config: ConfigOpt = None) -> None:
         token = t("cli.token_set" if zalo.bot_token else "cli.token_missing", loc)
         say(settings, "cli.zalo_summary", mode=zalo.mode, token=token, api=zalo.api_base)
     oa = zalo.oa
+    where = f"{tg.webhook_listen}:{tg.webhook_port}"
     if oa.enabled:
-        where = f"{oa.webhook_listen}:{oa.webhook_port}/{oa.webhook_path.strip('/')}"
-        say(settings, "cli.zalo_oa_summary", oa_id=oa.oa_id or "", webhook=where)
+        webhook = f"{where}/{oa.webhook_path.strip('/')}"
+        say(settings, "cli.zalo_oa_summary", oa_id=oa.oa_id or "", webhook=webhook)
+    paths = webhook_paths(settings)
+    if paths:
+        say(settings, "cli.webhook_summary", listen=where, paths=", ".join(paths.values()))
     board = settings.dashboard
     if board.enabled:
         listen = f"{board.host}:{board.port}"
@@ -91,16 +97,13 @@ def check_config(config: ConfigOpt = None) -> None:
 
 @app.command("run", help="cli_help.run")
 def run(config: ConfigOpt = None) -> None:
-    """Run the bot (polling, or webhook as configured) until SIGINT or SIGTERM."""
+    """Run the bot (each channel on, by polling or webhook as configured) until SIGTERM."""
     from bot import app as bot_app
     from bot import logs
     from bot.startup import StartupFault
 
-    settings = settings_or_exit(config)
+    settings = settings_or_exit(config, to_run=True)
     logs.configure(settings.logging, secrets=logs.secrets_of(settings))
-    if settings.telegram.token is None:
-        err.print(t("cli.no_token", settings.i18n.default_locale), markup=False)
-        raise typer.Exit(EXIT_USAGE)
     try:
         bot_app.run(settings)
     except StartupFault as fault:

@@ -46,28 +46,37 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class MethodFault:
-    """How one Bot API method fails: its HTTP status, for its first `times` calls (0: always)."""
+    """How one Bot API method fails: its HTTP status, for `times` calls (0: always).
+
+    The first `after` calls succeed (so the second part of a long message can be the one that
+    fails).
+    """
 
     status: int = 500
     times: int = 0
+    after: int = 0
 
     def to_json(self) -> JsonDict:
-        """Return the fault as JSON."""
-        return asdict(self)
+        """Return the fault as JSON (`after` only when set)."""
+        data = asdict(self)
+        if not self.after:
+            del data["after"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> MethodFault:
-        """Build a method fault from a status number or {status, times} (400 when wrong)."""
+        """Build a method fault from a status number or {status, times, after} (400 if wrong)."""
         if isinstance(data, int) and not isinstance(data, bool):
             data = {"status": data}
-        _check_names(data, {"status", "times"})
+        _check_names(data, {"status", "times", "after"})
         status = data.get("status", 500)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise bad_request("faults field status must be an HTTP error status (400-599)")
-        times = data.get("times", 0)
-        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
-            raise bad_request("faults field times must be a non-negative integer")
-        return cls(status, times)
+        counts = {name: data.get(name, 0) for name in ("times", "after")}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad_request(f"faults field {name} must be a non-negative integer")
+        return cls(status, counts["times"], counts["after"])
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,8 @@ class FaultInjector:
         if fault is None:
             return None
         self._method_hits[method.lower()] += 1
-        if fault.times and self._method_hits[method.lower()] > fault.times:
+        hit = self._method_hits[method.lower()] - fault.after
+        if hit <= 0 or (fault.times and hit > fault.times):
             return None
         return fault.status
 

@@ -199,7 +199,8 @@ class SandboxServer:
             status = self.sandbox.injector.method_fault(CANONICAL[name.lower()])
             if status is not None:
                 bot.counters.method_faults_total += 1
-                raise ApiError(status, HTTPStatus(status).phrase)
+                retry = {"retry_after": 1} if status == HTTPStatus.TOO_MANY_REQUESTS else None
+                raise ApiError(status, HTTPStatus(status).phrase, retry)
             params = await Params.from_request(request)
             if faults_apply(name):
                 delay = bot.flood.jitter()

@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,16 +169,22 @@ class BotRunner:
         self.sandbox, self.db_url, self.cwd = sandbox, db_url, cwd
         self.running: list[tuple[BotProcess, asyncio.Task[None]]] = []
 
-    async def start(self, mode: str, env: dict[str, str] | None = None) -> BotProcess:
-        """Start `python -m bot run` (extra environment optional); wait until it is ready."""
+    async def start(
+        self, mode: str, env: dict[str, str] | None = None, *, without: Sequence[str] = ()
+    ) -> BotProcess:
+        """Start `python -m bot run` (extra environment optional, `without` those variables);
+        wait until it is ready."""
         port = free_port() if mode == "webhook" else None
+        full = bot_env(self.sandbox, self.db_url, mode, port) | (env or {})
+        for name in without:
+            full.pop(name, None)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot",
             "run",
             cwd=self.cwd,
-            env=bot_env(self.sandbox, self.db_url, mode, port) | (env or {}),
+            env=full,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,

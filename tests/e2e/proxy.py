@@ -1,4 +1,8 @@
-"""A small reverse proxy for the e2e tests: round-robin over webhook workers, as nginx does."""
+"""A small reverse proxy for the e2e tests: round-robin over webhook workers, as nginx does.
+
+It passes Telegram's, the Zalo Bot API's and the Official Account's webhook paths (and their
+guard headers) to the same port of each worker, as deploy/nginx/reformbot.conf does.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from aiohttp import web
 
 from bot.webhook import SECRET_HEADER
 
-FORWARDED = (SECRET_HEADER, "Content-Type")
+FORWARDED = (SECRET_HEADER, "X-Bot-Api-Secret-Token", "X-ZEvent-Signature", "Content-Type")
 PATH = "/telegram"
+PATHS = (PATH, "/zalo", "/zalo-oa")
 
 
 class RoundRobinProxy:
@@ -25,6 +30,7 @@ class RoundRobinProxy:
     def __init__(self) -> None:
         self.upstreams: list[int] = []
         self.hits: Counter[int] = Counter()
+        self.hits_by_path: Counter[tuple[int, str]] = Counter()
         self.lose_answer_once: set[int] = set()
         self._next = 0
         self._runner: web.AppRunner | None = None
@@ -34,12 +40,17 @@ class RoundRobinProxy:
     @property
     def url(self) -> str:
         """Return the webhook URL the workers register with the Bot API server."""
-        return f"http://127.0.0.1:{self.port}{PATH}"
+        return self.url_of(PATH)
+
+    def url_of(self, path: str) -> str:
+        """Return the public URL of a webhook path."""
+        return f"http://127.0.0.1:{self.port}{path}"
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
         app = web.Application(client_max_size=1_048_576)
-        app.router.add_post(PATH, self.forward)
+        for path in PATHS:
+            app.router.add_post(path, self.forward)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -69,7 +80,7 @@ class RoundRobinProxy:
         body = await request.read()
         headers = {k: request.headers[k] for k in FORWARDED if k in request.headers}
         for port in self._order():
-            url = f"http://127.0.0.1:{port}{PATH}"
+            url = f"http://127.0.0.1:{port}{request.path}"
             try:
                 async with self._session.post(url, data=body, headers=headers) as answer:
                     text = await answer.text()
@@ -77,6 +88,7 @@ class RoundRobinProxy:
             except aiohttp.ClientConnectionError:
                 continue  # a dead worker: the next one gets the request
             self.hits[port] += 1
+            self.hits_by_path[port, request.path] += 1
             if status == 200 and self._lose(body):
                 return web.Response(status=502, text="Bad Gateway")
             return web.Response(status=status, text=text)

@@ -78,7 +78,7 @@ def zalo_env(sandbox: SandboxServer, mode: str, port: int | None = None) -> dict
         assert port is not None
         env |= {
             "REFORMBOT_ZALO__WEBHOOK_URL": f"http://127.0.0.1:{port}/zalo",
-            "REFORMBOT_ZALO__WEBHOOK_PORT": str(port),
+            "REFORMBOT_TELEGRAM__WEBHOOK_PORT": str(port),  # the worker's webhook server
             "REFORMBOT_ZALO__WEBHOOK_SECRET": SECRET,
         }
     return env

@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -90,13 +89,12 @@ class OA:
         return sent[before:]
 
 
-async def start_oa(runner: BotRunner, sandbox: SandboxServer, **extra: str) -> OA:
-    """Start the real bot with the OA enabled against the emulator; events go to its webhook."""
+def oa_env(sandbox: SandboxServer, port: int, **extra: str) -> dict[str, str]:
+    """Return the environment that turns the OA on against the emulator, served on `port`."""
     z = zalo(sandbox)
     oa = z.oa.settings
     first = z.oa.issue(z.wall())["refresh_token"]  # what the OA's authorisation gave
-    port = free_port()
-    env = {
+    return {
         "REFORMBOT_ZALO__OA__ENABLED": "true",
         "REFORMBOT_ZALO__OA__APP_ID": oa.app_id,
         "REFORMBOT_ZALO__OA__OA_ID": oa.oa_id,
@@ -105,12 +103,18 @@ async def start_oa(runner: BotRunner, sandbox: SandboxServer, **extra: str) -> O
         "REFORMBOT_ZALO__OA__REFRESH_TOKEN": extra.pop("refresh_token", first),
         "REFORMBOT_ZALO__OA__API_BASE": sandbox.zalo_base_url + "/oa",
         "REFORMBOT_ZALO__OA__OAUTH_BASE": sandbox.zalo_base_url + "/oauth",
-        "REFORMBOT_ZALO__OA__WEBHOOK_PORT": str(port),
+        "REFORMBOT_TELEGRAM__WEBHOOK_PORT": str(port),  # the worker's webhook server
         "REFORMBOT_ZALO__OA__TOKEN_CHECK_SECONDS": "1",
         "REFORMBOT_DELIVERY__POLL_SECONDS": "0.2",
         **extra,
     }
-    bot = await runner.start("polling", env)
+
+
+async def start_oa(runner: BotRunner, sandbox: SandboxServer, **extra: str) -> OA:
+    """Start the real bot with the OA enabled against the emulator; events go to its webhook."""
+    z = zalo(sandbox)
+    port = free_port()
+    bot = await runner.start("polling", oa_env(sandbox, port, **extra))
     z.oa.webhook_url = f"http://127.0.0.1:{port}/zalo-oa"
     return OA(sandbox, bot, port)
 
@@ -358,26 +362,10 @@ async def test_a_refresh_a_crash_left_unfinished_is_resumed_at_start(bot_runner,
     await bot_runner.stop(oa.bot)
 
 
-def uncomment_oa(conf: Path, upstream: Path, port: int) -> None:
-    """Turn on the OA blocks of deploy/nginx (as an operator would) for one worker's port."""
-    lines, on = [], False
-    for line in conf.read_text().splitlines():
-        if line.strip().startswith("# location = /zalo-oa"):
-            on = True
-        if on and line.startswith("    # "):
-            on = line != "    # }"
-            line = "    " + line[6:]
-        lines.append(line)
-    conf.write_text("\n".join(lines) + "\n")
-    oa = f"upstream reformbot_oa {{\n    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n}}\n"
-    upstream.write_text(upstream.read_text() + oa)
-
-
 async def test_the_deploy_nginx_config_passes_the_oa_webhook(bot_runner, sandbox, db, tmp_path):
     oa = await start_oa(bot_runner, sandbox)
     http_port, https_port = free_port(), free_port()
-    conf = await asyncio.to_thread(nginx_site, tmp_path, [free_port()], http_port, https_port)
-    uncomment_oa(conf, tmp_path / "upstream.conf", oa.port)
+    conf = await asyncio.to_thread(nginx_site, tmp_path, [oa.port], http_port, https_port)
     nginx = await asyncio.create_subprocess_exec(
         "nginx", "-c", str(conf), "-p", str(tmp_path), stderr=asyncio.subprocess.PIPE
     )

@@ -1,5 +1,6 @@
 """`reformbot run` with Zalo on, when Zalo cannot start: a refused token, an unreachable API, a
-busy webhook port. Each is told in a translated sentence naming the key; exit status 2."""
+busy webhook port, an old per-channel port key, no channel on at all. Each is told in a
+translated sentence naming the key; exit status 2."""
 
 from __future__ import annotations
 
@@ -43,12 +44,50 @@ async def test_an_unreachable_zalo_api_is_told(sandbox, tmp_path):
     assert "Traceback" not in out
 
 
-async def test_a_busy_zalo_webhook_port_is_told(sandbox, tmp_path):
+async def test_a_busy_webhook_port_is_told_with_the_worker_s_key(sandbox, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         code, out = await run_until_exit(env_for(sandbox, tmp_path, "webhook", port), tmp_path)
     assert code == 2, out
-    assert t("run.zalo.port_busy", "vi", listen="127.0.0.1", port=port) in out
+    assert t("run.port_busy", "vi", listen="127.0.0.1", port=port) in out
+    assert "REFORMBOT_TELEGRAM__WEBHOOK_PORT" in out
+    assert "Traceback" not in out
+
+
+async def test_a_zalo_only_bot_with_a_refused_token_is_told(sandbox, tmp_path):
+    env = env_for(sandbox, tmp_path, "polling", free_port(), REFORMBOT_ZALO__BOT_TOKEN=WRONG_TOKEN)
+    del env["REFORMBOT_TELEGRAM__TOKEN"]
+    code, out = await run_until_exit(env, tmp_path)
+    assert code == 2, out
+    assert t("run.zalo.token_rejected", "vi", api=sandbox.zalo_base_url) in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("REFORMBOT_ZALO__WEBHOOK_PORT", "config.error.webhook_port_moved"),
+        ("REFORMBOT_ZALO__OA__WEBHOOK_PORT", "config.error.webhook_port_moved"),
+        ("REFORMBOT_ZALO__WEBHOOK_LISTEN", "config.error.webhook_listen_moved"),
+    ],
+)
+async def test_an_old_zalo_port_key_is_refused_naming_the_new_one(sandbox, tmp_path, name, reason):
+    value = "127.0.0.1" if name.endswith("LISTEN") else "8444"
+    env = env_for(sandbox, tmp_path, "polling", free_port()) | {name: value}
+    code, out = await run_until_exit(env, tmp_path)
+    assert code == 2, out
+    assert t(reason, "vi") in " ".join(out.split())
+    assert "telegram.webhook_" in out
+    assert "Traceback" not in out
+
+
+async def test_no_channel_on_is_told(sandbox, tmp_path):
+    env = bot_env(sandbox, f"sqlite+aiosqlite:///{tmp_path}/bot.db", "polling", None)
+    del env["REFORMBOT_TELEGRAM__TOKEN"]
+    code, out = await run_until_exit(env, tmp_path)
+    assert code == 2, out
+    assert t("config.error.no_channel", "vi") in " ".join(out.split())
+    assert "reformbot demo" in out
     assert "Traceback" not in out

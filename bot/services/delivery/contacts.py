@@ -42,6 +42,21 @@ async def find(session: AsyncSession, *, channel: str, external_id: str) -> Cont
     return (await session.exec(stmt)).first()
 
 
+async def last_seen(
+    session: AsyncSession, *, channel: str, external_ids: Collection[str]
+) -> dict[str, datetime | None]:
+    """Return when each of a channel's accounts last wrote (None: never, or no such contact)."""
+    if not external_ids:
+        return {}
+    found: dict[str, datetime | None] = dict.fromkeys(external_ids)
+    stmt = select(Contact.external_id, Contact.last_seen_at).where(
+        Contact.channel == channel, col(Contact.external_id).in_(list(found))
+    )
+    for external_id, seen_at in (await session.exec(stmt)).all():
+        found[external_id] = seen_at
+    return found
+
+
 async def touch(
     session: AsyncSession, *, identity: Identity, now: datetime, default_locale: str
 ) -> Contact:

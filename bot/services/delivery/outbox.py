@@ -208,10 +208,17 @@ async def _owned_update(
 
 
 async def mark_sent(
-    session: AsyncSession, *, row_id: int, owner: str, message_id: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    row_id: int,
+    owner: str,
+    message_id: str | None,
+    now: datetime,
+    parts: int = 0,
 ) -> bool:
-    """Record a delivery (also of a row cancelled while it was in flight)."""
-    return await mark_sent_many(session, owner=owner, sent=[(row_id, message_id)], now=now) == 1
+    """Record a delivery (also of a row cancelled while it was in flight), in `parts` parts."""
+    sent = [(row_id, message_id, parts)]
+    return await mark_sent_many(session, owner=owner, sent=sent, now=now) == 1
 
 
 def _sent_statement() -> Any:
@@ -228,6 +235,7 @@ def _sent_statement() -> Any:
             status=OutboxStatus.SENT.value,
             platform_message_id=bindparam("b_message_id"),
             sent_at=bindparam("b_now", type_=UTCDateTime()),
+            parts_sent=bindparam("b_parts"),
             attempts=table.c.attempts + 1,
             lease_until=None,
             last_error=None,
@@ -238,15 +246,24 @@ def _sent_statement() -> Any:
 SENT_STATEMENT = _sent_statement()
 
 
+Sent = tuple[int, str | None] | tuple[int, str | None, int]
+
+
 async def mark_sent_many(
-    session: AsyncSession, *, owner: str, sent: Sequence[tuple[int, str | None]], now: datetime
+    session: AsyncSession, *, owner: str, sent: Sequence[Sent], now: datetime
 ) -> int:
-    """Record many deliveries at once, as (row id, message id); return how many rows changed."""
+    """Record many deliveries at once, as (row id, message id[, parts]); return the rows changed."""
     if not sent:
         return 0
     params = [
-        {"b_id": row_id, "b_owner": owner, "b_message_id": message_id, "b_now": now}
-        for row_id, message_id in sent
+        {
+            "b_id": item[0],
+            "b_owner": owner,
+            "b_message_id": item[1],
+            "b_now": now,
+            "b_parts": item[2] if len(item) > 2 else 0,
+        }
+        for item in sent
     ]
     conn = await session.connection()  # Core: no ORM bookkeeping per row
     if len(params) == 1:
@@ -264,8 +281,12 @@ async def retry_later(
     due_at: datetime,
     error: str,
     attempted: bool = True,
+    parts: int | None = None,
 ) -> bool:
-    """Put a row back as pending, due at `due_at`; count the attempt unless told not to."""
+    """Put a row back as pending, due at `due_at`; count the attempt unless told not to.
+
+    `parts`: how many parts of the message are out now (the next send resumes after them).
+    """
     values: dict[str, Any] = {
         "status": PENDING,
         "due_at": due_at,
@@ -275,13 +296,21 @@ async def retry_later(
     }
     if attempted:
         values["attempts"] = Outbox.attempts + 1
+    if parts is not None:
+        values["parts_sent"] = parts
     return await _owned_update(session, row_id, owner, values)
 
 
 async def mark_failed(
-    session: AsyncSession, *, row_id: int, owner: str, error: str, attempted: bool = True
+    session: AsyncSession,
+    *,
+    row_id: int,
+    owner: str,
+    error: str,
+    attempted: bool = True,
+    parts: int | None = None,
 ) -> bool:
-    """Give a row up, with the reason."""
+    """Give a row up, with the reason (and how many of its parts went out, when some did)."""
     values: dict[str, Any] = {
         "status": OutboxStatus.FAILED,
         "lease_until": None,
@@ -289,7 +318,24 @@ async def mark_failed(
     }
     if attempted:
         values["attempts"] = Outbox.attempts + 1
+    if parts is not None:
+        values["parts_sent"] = parts
     return await _owned_update(session, row_id, owner, values)
+
+
+async def note_parts(session: AsyncSession, *, row_id: int, owner: str, parts: int) -> bool:
+    """Store, while `owner` sends a row in parts, how many are out (never fewer than stored)."""
+    stmt = (
+        update(Outbox)
+        .where(
+            col(Outbox.id) == row_id,
+            col(Outbox.lease_owner) == owner,
+            col(Outbox.status) == SENDING,
+            col(Outbox.parts_sent) < parts,
+        )
+        .values(parts_sent=parts)
+    )
+    return await _rowcount(session, stmt) == 1
 
 
 async def release(
@@ -407,12 +453,13 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 
 OUTSIDE_WINDOW = "outside_window"  # an Official Account may not write to the person any more
+NO_CHANNEL = "no_channel"  # a channel this installation does not run (Telegram off, say)
 OPTIONAL_KINDS = frozenset({"broadcast"})  # messages a person who opted out does not get
 
 
 def falls_back(kind: str, code: str) -> bool:
     """Tell whether a failure is permanent for the contact, so another contact may be tried."""
-    return kind == "blocked" or code == OUTSIDE_WINDOW
+    return kind == "blocked" or code in (OUTSIDE_WINDOW, NO_CHANNEL)
 
 
 async def fall_back(
