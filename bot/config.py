@@ -454,10 +454,26 @@ class ReportWeights(BaseModel):
 
 
 class ReportSettings(BaseModel):
-    """The per-unit scoreboard: the emulation score's weights and who has enough data."""
+    """The per-unit scoreboard, its monthly sending, and the letterhead of the XLSX reports."""
 
     min_ratings: int = Field(10, ge=0, le=100000)
     weights: ReportWeights = ReportWeights()
+    monthly_cron: str = "0 8 1 * *"
+    trend_periods: int = Field(6, ge=2, le=24)
+    agency_parent: str | None = Field(None, max_length=200)
+    agency_name: str | None = Field(None, max_length=200)
+    signer_title: str = Field("GIÁM ĐỐC", min_length=1, max_length=200)
+    signer_name: str | None = Field(None, max_length=100)
+
+    @field_validator("monthly_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        """Require a crontab expression APScheduler understands."""
+        try:
+            cron_trigger(v, ZoneInfo("Asia/Ho_Chi_Minh"))
+        except ValueError:
+            raise ValueError("cron") from None
+        return v
 
 
 class DashboardSettings(BaseModel):

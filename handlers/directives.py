@@ -417,7 +417,11 @@ async def status(ctx: Context) -> list[OutboundMessage]:
     )
     if len(args) == 2 and args[1].lower() == "xlsx":
         await documents.queue_status_xlsx(
-            ctx.session, contact=ctx.contact, status=result, now=ctx.now
+            ctx.session,
+            contact=ctx.contact,
+            status=result,
+            now=ctx.now,
+            settings=ctx.deps.settings,
         )
         return [msg("directive.xlsx_queued")]
     return [status_message(result)]

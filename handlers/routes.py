@@ -22,6 +22,7 @@ from handlers import (
     directives,
     dossiers,
     ratings,
+    reports,
     stats,
     tasks,
 )
@@ -60,6 +61,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("broadcast", broadcasts.broadcast, ADMIN),
     Command("broadcasts", broadcasts.list_broadcasts, ADMIN_LEADER),
     Command("stats", stats.stats, MANAGEMENT),
+    Command("report", reports.report, MANAGEMENT),
     Command("dashboard", dashboard.dashboard, MANAGEMENT),
     Command("reopen", tasks.reopen, ADMIN_HEAD),
     Command("task", tasks.assign, ADMIN),

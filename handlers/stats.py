@@ -68,7 +68,11 @@ async def stats(ctx: Context) -> list[OutboundMessage]:
     )
     if request.xlsx:
         await documents.queue_stats_xlsx(
-            ctx.session, contact=ctx.contact, result=result, now=ctx.now
+            ctx.session,
+            contact=ctx.contact,
+            result=result,
+            now=ctx.now,
+            settings=ctx.deps.settings,
         )
         return [msg("stats.xlsx_queued")]
     return [stats_message(result)]
@@ -189,6 +193,10 @@ def stats_message(result: Stats) -> OutboundMessage:
         [(_procedure_name(p), p.tally) for p in result.procedures]
     )
     officers, officers_more = _ranked([(o.name, o.tally) for o in result.officers])
+    units: Text | str = ""
+    if result.units:
+        lines, more = _ranked([(u.unit.name, u.tally) for u in result.units])
+        units = Text("stats.units_section", {"lines": lines, "more": more})
     return msg(
         "stats.summary",
         **scope,
@@ -196,6 +204,7 @@ def stats_message(result: Stats) -> OutboundMessage:
         levels=_levels(result),
         folded=_folded(result),
         elements=_elements(result),
+        units=units,
         procedures=procedures,
         procedures_more=procedures_more,
         officers=officers,

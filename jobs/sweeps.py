@@ -11,6 +11,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.directives import chasing
 from bot.services.dossiers import apologies
 from bot.services.ratings import cases
+from bot.services.reports import leadership
 from bot.services.tasks import task_series, tasks
 from jobs.runner import JobRunner
 
@@ -72,6 +73,17 @@ async def send_digests(runtime: Runtime) -> int:
         )
 
 
+async def send_monthly_reports(runtime: Runtime) -> int:
+    """Queue the monthly scoreboard report once per fire of reports.monthly_cron."""
+    async with transaction(runtime.maker) as session:
+        sent = await leadership.monthly_sweep(
+            session, now=runtime.clock.now(), settings=runtime.settings
+        )
+    if sent:
+        log.info("monthly report: queued to %d chats", sent)
+    return sent
+
+
 async def ask_apologies(runtime: Runtime) -> int:
     """Ask units for the reason and new date of dossiers about to be (or already) late."""
     calendar = WorkCalendar.from_settings(runtime.settings)
@@ -99,6 +111,9 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
     runner.add_sweep("tasks.remind", lambda: remind_tasks(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.series", lambda: spawn_series(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.digest", lambda: send_digests(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep(
+        "reports.monthly", lambda: send_monthly_reports(runtime), settings.tasks.sweep_seconds
+    )
     runner.add_sweep("ratings.cases", lambda: escalate_cases(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep(
         "dossiers.apologies", lambda: ask_apologies(runtime), settings.tasks.sweep_seconds

@@ -32,6 +32,7 @@ from bot.models import (
 from bot.services.dashboard import auth
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import system_actor
+from bot.services.reports.xlsx import data_rows
 from bot.web.app import COOKIE, create_app
 from tests import tg
 from tests.dashboard_seed import Seeded, seed
@@ -351,6 +352,8 @@ def routes(s: Seeded) -> dict[str, dict[str, int]]:
         "/downloads?unit=XB": leadership,
         "/download/stats.xlsx": everyone,
         "/download/stats.xlsx?unit=XB&period=month": leadership,
+        "/download/scoreboard.xlsx": everyone,
+        "/download/scoreboard.xlsx?unit=XB": leadership,
         f"/download/directive/{shared}.xlsx": everyone,
         f"/download/directive/{other}.xlsx": leadership,
     }
@@ -434,7 +437,7 @@ async def test_a_download_is_the_report_the_service_renders(web):
     assert answer.headers["content-type"].startswith("application/vnd.openxmlformats")
     assert "attachment" in answer.headers["content-disposition"]
     sheet = load_workbook(BytesIO(answer.content)).active
-    units = [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)]
+    units = [row[1] for row in data_rows(sheet)[:-1]]  # the last row is the totals
     assert units == ["UBND phường An Phú"]  # the head's unit only
 
 
@@ -502,3 +505,16 @@ def test_every_sentence_of_the_templates_is_in_both_catalogs():
         text = re.sub(r"{[{%].*?[}%]}", "", path.read_text(encoding="utf-8"), flags=re.S)
         words = re.findall(r">\s*([^<>{}]*?[A-Za-zÀ-ỹ][^<>{}]*?)\s*<", text)
         assert [w for w in words if w not in ("(XLSX)",)] == [], path.name
+
+
+async def test_the_scoreboard_download_is_the_report_of_the_scope_and_period(web):
+    async with signed_in(web, "head") as c:
+        mine = await c.get("/download/scoreboard.xlsx")
+    async with signed_in(web, "admin") as c:
+        every = await c.get("/download/scoreboard.xlsx")
+    assert "thi-dua-all-" in every.headers["content-disposition"]
+    head_rows = data_rows(load_workbook(BytesIO(mine.content))["Thi đua"])
+    admin_rows = data_rows(load_workbook(BytesIO(every.content))["Thi đua"])
+    assert [r[1] for r in head_rows] == ["UBND phường An Phú"]  # one unit: no totals row
+    assert len(admin_rows) > len(head_rows)
+    assert admin_rows[-1][1] == "Tổng cộng"

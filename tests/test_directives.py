@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 from sqlmodel import func, select
 
 from bot.clock import FakeClock
-from bot.config import DirectiveSettings
+from bot.config import DirectiveSettings, Settings
 from bot.messages import codec
 from bot.models import (
     Audience,
@@ -26,6 +26,7 @@ from bot.services.directives import chasing, directives
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org.access import Actor, system_actor
 from bot.services.reports.render import status_xlsx
+from bot.services.reports.xlsx import data_rows, header_row
 from tests import factories as f
 
 ADMIN = system_actor("test")
@@ -196,14 +197,18 @@ async def test_status_by_unit_for_admins_and_own_unit_for_heads(maker):
             name="h", roles=frozenset({Role.UNIT_HEAD}), person=units["head1"], unit=units["d1"]
         )
         own = await directives.status(s, actor=head, directive_id=issued.directive.id)
-        xlsx = status_xlsx(full, locale="vi")
+        xlsx = status_xlsx(full, locale="vi", settings=Settings())
     assert [(u.unit.code, u.acked, u.total) for u in full.units] == [("PGD1", 1, 3), ("PGD2", 0, 2)]
     assert full.units[0].median_seconds == 7200
     assert full.units[0].missing == ["Bình", "Trưởng Một"]
     assert [u.unit.code for u in own.units] == ["PGD1"]
     sheet = load_workbook(BytesIO(xlsx)).active
-    assert [c.value for c in sheet[2]][:3] == ["Đơn vị", "Số người nhận", "Đã xác nhận"]
-    assert [c.value for c in sheet[3]][:4] == ["Phòng GD&ĐT 1", 3, 1, 33.3]
+    assert [c.value for c in sheet[header_row(sheet)]][1:4] == [
+        None,  # "Đơn vị", merged down from the upper header row
+        "Số người nhận",
+        "Đã xác nhận",
+    ]
+    assert data_rows(sheet)[0][1:5] == ("Phòng GD&ĐT 1", 3, 1, 0.333)
 
 
 class Sweeper:
@@ -306,7 +311,7 @@ async def test_status_separates_not_yet_acknowledged_from_not_received(maker):
             s.add(row)
         await s.flush()
         full = await directives.status(s, actor=ADMIN, directive_id=issued.directive.id)
-        xlsx = status_xlsx(full, locale="vi")
+        xlsx = status_xlsx(full, locale="vi", settings=Settings())
     d1, d2 = full.units
     assert (d1.missing, d1.unreached) == (["An", "Trưởng Một"], ["Bình"])
     assert (d2.missing, d2.unreached) == ([], ["Cúc", "Trưởng Hai"])  # blocked; never linked
@@ -318,8 +323,8 @@ async def test_status_separates_not_yet_acknowledged_from_not_received(maker):
         in text
     )
     sheet = load_workbook(BytesIO(xlsx)).active
-    assert [c.value for c in sheet[2]][5:] == [
+    assert [c.value for c in sheet[header_row(sheet)]][6:] == [
         "Chưa xác nhận",
         tr("directive.xlsx.unreached", "vi"),
     ]
-    assert [c.value for c in sheet[3]][5:] == ["An; Trưởng Một", "Bình"]
+    assert data_rows(sheet)[0][6:] == ("An; Trưởng Một", "Bình")

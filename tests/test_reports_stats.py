@@ -20,6 +20,7 @@ from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import Actor
 from bot.services.reports import stats as rating_stats
 from bot.services.reports.stats import Tally
+from bot.services.reports.xlsx import data_rows, header_row
 from tests import factories as f
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -277,10 +278,35 @@ async def test_xlsx_is_queued_with_the_numbers(org):
     assert attachment.file_name == "hai-long-PGD1-20261101-20261130.xlsx"
     book = load_workbook(BytesIO(attachment.data))
     assert book.sheetnames == ["Tổng hợp", "Yếu tố SIPAS", "Thủ tục", "Công chức", "Diễn biến"]
-    summary = [list(r) for r in book["Tổng hợp"].iter_rows(min_row=4, values_only=True)]
-    assert summary[0] == ["Rất hài lòng", 2, 66.7]
-    assert summary[-1] == ["Tổng số", 3, 100.0]
-    officers = list(book["Công chức"].iter_rows(min_row=2, values_only=True))
-    assert officers == [("Lê Hoa", 2, 5.0, 100.0)]
-    elements = list(book["Yếu tố SIPAS"].iter_rows(min_row=2, max_row=2, values_only=True))
-    assert elements == [("Tiếp cận dịch vụ", 2, 3.5, 50.0)]
+    summary = data_rows(book["Tổng hợp"])
+    assert summary[0] == (1, "Rất hài lòng", 2, 0.667)
+    assert summary[-1] == (None, "Tổng số", 3, 1.0)
+    assert book["Tổng hợp"].cell(header_row(book["Tổng hợp"]) + 1, 4).number_format == "0.0%"
+    officers = data_rows(book["Công chức"])
+    assert officers == [(1, "Lê Hoa", 2, 5.0, 1.0)]
+    elements = data_rows(book["Yếu tố SIPAS"])[:1]
+    assert elements == [(1, "Tiếp cận dịch vụ", 2, 3.5, 0.5)]
+
+
+async def test_leaders_see_a_table_per_unit_in_chat_and_in_the_xlsx(org):
+    (text,) = await org.send(ADMIN, "/stats 90d")
+    assert (
+        "<b>Theo đơn vị</b>\n"
+        "• Phòng Đông Sơn: 3 lượt, điểm trung bình 4,00, hài lòng 66,7%\n"
+        "• Phòng Hoằng Hóa: 1 lượt, điểm trung bình 1,00, hài lòng 0,0%\n"
+        "• Sở GD&amp;ĐT: chưa có lượt đánh giá"
+    ) in text
+    (head,) = await org.send(HEAD, "/stats 90d")
+    assert "Theo đơn vị" not in head
+    assert await org.send(ADMIN, "/stats 90d xlsx") == [t("stats.xlsx_queued", "vi")]
+    async with org.maker() as s:
+        report = (await s.exec(select(Outbox).where(Outbox.kind == "report"))).one()
+        attachment = await s.get(Attachment, codec.loads(report.payload).attachment_id)
+    book = load_workbook(BytesIO(attachment.data))
+    assert "Đơn vị" in book.sheetnames
+    assert data_rows(book["Đơn vị"]) == [
+        (1, "PGD1", "Phòng Đông Sơn", 3, 4.0, 0.667),
+        (2, "PGD2", "Phòng Hoằng Hóa", 1, 1.0, 0.0),
+        (3, "SGD", "Sở GD&ĐT", 0, None, None),
+        (None, None, "Tổng số", 4, 3.25, 0.5),
+    ]

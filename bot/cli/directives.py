@@ -195,7 +195,7 @@ def status(
         table.add_row(u.unit.name, str(u.total), str(u.acked), median, missing, unreached)
     console.print(table)
     if xlsx is not None:
-        xlsx.write_bytes(status_xlsx(result, locale=loc))
+        xlsx.write_bytes(status_xlsx(result, locale=loc, settings=settings))
         say(settings, "cli.written", path=str(xlsx))
 
 

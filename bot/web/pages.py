@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
@@ -227,7 +228,36 @@ async def stats_report(page: Page) -> tuple[str, bytes]:
     )
     scope = unit.code if unit is not None else "all"
     name = f"hai-long-{scope}-{result.first_day:%Y%m%d}-{result.last_day:%Y%m%d}.xlsx"
-    return name, render.stats_xlsx(result, locale=page.locale)
+    return name, render.stats_xlsx(
+        result, locale=page.locale, settings=page.settings, day=_today(page)
+    )
+
+
+def _today(page: Page) -> date:
+    """Return the local day a document is dated."""
+    return page.now.astimezone(page.settings.scheduler.tz).date()
+
+
+async def scoreboard_report(page: Page) -> tuple[str, bytes]:
+    """Build the per-unit scoreboard XLSX of the period asked for (a head: their unit)."""
+    unit = await _unit(page)
+    _, period = page.period()
+    board = await scoreboard_for(
+        page.session,
+        actor=page.signed.actor,
+        window=Window(period.since, period.until, page.settings.scheduler.tz),
+        now=page.now,
+        settings=page.settings.reports,
+    )
+    if unit is not None and unit.id is not None:
+        board = board.only(unit.id)
+    scope = unit.code if unit is not None else "all"
+    w = board.window
+    name = f"thi-dua-{scope}-{w.first_day:%Y%m%d}-{w.last_day:%Y%m%d}.xlsx"
+    data = render.scoreboard_xlsx(
+        board, locale=page.locale, settings=page.settings, day=_today(page)
+    )
+    return name, data
 
 
 @dataclass(frozen=True)
@@ -239,7 +269,10 @@ class Report:
     build: Callable[[Page], Awaitable[tuple[str, bytes]]]
 
 
-REPORTS: tuple[Report, ...] = (Report("stats", "web.downloads.stats", stats_report),)
+REPORTS: tuple[Report, ...] = (
+    Report("scoreboard", "web.downloads.scoreboard", scoreboard_report),
+    Report("stats", "web.downloads.stats", stats_report),
+)
 
 
 async def download(request: Request, page: Page) -> Response:
@@ -257,7 +290,8 @@ async def directive_download(request: Request, page: Page) -> Response:
         page.session, actor=page.signed.actor, directive_id=_id(request)
     )
     return _xlsx(
-        f"cong-van-{status.directive.id}.xlsx", render.status_xlsx(status, locale=page.locale)
+        f"cong-van-{status.directive.id}.xlsx",
+        render.status_xlsx(status, locale=page.locale, settings=page.settings, day=_today(page)),
     )
 
 

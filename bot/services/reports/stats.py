@@ -93,6 +93,14 @@ class OfficerRow:
 
 
 @dataclass(frozen=True)
+class UnitTally:
+    """Ratings of one unit (the per-unit table leaders see)."""
+
+    unit: Unit
+    tally: Tally
+
+
+@dataclass(frozen=True)
 class TrendRow:
     """Ratings of one week or month; `start` is its first local day within the period."""
 
@@ -121,6 +129,7 @@ class Stats:
     procedures: tuple[ProcedureRow, ...]
     officers: tuple[OfficerRow, ...]
     trend: tuple[TrendRow, ...]
+    units: tuple[UnitTally, ...] = ()  # every unit, most rated first; only for all units
 
     @property
     def total(self) -> int:
@@ -325,6 +334,20 @@ def _commonest(spellings: Counter[str]) -> str:
     return min(spellings, key=lambda s: (-spellings[s], s))
 
 
+async def _units(session: AsyncSession, where: list[ColumnElement[bool]]) -> tuple[UnitTally, ...]:
+    """Count ratings per unit, every unit listed (those without ratings last), by code within."""
+    overall = col(Rating.overall)
+    stmt = (
+        select(col(Rating.unit_id), func.count(), func.sum(overall), _satisfied(overall))
+        .where(*where)
+        .group_by(col(Rating.unit_id))
+    )
+    found = {int(u): _tally(k, s, h) for u, k, s, h in (await session.exec(stmt)).all()}
+    units = (await session.exec(select(Unit))).all()
+    rows = [UnitTally(u, found.get(u.id or 0, Tally())) for u in units]
+    return tuple(sorted(rows, key=lambda r: (-r.tally.count, r.unit.code)))
+
+
 async def _trend(
     session: AsyncSession, where: list[ColumnElement[bool]], period: Period, tz: ZoneInfo
 ) -> tuple[TrendRow, ...]:
@@ -365,6 +388,7 @@ async def stats(
         procedures=await _procedures(session, where),
         officers=await _officers(session, where),
         trend=await _trend(session, where, period, tz),
+        units=await _units(session, where) if unit is None else (),
     )
 
 
