@@ -568,6 +568,35 @@ class Rating(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
 
 
+class RatingDaily(SQLModel, table=True):
+    """One unit's ratings of one UTC day, added up as they are stored (the scoreboard reads it).
+
+    Kept by bot.services.ratings.daily in the transaction that stores each rating; filled from
+    the existing ratings by migration 0015. A UTC day (not a local one) needs no time zone when
+    a rating is stored, and stays right whatever zone the agency configures.
+    """
+
+    __tablename__ = "rating_daily"
+
+    day: date = Field(primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    level_1: int = 0
+    level_2: int = 0
+    level_3: int = 0
+    level_4: int = 0
+    level_5: int = 0
+    access_count: int = 0
+    access_sum: int = 0
+    procedure_count: int = 0
+    procedure_sum: int = 0
+    officer_score_count: int = 0
+    officer_score_sum: int = 0
+    result_count: int = 0
+    result_sum: int = 0
+    feedback_count: int = 0
+    feedback_sum: int = 0
+
+
 class CaseStatus(enum.StrEnum):
     """Where the follow-up of a bad rating stands."""
 

@@ -8,7 +8,7 @@ when their number is even).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     not_,
     or_,
     text,
+    union_all,
 )
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,8 +39,9 @@ from bot.models import (
     Rating,
     TaskAssignment,
     TaskStatus,
+    Unit,
 )
-from bot.services.ratings.ratings import ELEMENTS, LEVELS
+from bot.services.ratings import daily
 
 SATISFIED = 4  # Hài lòng or better
 UNSATISFIED = 2  # Không hài lòng or worse
@@ -80,19 +82,61 @@ async def _grouped(session: AsyncSession, stmt: Any) -> Counts:
 
 def _between(column: Any, span: Span) -> list[ColumnElement[bool]]:
     """Return since <= column < until."""
-    return [col(column) >= span.since, col(column) < span.until]
+    return _range(column, span.since, span.until)
+
+
+def _range(column: Any, since: datetime, until: datetime) -> list[ColumnElement[bool]]:
+    """Return since <= column < until."""
+    return [col(column) >= since, col(column) < until]
+
+
+def _whole_days(span: Span) -> tuple[date, date]:
+    """Return the UTC days wholly inside the span, [first, end) (first == end: none)."""
+    since, until = span.since.astimezone(UTC), span.until.astimezone(UTC)
+    first = since.date() + timedelta(days=0 if since.time() == time() else 1)
+    return first, max(first, until.date())
+
+
+def _midnight(day: date) -> datetime:
+    """Return the UTC midnight a day starts at."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _raw_ratings(since: datetime, until: datetime) -> Any:
+    """Count the ratings of [since, until) per unit from the rows: levels, element counts, sums.
+
+    Through ix_rating_report, one range per unit (the unit list keeps it from reading the
+    whole index, which leads with the unit).
+    """
+    overall = col(Rating.overall)
+    columns: list[Any] = [col(Rating.unit_id).label("unit_id")]
+    columns += [func.sum(case((overall == level, 1), else_=0)) for level in daily.LEVEL_COLUMNS]
+    for name in daily.ELEMENTS:
+        score = col(getattr(Rating, name))
+        columns += [func.count(score), func.coalesce(func.sum(score), 0)]
+    units = col(Rating.unit_id).in_(select(col(Unit.id)))
+    stmt = select(*columns).where(units, *_range(Rating.created_at, since, until))
+    return stmt.group_by(col(Rating.unit_id))
 
 
 async def ratings(session: AsyncSession, span: Span) -> Counts:
-    """Count ratings per unit: each level 1–5, then each element's count and sum."""
-    overall = col(Rating.overall)
-    columns: list[Any] = [col(Rating.unit_id)]
-    columns += [_sum(overall == level) for level in sorted(LEVELS)]
-    for name in ELEMENTS:
-        score = col(getattr(Rating, name))
-        columns += [func.count(score), func.coalesce(func.sum(score), 0)]
-    stmt = select(*columns).where(*_between(Rating.created_at, span))
-    return await _grouped(session, stmt.group_by(col(Rating.unit_id)))
+    """Count ratings per unit: each level 1–5, then each element's count and sum.
+
+    Whole UTC days come from rating_daily; the part-days at either end from the ratings.
+    """
+    first, end = _whole_days(span)
+    days = daily.TABLE.c
+    parts: list[Any] = []
+    if first < end:
+        summed = [days.unit_id, *(days[c] for c in daily.COUNTS)]
+        parts.append(select(*summed).where(days.day >= first, days.day < end))
+        edges = [(span.since, _midnight(first)), (_midnight(end), span.until)]
+    else:
+        edges = [(span.since, span.until)]
+    parts += [_raw_ratings(since, until) for since, until in edges if since < until]
+    both = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    columns = [both.c[0], *(func.sum(c) for c in list(both.c)[1:])]
+    return await _grouped(session, select(*columns).group_by(both.c[0]))
 
 
 def _recipients(span: Span) -> list[ColumnElement[bool]]:
