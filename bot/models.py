@@ -6,7 +6,16 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Column, Field, SQLModel
 
@@ -527,6 +536,9 @@ class InstallSecret(SQLModel, table=True):
     value: str = Field(max_length=128)
 
 
+BAD_DOSSIER_RATING = "overall <= 2 AND dossier_id IS NOT NULL"
+
+
 class Rating(SQLModel, table=True):
     """A citizen's satisfaction rating: 5 = Rất hài lòng … 1 = Rất không hài lòng."""
 
@@ -546,6 +558,13 @@ class Rating(SQLModel, table=True):
             "feedback",
         ),
         Index("ix_rating_voter", "voter_hash", "unit_id", "created_at"),
+        # The dossiers rated unsatisfied (the scoreboard's one-stop indicator): a few rows only.
+        Index(
+            "ix_rating_dossier_bad",
+            "dossier_id",
+            sqlite_where=text(BAD_DOSSIER_RATING),
+            postgresql_where=text(BAD_DOSSIER_RATING),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
