@@ -139,9 +139,13 @@ async def ratings(session: AsyncSession, span: Span, units: Sequence[int]) -> Co
     else:
         edges = [(span.since, span.until)]
     parts += [_raw_ratings(units, since, until) for since, until in edges if since < until]
-    both = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
-    columns = [both.c[0], *(func.sum(c) for c in list(both.c)[1:])]
-    return await _grouped(session, select(*columns).group_by(both.c[0]))
+    if not parts:  # an empty span
+        return {}
+    together: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    both = together.subquery()
+    unit, *counts = list(both.c)
+    stmt: Any = select(unit, *(func.sum(c) for c in counts)).group_by(unit)
+    return await _grouped(session, stmt)
 
 
 def _recipients(span: Span) -> list[ColumnElement[bool]]:
@@ -217,14 +221,15 @@ async def _sqlite_medians(session: AsyncSession, sub: Any) -> tuple[dict[int, fl
     """
     unit, d = sub.c.unit_id, sub.c.d
     whole = (None, None)  # counts over the whole partition, in the same window (one sort)
-    ranked = select(
+    windows: list[Any] = [
         unit,
         d,
         func.row_number().over(order_by=d).label("rn_all"),
         func.count().over(order_by=d, rows=whole).label("n_all"),
         func.row_number().over(partition_by=unit, order_by=d).label("rn"),
         func.count().over(partition_by=unit, order_by=d, rows=whole).label("n"),
-    ).subquery()
+    ]
+    ranked = select(*windows).subquery()
     r = ranked.c
     everyone = case((_middle(r.rn_all, r.n_all), r.d))
     stmt = select(
