@@ -1,8 +1,10 @@
 """The scoreboard's SQL: one GROUP BY query per source table, counted per unit in the database.
 
-Medians use percentile_cont on PostgreSQL and, on SQLite, the middle row(s) found with
-ROW_NUMBER() and COUNT() windows; both give the same value (the mean of the two middle rows
-when their number is even).
+Ratings are read per UTC day from rating_daily (kept as each rating is stored) and, for the
+part-days at a period's ends, from the ratings. The other tables are read through their report
+indexes, one range of the period per unit. Medians use percentile_cont on PostgreSQL and, on
+SQLite, the middle row(s) found with ROW_NUMBER() and COUNT() windows; both give the same value
+(the mean of the two middle rows when their number is even).
 """
 
 from __future__ import annotations
