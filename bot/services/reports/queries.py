@@ -2,13 +2,14 @@
 
 Ratings are read per UTC day from rating_daily (kept as each rating is stored) and, for the
 part-days at a period's ends, from the ratings. The other tables are read through their report
-indexes, one range of the period per unit. Medians use percentile_cont on PostgreSQL and, on
-SQLite, the middle row(s) found with ROW_NUMBER() and COUNT() windows; both give the same value
-(the mean of the two middle rows when their number is even).
+indexes, one range of the period per unit. Medians use percentile_cont on PostgreSQL; SQLite,
+which has no median, gives the delays (worked out exactly in SQL) and Python takes their
+medians; both give the same value (the mean of the two middle ones when their number is even).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -186,11 +187,6 @@ def _microseconds(session: AsyncSession, later: Any, earlier: Any) -> Any:
     return micros(later) - micros(earlier)
 
 
-def _middle(rank: Any, size: Any) -> ColumnElement[bool]:
-    """Return 'rank is the middle row, or one of the two middle rows, of size rows'."""
-    return and_(rank >= (size + 1) // 2, rank <= (size + 2) // 2)
-
-
 async def _medians(session: AsyncSession, base: Any) -> tuple[dict[int, float], float | None]:
     """Return the median of `base`'s microseconds d per unit and over all, in whole seconds."""
     sub = base.subquery()
@@ -216,36 +212,16 @@ async def _pg_medians(session: AsyncSession, sub: Any) -> tuple[dict[int, float]
 
 
 async def _sqlite_medians(session: AsyncSession, sub: Any) -> tuple[dict[int, float], float | None]:
-    """Return the medians from one pass of two ROW_NUMBER() windows (per unit, over all).
+    """Return the medians of the delays SQL worked out, taken here (SQLite has no median).
 
-    Each unit's middle row(s) are averaged per unit; the middle row(s) of all are added up
-    in whichever unit holds them, and averaged here.
+    Sorting a period's delays in Python costs less than SQLite's two window sorts.
     """
-    unit, d = sub.c.unit_id, sub.c.d
-    whole = (None, None)  # counts over the whole partition, in the same window (one sort)
-    windows: list[Any] = [
-        unit,
-        d,
-        func.row_number().over(order_by=d).label("rn_all"),
-        func.count().over(order_by=d, rows=whole).label("n_all"),
-        func.row_number().over(partition_by=unit, order_by=d).label("rn"),
-        func.count().over(partition_by=unit, order_by=d, rows=whole).label("n"),
-    ]
-    ranked = select(*windows).subquery()
-    r = ranked.c
-    everyone = case((_middle(r.rn_all, r.n_all), r.d))
-    stmt = select(
-        r.unit_id,
-        func.avg(case((_middle(r.rn, r.n), r.d))),
-        func.sum(everyone),
-        func.count(everyone),
-    ).group_by(r.unit_id)
-    per_unit: dict[int, float] = {}
-    total, middles = 0, 0
-    for unit_id, value, part, count in (await session.exec(stmt)).all():
-        per_unit[int(unit_id)] = _seconds(value)
-        total, middles = total + (part or 0), middles + count
-    return per_unit, _seconds(total / middles) if middles else None
+    delays: dict[int, list[int]] = {}
+    for unit_id, d in (await session.exec(select(sub.c.unit_id, sub.c.d))).all():
+        delays.setdefault(int(unit_id), []).append(int(d))
+    per_unit = {u: _seconds(statistics.median(ds)) for u, ds in delays.items()}
+    everyone = [d for ds in delays.values() for d in ds]
+    return per_unit, _seconds(statistics.median(everyone)) if everyone else None
 
 
 def _seconds(micros: Any) -> float:
