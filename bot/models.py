@@ -6,7 +6,16 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Column, Field, SQLModel
 
@@ -528,6 +537,9 @@ class InstallSecret(SQLModel, table=True):
     value: str = Field(max_length=128)
 
 
+BAD_DOSSIER_RATING = "overall <= 2 AND dossier_id IS NOT NULL"
+
+
 class Rating(SQLModel, table=True):
     """A citizen's satisfaction rating: 5 = Rất hài lòng … 1 = Rất không hài lòng."""
 
@@ -547,6 +559,13 @@ class Rating(SQLModel, table=True):
             "feedback",
         ),
         Index("ix_rating_voter", "voter_hash", "unit_id", "created_at"),
+        # The dossiers rated unsatisfied (the scoreboard's one-stop indicator): a few rows only.
+        Index(
+            "ix_rating_dossier_bad",
+            "dossier_id",
+            sqlite_where=text(BAD_DOSSIER_RATING),
+            postgresql_where=text(BAD_DOSSIER_RATING),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -567,6 +586,35 @@ class Rating(SQLModel, table=True):
     feedback: int | None = None
     comment: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class RatingDaily(SQLModel, table=True):
+    """One unit's ratings of one UTC day, added up as they are stored (the scoreboard reads it).
+
+    Kept by bot.services.ratings.daily in the transaction that stores each rating; filled from
+    the existing ratings by migration 0015. A UTC day (not a local one) needs no time zone when
+    a rating is stored, and stays right whatever zone the agency configures.
+    """
+
+    __tablename__ = "rating_daily"
+
+    day: date = Field(primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    level_1: int = 0
+    level_2: int = 0
+    level_3: int = 0
+    level_4: int = 0
+    level_5: int = 0
+    access_count: int = 0
+    access_sum: int = 0
+    procedure_count: int = 0
+    procedure_sum: int = 0
+    officer_score_count: int = 0
+    officer_score_sum: int = 0
+    result_count: int = 0
+    result_sum: int = 0
+    feedback_count: int = 0
+    feedback_sum: int = 0
 
 
 class CaseStatus(enum.StrEnum):

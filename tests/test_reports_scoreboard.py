@@ -44,6 +44,7 @@ from bot.models import (
 )
 from bot.services.errors import PermissionDenied
 from bot.services.org.access import Actor, system_actor
+from bot.services.ratings import daily
 from bot.services.reports.scoreboard import Figures, Window, score, scoreboard, scoreboard_for
 from tests import factories as f
 
@@ -84,6 +85,7 @@ class Seeder:
         )
         self.s.add(row)
         await self.s.flush()
+        await daily.record(self.s, row)  # as ratings.save does
         return row
 
     async def directive(self, at: datetime, acks: list[tuple[object, datetime | None]]) -> None:

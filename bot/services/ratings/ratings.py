@@ -17,7 +17,7 @@ from bot.models import Contact, Dossier, FollowUpCase, InstallSecret, Rating
 from bot.services.delivery import outbox
 from bot.services.errors import InvalidInput
 from bot.services.org.access import for_admins, heads_or_admins
-from bot.services.ratings import cases
+from bot.services.ratings import cases, daily
 
 LEVELS = (5, 4, 3, 2, 1)  # shown in this order: Rất hài lòng … Rất không hài lòng
 ELEMENTS = ("access", "procedure", "officer_score", "result", "feedback")
@@ -142,6 +142,7 @@ async def save(
             session.add(row)
     except IntegrityError:
         raise InvalidInput("rating.error.dossier_rated", code="") from None
+    await daily.record(session, row)  # the scoreboard's day counts, in the same transaction
     if draft.overall <= BAD:
         case = cases.open_case(session, rating=row, now=now, due_at=case_due_at or now)
         await session.flush()

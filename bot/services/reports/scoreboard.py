@@ -283,19 +283,19 @@ async def unit_figures(
     session: AsyncSession, units: list[Unit], span: Span
 ) -> tuple[dict[int, Figures], Figures]:
     """Return every unit's figures over a span, and the totals (with their overall median)."""
+    ids = [u.id for u in units if u.id is not None]
     found = {
-        "ratings": await queries.ratings(session, span),
+        "ratings": await queries.ratings(session, span, ids),
         "directives": await queries.directives(session, span),
-        "tasks": await queries.tasks(session, span),
-        "feedback": await queries.feedback(session, span),
-        "dossiers": await queries.dossiers(session, span),
+        "tasks": await queries.tasks(session, span, ids),
+        "feedback": await queries.feedback(session, span, ids),
+        "dossiers": await queries.dossiers(session, span, ids),
         "apologies": await queries.apologies(session, span),
     }
-    medians = await queries.ack_medians(session, span, per_unit=True)
-    by_unit = {u.id: _figures(u.id, found, medians) for u in units if u.id is not None}
+    medians, overall = await queries.ack_medians(session, span)
+    by_unit = {u: _figures(u, found, medians) for u in ids}
     totals = sum(by_unit.values(), Figures())
-    overall = await queries.ack_medians(session, span, per_unit=False)
-    return by_unit, replace(totals, ack_median_seconds=overall.get(0))
+    return by_unit, replace(totals, ack_median_seconds=overall)
 
 
 def standings(
