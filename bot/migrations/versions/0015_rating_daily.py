@@ -1,7 +1,7 @@
 """rating daily: each unit's ratings added up per UTC day, and the dossiers rated unsatisfied
 
 Revision ID: 0015_rating_daily
-Revises: 0013_report_indexes
+Revises: 0014_outbox_parts
 Create Date: 2026-12-05 04:00:00
 
 Fills the table from the ratings already stored, in one INSERT … SELECT … GROUP BY that both
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0015_rating_daily'
-down_revision: str | None = '0013_report_indexes'
+down_revision: str | None = '0014_outbox_parts'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
