@@ -27,6 +27,7 @@ from bot.models import (
     TaskStatus,
     UnitKind,
 )
+from bot.services.ratings import daily
 from tests import factories as f
 
 PEOPLE = {  # persona: (code, unit key, roles)
@@ -96,6 +97,7 @@ async def seed(maker: SessionMaker, now: datetime) -> Seeded:
         ]
         s.add_all(ratings)
         await s.flush()
+        await daily.add(s, ratings)
         shared = await _directive(s, "15/CT-SGDĐT", now)
         other = await _directive(s, "16/CT-SGDĐT", now)
         s.add_all(

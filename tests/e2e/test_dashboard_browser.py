@@ -40,6 +40,7 @@ from bot.models import (
     TaskStatus,
     Unit,
 )
+from bot.services.ratings import daily
 from tests.e2e.conftest import free_port
 from tests.e2e.test_simulator_browser import CHROMIUM_ARGS, PHONE
 
@@ -83,6 +84,8 @@ async def _add_activity(db_url: str) -> None:
                 for i, (u, level) in enumerate(levels)
             ]
             s.add_all(ratings)
+            await s.flush()
+            await daily.add(s, ratings)
             task = Task(title="Báo cáo kết quả tự đánh giá CCHC", created_by="test", created_at=now)
             s.add(task)
             await s.flush()

@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 
 from bot.clock import SystemClock
 from bot.models import Rating, Role, UnitKind
+from bot.services.ratings import daily
 from bot.services.reports.xlsx import data_rows
 from tests import factories as f
 
@@ -32,16 +33,20 @@ async def seed(db) -> None:
         west = await f.unit(s, "PGD2", "Phòng GD&ĐT Hoằng Hóa", kind=UnitKind.DISTRICT_OFFICE)
         await f.contact(s, str(ADMIN), await f.person(s, "AD", root, Role.ADMIN))
         await f.contact(s, str(HEAD), await f.person(s, "HD", east, Role.UNIT_HEAD))
-        for n, (unit, level) in enumerate([(east, 5), (east, 4), (east, 2), (west, 5), (west, 5)]):
-            s.add(
-                Rating(
-                    unit_id=unit.id,
-                    channel="telegram",
-                    voter_hash=f"e2e{n}",
-                    overall=level,
-                    created_at=now - timedelta(hours=n + 1),
-                )
+        levels = [(east, 5), (east, 4), (east, 2), (west, 5), (west, 5)]
+        ratings = [
+            Rating(
+                unit_id=unit.id,
+                channel="telegram",
+                voter_hash=f"e2e{n}",
+                overall=level,
+                created_at=now - timedelta(hours=n + 1),
             )
+            for n, (unit, level) in enumerate(levels)
+        ]
+        s.add_all(ratings)
+        await s.flush()
+        await daily.add(s, ratings)
         await s.commit()
 
 
