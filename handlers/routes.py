@@ -13,7 +13,18 @@ from typing import TypeVar
 
 from bot.messages import OutboundMessage
 from bot.models import Role
-from handlers import admin, broadcasts, cases, core, directives, dossiers, ratings, stats, tasks
+from handlers import (
+    admin,
+    broadcasts,
+    cases,
+    core,
+    directives,
+    dossiers,
+    ratings,
+    stats,
+    surveys,
+    tasks,
+)
 from handlers.context import Context
 from handlers.flows import FlowSpec
 from handlers.registry import EVERYONE, STAFF, Command, Handler, roles_only
@@ -37,6 +48,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("stop", core.stop, EVERYONE),
     Command("cancel", core.cancel, EVERYONE),
     Command("follow", dossiers.follow, EVERYONE),
+    Command("survey", surveys.my_surveys, EVERYONE),
     Command("me", core.me, STAFF),
     Command("channel", core.channel, STAFF),
     Command("tasks", tasks.open_tasks, STAFF),
@@ -51,6 +63,10 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("stats", stats.stats, MANAGEMENT),
     Command("reopen", tasks.reopen, ADMIN_HEAD),
     Command("task", tasks.assign, ADMIN),
+    Command("campaigns", surveys.list_campaigns, MANAGEMENT),
+    Command("results", surveys.show_results, MANAGEMENT),
+    Command("compare", surveys.compare, ADMIN_LEADER),
+    Command("survey_close", surveys.close_campaign, ADMIN),
 )
 
 # Button namespaces: a button's action is "<namespace>:<what>"; "flow:" belongs to open flows.
@@ -63,6 +79,8 @@ BUTTON_LIST: tuple[tuple[str, Handler], ...] = (
     ("casefb", cases.citizen_feedback),
     ("apology", dossiers.apology_pressed),
     ("task", tasks.done_pressed),
+    ("survey", surveys.answer_pressed),
+    ("svread", surveys.read_pressed),
 )
 
 # Multi-step flows, by the command or button that starts them; an open flow takes the answers.
@@ -76,6 +94,7 @@ FLOW_LIST: tuple[FlowSpec, ...] = (
     cases.ANSWER_FLOW,
     cases.CLOSE_FLOW,
     dossiers.APOLOGY_FLOW,
+    surveys.SURVEY_FLOW,  # a campaign's invitation button, or /survey
 )
 
 

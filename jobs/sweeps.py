@@ -11,6 +11,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.directives import chasing
 from bot.services.dossiers import apologies
 from bot.services.ratings import cases
+from bot.services.surveys import campaigns
 from bot.services.tasks import task_series, tasks
 from jobs.runner import JobRunner
 
@@ -90,6 +91,22 @@ async def escalate_cases(runtime: Runtime) -> int:
         return await cases.escalate(session, now=runtime.clock.now())
 
 
+async def sweep_surveys(runtime: Runtime) -> campaigns.SweepResult:
+    """Open and close survey campaigns on their dates; remind non-answerers in working hours."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        result = await campaigns.sweep(session, now=runtime.clock.now(), cal=calendar)
+    if result.opened or result.reminders or result.closed:
+        log.info(
+            "survey sweep: %d opened (%d invitations), %d reminders, %d closed",
+            result.opened,
+            result.invites,
+            result.reminders,
+            result.closed,
+        )
+    return result
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
     settings = runtime.settings
@@ -100,6 +117,7 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
     runner.add_sweep("tasks.series", lambda: spawn_series(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("tasks.digest", lambda: send_digests(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep("ratings.cases", lambda: escalate_cases(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep("surveys", lambda: sweep_surveys(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep(
         "dossiers.apologies", lambda: ask_apologies(runtime), settings.tasks.sweep_seconds
     )
