@@ -39,8 +39,6 @@ from bot.services.org.imports.values import FieldError, parse_role
 KIND_INVITE = "survey_invite"
 KIND_REMINDER = "survey_reminder"
 PRIORITY = 30
-ANSWER = "survey"  # the button namespace that opens a campaign's questions
-READ = "svread"  # the button namespace that marks a material read
 TITLE_MAX = 500
 MATERIAL_MAX = 3500
 CHECK_QUESTIONS_MAX = 3
@@ -281,7 +279,7 @@ def invite(campaign: Campaign, *, check: bool) -> OutboundMessage:
     assert campaign.id is not None
     params: dict[str, Any] = {"title": campaign.title, "closes": campaign.closes_at}
     if campaign.material is not None or campaign.attachment_id is not None:
-        button = Button("survey.read_button", f"{READ}:{campaign.id}")
+        button = Button("survey.read_button", f"svread:{campaign.id}")
         return OutboundMessage(
             "survey.material_check" if check else "survey.material",
             {**params, "text": campaign.material or ""},
@@ -290,7 +288,7 @@ def invite(campaign: Campaign, *, check: bool) -> OutboundMessage:
             media=campaign.media if campaign.media != "text" else "document",
         )
     key = "survey.invite_anonymous" if campaign.anonymous else "survey.invite_named"
-    button = Button("survey.answer_button", f"{ANSWER}:{campaign.id}")
+    button = Button("survey.answer_button", f"survey:{campaign.id}")
     return OutboundMessage(key, params, buttons=((button,),))
 
 
