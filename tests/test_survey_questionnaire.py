@@ -1,4 +1,4 @@
-"""Questionnaires: the example file, every type, conditions, and problems named by question and field."""
+"""Questionnaires: the example, every type, conditions, problems named by question and field."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ when = { question = "A", is = ["Không có"] }
 """,
     )
     checked = q.read_toml(path)
-    assert not checked.ok and checked.definition is None
+    assert not checked.ok
+    assert checked.definition is None
     found = [(p.row, p.column, p.key) for p in checked.problems]
     assert found == [
         (1, "options", "survey_import.error.options_count"),
@@ -208,7 +209,8 @@ def test_a_spreadsheet_holds_one_question_a_row_and_problems_name_its_headers(tm
         ("H2", "scale"),
         ("H3", "multiple"),
     ]
-    assert form.question("H2").optional and form.question("H2").when == q.Condition("H1", ("yes",))
+    assert form.question("H2").optional
+    assert form.question("H2").when == q.Condition("H1", ("yes",))
     sheet.append(["H4", "Sai", "Thang điểm", None, 3, "a", "b", None, None, None])
     book.save(path)
     problem = q.read_file(path, code="HD", title="x").problems[0]

@@ -24,7 +24,7 @@ from bot.models import (
     UnitKind,
 )
 from bot.services.calendar import WorkCalendar
-from bot.services.errors import InvalidInput, PermissionDenied
+from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org.access import Actor, system_actor
 from bot.services.surveys import answers, campaigns, questionnaire, results
 from bot.services.surveys.answers import Respondent
@@ -205,13 +205,13 @@ async def test_a_bad_audience_unknown_questionnaire_or_bad_dates_are_refused(org
         with pytest.raises(InvalidInput) as err:
             campaigns.Audience.parse(text)
         assert err.value.key == "survey.error.audience"
-    with pytest.raises(Exception) as err:
+    with pytest.raises(NotFound) as err:
         await launch(org, clock, questionnaire="NONE")
     assert err.value.key == "survey.error.no_questionnaire"
     with pytest.raises(InvalidInput) as err:
         await launch(org, clock, closes_at=clock.now() - timedelta(days=1))
     assert err.value.key == "survey.error.dates"
-    with pytest.raises(Exception) as err:
+    with pytest.raises(NotFound) as err:
         await launch(org, clock, audience="units:NOPE")
     assert err.value.key == "directive.error.unknown_units"
 
@@ -240,7 +240,8 @@ async def test_answering_in_chat_with_a_condition_back_typed_numbers_and_multipl
     assert "Gồm 3 câu hỏi" in texts[0]
     assert texts[1].startswith("Câu 1/3 – Văn bản")
     texts = await org.choose(uid, "vyes")
-    assert texts[0].startswith("Câu 2/4 – Văn bản") and "Văn bản nào?" in texts[0]
+    assert texts[0].startswith("Câu 2/4 – Văn bản")
+    assert "Văn bản nào?" in texts[0]
     texts = await org.choose(uid, "__back")
     assert texts[0].startswith("Câu 1/4")
     texts = await org.choose(uid, "vno")
@@ -293,10 +294,12 @@ async def test_a_break_resumes_at_the_question_left_and_back_still_works(org, cl
     assert texts[0] == t("survey.flow.resumed", "vi")
     assert texts[1].startswith("Câu 3/4 – Một cửa")
     texts = await org.choose(uid, "__back")
-    assert texts[0].startswith("Câu 2/4") and "Câu trả lời hiện tại: Công văn 12" in texts[0]
+    assert texts[0].startswith("Câu 2/4")
+    assert "Câu trả lời hiện tại: Công văn 12" in texts[0]
     texts = await org.send(uid, "/survey")  # the open conversation is offered again
     texts = await org.press(uid, f"survey:{campaign_id}")
-    assert texts[0] == t("survey.flow.resumed", "vi") and texts[1].startswith("Câu 2/4")
+    assert texts[0] == t("survey.flow.resumed", "vi")
+    assert texts[1].startswith("Câu 2/4")
 
 
 async def test_answers_change_until_the_close_then_no_more(org, clock):
@@ -343,9 +346,12 @@ async def test_an_anonymous_answer_names_no_one_and_its_salt_goes_at_the_close(o
     await answer_as(org, clock, campaign_id, "S10", {"Q1": "no", "Q3": "3", "Q4": ["1"]})
     (row,) = await rows(org, SurveyResponse)
     (person,) = await rows(org, Person, Person.code == "S10")
-    assert row.person_id is None and row.answered_at is None
-    assert row.voter_hash != f"p:{person.id}" and len(bytes.fromhex(row.voter_hash)) == 32
-    assert len(row.id) == 32 and not row.id.isdigit()
+    assert row.person_id is None
+    assert row.answered_at is None
+    assert row.voter_hash != f"p:{person.id}"
+    assert len(bytes.fromhex(row.voter_hash)) == 32
+    assert len(row.id) == 32
+    assert not row.id.isdigit()
     await answer_as(org, clock, campaign_id, "S10", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
     assert len(await rows(org, SurveyResponse)) == 1  # the hash lets one person answer once
     await close(org, clock, campaign_id)
@@ -358,7 +364,8 @@ async def test_a_named_answer_holds_the_person_and_time(org, clock):
     await answer_as(org, clock, campaign_id, "S10", {"Q1": "no", "Q3": "3", "Q4": ["1"]})
     (row,) = await rows(org, SurveyResponse)
     (person,) = await rows(org, Person, Person.code == "S10")
-    assert row.person_id == person.id and row.answered_at == clock.now()
+    assert row.person_id == person.id
+    assert row.answered_at == clock.now()
 
 
 async def test_results_stay_hidden_from_admins_until_the_close(org, clock):
@@ -395,14 +402,16 @@ async def test_small_groups_are_never_shown_or_exported(org, clock):
     await close(org, clock, campaign_id)
     async with org.maker() as s:
         res = await results.results(s, campaign_id, actor=SYSTEM)
-    assert res.overall.respondents == 7 and not res.overall.hidden
+    assert res.overall.respondents == 7
+    assert not res.overall.hidden
     # U2's single answer could be worked out from the total minus U1: both are held back
     assert [(g.name, g.hidden, g.questions) for g in res.units] == [
         ("Phòng Tổ chức", True, []),
         ("UBND xã Đông Sơn", True, []),
     ]
     q2 = res.overall.questions[1]
-    assert q2.texts == sorted(q2.texts) and len(q2.texts) == 6
+    assert q2.texts == sorted(q2.texts)
+    assert len(q2.texts) == 6
     data = load_workbook(io.BytesIO(results.workbook(res, locale="vi")))
     cells = [
         c for row in data.worksheets[0].iter_rows(values_only=True) for c in row if c is not None
@@ -447,9 +456,11 @@ async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
         )
     await close(org, clock, campaign_id)
     texts = await org.send(HEAD, f"/results {campaign_id}")
-    assert "Số phiếu hoàn thành: 6" in texts[0] and "UBND xã" not in texts[0]
+    assert "Số phiếu hoàn thành: 6" in texts[0]
+    assert "UBND xã" not in texts[0]
     texts = await org.send(HEAD, f"/campaigns {campaign_id}")
-    assert "Phòng Tổ chức: 6/7 (85,7%)" in texts[0] and "UBND xã" not in texts[0]
+    assert "Phòng Tổ chức: 6/7 (85,7%)" in texts[0]
+    assert "UBND xã" not in texts[0]
     texts = await org.send(ADMIN, f"/campaigns {campaign_id}")
     assert "UBND xã Đông Sơn: 0/2 (0%)" in texts[0]
     assert await org.send(STAFF1[0], f"/results {campaign_id}") == [t("errors.forbidden", "vi")]
@@ -498,7 +509,8 @@ async def test_reminders_go_to_those_who_have_not_answered_in_working_hours_at_m
     result = await sweep()
     assert result.closed == 1
     (campaign,) = await rows(org, Campaign)
-    assert campaign.status == CampaignStatus.CLOSED and campaign.salt is None
+    assert campaign.status == CampaignStatus.CLOSED
+    assert campaign.salt is None
 
 
 async def test_a_scheduled_campaign_opens_on_its_date(org, clock):
