@@ -19,7 +19,7 @@ from bot.services import flows
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.reports.documents import send_document
-from bot.services.surveys import answers, campaigns, results
+from bot.services.surveys import answers, campaigns, results, summary
 from bot.services.surveys.answers import Respondent
 from bot.services.surveys.questionnaire import MAX_QUESTIONS, NO, YES, Definition, Question
 from handlers.context import Context, msg
@@ -378,74 +378,6 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
     return [msg("survey.campaigns", lines=lines)]
 
 
-def summary(res: results.Results) -> OutboundMessage:
-    """Return a campaign's results in chat: each question's figures with a text bar chart."""
-    if res.overall.hidden:
-        return msg(
-            "survey.results_too_few", title=res.campaign.title, minimum=res.campaign.min_group
-        )
-    blocks = []
-    for q in res.overall.questions:
-        if q.hidden:
-            lines: Any = Text("survey.result_hidden_question")
-        elif q.question.kind == "text":
-            lines = Items("survey.result_text", tuple({"text": x} for x in q.texts[:10]))
-        else:
-            lines = Items(
-                "survey.result_line",
-                tuple(
-                    {
-                        "label": label,
-                        "bar": results.bar(q.share(v)),
-                        "percent": q.share(v),
-                        "count": q.counts[v],
-                    }
-                    for v, label in _labels(q.question)
-                ),
-            )
-        mean = Text("survey.result_mean", {"mean": q.mean}) if q.mean is not None else ""
-        blocks.append(
-            {
-                "id": q.question.id,
-                "text": q.question.text,
-                "answered": q.answered,
-                "mean": mean,
-                "lines": lines,
-            }
-        )
-    units = Items(
-        "survey.result_unit",
-        tuple(
-            {
-                "unit": g.name,
-                "count": g.respondents,
-                "hidden": Text("survey.result_unit_hidden") if g.hidden else "",
-            }
-            for g in res.units
-        ),
-    )
-    return msg(
-        "survey.results",
-        title=res.campaign.title,
-        count=res.overall.respondents,
-        blocks=Items("survey.result_block", tuple(blocks), sep="\n\n"),
-        units=units,
-    )
-
-
-def _labels(question: Question) -> list[tuple[str, Any]]:
-    """Return (value, label) of a question's answers, yes/no in the reader's language."""
-    return [
-        (
-            v,
-            Text(f"survey.flow.{'yes' if v == YES else 'no'}")
-            if question.kind == "yes_no"
-            else label,
-        )
-        for v, label in results.labels(question)
-    ]
-
-
 async def show_results(ctx: Context) -> list[OutboundMessage]:
     """Show a campaign's results in chat, or queue them as XLSX ('/results 3 xlsx')."""
     (campaign_id,) = _campaign_arg(ctx, "survey.usage_results")
@@ -462,7 +394,7 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             now=ctx.now,
         )
         return [msg("survey.xlsx_queued")]
-    return [summary(res)]
+    return [summary.results_message(res)]
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:
@@ -471,26 +403,7 @@ async def compare(ctx: Context) -> list[OutboundMessage]:
     before, after, changes = await results.compare(
         ctx.session, before_id, after_id, actor=ctx.actor
     )
-    lines = Items(
-        "survey.compare_line",
-        tuple(
-            {
-                "id": c.question.id,
-                "text": c.question.text,
-                "before": Text(f"survey.measure.{c.measure}", {"value": c.before})
-                if c.before is not None
-                else "–",
-                "after": Text(f"survey.measure.{c.measure}", {"value": c.after})
-                if c.after is not None
-                else "–",
-                "delta": Text("survey.delta", {"value": c.delta}) if c.delta is not None else "",
-            }
-            for c in changes
-        ),
-    )
-    return [
-        msg("survey.compare", before=before.campaign.title, after=after.campaign.title, lines=lines)
-    ]
+    return [summary.comparison(before, after, changes)]
 
 
 async def close_campaign(ctx: Context) -> list[OutboundMessage]:

@@ -83,7 +83,7 @@ def can_see(campaign: Campaign, actor: Actor) -> None:
         )
 
 
-def _minimum(campaign: Campaign) -> int:
+def minimum(campaign: Campaign) -> int:
     """Return the smallest group shown (1 for a named campaign)."""
     return campaign.min_group if campaign.anonymous else 1
 
@@ -133,23 +133,23 @@ async def results(
     by_unit: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for uid, text in (await session.exec(stmt)).all():
         by_unit[uid].append(json.loads(text))
-    minimum = _minimum(campaign)
+    smallest = minimum(campaign)
     every = [a for rows in by_unit.values() for a in rows]
-    hidden_units = _held_back({u: len(r) for u, r in by_unit.items()}, minimum)
+    hidden_units = _held_back({u: len(r) for u, r in by_unit.items()}, smallest)
     ids = [u for u in by_unit if u is not None]
     names = {
         u.id: (u.code, u.name)
         for u in (await session.exec(select(Unit).where(col(Unit.id).in_(ids)))).all()
     }
     units = [
-        _group(form, names.get(u, ("", "–"))[1], rows, minimum, hidden=u in hidden_units)
+        _group(form, names.get(u, ("", "–"))[1], rows, smallest, hidden=u in hidden_units)
         for u, rows in sorted(by_unit.items(), key=lambda kv: names.get(kv[0], ("~", ""))[0])
         if unit_id is None or u == unit_id
     ]
     overall = (
-        _group(form, "", every, minimum, hidden=len(every) < minimum)
+        _group(form, "", every, smallest, hidden=len(every) < smallest)
         if unit_id is None
-        else (units[0] if units else _group(form, "", [], minimum, hidden=True))
+        else (units[0] if units else _group(form, "", [], smallest, hidden=True))
     )
     return Results(campaign, form, overall, units)
 
@@ -213,7 +213,7 @@ async def compare(
     before = await results(session, before_id, actor=actor)
     after = await results(session, after_id, actor=actor)
     if before.overall.hidden or after.overall.hidden:
-        raise InvalidInput("survey.error.too_few", minimum=_minimum(after.campaign))
+        raise InvalidInput("survey.error.too_few", minimum=minimum(after.campaign))
     old = {r.question.id: r for r in before.overall.questions}
     changes = [
         Change(
@@ -241,7 +241,7 @@ def workbook(res: Results, *, locale: str) -> bytes:
     sheet.title = t("survey.xlsx.sheet_results", locale)[:31]
     sheet.append([t(f"survey.xlsx.col_{c}", locale) for c in XLSX_COLUMNS])
     everyone = t("survey.xlsx.everyone", locale)
-    too_few = t("survey.xlsx.too_few", locale, minimum=_minimum(res.campaign))
+    too_few = t("survey.xlsx.too_few", locale, minimum=minimum(res.campaign))
     for group in [res.overall, *res.units]:
         name = group.name or everyone
         if group.hidden:
