@@ -42,6 +42,11 @@ async def _campaign(ctx: Context, data: Data) -> tuple[Campaign, Definition]:
     return campaign, await answers.definition(ctx.session, campaign)
 
 
+async def _given(ctx: Context, campaign: Campaign) -> dict[str, answers.Value]:
+    """Return the respondent's answers so far (kept with the answer, never in the flow)."""
+    return answers.answers_of(await answers.find(ctx.session, campaign, respondent(ctx)))
+
+
 def _shown_value(question: Question, value: Any) -> Text | str:
     """Return an answer as the person sees it (their current answer, when changing)."""
     values = value if isinstance(value, list) else [value]
@@ -110,7 +115,7 @@ def question_prompt(step: str) -> Any:
     async def prompt(ctx: Context, data: Data) -> list[OutboundMessage]:
         campaign, form = await _campaign(ctx, data)
         question = form.questions[_index(step)]
-        given = data.get("answers", {})
+        given = await _given(ctx, campaign)
         asked = form.asked(given)
         position = asked.index(question) + 1 if question in asked else _index(step) + 1
         current = (
@@ -191,9 +196,8 @@ async def _keep_toggle(ctx: Context, data: Data, toggled: _Toggled) -> None:
     raise InvalidInput("survey.flow.ticked", picked=labels)
 
 
-async def _save(ctx: Context, data: Data, *, complete: bool) -> None:
+async def _save(ctx: Context, campaign: Campaign, given: dict[str, Any], *, complete: bool) -> None:
     """Save the answers so far (or all of them) for the respondent."""
-    campaign, _ = await _campaign(ctx, data)
     who = respondent(ctx)
     recipient = await campaigns.recipient(
         ctx.session, campaign, person_id=who.person_id, contact_id=who.contact_id
@@ -203,7 +207,7 @@ async def _save(ctx: Context, data: Data, *, complete: bool) -> None:
         campaign,
         recipient,
         who,
-        data.get("answers", {}),
+        given,
         now=ctx.now,
         complete=complete,
     )
@@ -213,20 +217,19 @@ def question_accept(step: str) -> Any:
     """Return the step taking the answer to qN and choosing the next question asked."""
 
     async def accept(ctx: Context, data: Data, answer: Answer) -> str:
-        _, form = await _campaign(ctx, data)
+        campaign, form = await _campaign(ctx, data)
         index = _index(step)
         question = form.questions[index]
         try:
             value = answers.check_value(question, _read(question, answer, data))
         except _Toggled as toggled:
             await _keep_toggle(ctx, data, toggled)
-        given = dict(data.get("answers", {}))
+        given: dict[str, Any] = await _given(ctx, campaign)
         given.pop(question.id, None)
         if value is not None:
             given[question.id] = value
-        data["answers"] = given
         data.pop("picked", None)
-        await _save(ctx, data, complete=False)
+        await _save(ctx, campaign, given, complete=False)
         later = [i for i, q in enumerate(form.questions) if i > index and q in form.asked(given)]
         return STEPS[later[0]] if later else DONE
 
@@ -236,7 +239,7 @@ def question_accept(step: str) -> Any:
 async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     """Save the answers as complete and thank the person."""
     campaign, _ = await _campaign(ctx, data)
-    await _save(ctx, data, complete=True)
+    await _save(ctx, campaign, dict(await _given(ctx, campaign)), complete=True)
     key = "survey.flow.thanks_anonymous" if campaign.anonymous else "survey.flow.thanks_named"
     return [msg(key, title=campaign.title, closes=campaign.closes_at)]
 
@@ -267,7 +270,7 @@ async def _begin(ctx: Context, campaign: Campaign, form: Definition) -> list[Out
         ]
     row = await answers.find(ctx.session, campaign, respondent(ctx))
     given = answers.answers_of(row)
-    data: Data = {"campaign_id": campaign.id, "answers": given}
+    data: Data = {"campaign_id": campaign.id}
     intro = msg(
         "survey.flow.intro",
         title=campaign.title,

@@ -53,7 +53,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "new_date_held": SATURDAY,
     },
     "task_done": {"assignment_id": 1, "title": "Báo cáo"},
-    "survey": {"campaign_id": 1, "answers": {}},
+    "survey": {"campaign_id": 1},
 }
 
 
@@ -113,6 +113,7 @@ async def seed_survey(s, now) -> None:
             opens_at=now,
             closes_at=now + timedelta(days=7),
             status=CampaignStatus.OPEN,
+            salt="abc",
             created_by="test",
             created_at=now,
         )

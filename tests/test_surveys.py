@@ -289,6 +289,9 @@ async def test_a_break_resumes_at_the_question_left_and_back_still_works(org, cl
     await org.press(uid, f"survey:{campaign_id}")
     await org.choose(uid, "vyes")
     await org.send(uid, "Công văn 12")
+    (flow,) = await rows(org, Flow)
+    assert "Công văn 12" not in flow.data  # answers are kept with the answer, not the chat
+    assert "yes" not in flow.data
     clock.advance(timedelta(hours=73))  # the conversation expired; the answers were kept
     texts = await org.press(uid, f"survey:{campaign_id}")
     assert texts[0] == t("survey.flow.resumed", "vi")
