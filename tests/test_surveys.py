@@ -16,6 +16,8 @@ from bot.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
+    Channel,
+    Contact,
     Flow,
     Outbox,
     Person,
@@ -568,3 +570,65 @@ async def test_a_material_is_read_then_checked(org, clock):
     with pytest.raises(InvalidInput) as err:
         await launch(org, clock, questionnaire="T1", material="Dài", audience="units:U2")
     assert err.value.key == "survey.error.check_long"
+
+
+# Zalo: no buttons, numbers typed
+
+
+@pytest.fixture
+async def zalo(maker, clock):
+    """The Zalo side of the bot on the fake Zalo Bot API."""
+    from tests.test_zalo_inbound import ZaloBot
+    from tests.zalo_fake import FakeZaloApi
+
+    api = FakeZaloApi()
+    await api.start()
+    bot = ZaloBot(api, maker, clock)
+    yield bot
+    await bot.channel.close()
+    await api.close()
+
+
+async def test_a_zalo_person_answers_by_typing_numbers_and_goes_on_after_a_break(
+    zalo, maker, clock
+):
+    uid = "8801000000000000777"
+    async with maker() as s:
+        unit = await f.unit(s, "U1", "Phòng Tổ chức")
+        person = await f.person(s, "Z1", unit)
+        s.add(Contact(channel=Channel.ZALO, external_id=uid, person_id=person.id, created_at=f.T0))
+        await questionnaire.save(s, form(), actor=SYSTEM, now=f.T0)
+        draft = campaigns.Draft(
+            "Khảo sát thử",
+            campaigns.Audience(units=("U1",)),
+            clock.now(),
+            clock.now() + timedelta(days=7),
+            "T1",
+        )
+        await campaigns.launch(s, draft, actor=SYSTEM, now=clock.now())
+        await s.commit()
+    listed = await zalo.send(uid, "/survey")
+    assert "1. Trả lời khảo sát" in listed[0]
+    texts = await zalo.send(uid, "1")
+    assert texts[1].startswith("Câu 1/3 – Văn bản")
+    assert "1. Có" in texts[1]
+    assert "2. Không" in texts[1]
+    texts = await zalo.send(uid, "1")  # Có: the question it conditions is asked
+    assert texts[0].startswith("Câu 2/4 – Văn bản")
+    await zalo.send(uid, "Công văn 12")
+    clock.advance(timedelta(days=4))  # the conversation expired
+    await zalo.send(uid, "/survey")
+    texts = await zalo.send(uid, "1")
+    assert texts[0] == t("survey.flow.resumed", "vi")
+    assert texts[1].startswith("Câu 3/4 – Một cửa")
+    await zalo.send(uid, "5")
+    texts = await zalo.send(uid, "1 2")
+    assert texts[0].startswith("Trân trọng cảm ơn đồng chí")
+    async with maker() as s:
+        (row,) = (await s.exec(select(SurveyResponse))).all()
+    assert json.loads(row.answers) == {
+        "Q1": "yes",
+        "Q2": "Công văn 12",
+        "Q3": "5",
+        "Q4": ["1", "2"],
+    }
