@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Campaign, CampaignRecipient, CampaignStatus, Questionnaire, SurveyResponse
 from bot.services.errors import InvalidInput
+from bot.services.surveys.memo import memo
 from bot.services.surveys.questionnaire import TEXT_MAX, Definition, Question, definition_of
 
 Value = str | list[str]
@@ -53,6 +54,10 @@ def voter_hash(campaign: Campaign, who: Respondent) -> str:
 
 async def definition(session: AsyncSession, campaign: Campaign) -> Definition:
     """Return the questionnaire of a campaign (a material without a check has none)."""
+    key = ("form", campaign.questionnaire_id)
+    if key in memo(session):
+        form: Definition = memo(session)[key]
+        return form
     row = (
         await session.get(Questionnaire, campaign.questionnaire_id)
         if campaign.questionnaire_id
@@ -60,16 +65,20 @@ async def definition(session: AsyncSession, campaign: Campaign) -> Definition:
     )
     if row is None:
         raise InvalidInput("survey.error.no_questions", title=campaign.title)
+    memo(session)[key] = definition_of(row)
     return definition_of(row)
 
 
 async def find(session: AsyncSession, campaign: Campaign, who: Respondent) -> SurveyResponse | None:
     """Return the respondent's answer to a campaign, if any."""
-    stmt = select(SurveyResponse).where(
-        SurveyResponse.campaign_id == campaign.id,
-        SurveyResponse.voter_hash == voter_hash(campaign, who),
-    )
-    return (await session.exec(stmt)).first()
+    key = ("response", campaign.id, voter_hash(campaign, who))
+    if key not in memo(session):
+        stmt = select(SurveyResponse).where(
+            SurveyResponse.campaign_id == campaign.id, SurveyResponse.voter_hash == key[2]
+        )
+        memo(session)[key] = (await session.exec(stmt)).first()
+    found: SurveyResponse | None = memo(session)[key]
+    return found
 
 
 def answers_of(row: SurveyResponse | None) -> dict[str, Value]:
@@ -143,6 +152,7 @@ async def save(
             voter_hash=voter_hash(campaign, who),
             answers="{}",
         )
+        memo(session)[("response", campaign.id, row.voter_hash)] = row
     row.unit_id = recipient.unit_id
     row.answers = json.dumps(clean, ensure_ascii=False, sort_keys=True)
     row.complete = row.complete or complete

@@ -35,6 +35,7 @@ from bot.services.errors import InvalidInput, NotFound
 from bot.services.org import audit
 from bot.services.org.access import Actor, require, require_unit_scope
 from bot.services.org.imports.values import FieldError, parse_role
+from bot.services.surveys.memo import memo
 
 KIND_INVITE = "survey_invite"
 KIND_REMINDER = "survey_reminder"
@@ -349,9 +350,11 @@ async def _open(session: AsyncSession, campaign: Campaign, *, now: datetime) -> 
 
 async def get(session: AsyncSession, campaign_id: int) -> Campaign:
     """Return a campaign by id, or raise NotFound."""
-    campaign = await session.get(Campaign, campaign_id)
+    key = ("campaign", campaign_id)
+    campaign: Campaign | None = memo(session).get(key) or await session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("survey.error.no_campaign", id=campaign_id)
+    memo(session)[key] = campaign
     return campaign
 
 
