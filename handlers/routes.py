@@ -66,6 +66,8 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("campaigns", surveys.list_campaigns, MANAGEMENT),
     Command("results", surveys.show_results, MANAGEMENT),
     Command("compare", surveys.compare, ADMIN_LEADER),
+    Command("survey_import", surveys.import_questionnaire, ADMIN),
+    Command("survey_launch", surveys.launch, ADMIN),
     Command("survey_close", surveys.close_campaign, ADMIN),
 )
 
@@ -95,6 +97,7 @@ FLOW_LIST: tuple[FlowSpec, ...] = (
     cases.CLOSE_FLOW,
     dossiers.APOLOGY_FLOW,
     surveys.SURVEY_FLOW,  # a campaign's invitation button, or /survey
+    surveys.IMPORT_FLOW,  # /survey_import
 )
 
 

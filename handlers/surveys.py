@@ -18,12 +18,15 @@ from bot.models import Campaign, Role
 from bot.services import flows
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
+from bot.services.org.imports.values import FieldError
 from bot.services.reports.documents import send_document
-from bot.services.surveys import answers, campaigns, results, summary
+from bot.services.surveys import answers, campaigns, questionnaire, results, summary
 from bot.services.surveys.answers import Respondent
 from bot.services.surveys.questionnaire import MAX_QUESTIONS, NO, YES, Definition, Question
+from bot.services.tasks.task_import import parse_due
 from handlers.context import Context, msg
-from handlers.flows import DONE, SKIP, Answer, Data, FlowSpec, Step, choice, start
+from handlers.directives import calendar
+from handlers.flows import DONE, SKIP, Answer, Data, FlowSpec, Step, choice, confirm_on, start
 from handlers.registry import row_id
 
 STEPS = tuple(f"q{i}" for i in range(1, MAX_QUESTIONS + 1))
@@ -414,3 +417,106 @@ async def close_campaign(ctx: Context) -> list[OutboundMessage]:
     (campaign_id,) = _campaign_arg(ctx, "survey.usage_close")
     campaign = await campaigns.close(ctx.session, campaign_id, actor=ctx.actor, now=ctx.now)
     return [msg("survey.closed", title=campaign.title, id=campaign_id)]
+
+
+# Administrators in chat: import a questionnaire, launch a campaign.
+
+PROBLEMS_SHOWN = 10
+
+
+async def prompt_file(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Ask for the questionnaire's TOML file."""
+    return [msg("survey_import.ask_file")]
+
+
+async def accept_file(ctx: Context, data: Data, answer: Answer) -> None:
+    """Read and check the file sent; list its problems (nothing kept) or keep the questionnaire."""
+    ref, fetch = ctx.event.file, ctx.deps.fetch_file
+    if ref is None or fetch is None:
+        raise InvalidInput("survey_import.need_file")
+    checked = questionnaire.read_upload(ref.name, await fetch(ref.file_id))
+    if checked.definition is None:
+        rows = tuple(
+            {"row": p.row or "–", "column": p.column, "reason": Text(p.key, p.params)}
+            for p in checked.problems[:PROBLEMS_SHOWN]
+        )
+        raise InvalidInput(
+            "survey_import.problems",
+            count=len(checked.problems),
+            lines=Items("survey_import.problem", rows),
+        )
+    data["definition"] = checked.definition.to_json()
+
+
+async def prompt_confirm(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Show what the file holds and ask to import it."""
+    form = questionnaire.loads(data["definition"])
+    areas = ", ".join(dict.fromkeys(q.area for q in form.questions if q.area)) or "–"
+    return [
+        msg(
+            "survey_import.confirm",
+            title=form.title,
+            code=form.code,
+            count=len(form.questions),
+            areas=areas,
+            buttons=((choice("survey_import.import_button", "import"),),),
+        )
+    ]
+
+
+async def finish_import(ctx: Context, data: Data) -> list[OutboundMessage]:
+    """Keep the questionnaire."""
+    form = questionnaire.loads(data["definition"])
+    await questionnaire.save(ctx.session, form, actor=ctx.actor, now=ctx.now)
+    return [msg("survey_import.done", title=form.title, code=form.code, count=len(form.questions))]
+
+
+IMPORT_FLOW = FlowSpec(
+    kind="survey_import",
+    steps=(
+        Step("file", prompt_file, accept_file, next="confirm"),
+        Step("confirm", prompt_confirm, confirm_on("import")),
+    ),
+    finish=finish_import,
+)
+
+
+async def import_questionnaire(ctx: Context) -> list[OutboundMessage]:
+    """Start importing a questionnaire sent as a TOML file ('/survey_import')."""
+    require(ctx.actor, Role.ADMIN)
+    return await start(ctx, IMPORT_FLOW)
+
+
+async def launch(ctx: Context) -> list[OutboundMessage]:
+    """Launch a questionnaire now ('/survey_launch CODE AUDIENCE CLOSES [named] [open]')."""
+    require(ctx.actor, Role.ADMIN)
+    args = ctx.event.args
+    flags = {a.lower() for a in args[3:]}
+    if len(args) < 3 or flags - {"named", "open"}:
+        raise InvalidInput("errors.usage", usage=Text("survey.usage_launch"))
+    settings = ctx.deps.settings.surveys
+    code = args[0].upper()
+    form = await campaigns.questionnaire_by_code(ctx.session, code)
+    try:
+        closes = parse_due(args[2], now=ctx.now, cal=calendar(ctx), move=True)
+    except FieldError as exc:
+        raise InvalidInput(exc.key, **exc.params) from None
+    draft = campaigns.Draft(
+        title=form.title,
+        audience=campaigns.Audience.parse(args[1]),
+        opens_at=ctx.now,
+        closes_at=closes,
+        questionnaire=code,
+        anonymous="named" not in flags,
+        results_open="open" in flags,
+        min_group=settings.min_group,
+        reminders_max=settings.reminders_max,
+        remind_every_hours=settings.remind_every_hours,
+    )
+    campaign = await campaigns.launch(
+        ctx.session, draft, actor=ctx.actor, now=ctx.now, floor=settings.min_group
+    )
+    count = len(await campaigns.recipients_of(ctx.session, campaign))
+    return [
+        msg("survey.launched", id=campaign.id, title=campaign.title, count=count, closes=closes)
+    ]

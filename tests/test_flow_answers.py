@@ -54,6 +54,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "task_done": {"assignment_id": 1, "title": "Báo cáo"},
     "survey": {"campaign_id": 1},
+    "survey_import": {
+        "definition": '{"code": "X", "title": "X", "intro": "", "questions": []}',
+    },
 }
 
 
@@ -211,6 +214,7 @@ def test_every_flow_is_one_table_whose_steps_lead_to_its_own_steps():
         "follow",
         "rating",
         "survey",
+        "survey_import",
         "task",
         "task_done",
     ]

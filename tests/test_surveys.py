@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -21,6 +22,7 @@ from bot.models import (
     Flow,
     Outbox,
     Person,
+    Questionnaire,
     Role,
     SurveyResponse,
     UnitKind,
@@ -33,6 +35,7 @@ from bot.services.surveys.answers import Respondent
 from tests import factories as f
 
 ADMIN, HEAD, OUTSIDER = 9000, 9100, 9300
+ROOT_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "survey_par_index.toml"
 STAFF1 = [9101, 9102, 9103, 9104, 9105, 9106]
 STAFF2 = [9201, 9202]
 SYSTEM = system_actor("test")
@@ -632,3 +635,67 @@ async def test_a_zalo_person_answers_by_typing_numbers_and_goes_on_after_a_break
         "Q3": "5",
         "Q4": ["1", "2"],
     }
+
+
+# Administrators in chat
+
+
+async def test_an_admin_launches_in_chat_and_staff_may_not(org, clock):
+    texts = await org.send(ADMIN, "/survey_launch T1 units:U2 07/12/2026 named")
+    assert texts[0].startswith("Đã mở đợt số 1 «Khảo sát thử» gửi tới 2 người; kết thúc lúc")
+    (campaign,) = await rows(org, Campaign)
+    assert not campaign.anonymous
+    assert not campaign.results_open
+    invites = await rows(org, Outbox, Outbox.kind == campaigns.KIND_INVITE)
+    assert sorted(int(r.chat_id) for r in invites) == STAFF2
+    usage = await org.send(ADMIN, "/survey_launch T1")
+    assert usage[0].startswith("Cách dùng: /survey_launch")
+    assert (await org.send(ADMIN, "/survey_launch NOPE all 07/12/2026"))[0] == t(
+        "survey.error.no_questionnaire", "vi", code="NOPE"
+    )
+    assert await org.send(HEAD, "/survey_launch T1 all 07/12/2026") == [t("errors.forbidden", "vi")]
+    assert await org.send(HEAD, "/survey_import") == [t("errors.forbidden", "vi")]
+
+
+async def test_an_admin_imports_a_questionnaire_sent_in_chat(org, clock):
+    from bot.config import Settings
+    from bot.messages import FileRef, InboundEvent
+    from bot.services.org.access import actor_for
+    from handlers import surveys
+    from handlers.context import Context, Deps
+    from handlers.flows import Answer
+
+    files = {
+        "ok": (ROOT_EXAMPLE).read_bytes(),
+        "bad": b'code = "B"\ntitle = "B"\n[[question]]\nid = "A"\ntext = "?"\ntype = "scale"\n',
+    }
+
+    async def fetch(file_id: str) -> bytes:
+        return files[file_id]
+
+    async with org.maker() as s:
+        contact = (await s.exec(select(Contact).where(Contact.external_id == str(ADMIN)))).one()
+        actor = await actor_for(s, contact)
+
+        def ctx(file_id: str, name: str = "phieu.toml") -> Context:
+            ref = FileRef(file_id, name, "application/toml", 10)
+            event = InboundEvent("telegram", str(ADMIN), str(ADMIN), file=ref)
+            deps = Deps(org.maker, Settings(), clock, fetch_file=fetch)
+            return Context(event=event, session=s, actor=actor, contact=contact, deps=deps)
+
+        data: dict = {}
+        with pytest.raises(InvalidInput) as err:
+            await surveys.accept_file(ctx("bad"), data, Answer(None, None, None))
+        assert err.value.key == "survey_import.problems"
+        assert err.value.params["count"] == 3  # scale, low and high are missing
+        with pytest.raises(InvalidInput) as err:
+            await surveys.accept_file(ctx("ok", "phieu.xlsx"), data, Answer(None, None, None))
+        assert err.value.key == "survey_import.error.chat_extension"
+        await surveys.accept_file(ctx("ok"), data, Answer(None, None, None))
+        shown = await surveys.prompt_confirm(ctx("ok"), data)
+        assert shown[0].params["count"] == 13
+        done = await surveys.finish_import(ctx("ok"), data)
+        assert done[0].key == "survey_import.done"
+        await s.commit()
+    (form_row,) = await rows(org, Questionnaire, Questionnaire.code == "PAR2026")
+    assert form_row.questions == 13

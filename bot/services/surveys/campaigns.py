@@ -177,14 +177,20 @@ def _check(draft: Draft, *, now: datetime) -> None:
         raise InvalidInput("survey.error.limits")
 
 
+async def questionnaire_by_code(session: AsyncSession, code: str) -> Questionnaire:
+    """Return a questionnaire by its code, or raise NotFound naming it."""
+    code = code.strip().upper()
+    row = (await session.exec(select(Questionnaire).where(Questionnaire.code == code))).first()
+    if row is None:
+        raise NotFound("survey.error.no_questionnaire", code=code[:32])
+    return row
+
+
 async def _questionnaire(session: AsyncSession, draft: Draft) -> Questionnaire | None:
     """Return the questionnaire a draft names (a material's check has at most three questions)."""
     if draft.questionnaire is None:
         return None
-    code = draft.questionnaire.strip().upper()
-    row = (await session.exec(select(Questionnaire).where(Questionnaire.code == code))).first()
-    if row is None:
-        raise NotFound("survey.error.no_questionnaire", code=code[:32])
+    row = await questionnaire_by_code(session, draft.questionnaire)
     if (draft.material or draft.attachment_id) and row.questions > CHECK_QUESTIONS_MAX:
         raise InvalidInput("survey.error.check_long", max=CHECK_QUESTIONS_MAX)
     return row

@@ -20,10 +20,10 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import Questionnaire
+from bot.models import Questionnaire, Role
 from bot.services.errors import InvalidInput
 from bot.services.org import audit
-from bot.services.org.access import Actor
+from bot.services.org.access import Actor, require
 from bot.services.org.imports.report import RowProblem
 from bot.services.org.imports.table import (
     ColumnSpec,
@@ -362,19 +362,34 @@ def read_toml(path: Path | str) -> Checked:
     """Read and check a TOML questionnaire ([[question]] tables, numbered from 1)."""
     file = Path(path)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        return read_toml_text(file.read_text(encoding="utf-8"), name=file.name)
     except FileNotFoundError:
         raise ImportFileError("import.error.not_found", path=file.name) from None
     except UnicodeDecodeError:
         raise ImportFileError("import.error.bad_encoding", path=file.name) from None
+
+
+def read_toml_text(text: str, *, name: str) -> Checked:
+    """Check the text of a TOML questionnaire; `name` names the file in errors."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ImportFileError(
-            "survey_import.error.bad_toml", path=file.name, reason=str(exc)
-        ) from None
+        raise ImportFileError("survey_import.error.bad_toml", path=name, reason=str(exc)) from None
     questions = raw.pop("question", [])
     if not isinstance(questions, list) or not all(isinstance(q, dict) for q in questions):
-        raise ImportFileError("survey_import.error.bad_toml", path=file.name, reason="[[question]]")
+        raise ImportFileError("survey_import.error.bad_toml", path=name, reason="[[question]]")
     return check(raw, list(enumerate(questions, start=1)))
+
+
+def read_upload(name: str, data: bytes) -> Checked:
+    """Check a TOML questionnaire sent in chat."""
+    if not name.lower().endswith(".toml"):
+        raise ImportFileError("survey_import.error.chat_extension", path=name[:100])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportFileError("import.error.bad_encoding", path=name[:100]) from None
+    return read_toml_text(text, name=name[:100])
 
 
 def read_xlsx(path: Path | str, *, code: str, title: str, intro: str = "") -> Checked:
@@ -421,6 +436,7 @@ async def save(
     session: AsyncSession, definition: Definition, *, actor: Actor, now: datetime
 ) -> Questionnaire:
     """Store a checked questionnaire; a code already used is refused (campaigns refer to it)."""
+    require(actor, Role.ADMIN)
     taken = (
         await session.exec(select(Questionnaire).where(Questionnaire.code == definition.code))
     ).first()
