@@ -32,6 +32,12 @@ from handlers.registry import row_id
 STEPS = tuple(f"q{i}" for i in range(1, MAX_QUESTIONS + 1))
 NUMBERS_RE = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*$")
 DONE_VALUE = "done"
+KEEP = "keep"
+
+
+def _citizen(ctx: Context) -> bool:
+    """Tell whether the person answering is a citizen (addressed «Ông/Bà»)."""
+    return ctx.contact.person_id is None
 
 
 def respondent(ctx: Context) -> Respondent:
@@ -60,8 +66,9 @@ def _shown_value(question: Question, value: Any) -> Text | str:
     return str(value)
 
 
-def _buttons(question: Question, data: Data) -> tuple[tuple[Button, ...], ...]:
-    """Return a question's choices: options, scale points, yes/no, and 'skip' when optional."""
+def _buttons(question: Question, data: Data, *, kept: bool) -> tuple[tuple[Button, ...], ...]:
+    """Return a question's choices: options, scale points, yes/no; 'skip' when optional, and
+    'keep' when it has an answer already."""
     rows: list[tuple[Button, ...]] = []
     if question.kind == "single":
         rows = [
@@ -104,6 +111,8 @@ def _buttons(question: Question, data: Data) -> tuple[tuple[Button, ...], ...]:
         ]
     if question.optional:
         rows.append((choice("survey.flow.skip", SKIP, number=0),))
+    if kept:
+        rows.append((choice("survey.flow.keep", KEEP),))
     return tuple(rows)
 
 
@@ -139,7 +148,7 @@ def question_prompt(step: str) -> Any:
                 scale=question.scale,
                 current=current,
                 optional=Text("survey.flow.optional") if question.optional else "",
-                buttons=_buttons(question, data),
+                buttons=_buttons(question, data, kept=question.id in given),
             )
         ]
 
@@ -223,11 +232,12 @@ def question_accept(step: str) -> Any:
         campaign, form = await _campaign(ctx, data)
         index = _index(step)
         question = form.questions[index]
+        given: dict[str, Any] = await _given(ctx, campaign)
         try:
-            value = answers.check_value(question, _read(question, answer, data))
+            raw = given.get(question.id) if answer.choice == KEEP else _read(question, answer, data)
+            value = answers.check_value(question, raw)
         except _Toggled as toggled:
             await _keep_toggle(ctx, data, toggled)
-        given: dict[str, Any] = await _given(ctx, campaign)
         given.pop(question.id, None)
         if value is not None:
             given[question.id] = value
@@ -244,6 +254,7 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     campaign, _ = await _campaign(ctx, data)
     await _save(ctx, campaign, dict(await _given(ctx, campaign)), complete=True)
     key = "survey.flow.thanks_anonymous" if campaign.anonymous else "survey.flow.thanks_named"
+    key = campaigns.addressed(key, citizen=_citizen(ctx))
     return [msg(key, title=campaign.title, closes=campaign.closes_at)]
 
 
@@ -324,7 +335,8 @@ async def read_pressed(ctx: Context) -> list[OutboundMessage]:
     )
     await answers.mark_read(ctx.session, campaign, recipient)
     if campaign.questionnaire_id is None:
-        return [msg("survey.read_thanks", title=campaign.title)]
+        key = campaigns.addressed("survey.read_thanks", citizen=_citizen(ctx))
+        return [msg(key, title=campaign.title)]
     return await _begin(ctx, campaign, await answers.definition(ctx.session, campaign))
 
 
@@ -334,7 +346,7 @@ async def my_surveys(ctx: Context) -> list[OutboundMessage]:
     rows = await campaigns.open_for(ctx.session, person_id=who.person_id, contact_id=who.contact_id)
     if not rows:
         return [msg("survey.none_open")]
-    return [campaigns.invite(c, check=c.questionnaire_id is not None) for c, _ in rows]
+    return [campaigns.invite(c, citizen=_citizen(ctx)) for c, _ in rows]
 
 
 def _campaign_arg(ctx: Context, usage: str, count: int = 1) -> list[int]:
@@ -385,10 +397,14 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
 
 
 async def show_results(ctx: Context) -> list[OutboundMessage]:
-    """Show a campaign's results in chat, or queue them as XLSX ('/results 3 xlsx')."""
+    """Show a campaign's results in chat (of one unit: '/results 3 U1'), or as XLSX ('xlsx')."""
     (campaign_id,) = _campaign_arg(ctx, "survey.usage_results")
-    res = await results.results(ctx.session, campaign_id, actor=ctx.actor)
-    if len(ctx.event.args) > 1 and ctx.event.args[1].lower() == "xlsx":
+    rest = [a for a in ctx.event.args[1:] if a.lower() != "xlsx"]
+    if len(rest) > 1:
+        raise InvalidInput("errors.usage", usage=Text("survey.usage_results"))
+    unit_id = (await campaigns.unit_by_code(ctx.session, rest[0])).id if rest else None
+    res = await results.results(ctx.session, campaign_id, actor=ctx.actor, unit_id=unit_id)
+    if any(a.lower() == "xlsx" for a in ctx.event.args[1:]):
         await send_document(
             ctx.session,
             contact=ctx.contact,

@@ -25,6 +25,7 @@ from bot.models import (
     Questionnaire,
     Role,
     SurveyResponse,
+    Unit,
     UnitKind,
 )
 from bot.services.calendar import WorkCalendar
@@ -319,16 +320,16 @@ async def test_answers_change_until_the_close_then_no_more(org, clock):
     await org.send(uid, "3")
     await org.choose(uid, "done")
     texts = await org.press(uid, f"survey:{campaign_id}")
-    assert texts[0].startswith("Đồng chí đã hoàn thành «Khảo sát thử»")
+    assert texts[0].startswith("Phiếu «Khảo sát thử» đã được hoàn thành")
     assert "Câu trả lời hiện tại: Không" in texts[1]
     await org.choose(uid, "vyes")
     await org.send(uid, "Quyết định 5")
-    await org.send(uid, "5")
-    texts = await org.send(uid, "2")
-    texts = await org.choose(uid, "done")
+    texts = await org.send(uid, "5")
+    assert "Câu trả lời hiện tại: Thư điện tử" in texts[0]
+    texts = await org.choose(uid, "keep")
     assert texts[0].startswith("Trân trọng cảm ơn")
     (row,) = await rows(org, SurveyResponse)
-    assert json.loads(row.answers) == {"Q1": "yes", "Q2": "Quyết định 5", "Q3": "5", "Q4": ["2"]}
+    assert json.loads(row.answers) == {"Q1": "yes", "Q2": "Quyết định 5", "Q3": "5", "Q4": ["3"]}
     await close(org, clock, campaign_id)
     texts = await org.press(uid, f"survey:{campaign_id}")
     assert texts == [t("survey.error.not_open", "vi", title="Khảo sát thử")]
@@ -699,3 +700,73 @@ async def test_an_admin_imports_a_questionnaire_sent_in_chat(org, clock):
         await s.commit()
     (form_row,) = await rows(org, Questionnaire, Questionnaire.code == "PAR2026")
     assert form_row.questions == 13
+
+
+async def test_one_unit_s_results_and_the_xlsx_agree_with_the_answers_stored(org, clock):
+    campaign_id = await launch(org, clock)
+    for i in range(6):
+        given = {"Q1": "no", "Q3": str(1 + i % 5), "Q4": ["1", "3"] if i % 2 else ["2"]}
+        await answer_as(org, clock, campaign_id, f"S1{i}", given)
+    for i in range(2):
+        await answer_as(org, clock, campaign_id, f"S2{i}", {"Q1": "yes", "Q3": "5", "Q4": ["2"]})
+    await close(org, clock, campaign_id)
+    texts = await org.send(ADMIN, f"/results {campaign_id} U1")
+    assert texts[0] == t("survey.results_too_few", "vi", title="Khảo sát thử", minimum=5)
+    stored = await rows(org, SurveyResponse)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    book = load_workbook(io.BytesIO(results.workbook(res, locale="vi")))
+    figures = {
+        (row[0], row[5]): row[6]
+        for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)
+        if row[3] == "Toàn bộ" and row[6] is not None
+    }
+    for qid, labels_of in (
+        ("Q1", {"yes": "Có", "no": "Không"}),
+        ("Q3", {str(v): str(v) for v in range(1, 6)}),
+    ):
+        for value, label in labels_of.items():
+            expected = sum(json.loads(r.answers).get(qid) == value for r in stored)
+            assert figures[(qid, label)] == expected, (qid, value)
+    options = {"1": "Zalo", "2": "Telegram", "3": "Thư điện tử"}
+    for value, label in options.items():
+        expected = sum(value in json.loads(r.answers)["Q4"] for r in stored)
+        assert figures[("Q4", label)] == expected
+    unknown = await org.send(ADMIN, f"/results {campaign_id} NOPE")
+    assert unknown[0].startswith("Không tìm thấy")
+
+
+async def test_citizens_who_rated_a_unit_are_asked_and_answer_by_their_chat(org, clock):
+    from bot.models import Rating
+
+    citizen = 9400
+    async with org.maker() as s:
+        contact = await f.contact(s, str(citizen))
+        (u1,) = (await s.exec(select(Unit).where(Unit.code == "U1"))).all()
+        for contact_id, hashed in ((contact.id, "a"), (None, "b")):  # one left a contact, one not
+            s.add(
+                Rating(
+                    unit_id=u1.id,
+                    channel="telegram",
+                    contact_id=contact_id,
+                    voter_hash=hashed,
+                    overall=4,
+                    created_at=clock.now(),
+                )
+            )
+        await s.commit()
+    campaign_id = await launch(org, clock, audience="raters:U1")
+    invites = await rows(org, Outbox, Outbox.kind == campaigns.KIND_INVITE)
+    assert [int(r.chat_id) for r in invites] == [citizen]
+    assert "survey.invite_anonymous_citizen" in invites[0].payload
+    await org.press(citizen, f"survey:{campaign_id}")
+    await org.choose(citizen, "vno")
+    await org.send(citizen, "4")
+    await org.send(citizen, "2")
+    texts = await org.send(citizen, "4")  # «Xong»
+    assert texts[0].startswith("Trân trọng cảm ơn Ông/Bà đã trả lời")
+    (done,) = await rows(org, CampaignRecipient, CampaignRecipient.done)
+    assert done.contact_id is not None
+    assert await org.press(STAFF1[0], f"survey:{campaign_id}") == [
+        t("survey.error.not_asked", "vi", title="Khảo sát thử")
+    ]

@@ -177,6 +177,11 @@ def _check(draft: Draft, *, now: datetime) -> None:
         raise InvalidInput("survey.error.limits")
 
 
+async def unit_by_code(session: AsyncSession, code: str) -> Unit:
+    """Return an active unit by its code, or raise NotFound naming it."""
+    return (await resolve_units(session, Target(units=(code,))))[0]
+
+
 async def questionnaire_by_code(session: AsyncSession, code: str) -> Questionnaire:
     """Return a questionnaire by its code, or raise NotFound naming it."""
     code = code.strip().upper()
@@ -281,14 +286,20 @@ async def launch(
     return campaign
 
 
-def invite(campaign: Campaign, *, check: bool) -> OutboundMessage:
+def addressed(key: str, *, citizen: bool) -> str:
+    """Return a message's wording for a citizen («Ông/Bà») or for staff («đồng chí»)."""
+    return f"{key}_citizen" if citizen else key
+
+
+def invite(campaign: Campaign, *, citizen: bool = False) -> OutboundMessage:
     """Return the message that brings a campaign to a person, with its button."""
     assert campaign.id is not None
     params: dict[str, Any] = {"title": campaign.title, "closes": campaign.closes_at}
     if campaign.material is not None or campaign.attachment_id is not None:
         button = Button("survey.read_button", f"svread:{campaign.id}")
+        key = "survey.material_check" if campaign.questionnaire_id else "survey.material"
         return OutboundMessage(
-            "survey.material_check" if check else "survey.material",
+            addressed(key, citizen=citizen),
             {**params, "text": campaign.material or ""},
             buttons=((button,),),
             attachment_id=campaign.attachment_id,
@@ -296,7 +307,14 @@ def invite(campaign: Campaign, *, check: bool) -> OutboundMessage:
         )
     key = "survey.invite_anonymous" if campaign.anonymous else "survey.invite_named"
     button = Button("survey.answer_button", f"survey:{campaign.id}")
-    return OutboundMessage(key, params, buttons=((button,),))
+    return OutboundMessage(addressed(key, citizen=citizen), params, buttons=((button,),))
+
+
+def reminder(campaign: Campaign, *, citizen: bool) -> OutboundMessage:
+    """Return the reminder of a campaign, with the invitation's button."""
+    params = {"title": campaign.title, "closes": campaign.closes_at}
+    buttons = invite(campaign).buttons
+    return OutboundMessage(addressed("survey.reminder", citizen=citizen), params, buttons=buttons)
 
 
 async def _targets(session: AsyncSession, rows: list[CampaignRecipient]) -> dict[int, Contact]:
@@ -332,7 +350,7 @@ async def _open(session: AsyncSession, campaign: Campaign, *, now: datetime) -> 
             )
         ).all()
     )
-    message = invite(campaign, check=campaign.questionnaire_id is not None)
+    messages = {citizen: invite(campaign, citizen=citizen) for citizen in (False, True)}
     contacts = await _targets(session, rows)
     queued = 0
     for r in rows:
@@ -342,7 +360,7 @@ async def _open(session: AsyncSession, campaign: Campaign, *, now: datetime) -> 
         row = await outbox.enqueue(
             session,
             contact=contact,
-            message=message,
+            message=messages[r.person_id is None],
             kind=KIND_INVITE,
             ref_id=campaign.id,
             now=now,
@@ -418,12 +436,7 @@ async def _remind(
     ).all()
     due = [r for r in rows if due_reminder(r, campaign, now=now, cal=cal)]
     contacts = await _targets(session, due)
-    base = invite(campaign, check=campaign.questionnaire_id is not None)
-    message = OutboundMessage(
-        "survey.reminder",
-        {"title": campaign.title, "closes": campaign.closes_at},
-        buttons=base.buttons,
-    )
+    messages = {citizen: reminder(campaign, citizen=citizen) for citizen in (False, True)}
     queued = 0
     for r in due:
         r.reminders_sent, r.last_reminder_at = r.reminders_sent + 1, now
@@ -433,7 +446,7 @@ async def _remind(
             sent = await outbox.enqueue(
                 session,
                 contact=contact,
-                message=message,
+                message=messages[r.person_id is None],
                 kind=KIND_REMINDER,
                 ref_id=campaign.id,
                 now=now,
