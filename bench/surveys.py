@@ -1,6 +1,7 @@
 """2,000 members of staff answer a 10-question survey at once through the sandbox, beside echo.
 
     python -m bench.surveys [--people 2000] [--modes polling webhook] [--repeat 1]
+                            [--databases sqlite postgresql]
 
 With REFORMBOT_TEST_POSTGRES_URL set (a server where it may create and drop a database),
 reformbot runs on PostgreSQL too, in the same round, against the same echo measurements.
@@ -40,6 +41,7 @@ from sqlmodel import col, select
 from bench.figures import Figures
 from bench.ratings import (
     FIRST_UID,
+    PG_ENV,
     WAIT,
     JsonDict,
     Run,
@@ -166,7 +168,7 @@ async def fresh_database(
     """Create, migrate and seed a new SQLite file or PostgreSQL database; return the campaign."""
     url = f"sqlite+aiosqlite:///{folder}/surveys-{index}.db"
     if server is not None:
-        name = f"reformbot_bench_{uuid.uuid4().hex[:10]}"
+        name = f"reformbot_bench_surveys_{uuid.uuid4().hex[:10]}"
         await _admin(server, f'CREATE DATABASE "{name}"')
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
     await migrate.upgrade(url)
@@ -250,12 +252,14 @@ def report(echo: Run, bot: Run) -> float:
     return ratio
 
 
-async def main(people: int, modes: list[str], repeat: int) -> None:
+async def main(people: int, modes: list[str], repeat: int, databases: list[str]) -> None:
     """Measure each mode (echo, reformbot, echo again), `repeat` times; print the figures last."""
     figures = Figures("surveys")
-    servers: list[str | None] = [None]
-    if (pg := postgres_server()) is not None:
+    servers: list[str | None] = [None] if "sqlite" in databases else []
+    if (pg := postgres_server()) is not None and "postgresql" in databases:
         servers.append(pg)
+    if not servers:
+        raise SystemExit(f"no database to measure on (PostgreSQL needs {PG_ENV})")
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         for round_ in range(1, repeat + 1):
@@ -298,5 +302,12 @@ if __name__ == "__main__":
         "--modes", nargs="+", default=["polling", "webhook"], choices=["polling", "webhook"]
     )
     parser.add_argument("--repeat", type=int, default=1, help="measure every mode this often")
+    parser.add_argument(
+        "--databases",
+        nargs="+",
+        default=["sqlite", "postgresql"],
+        choices=["sqlite", "postgresql"],
+        help="PostgreSQL needs REFORMBOT_TEST_POSTGRES_URL",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.people, args.modes, args.repeat))
+    asyncio.run(main(args.people, args.modes, args.repeat, args.databases))
