@@ -211,8 +211,13 @@ async def _keep_toggle(ctx: Context, data: Data, toggled: _Toggled) -> None:
 async def _save(ctx: Context, campaign: Campaign, given: dict[str, Any], *, complete: bool) -> None:
     """Save the answers so far (or all of them) for the respondent."""
     who = respondent(ctx)
-    recipient = await campaigns.recipient(
-        ctx.session, campaign, person_id=who.person_id, contact_id=who.contact_id
+    started = await answers.find(ctx.session, campaign, who) is not None
+    recipient = (
+        None
+        if started and not complete
+        else await campaigns.recipient(
+            ctx.session, campaign, person_id=who.person_id, contact_id=who.contact_id
+        )
     )
     await answers.save(
         ctx.session,

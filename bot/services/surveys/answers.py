@@ -129,14 +129,18 @@ def missing(form: Definition, answers: Mapping[str, Any]) -> list[Question]:
 async def save(
     session: AsyncSession,
     campaign: Campaign,
-    recipient: CampaignRecipient,
+    recipient: CampaignRecipient | None,
     who: Respondent,
     answers: Mapping[str, Any],
     *,
     now: datetime,
     complete: bool,
 ) -> SurveyResponse:
-    """Store (or replace) the respondent's answers while the campaign is open."""
+    """Store (or replace) the respondent's answers while the campaign is open.
+
+    The recipient's row (the unit, 'done') is needed for a first answer and to complete; a later
+    answer in progress may go without it (one query fewer per answer).
+    """
     if campaign.status != CampaignStatus.OPEN or now >= campaign.closes_at:
         raise InvalidInput("survey.error.not_open", title=campaign.title)
     form = await definition(session, campaign)
@@ -144,6 +148,8 @@ async def save(
     if complete and missing(form, clean):
         raise InvalidInput("survey.error.unfinished", count=len(missing(form, clean)))
     row = await find(session, campaign, who)
+    if recipient is None and (row is None or complete):
+        raise ValueError("a first or final answer needs the recipient's row")
     if row is None:
         assert campaign.id is not None
         row = SurveyResponse(
@@ -153,13 +159,14 @@ async def save(
             answers="{}",
         )
         memo(session)[("response", campaign.id, row.voter_hash)] = row
-    row.unit_id = recipient.unit_id
+    if recipient is not None:
+        row.unit_id = recipient.unit_id
     row.answers = json.dumps(clean, ensure_ascii=False, sort_keys=True)
     row.complete = row.complete or complete
     if not campaign.anonymous:
         row.person_id, row.answered_at = who.person_id, now
     session.add(row)
-    if complete and not recipient.done:
+    if complete and recipient is not None and not recipient.done:
         recipient.done = True
         session.add(recipient)
     return row
