@@ -418,6 +418,15 @@ class RatingSettings(BaseModel):
     case_working_days: int = Field(5, ge=1, le=60)
 
 
+class SurveySettings(BaseModel):
+    """Surveys and awareness campaigns."""
+
+    flow_hours: int = Field(72, ge=1, le=720)
+    min_group: int = Field(5, ge=2, le=100)
+    reminders_max: int = Field(2, ge=0, le=10)
+    remind_every_hours: int = Field(16, ge=1, le=200)
+
+
 class AgencySettings(BaseModel):
     """The issuing agency printed on apology slips and QR cards."""
 
@@ -534,6 +543,7 @@ class Settings(BaseSettings):
     directives: DirectiveSettings = DirectiveSettings()
     tasks: TaskSettings = TaskSettings()
     ratings: RatingSettings = RatingSettings()
+    surveys: SurveySettings = SurveySettings()
     dossiers: DossierSettings = DossierSettings()
     agency: AgencySettings = AgencySettings()
     reports: ReportSettings = ReportSettings()

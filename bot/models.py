@@ -741,3 +741,102 @@ class DashboardPassword(SQLModel, table=True):
     set_at: datetime = Field(sa_column=utc_column(nullable=False))
     failures: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class Questionnaire(SQLModel, table=True):
+    """A questionnaire imported from a TOML or XLSX file; `definition` is its checked JSON."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), unique=True, nullable=False, index=True))
+    title: str = Field(max_length=500)
+    definition: str = Field(sa_column=Column(Text, nullable=False))
+    questions: int = 0
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class CampaignStatus(enum.StrEnum):
+    """Where a survey or awareness campaign stands."""
+
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Campaign(SQLModel, table=True):
+    """A survey, or a material with an optional check of understanding, sent to an audience.
+
+    An anonymous campaign keeps a salt while it is open (its answers are found by a salted hash
+    of the person, to be changed); the salt is erased when it closes.
+    """
+
+    __tablename__ = "survey_campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    questionnaire_id: int | None = Field(default=None, foreign_key="questionnaire.id")
+    material: str | None = Field(default=None, sa_column=Column(Text))
+    attachment_id: int | None = Field(default=None, foreign_key="attachment.id")
+    media: str = Field(default="text", max_length=16)
+    audience: str = Field(max_length=500)
+    audience_label: str = Field(max_length=500)
+    anonymous: bool = True
+    min_group: int = 5
+    results_open: bool = False
+    opens_at: datetime = Field(sa_column=utc_column(nullable=False))
+    closes_at: datetime = Field(sa_column=utc_column(nullable=False))
+    reminders_max: int = 2
+    remind_every_hours: int = 16
+    status: CampaignStatus = Field(sa_column=Column(String(16), nullable=False))
+    salt: str | None = Field(default=None, max_length=64)
+    created_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class CampaignRecipient(SQLModel, table=True):
+    """One person (or citizen's chat account) a campaign is sent to: reached, done, reminded.
+
+    It says whether they answered (or read), never what: answers are in SurveyResponse.
+    """
+
+    __tablename__ = "survey_recipient"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "person_id", name="uq_survey_recipient_person"),
+        UniqueConstraint("campaign_id", "contact_id", name="uq_survey_recipient_contact"),
+        Index("ix_survey_recipient_unit", "campaign_id", "unit_id", "done"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="survey_campaign.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)  # citizens
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    sent: bool = False
+    done: bool = False
+    read: bool = False
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class SurveyResponse(SQLModel, table=True):
+    """One person's answers to a campaign's questions (JSON by question id).
+
+    Anonymous: a random id, the salted hash, the unit as a group, and no person, chat or time.
+    Named: the person and the time of the last change as well.
+    """
+
+    __tablename__ = "survey_response"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "voter_hash", name="uq_survey_response_voter"),
+        Index("ix_survey_response_unit", "campaign_id", "unit_id"),
+    )
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    campaign_id: int = Field(foreign_key="survey_campaign.id")
+    voter_hash: str = Field(max_length=64)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    answers: str = Field(sa_column=Column(Text, nullable=False))
+    complete: bool = False
+    answered_at: datetime | None = Field(default=None, sa_column=utc_column())

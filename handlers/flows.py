@@ -184,13 +184,17 @@ async def _prompt(ctx: Context, spec: FlowSpec, flow: Flow) -> list[OutboundMess
     return _present(flow, await spec.table[flow.step].prompt(ctx, flows.data_of(flow)))
 
 
-async def start(ctx: Context, spec: FlowSpec, data: Data | None = None) -> list[OutboundMessage]:
-    """Open a flow for the contact and ask its first question."""
+async def start(
+    ctx: Context, spec: FlowSpec, data: Data | None = None, *, at: str | None = None
+) -> list[OutboundMessage]:
+    """Open a flow for the contact and ask its first question (or the step `at`, resuming)."""
+    if at is not None and at not in spec.table:
+        raise ValueError(f"flow {spec.kind}: no step {at!r}")
     flow = await flows.begin(
         ctx.session,
         contact=ctx.contact,
         kind=spec.kind,
-        step=spec.first,
+        step=at or spec.first,
         now=ctx.now,
         ttl=spec.lifetime(ctx),
         data=data,

@@ -24,6 +24,7 @@ from handlers import (
     ratings,
     reports,
     stats,
+    surveys,
     tasks,
 )
 from handlers.context import Context
@@ -49,6 +50,7 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("stop", core.stop, EVERYONE),
     Command("cancel", core.cancel, EVERYONE),
     Command("follow", dossiers.follow, EVERYONE),
+    Command("survey", surveys.my_surveys, EVERYONE),
     Command("me", core.me, STAFF),
     Command("channel", core.channel, STAFF),
     Command("tasks", tasks.open_tasks, STAFF),
@@ -65,6 +67,12 @@ COMMAND_LIST: tuple[Command, ...] = (
     Command("dashboard", dashboard.dashboard, MANAGEMENT),
     Command("reopen", tasks.reopen, ADMIN_HEAD),
     Command("task", tasks.assign, ADMIN),
+    Command("campaigns", surveys.list_campaigns, MANAGEMENT),
+    Command("results", surveys.show_results, MANAGEMENT),
+    Command("compare", surveys.compare, ADMIN_LEADER),
+    Command("survey_import", surveys.import_questionnaire, ADMIN),
+    Command("survey_launch", surveys.launch, ADMIN),
+    Command("survey_close", surveys.close_campaign, ADMIN),
 )
 
 # Button namespaces: a button's action is "<namespace>:<what>"; "flow:" belongs to open flows.
@@ -77,6 +85,8 @@ BUTTON_LIST: tuple[tuple[str, Handler], ...] = (
     ("casefb", cases.citizen_feedback),
     ("apology", dossiers.apology_pressed),
     ("task", tasks.done_pressed),
+    ("survey", surveys.answer_pressed),
+    ("svread", surveys.read_pressed),
 )
 
 # Multi-step flows, by the command or button that starts them; an open flow takes the answers.
@@ -90,6 +100,8 @@ FLOW_LIST: tuple[FlowSpec, ...] = (
     cases.ANSWER_FLOW,
     cases.CLOSE_FLOW,
     dossiers.APOLOGY_FLOW,
+    surveys.SURVEY_FLOW,  # a campaign's invitation button, or /survey
+    surveys.IMPORT_FLOW,  # /survey_import
 )
 
 

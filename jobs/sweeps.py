@@ -12,6 +12,7 @@ from bot.services.directives import chasing
 from bot.services.dossiers import apologies
 from bot.services.ratings import cases
 from bot.services.reports import leadership
+from bot.services.surveys import campaigns
 from bot.services.tasks import task_series, tasks
 from jobs.runner import JobRunner
 
@@ -102,6 +103,22 @@ async def escalate_cases(runtime: Runtime) -> int:
         return await cases.escalate(session, now=runtime.clock.now())
 
 
+async def sweep_surveys(runtime: Runtime) -> campaigns.SweepResult:
+    """Open and close survey campaigns on their dates; remind non-answerers in working hours."""
+    calendar = WorkCalendar.from_settings(runtime.settings)
+    async with transaction(runtime.maker) as session:
+        result = await campaigns.sweep(session, now=runtime.clock.now(), cal=calendar)
+    if result.opened or result.reminders or result.closed:
+        log.info(
+            "survey sweep: %d opened (%d invitations), %d reminders, %d closed",
+            result.opened,
+            result.invites,
+            result.reminders,
+            result.closed,
+        )
+    return result
+
+
 def register(runner: JobRunner, runtime: Runtime) -> None:
     """Register every sweep with the runner."""
     settings = runtime.settings
@@ -115,6 +132,7 @@ def register(runner: JobRunner, runtime: Runtime) -> None:
         "reports.monthly", lambda: send_monthly_reports(runtime), settings.tasks.sweep_seconds
     )
     runner.add_sweep("ratings.cases", lambda: escalate_cases(runtime), settings.tasks.sweep_seconds)
+    runner.add_sweep("surveys", lambda: sweep_surveys(runtime), settings.tasks.sweep_seconds)
     runner.add_sweep(
         "dossiers.apologies", lambda: ask_apologies(runtime), settings.tasks.sweep_seconds
     )

@@ -12,8 +12,18 @@ import pytest
 from sqlmodel import select
 
 from bot.i18n import t
-from bot.models import Apology, ApologyStatus, Contact, Dossier, Flow
+from bot.models import (
+    Apology,
+    ApologyStatus,
+    Campaign,
+    CampaignStatus,
+    Contact,
+    Dossier,
+    Flow,
+)
 from bot.services.errors import InvalidInput
+from bot.services.org.access import system_actor
+from bot.services.surveys import questionnaire
 from handlers.flows import DONE, SKIP_WORDS, Answer, FlowSpec, Step
 from handlers.routes import FLOWS
 from tests import factories as f
@@ -43,6 +53,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "new_date_held": SATURDAY,
     },
     "task_done": {"assignment_id": 1, "title": "Báo cáo"},
+    "survey": {"campaign_id": 1},
+    "survey_import": {
+        "definition": '{"code": "X", "title": "X", "intro": "", "questions": []}',
+    },
 }
 
 
@@ -71,6 +85,40 @@ async def seed_apology(s, now) -> None:
             original_appointment_at=now,
             asked_at=now,
             status=ApologyStatus.ASKED,
+        )
+    )
+
+
+async def seed_survey(s, now) -> None:
+    """Store campaign 1 with a questionnaire of every type, as long as a survey may be."""
+    kinds: list[dict[str, Any]] = [
+        {"type": "single", "options": ["Một", "Hai", "Ba"]},
+        {"type": "multiple", "options": ["Zalo", "Telegram"], "optional": True},
+        {"type": "scale", "scale": 5, "low": "Kém", "high": "Tốt"},
+        {"type": "scale", "scale": 10, "low": "Kém", "high": "Tốt", "optional": True},
+        {"type": "yes_no"},
+        {"type": "text", "optional": True},
+    ]
+    questions = [
+        (i, {"id": f"Q{i}", "text": f"Câu hỏi {i}", **kinds[i % len(kinds)]})
+        for i in range(1, questionnaire.MAX_QUESTIONS + 1)
+    ]
+    form = questionnaire.check({"code": "ALL", "title": "Mọi loại"}, questions).definition
+    assert form is not None
+    row = await questionnaire.save(s, form, actor=system_actor("test"), now=now)
+    s.add(
+        Campaign(
+            id=1,
+            title="Khảo sát",
+            questionnaire_id=row.id,
+            audience="all",
+            audience_label="all",
+            opens_at=now,
+            closes_at=now + timedelta(days=7),
+            status=CampaignStatus.OPEN,
+            salt="abc",
+            created_by="test",
+            created_at=now,
         )
     )
 
@@ -115,6 +163,8 @@ async def test_typed_answers_at_every_step(bot_harness, clock, monkeypatch, kind
         contact = (await s.exec(select(Contact).where(Contact.external_id == str(UID)))).one()
         if kind == "apology":
             await seed_apology(s, clock.now())
+        if kind == "survey":
+            await seed_survey(s, clock.now())
         s.add(
             Flow(
                 contact_id=contact.id,
@@ -163,6 +213,8 @@ def test_every_flow_is_one_table_whose_steps_lead_to_its_own_steps():
         "directive",
         "follow",
         "rating",
+        "survey",
+        "survey_import",
         "task",
         "task_done",
     ]

@@ -194,7 +194,7 @@ def test_every_flow_a_route_starts_is_in_the_table():
     }
     assert defined == {id(spec) for spec in FLOW_LIST}
     assert list(FLOWS) == [spec.kind for spec in FLOW_LIST]
-    assert len(FLOWS) == 9
+    assert len(FLOWS) == 11
 
 
 def test_importing_a_module_alone_registers_nothing():

@@ -17,7 +17,7 @@ from bot.models import Contact, Flow
 from bot.services.errors import InvalidInput
 from handlers.flows import Answer
 from handlers.routes import FLOWS
-from tests.test_flow_answers import SAMPLES, every_step, seed_apology, typed_label
+from tests.test_flow_answers import SAMPLES, every_step, seed_apology, seed_survey, typed_label
 from tests.test_zalo_inbound import ZaloBot
 from tests.zalo_fake import FakeZaloApi
 
@@ -50,6 +50,8 @@ async def test_typed_answers_at_every_step_on_zalo(zalo, maker, clock, monkeypat
         contact = (await s.exec(select(Contact).where(Contact.external_id == UID))).one()
         if kind == "apology":
             await seed_apology(s, clock.now())
+        if kind == "survey":
+            await seed_survey(s, clock.now())
         s.add(
             Flow(
                 contact_id=contact.id,

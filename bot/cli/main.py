@@ -30,6 +30,7 @@ from bot.cli.dossiers import register_import as register_dossier_import
 from bot.cli.imports import import_app
 from bot.cli.language import LocalisedGroup
 from bot.cli.service_points import qr_app, register_imports
+from bot.cli.surveys import survey_app
 from bot.cli.tasks import task_app
 from bot.clock import SystemClock
 from bot.config import Settings, resolve_path, webhook_paths
@@ -48,6 +49,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(directive_app, name="directive")
 app.add_typer(task_app, name="task")
+app.add_typer(survey_app, name="survey")
 app.add_typer(qr_app, name="qr")
 app.add_typer(apology_app, name="apology")
 register_imports(import_app)

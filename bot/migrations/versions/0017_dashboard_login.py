@@ -1,7 +1,7 @@
 """dashboard login: one-time sign-in links, browser sessions and passwords of the web dashboard
 
 Revision ID: 0017_dashboard_login
-Revises: 0015_rating_daily
+Revises: 0016_surveys
 Create Date: 2026-12-05 04:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.models
 
 revision: str = '0017_dashboard_login'
-down_revision: str | None = '0015_rating_daily'
+down_revision: str | None = '0016_surveys'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

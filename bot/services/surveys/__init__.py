@@ -1,0 +1,1 @@
+"""Surveys and awareness campaigns in chat: questionnaires, campaigns, answers, results."""
