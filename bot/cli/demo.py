@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,7 @@ async def seed(
     *,
     zalo: bool = ZALO_DEMO,
     history: bool = True,
+    now: datetime | None = None,
 ) -> dict[str, str]:
     """Build the demo department, its past and a directive; return unused invite codes by persona.
 
@@ -187,7 +189,7 @@ async def seed(
 
     await _import_examples(maker, examples)
     if history:
-        await seed_history(maker, now=SystemClock().now(), settings=settings)
+        await seed_history(maker, now=now or SystemClock().now(), settings=settings)
     codes = {}
     on_zalo = ZALO_PERSONAS if zalo else ()
     for persona, channel in [(p, "telegram") for p in PERSONAS] + [(p, "zalo") for p in on_zalo]:
