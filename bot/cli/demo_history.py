@@ -40,7 +40,7 @@ from bot.models import (
     UnitKind,
 )
 from bot.services.calendar import WorkCalendar
-from bot.services.directives import directives
+from bot.services.directives import chasing, directives
 from bot.services.dossiers import apologies
 from bot.services.dossiers.dossiers import DOSSIERS, import_dossiers
 from bot.services.org.access import Actor, roles_of, system_actor
@@ -472,6 +472,20 @@ class _Past:
         """Tell leadership about the cases still open past their due time (nobody to tell yet)."""
         await cases.escalate(self.session, now=at)
 
+    async def catch_up(self) -> None:
+        """Run the other sweeps once, now: each takes its current step, as after a downtime.
+
+        Their past steps (reminders, alerts to leadership) reached nobody; without this the
+        bot would send them all when it starts.
+        """
+        session, at, cal, settings = self.session, self.now, self.cal, self.settings
+        await chasing.chase(session, now=at, calendar=cal, settings=settings.directives)
+        await tasks.sweep(session, now=at, cal=cal, settings=settings.tasks)
+        await apologies.sweep(
+            session, now=at, cal=cal, lead_days=settings.dossiers.apology_lead_days
+        )
+        await cases.escalate(session, now=at)
+
 
 def read_history(path: Path = HISTORY) -> dict[str, Any]:
     """Return the sample history's units, texts, directives and tasks."""
@@ -505,4 +519,5 @@ async def seed_history(
         past.plan_imports()
         past.plan_sweeps()
         await past.play()
+        await past.catch_up()
     return True
