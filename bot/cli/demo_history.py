@@ -223,7 +223,11 @@ class _Past:
 
         async def run(at: datetime) -> None:
             self.citizen += 1
-            who = Contact(channel=Channel.TELEGRAM, external_id=str(CITIZEN_IDS + self.citizen))
+            who = Contact(
+                channel=Channel.TELEGRAM,
+                external_id=str(CITIZEN_IDS + self.citizen),
+                created_at=at,
+            )
             days = self.settings.ratings.case_working_days
             due = self.cal.close_of_business(at, days)
             row = await ratings.save(
@@ -301,7 +305,7 @@ class _Past:
 
     def plan_ack(self, row: DirectiveRecipient, issued: datetime, deadline: datetime) -> None:
         """Plan one recipient's acknowledgement: soon, after the deadline, or never."""
-        diligence = 0.7 + 0.3 * ((row.unit_id * 7919) % 11) / 10  # steady per unit
+        diligence = 0.7 + 0.3 * (((row.unit_id or 0) * 7919) % 11) / 10  # steady per unit
         draw = self.rng.random()
         if draw < 0.88 * diligence:
             when = issued + min(
@@ -312,7 +316,13 @@ class _Past:
         else:
             return
         person_id, recipient_id = row.person_id, row.id
-        who = Contact(channel=Channel.TELEGRAM, external_id=f"p{person_id}", person_id=person_id)
+        assert recipient_id is not None
+        who = Contact(
+            channel=Channel.TELEGRAM,
+            external_id=f"p{person_id}",
+            person_id=person_id,
+            created_at=issued,
+        )
 
         async def ack(at: datetime) -> None:
             await directives.acknowledge(
@@ -383,6 +393,7 @@ class _Past:
                 continue
             serial += 1
             procedure = self.rng.choice(procedures)
+            assert procedure.unit_id is not None
             appointment = self.cal.add_working_days(d, self.rng.randint(4, 9))
             item = _Dossier(
                 code=f"000.00.12.H10-{d:%y%m%d}-{serial:04d}",
@@ -451,8 +462,10 @@ class _Past:
             found = await self.session.exec(select(Dossier).where(Dossier.code == item.code))
             dossier = found.one()
             assert dossier.id is not None
+            unit_id = dossier.unit_id or procedure.unit_id
+            assert unit_id is not None
             draft = ratings.Draft(
-                unit_id=dossier.unit_id or procedure.unit_id,
+                unit_id=unit_id,
                 procedure_id=procedure.id,
                 dossier_id=dossier.id,
             )
