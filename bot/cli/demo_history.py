@@ -54,6 +54,7 @@ DAYS = 91  # thirteen weeks
 ACTOR = "demo"
 CITIZEN_IDS = 7300000000  # the chat ids ratings are hashed with (anonymous: no account kept)
 OPEN_LOCAL, CLOSE_LOCAL = 7.5, 16.5  # office hours, local
+LATE_EVERY = 5  # dossiers: every fifth is returned late
 STATUS_PROCESSING, STATUS_RETURNED = "Đang xử lý", "Đã trả kết quả"
 
 Run = Callable[[datetime], Awaitable[None]]
@@ -246,6 +247,9 @@ class _Past:
         case_id, unit_id = found.one(), rating.unit_id
         assert case_id is not None
         draw = self.rng.random()
+        if draw >= 0.6:  # still open when the next morning's sweep looks: escalated
+            morning = self.cal.next_working_day(self.cal.local(due).date())
+            self.plan(self.at(morning, 8.0), self.sweep)
         if draw < 0.6:
             when = opened + (due - opened) * self.rng.uniform(0.1, 0.9)
         elif draw < 0.85:
@@ -389,7 +393,7 @@ class _Past:
         procedures = [p for p in found.all() if p.unit_id in rated]
         serial = 1000
         for d in self.working_days():
-            if self.rng.random() < 0.45:
+            if self.rng.random() < 0.6:
                 continue
             serial += 1
             procedure = self.rng.choice(procedures)
@@ -403,13 +407,12 @@ class _Past:
                 appointment=appointment,
             )
             self.register(d, item.row(STATUS_PROCESSING))
-            draw = self.rng.random()
-            if draw < 0.8:
+            if serial % LATE_EVERY:
                 back = self.cal.add_working_days(d, self.rng.randint(3, (appointment - d).days))
                 back = min(back, appointment)
-            else:
+            else:  # one in five late; most of those with an apology sent the day before
                 back = self.cal.add_working_days(appointment, self.rng.randint(1, 4))
-                if draw < 0.93:
+                if serial % (3 * LATE_EVERY):
                     self.plan_apology(item, unit_id=procedure.unit_id)
             self.register(back, item.row(STATUS_RETURNED))
             if self.rng.random() < 0.5:
@@ -476,11 +479,6 @@ class _Past:
 
     # The sweeps the job runner would have run each morning.
 
-    def plan_sweeps(self) -> None:
-        """Plan the morning escalation of late cases (the other sweeps catch up at start)."""
-        for d in self.working_days():
-            self.plan(self.at(d, 8.0), self.sweep)
-
     async def sweep(self, at: datetime) -> None:
         """Tell leadership about the cases still open past their due time (nobody to tell yet)."""
         await cases.escalate(self.session, now=at)
@@ -530,7 +528,6 @@ async def seed_history(
         past.plan_tasks()
         await past.plan_dossiers()
         past.plan_imports()
-        past.plan_sweeps()
         await past.play()
         await past.catch_up()
     return True
