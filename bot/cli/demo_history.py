@@ -205,7 +205,13 @@ class _Past:
     def fill(self, draft: ratings.Draft, quality: float) -> None:
         """Choose a rating's levels and words for a unit that serves this well."""
         rng = self.rng
-        weights = [60 * quality, 32, 40 * (1 - quality), 16 * (1 - quality), 7 * (1 - quality)]
+        weights = [
+            70 * quality,
+            30 * quality,
+            45 * (1 - quality),
+            25 * (1 - quality),
+            10 * (1 - quality),
+        ]
         overall = rng.choices(ratings.LEVELS, weights)[0]
         draft.overall = overall
         draft.scores = {
