@@ -180,8 +180,13 @@ class _Past:
 
     async def plan_ratings(self) -> None:
         """Plan each rated unit's ratings, spread evenly over the working days."""
-        counters = (await self.session.exec(select(ServiceCounter))).all()
-        procedures = (await self.session.exec(select(Procedure))).all()
+        # Ordered: the same draws pick the same rows on every backend.
+        counters = (
+            await self.session.exec(select(ServiceCounter).order_by(col(ServiceCounter.code)))
+        ).all()
+        procedures = (
+            await self.session.exec(select(Procedure).order_by(col(Procedure.code)))
+        ).all()
         days = self.working_days()
         for item in self.spec["rated"]:
             unit = self.units[item["unit"]]
@@ -304,9 +309,9 @@ class _Past:
                 cal=self.cal,
             )
             found = await self.session.exec(
-                select(DirectiveRecipient).where(
-                    DirectiveRecipient.directive_id == issued.directive.id
-                )
+                select(DirectiveRecipient)
+                .where(DirectiveRecipient.directive_id == issued.directive.id)
+                .order_by(col(DirectiveRecipient.id))
             )
             for row in found.all():
                 self.plan_ack(row, at, deadline)
