@@ -34,7 +34,9 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli.common.console.width", 200)
+    # Rich's `width` property reads back the terminal's width: patching it would pin that width
+    # on the shared console when undone. Its field is undone to None (follow the terminal).
+    monkeypatch.setattr("bot.cli.common.console._width", 200)
     runner = CliRunner()
 
     def invoke(*args: str):
@@ -164,7 +166,7 @@ def bot_api():
 
 
 def test_invite_prints_the_whole_link_on_a_narrow_terminal(cli, monkeypatch):
-    monkeypatch.setattr("bot.cli.common.console.width", 40)
+    monkeypatch.setattr("bot.cli.common.console._width", 40)
     result = cli("invite", "--person", "CB031", "--username", "so_giao_duc_an_phu_bot")
     assert result.exit_code == 0, result.output
     code = result.output.split("?start=")[1].split()[0]

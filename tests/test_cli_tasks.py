@@ -39,7 +39,7 @@ def cli(tmp_path, monkeypatch, clock):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli.common.console.width", 200)
+    monkeypatch.setattr("bot.cli.common.console._width", 200)  # undone to None (test_cli.py)
     monkeypatch.setattr("bot.cli.common.err.width", 200)
     runner = CliRunner()
     assert runner.invoke(app, ["import", "units", str(EXAMPLES / "units.csv")]).exit_code == 0

@@ -7,20 +7,51 @@ import asyncio
 import csv
 import shlex
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
+from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from bot.cli import demo
 from bot.cli.directives import read_file
 from bot.cli.main import app
 from bot.config import load_settings
+from bot.db import create_engine, session_maker
 from bot.i18n import t
+from bot.models import Apology, Directive, Dossier
 from bot.sandbox import DEFAULT_USERNAME
 from bot.services.calendar import WorkCalendar
 from bot.services.dossiers.apology_slip import docx_text
 from bot.services.org.invites import deep_link
 from bot.services.ratings.service_points import payload_for_counter
 from tests.e2e.conftest import free_port
+
+
+async def _scalar(db: Path, stmt: Any) -> int:
+    """Return one number from the demo's database."""
+    engine = create_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with session_maker(engine)() as s:
+            return int((await s.exec(stmt)).one())
+    finally:
+        await engine.dispose()
+
+
+async def _example_directive_id(db: Path) -> int:
+    """Return the id of the directive the demo issues today."""
+    number = read_file(demo.EXAMPLES / "directive.toml").number
+    return await _scalar(db, select(Directive.id).where(Directive.number == number))
+
+
+async def _apology_id(db: Path, code: str) -> int:
+    """Return the id of a dossier's apology."""
+    return await _scalar(
+        db,
+        select(Apology.id)
+        .join(Dossier, col(Dossier.id) == Apology.dossier_id)
+        .where(Dossier.code == code),
+    )
 
 
 async def test_the_demo_prints_the_config_the_other_commands_use(tmp_path, monkeypatch):
@@ -64,7 +95,7 @@ async def test_the_demo_prints_the_config_the_other_commands_use(tmp_path, monke
         assert listed.exit_code == 0, listed.output
         title = read_file(demo.EXAMPLES / "directive.toml").title
         assert " ".join(title.split()[:4]) in listed.output
-        status = await cli("directive", "status", "1")
+        status = await cli("directive", "status", str(await _example_directive_id(db)))
         assert status.exit_code == 0, status.output
         qr = await cli("qr", "--counter", demo.RATING_COUNTER, "--out", str(tmp_path / "qr"))
         assert qr.exit_code == 0, qr.output
@@ -79,7 +110,8 @@ async def test_the_demo_prints_the_config_the_other_commands_use(tmp_path, monke
         )  # fmt: skip
         assert made.exit_code == 0, made.output
         slip = tmp_path / "slip.docx"
-        printed = await cli("apology", "print", "1", "--out", str(slip))
+        apology = await _apology_id(db, code)  # the demo's history has apologies of its own
+        printed = await cli("apology", "print", str(apology), "--out", str(slip))
         assert printed.exit_code == 0, printed.output
         assert code in docx_text(slip.read_bytes())
     finally:

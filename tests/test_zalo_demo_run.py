@@ -8,12 +8,13 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.cli import demo
+from bot.cli.directives import read_file
 from bot.db import create_engine, session_maker
 from bot.i18n import t
-from bot.models import DirectiveRecipient, Rating
+from bot.models import Directive, DirectiveRecipient, Rating
 from bot.services.ratings.service_points import payload_for_counter
 from tests.e2e.conftest import free_port
 
@@ -95,8 +96,17 @@ async def test_the_demo_on_zalo_rating_and_acknowledgement(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{db}")
     try:
         async with session_maker(engine)() as s:
-            [rating] = (await s.exec(select(Rating))).all()
-            rows = (await s.exec(select(DirectiveRecipient))).all()
+            # the demo's history has ratings and directives too: take the Zalo rating and the
+            # example directive's recipients
+            [rating] = (await s.exec(select(Rating).where(Rating.channel == "zalo"))).all()
+            number = read_file(demo.EXAMPLES / "directive.toml").number
+            rows = (
+                await s.exec(
+                    select(DirectiveRecipient)
+                    .join(Directive, col(Directive.id) == DirectiveRecipient.directive_id)
+                    .where(Directive.number == number)
+                )
+            ).all()
     finally:
         await engine.dispose()
     assert (rating.overall, rating.access, rating.procedure, rating.result) == (2, 5, 4, 1)

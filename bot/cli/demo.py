@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,9 +177,19 @@ async def seed(
     settings: Settings | None = None,
     *,
     zalo: bool = ZALO_DEMO,
+    history: bool = True,
+    now: datetime | None = None,
 ) -> dict[str, str]:
-    """Build the demo department and a directive; return unused invite codes by persona id."""
+    """Build the demo department, its past and a directive; return unused invite codes by persona.
+
+    The past (bot.cli.demo_history) is played before anyone links a chat account, so none of
+    its messages waits to be sent when the bot starts.
+    """
+    from bot.cli.demo_history import seed_history
+
     await _import_examples(maker, examples)
+    if history:
+        await seed_history(maker, now=now or SystemClock().now(), settings=settings)
     codes = {}
     on_zalo = ZALO_PERSONAS if zalo else ()
     for persona, channel in [(p, "telegram") for p in PERSONAS] + [(p, "zalo") for p in on_zalo]:
