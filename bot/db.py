@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import sqlite_driver
+
 SessionMaker = async_sessionmaker[AsyncSession]
 CONNECT_SECONDS = 10
 
@@ -35,6 +37,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create an async engine; make the SQLite file's folder if needed."""
     kwargs: dict[str, Any] = {"echo": echo}
+    if make_url(url).get_driver_name() == "aiosqlite":
+        kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread per statement
     if is_sqlite(url):
         database = make_url(url).database
         if database in (None, "", ":memory:"):
