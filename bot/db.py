@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,12 +10,20 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import sqlite_driver
+
 SessionMaker = async_sessionmaker[AsyncSession]
 CONNECT_SECONDS = 10
+# A pooled PostgreSQL connection idle this long is pinged before use (a server restart shows
+# then, not in the transaction). SQLAlchemy's pre-ping on every checkout cost asyncpg three
+# round trips (BEGIN, a ping, ROLLBACK) per transaction: most of what an update spent waiting.
+PING_IDLE_SECONDS = 2.0
+IDLE_SINCE = "idle_since"
 
 
 def is_sqlite(url: str) -> bool:
@@ -35,6 +44,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create an async engine; make the SQLite file's folder if needed."""
     kwargs: dict[str, Any] = {"echo": echo}
+    if make_url(url).get_driver_name() == "aiosqlite":
+        kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread per statement
     if is_sqlite(url):
         database = make_url(url).database
         if database in (None, "", ":memory:"):
@@ -45,7 +56,6 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     else:
         # An unroutable host fails in seconds, not after asyncpg's default minute.
         kwargs.update(
-            pool_pre_ping=True,
             pool_size=10,
             max_overflow=10,
             connect_args={"timeout": CONNECT_SECONDS},
@@ -53,7 +63,34 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use when it has been idle a while; replace a dead one."""
+    dialect = engine.sync_engine.dialect
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    def connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info.pop(IDLE_SINCE, None)  # new: nothing to ping
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as err:  # the pool drops it and takes another (three tries)
+            raise DisconnectionError(f"idle connection is gone: {err}") from err
+
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkin", checkin)
+    event.listen(pool, "connect", connect)
+    event.listen(pool, "checkout", checkout)
 
 
 def session_maker(engine: AsyncEngine) -> SessionMaker:

@@ -130,16 +130,21 @@ class Intake:
                 log.info("update %s was received before; answered, not handled again", key)
 
     async def first_sights(self, update_ids: list[str]) -> set[str]:
-        """Record update ids; return those no process saw before. Prune now and then."""
+        """Record update ids; return those no process saw before. Prune now and then (first).
+
+        The record is one statement (insert or ignore), atomic by itself: on PostgreSQL it runs
+        without BEGIN and COMMIT, two round trips fewer per batch.
+        """
         now = self.clock.now()
         async with transaction(self.maker) as session:
-            fresh = await seen_updates.first_sights(
-                session, channel=CHANNEL, update_ids=update_ids, now=now
-            )
+            if session.get_bind().dialect.name == "postgresql":
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
                 await seen_updates.prune(session, now=now)
                 self.pruned_at = now
-        return fresh
+            return await seen_updates.first_sights(
+                session, channel=CHANNEL, update_ids=update_ids, now=now
+            )
 
 
 class TelegramWebhook:

@@ -15,6 +15,7 @@ from bot.db import SessionMaker
 from bot.messages import Button, InboundEvent, OutboundMessage
 from bot.models import Contact
 from bot.services.delivery.contacts import ContactCache
+from bot.services.flows import FlowCache
 from bot.services.org.access import Actor
 
 
@@ -28,6 +29,7 @@ class Deps:
     bot_username: str | None = None
     fetch_file: Callable[[str], Awaitable[bytes]] | None = None
     contacts: ContactCache = field(default_factory=ContactCache)
+    flows: FlowCache = field(default_factory=FlowCache)
 
 
 @dataclass

@@ -12,9 +12,9 @@ from bot.channels.render import plain, render_key
 from bot.config import Settings
 from bot.i18n import LOCALES, t
 from bot.messages import Button, FileRef, OutboundMessage
-from bot.models import Flow
 from bot.services import flows
 from bot.services.errors import InvalidInput
+from bot.services.flows import OpenFlow
 from handlers.context import Context, msg
 
 DONE = "__done__"
@@ -159,7 +159,7 @@ def _is_choice(button: Button) -> bool:
     return button.action.startswith(PREFIX)
 
 
-def _present(flow: Flow, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+def _present(flow: OpenFlow, messages: list[OutboundMessage]) -> list[OutboundMessage]:
     """Number the step's choices, tie every flow button to this step, add 'back' and 'cancel'."""
     nav = (choice("flow.back", NAV[0]), choice("flow.cancel", NAV[1]))
     last = messages[-1]
@@ -179,7 +179,7 @@ def _present(flow: Flow, messages: list[OutboundMessage]) -> list[OutboundMessag
     ]
 
 
-async def _prompt(ctx: Context, spec: FlowSpec, flow: Flow) -> list[OutboundMessage]:
+async def _prompt(ctx: Context, spec: FlowSpec, flow: OpenFlow) -> list[OutboundMessage]:
     """Ask the flow's current question, with its buttons."""
     return _present(flow, await spec.table[flow.step].prompt(ctx, flows.data_of(flow)))
 
@@ -245,7 +245,7 @@ def _answer(ctx: Context) -> Answer:
     return Answer(text or None, picked, ctx.event.file)
 
 
-def _stale(ctx: Context, flow: Flow) -> bool:
+def _stale(ctx: Context, flow: OpenFlow) -> bool:
     """Tell whether the pressed button belongs to another step (or flow) than the open one."""
     action = ctx.event.action or ""
     if not action.startswith(PREFIX):
@@ -263,18 +263,24 @@ def _word(answer: Answer) -> str:
     return NAV[1] if typed & CANCEL_WORDS else ""
 
 
-async def proceed(ctx: Context, flow: Flow, table: Mapping[str, FlowSpec]) -> list[OutboundMessage]:
-    """Handle the user's answer to the open flow's current step; `table` holds the bot's flows."""
+async def proceed(
+    ctx: Context, flow: OpenFlow, table: Mapping[str, FlowSpec]
+) -> list[OutboundMessage]:
+    """Handle the user's answer to the open flow's current step; `table` holds the bot's flows.
+
+    Every way out either writes the flow (checked against its row) or confirms it first.
+    """
     spec = table.get(flow.kind)
     answer = _answer(ctx)
     word = _word(answer)
     if spec is not None and _stale(ctx, flow):
+        await flows.confirm(ctx.session, flow)
         return [msg("flow.step_done"), *await _prompt(ctx, spec, flow)]
     if spec is None or word == NAV[1]:
         await flows.end(ctx.session, flow)
         return [msg("flow.cancelled")]
     if word == NAV[0]:
-        flows.back(ctx.session, flow, now=ctx.now, ttl=spec.lifetime(ctx))
+        await flows.back(ctx.session, flow, now=ctx.now, ttl=spec.lifetime(ctx))
         return await _prompt(ctx, spec, flow)
     if answer.text and answer.file is None:
         picked = typed_choice(answer.text, _choices(await _prompt(ctx, spec, flow)))
@@ -284,11 +290,12 @@ async def proceed(ctx: Context, flow: Flow, table: Mapping[str, FlowSpec]) -> li
     try:
         nxt = await step.accept(ctx, data, answer) or step.next
     except InvalidInput as err:
+        await flows.confirm(ctx.session, flow)
         return [msg(err.key, **err.params), *await _prompt(ctx, spec, flow)]
     if nxt not in step.goes_to():
         raise ValueError(f"flow {spec.kind}: step {step.name} chose {nxt!r}, not in its table")
     if nxt == DONE:
         await flows.end(ctx.session, flow)
         return await spec.finish(ctx, data)
-    flows.advance(ctx.session, flow, step=nxt, data=data, now=ctx.now, ttl=spec.lifetime(ctx))
+    await flows.advance(ctx.session, flow, step=nxt, data=data, now=ctx.now, ttl=spec.lifetime(ctx))
     return await _prompt(ctx, spec, flow)

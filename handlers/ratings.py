@@ -76,6 +76,9 @@ async def accept_dossier(ctx: Context, data: Data, answer: Answer) -> None:
     if not answer.text:
         raise InvalidInput("rating.error.dossier_code")
     dossier = await ratings.dossier_for_rating(ctx.session, answer.text)
+    if dossier.unit_id != data["unit_id"]:  # the dossier's unit is the one rated
+        unit = await ctx.session.get(Unit, dossier.unit_id)
+        data["unit_name"] = unit.name if unit else ""
     data.update(
         dossier_id=dossier.id,
         unit_id=dossier.unit_id,
@@ -175,8 +178,7 @@ async def finish(ctx: Context, data: Data) -> list[OutboundMessage]:
     row = await ratings.save(
         ctx.session, draft=draft, contact=ctx.contact, now=ctx.now, case_due_at=due
     )
-    unit = await ctx.session.get(Unit, draft.unit_id)
-    notice = ratings.follow_up_notice(row, unit=unit.name if unit else "", days=days, due=due)
+    notice = ratings.follow_up_notice(row, unit=data.get("unit_name", ""), days=days, due=due)
     return [msg("rating.thanks"), *([notice] if notice else [])]
 
 

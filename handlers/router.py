@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import transaction
 from bot.messages import MAX_INBOUND_TEXT, InboundEvent, OutboundMessage
@@ -20,6 +23,7 @@ from handlers.routes import ACTIONS, COMMANDS, FLOWS
 from handlers.typed import resolve as resolve_typed
 
 log = logging.getLogger(__name__)
+CACHED = "cached"  # session.info: this attempt may take the contact and its flow from caches
 
 
 def _identity(event: InboundEvent) -> contacts.Identity:
@@ -75,12 +79,28 @@ def _pick(event: InboundEvent) -> tuple[Handler | None, OutboundMessage | None]:
 async def _fallback(ctx: Context) -> list[OutboundMessage]:
     """Give plain text (or a flow button) to the open flow, else answer with a hint."""
     assert ctx.contact.id is not None
-    flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
+    cache = ctx.deps.flows if ctx.session.info.get(CACHED) else None
+    flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now, cache=cache)
     if flow is not None:
         return await proceed(ctx, flow, FLOWS)
     if ctx.event.action is not None:
         return [msg("flow.expired")]
     return [msg("text.hint_staff" if ctx.actor.is_staff else "text.hint_citizen")]
+
+
+@contextlib.asynccontextmanager
+async def _noting_flows(deps: Deps) -> AsyncIterator[AsyncSession]:
+    """Open the update's transaction; then keep the flows it committed, or forget those it
+    touched when it failed."""
+    async with deps.maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            deps.flows.failed(session)
+            await session.rollback()
+            raise
+        deps.flows.committed(session)
 
 
 @dataclass
@@ -96,7 +116,8 @@ async def _run(
 ) -> tuple[Contact, list[OutboundMessage]]:
     """Run the handler and note the contact's visit, in one transaction."""
     identity, now = _identity(event), deps.clock.now()  # a new contact is created seen at `now`
-    async with transaction(deps.maker) as session:
+    async with _noting_flows(deps) as session:
+        session.info[CACHED] = attempt.cached  # cached flows too (a stale one is caught)
         hit = deps.contacts.attach(session, identity) if attempt.cached else None
         attempt.view = None if hit is None else contacts.view(hit)
         contact = hit or await contacts.arrive(
@@ -124,7 +145,7 @@ async def _handle(
     attempt = _Attempt(cached)
     try:
         return await _run(event, deps, handler, attempt)
-    except contacts.StaleContact:  # changed by another process meanwhile
+    except (contacts.StaleContact, flows.StaleFlow):  # changed by another process meanwhile
         return await _handle(event, deps, handler, cached=False)
     except ServiceError as err:
         contact = await _touch_alone(event, deps)

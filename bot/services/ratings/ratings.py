@@ -137,13 +137,17 @@ async def save(
         created_at=now,
         **{k: draft.scores.get(k) for k in ELEMENTS},
     )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        raise InvalidInput("rating.error.dossier_rated", code="") from None
+    if draft.dossier_id is None:  # only a dossier's rating can clash (one each): no savepoint
+        session.add(row)
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            raise InvalidInput("rating.error.dossier_rated", code="") from None
     await daily.record(session, row)  # the scoreboard's day counts, in the same transaction
     if draft.overall <= BAD:
+        await session.flush()  # the case names the rating by its id
         case = cases.open_case(session, rating=row, now=now, due_at=case_due_at or now)
         await session.flush()
         await _alert_heads(session, row, case, now)

@@ -322,12 +322,10 @@ async def find_point(session: AsyncSession, kind: Kind, code: str) -> ServicePoi
     """Return the active service point of a kind and code; raise NotFound otherwise."""
     code = code.strip().upper()
     if kind == "counter":
-        counter = await _active(session, ServiceCounter, code)
-        unit = await _active_unit(session, counter.unit_id if counter else None)
+        counter, unit = await _active_with_unit(session, ServiceCounter, code)
         return _point_or_raise(kind, code, unit, counter=counter)
     if kind == "procedure":
-        procedure = await _active(session, Procedure, code)
-        unit = await _active_unit(session, procedure.unit_id if procedure else None)
+        procedure, unit = await _active_with_unit(session, Procedure, code)
         return _point_or_raise(kind, code, unit, procedure=procedure)
     found = (await session.exec(select(Unit).where(Unit.code == code))).first()
     return _point_or_raise(kind, code, found if found and found.active else None)
@@ -347,18 +345,22 @@ def _point_or_raise(
     return ServicePoint(unit, counter, procedure)
 
 
-async def _active(session: AsyncSession, model: type[Model], code: str) -> Model | None:
-    """Return the active row of a model with a code, or None."""
-    row = (await session.exec(select(model).where(col(model.code) == code))).first()
-    return row if row is not None and row.active else None
-
-
-async def _active_unit(session: AsyncSession, unit_id: int | None) -> Unit | None:
-    """Return an active unit by id, or None."""
-    if unit_id is None:
-        return None
-    unit = await session.get(Unit, unit_id)
-    return unit if unit is not None and unit.active else None
+async def _active_with_unit(
+    session: AsyncSession, model: type[Model], code: str
+) -> tuple[Model | None, Unit | None]:
+    """Return the active row of a counter or procedure with a code and its active unit (one
+    join: a citizen's scan reads both at once), each None when not found or not active."""
+    found = (
+        await session.exec(
+            select(model, Unit)
+            .join(Unit, col(Unit.id) == col(model.unit_id))
+            .where(col(model.code) == code)
+        )
+    ).first()
+    if found is None or not found[0].active:
+        return None, None
+    row, unit = found
+    return row, unit if unit.active else None
 
 
 async def active_counters(session: AsyncSession) -> list[ServicePoint]:
