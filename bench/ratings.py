@@ -174,7 +174,7 @@ async def _admin(server_url: str, sql: str) -> None:
 
 
 async def fresh_database(folder: Path, index: int, server: str | None) -> tuple[str, SessionMaker]:
-    """Create, migrate and seed (as the demo does) a new SQLite file, or PostgreSQL database."""
+    """Create, migrate and seed (as the demo does, without its past) a new SQLite file or PG database."""
     url = f"sqlite+aiosqlite:///{folder}/ratings-{index}.db"
     if server is not None:
         name = f"reformbot_bench_{uuid.uuid4().hex[:10]}"
@@ -182,7 +182,7 @@ async def fresh_database(folder: Path, index: int, server: str | None) -> tuple[
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
     await migrate.upgrade(url)
     maker = session_maker(create_engine(url))
-    await seed(maker)
+    await seed(maker, history=False)  # the demo without its past: only the bench's ratings
     return url, maker
 
 

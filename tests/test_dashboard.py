@@ -33,6 +33,7 @@ from bot.services.dashboard import auth
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import system_actor
 from bot.services.reports.xlsx import data_rows
+from bot.web import pages
 from bot.web.app import COOKIE, create_app
 from tests import tg
 from tests.dashboard_seed import Seeded, seed
@@ -307,6 +308,23 @@ async def test_every_answer_carries_the_security_headers(web):
     async with client(web) as anonymous:  # HEAD is answered like GET, and changes nothing
         assert (await anonymous.head("/login")).status_code == 200
         assert (await anonymous.head("/tasks")).status_code == 303
+
+
+async def test_a_failing_page_answers_500_with_the_headers_and_a_translated_text(web, monkeypatch):
+    async def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(pages.listings, "tasks", broken)
+    async with signed_in(web, "admin") as signed:
+        cookies = signed.cookies
+    transport = httpx.ASGITransport(app=web.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, cookies=cookies) as c:
+        answer = await c.get("/tasks")
+    assert answer.status_code == 500
+    assert answer.text == t("web.error.internal", "vi")
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"
 
 
 async def test_over_https_cookies_are_secure_and_hsts_is_sent(maker, clock):

@@ -258,8 +258,9 @@ async def language(request: Request, page: Page) -> Response:
 class SecurityHeaders:
     """Add the security headers to every answer (HSTS only when served over https)."""
 
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool, locale: str) -> None:
         self.app = app
+        self.failed = t("web.error.internal", locale).encode()
         self.extra = [
             (b"content-security-policy", CSP.encode()),
             (b"x-frame-options", b"DENY"),
@@ -277,9 +278,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers += self.extra
                 if not static:
@@ -287,7 +291,14 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            if not started:  # answer the failure here, with the headers; the error is still raised
+                plain = [(b"content-type", b"text/plain; charset=utf-8")]
+                await with_headers({"type": "http.response.start", "status": 500, "headers": plain})
+                await with_headers({"type": "http.response.body", "body": self.failed})
+            raise
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -323,7 +334,13 @@ def create_app(settings: Settings, maker: SessionMaker, clock: Clock) -> Starlet
     )
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders, https=settings.dashboard.secure)],
+        middleware=[
+            Middleware(
+                SecurityHeaders,
+                https=settings.dashboard.secure,
+                locale=normalize_locale(settings.i18n.default_locale),
+            )
+        ],
         exception_handlers={HTTPException: not_found},
     )
     app.state.web = Web(settings, maker, clock, env)
