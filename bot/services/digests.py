@@ -22,8 +22,6 @@ from bot.models import (
     Directive,
     DirectiveRecipient,
     Person,
-    PersonRole,
-    Role,
     Task,
     TaskAssignment,
     TaskStatus,
@@ -31,7 +29,7 @@ from bot.models import (
 )
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
-from bot.services.delivery.contacts import reachable
+from bot.services.delivery.contacts import leadership_contacts, unit_head_contacts
 from bot.services.reports import fires
 
 MARKER = "digest:weekly"
@@ -244,31 +242,6 @@ def leadership_message(digests: Sequence[UnitDigest], *, now: datetime) -> Outbo
     )
 
 
-async def _head_contacts(session: AsyncSession) -> list[tuple[int, Contact]]:
-    """Return (unit id, chat account) of every active unit head who can be reached."""
-    stmt = (
-        select(Person.id, Person.unit_id)
-        .join(PersonRole, col(PersonRole.person_id) == Person.id)
-        .where(
-            PersonRole.role == Role.UNIT_HEAD.value,
-            col(Person.active).is_(True),
-            col(Person.unit_id).is_not(None),
-        )
-    )
-    heads = {p: u for p, u in (await session.exec(stmt)).all() if p is not None and u}
-    found = await reachable(session, heads)
-    return sorted(((heads[p], c) for p, c in found.items()), key=lambda pair: pair[1].id or 0)
-
-
-async def _leadership_contacts(session: AsyncSession) -> list[Contact]:
-    """Return the reachable chat accounts of active leaders and administrators, once each."""
-    roles = [Role.LEADER.value, Role.ADMIN.value]
-    people = select(PersonRole.person_id).where(col(PersonRole.role).in_(roles))
-    stmt = select(Person.id).where(col(Person.id).in_(people), col(Person.active).is_(True))
-    found = await reachable(session, (await session.exec(stmt)).all())
-    return sorted(found.values(), key=lambda c: c.id or 0)
-
-
 async def _queue(
     session: AsyncSession,
     contacts: Iterable[Contact],
@@ -293,13 +266,13 @@ async def weekly_digests(session: AsyncSession, *, now: datetime, cal: WorkCalen
     by_unit = {d.unit.id: d for d in digests}
     due_at = cal.deliverable_at(now)
     queued = 0
-    for unit_id, contact in await _head_contacts(session):
+    for unit_id, contact in await unit_head_contacts(session):
         digest = by_unit.get(unit_id)
         if digest is not None and not digest.empty:
             message = head_message(digest, now=now)
             queued += await _queue(session, [contact], message, now=now, due_at=due_at)
     overview = leadership_message(digests, now=now)
-    leaders = await _leadership_contacts(session)
+    leaders = await leadership_contacts(session)
     return queued + await _queue(session, leaders, overview, now=now, due_at=due_at)
 
 

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALES
-from bot.models import Channel, Contact, Person
+from bot.models import Channel, Contact, Person, PersonRole, Role
 from bot.services.errors import InvalidInput, PermissionDenied
 
 DISPLAY_NAME_MAX = 255
@@ -353,3 +353,28 @@ async def set_preferred(session: AsyncSession, *, person: Person | None, channel
     person.preferred_channel = name
     session.add(person)
     return person
+
+
+async def unit_head_contacts(session: AsyncSession) -> list[tuple[int, Contact]]:
+    """Return (unit id, chat account) of every active unit head who can be reached."""
+    stmt = (
+        select(Person.id, Person.unit_id)
+        .join(PersonRole, col(PersonRole.person_id) == Person.id)
+        .where(
+            PersonRole.role == Role.UNIT_HEAD.value,
+            col(Person.active).is_(True),
+            col(Person.unit_id).is_not(None),
+        )
+    )
+    heads = {p: u for p, u in (await session.exec(stmt)).all() if p is not None and u}
+    found = await reachable(session, heads)
+    return sorted(((heads[p], c) for p, c in found.items()), key=lambda pair: pair[1].id or 0)
+
+
+async def leadership_contacts(session: AsyncSession) -> list[Contact]:
+    """Return the reachable chat accounts of active leaders and administrators, once each."""
+    roles = [Role.LEADER.value, Role.ADMIN.value]
+    people = select(PersonRole.person_id).where(col(PersonRole.role).in_(roles))
+    stmt = select(Person.id).where(col(Person.id).in_(people), col(Person.active).is_(True))
+    found = await reachable(session, (await session.exec(stmt)).all())
+    return sorted(found.values(), key=lambda c: c.id or 0)

@@ -18,16 +18,15 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
 from bot.i18n import t
 from bot.messages import Items, OutboundMessage, Text
-from bot.models import Channel, Contact, Person, PersonRole, Role, Unit
+from bot.models import Channel, Contact, Role, Unit
 from bot.services.calendar import WorkCalendar
 from bot.services.delivery import outbox
-from bot.services.delivery.contacts import reachable
+from bot.services.delivery.contacts import leadership_contacts, unit_head_contacts
 from bot.services.org.access import Actor, require, require_unit_scope, system_actor
 from bot.services.org.org import unit_by_code
 from bot.services.reports import chart, documents, fires, render
@@ -381,31 +380,6 @@ def previous_month(day: date, tz: ZoneInfo) -> Window:
     return Window.month(last.year, last.month, tz)
 
 
-async def _heads(session: AsyncSession) -> list[tuple[int, Contact]]:
-    """Return (unit id, chat account) of every active unit head who can be reached."""
-    stmt = (
-        select(Person.id, Person.unit_id)
-        .join(PersonRole, col(PersonRole.person_id) == Person.id)
-        .where(
-            PersonRole.role == Role.UNIT_HEAD.value,
-            col(Person.active).is_(True),
-            col(Person.unit_id).is_not(None),
-        )
-    )
-    heads = {p: u for p, u in (await session.exec(stmt)).all() if p is not None and u}
-    found = await reachable(session, heads)
-    return sorted(((heads[p], c) for p, c in found.items()), key=lambda pair: pair[1].id or 0)
-
-
-async def _leaders(session: AsyncSession) -> list[Contact]:
-    """Return the reachable chat accounts of active leaders and administrators, once each."""
-    roles = [Role.LEADER.value, Role.ADMIN.value]
-    people = select(PersonRole.person_id).where(col(PersonRole.role).in_(roles))
-    stmt = select(Person.id).where(col(Person.id).in_(people), col(Person.active).is_(True))
-    found = await reachable(session, (await session.exec(stmt)).all())
-    return sorted(found.values(), key=lambda c: c.id or 0)
-
-
 async def _send(
     session: AsyncSession,
     contacts: Iterable[Contact],
@@ -458,7 +432,7 @@ async def monthly_reports(
     cache: Cache = {}
     queued = 0
     units = {r.unit.id: r.unit for r in boards[0].rows}
-    for unit_id, contact in await _heads(session):
+    for unit_id, contact in await unit_head_contacts(session):
         unit = units.get(unit_id)
         if unit is not None:
             report = narrow(boards, unit, periods)
@@ -466,7 +440,7 @@ async def monthly_reports(
                 session, [contact], report, now=now, due_at=due_at, settings=settings, cache=cache
             )
     overview = narrow(boards, None, periods)
-    leaders = await _leaders(session)
+    leaders = await leadership_contacts(session)
     return queued + await _send(
         session, leaders, overview, now=now, due_at=due_at, settings=settings, cache=cache
     )
