@@ -174,7 +174,7 @@ async def _admin(server_url: str, sql: str) -> None:
 
 
 async def fresh_database(folder: Path, index: int, server: str | None) -> tuple[str, SessionMaker]:
-    """Create, migrate and seed (as the demo does, without its past) a new SQLite file or PG database."""
+    """Create, migrate and seed (the demo without its past) a new SQLite file or PG database."""
     url = f"sqlite+aiosqlite:///{folder}/ratings-{index}.db"
     if server is not None:
         name = f"reformbot_bench_{uuid.uuid4().hex[:10]}"

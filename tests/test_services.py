@@ -149,6 +149,33 @@ async def test_touch_creates_once_and_updates_last_seen(maker, clock):
     assert again.last_seen_at == clock.now()
 
 
+async def test_arrive_reads_a_contact_created_meanwhile(maker, clock, monkeypatch):
+    """A first contact another update stored after our look-up is read, not stored twice."""
+    ident = contacts.Identity("telegram", "43", "Anh Minh")
+    async with maker() as s:
+        other = await contacts.arrive(s, identity=ident, now=clock.now(), default_locale="vi")
+        await s.commit()
+    real_find = contacts.find
+    calls: list[str] = []
+
+    async def late_find(session, *, channel, external_id):
+        calls.append(external_id)
+        if len(calls) == 1:
+            return None  # the look-up ran before the other update committed
+        return await real_find(session, channel=channel, external_id=external_id)
+
+    monkeypatch.setattr(contacts, "find", late_find)
+    async with maker() as s:
+        again = await contacts.arrive(s, identity=ident, now=clock.now(), default_locale="en")
+        again.display_name = "Anh Minh Mới"
+        s.add(again)
+        await s.commit()
+        rows = (await s.exec(select(Contact).where(Contact.external_id == "43"))).all()
+    assert calls == ["43", "43"]
+    assert again.id == other.id
+    assert [(r.id, r.locale, r.display_name) for r in rows] == [(other.id, "vi", "Anh Minh Mới")]
+
+
 async def test_set_locale_rejects_unknown(maker, clock):
     async with maker() as s:
         c = await f.contact(s, "1")

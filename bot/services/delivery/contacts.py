@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, Update, bindparam, event, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import instrumentation, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -76,20 +76,28 @@ async def arrive(
             contact.blocked_at = None
             session.add(contact)
         return contact
-    contact = Contact(
-        channel=Channel(identity.channel),
-        external_id=identity.external_id,
-        display_name=_name(identity),
-        locale=default_locale,
-        created_at=now,
-        last_seen_at=now,  # noting the visit then changes nothing: no second write
+    values = {
+        "channel": Channel(identity.channel),
+        "external_id": identity.external_id,
+        "display_name": _name(identity),
+        "locale": default_locale,
+        "created_at": now,
+        "last_seen_at": now,  # noting the visit then changes nothing: no second write
+    }
+    conn = await session.connection()
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        module.insert(Contact)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Contact)
     )
-    try:
-        async with session.begin_nested():
-            session.add(contact)
-    except IntegrityError:
-        contact = await find(session, channel=identity.channel, external_id=identity.external_id)
-        assert contact is not None
+    # One statement, no savepoint: a contact another update created meanwhile is read instead.
+    created: Contact | None = (await session.scalars(stmt)).first()
+    if created is not None:
+        return created
+    contact = await find(session, channel=identity.channel, external_id=identity.external_id)
+    assert contact is not None
     return contact
 
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import String, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import SeenUpdate
+from bot.models import SeenUpdate, UTCDateTime
 
 # Telegram keeps an update it could not deliver for 24 hours; a replay cannot come later.
 KEEP = timedelta(hours=24)
+_PG_FIRST_SIGHTS = text(
+    "INSERT INTO seen_update (channel, update_id, received_at)"
+    " SELECT CAST(:channel AS VARCHAR), u, CAST(:now AS TIMESTAMP WITHOUT TIME ZONE)"
+    " FROM unnest(CAST(:ids AS VARCHAR[])) AS u"
+    " ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
+).bindparams(
+    bindparam("channel", type_=String()),
+    bindparam("ids", type_=postgresql.ARRAY(String())),
+    bindparam("now", type_=UTCDateTime()),
+)
 
 
 async def first_sight(
@@ -29,13 +39,15 @@ async def first_sights(
     """Record updates as received, in one statement; return those no one had seen before."""
     if not update_ids:
         return set()
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    rows = [
-        {"channel": channel, "update_id": update_id, "received_at": now}
-        for update_id in dict.fromkeys(update_ids)
-    ]
+    ids = list(dict.fromkeys(update_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement text whatever the batch size: prepared once per connection.
+        params = {"channel": channel, "ids": ids, "now": now}
+        conn = await session.connection()
+        return set((await conn.execute(_PG_FIRST_SIGHTS, params)).scalars().all())
+    rows = [{"channel": channel, "update_id": update_id, "received_at": now} for update_id in ids]
     stmt = (
-        dialect.insert(SeenUpdate)
+        sqlite.insert(SeenUpdate)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
         .returning(col(SeenUpdate.update_id))
