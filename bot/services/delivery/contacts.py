@@ -93,7 +93,7 @@ async def arrive(
         .returning(Contact)
     )
     # One statement, no savepoint: a contact another update created meanwhile is read instead.
-    created: Contact | None = (await session.scalars(stmt)).first()
+    created: Contact | None = (await session.exec(stmt)).scalars().first()
     if created is not None:
         return created
     contact = await find(session, channel=identity.channel, external_id=identity.external_id)
