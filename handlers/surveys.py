@@ -8,7 +8,6 @@ and may go through again to change answers until the campaign closes.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -51,7 +50,7 @@ async def _campaign(ctx: Context, data: Data) -> tuple[Campaign, Definition]:
     return campaign, await answers.definition(ctx.session, campaign)
 
 
-async def _given(ctx: Context, campaign: Campaign) -> dict[str, answers.Value]:
+async def _given(ctx: Context, campaign: Campaign) -> dict[str, answers.Value | None]:
     """Return the respondent's answers so far (kept with the answer, never in the flow)."""
     return answers.answers_of(await answers.find(ctx.session, campaign, respondent(ctx)))
 
@@ -130,9 +129,10 @@ def question_prompt(step: str) -> Any:
         given = await _given(ctx, campaign)
         asked = form.asked(given)
         position = asked.index(question) + 1 if question in asked else _index(step) + 1
+        value = given.get(question.id)
         current = (
-            Text("survey.flow.current", {"value": _shown_value(question, given[question.id])})
-            if question.id in given
+            Text("survey.flow.current", {"value": _shown_value(question, value)})
+            if value is not None
             else ""
         )
         return [
@@ -148,7 +148,7 @@ def question_prompt(step: str) -> Any:
                 scale=question.scale,
                 current=current,
                 optional=Text("survey.flow.optional") if question.optional else "",
-                buttons=_buttons(question, data, kept=question.id in given),
+                buttons=_buttons(question, data, kept=value is not None),
             )
         ]
 
@@ -200,10 +200,13 @@ async def _keep_toggle(ctx: Context, data: Data, toggled: _Toggled) -> None:
     assert ctx.contact.id is not None
     flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
     if flow is not None:
-        flow.data = json.dumps(
-            {**flows.data_of(flow), "picked": toggled.picked}, ensure_ascii=False
+        await flows.remember(
+            ctx.session,
+            flow,
+            data={**flows.data_of(flow), "picked": toggled.picked},
+            now=ctx.now,
+            ttl=timedelta(hours=ctx.deps.settings.surveys.flow_hours),
         )
-        ctx.session.add(flow)
     labels = ", ".join(toggled.question.options[int(v) - 1] for v in toggled.picked) or "–"
     raise InvalidInput("survey.flow.ticked", picked=labels)
 
@@ -243,9 +246,7 @@ def question_accept(step: str) -> Any:
             value = answers.check_value(question, raw)
         except _Toggled as toggled:
             await _keep_toggle(ctx, data, toggled)
-        given.pop(question.id, None)
-        if value is not None:
-            given[question.id] = value
+        given[question.id] = value  # None: skipped, kept so a resume goes on after it
         data.pop("picked", None)
         await _save(ctx, campaign, given, complete=False)
         later = [i for i, q in enumerate(form.questions) if i > index and q in form.asked(given)]

@@ -311,6 +311,41 @@ async def test_a_break_resumes_at_the_question_left_and_back_still_works(org, cl
     assert texts[1].startswith("Câu 2/4")
 
 
+async def test_a_skipped_optional_question_is_not_asked_again_after_a_break(org, clock):
+    campaign_id = await launch(org, clock)
+    uid = STAFF1[3]
+    await org.press(uid, f"survey:{campaign_id}")
+    await org.choose(uid, "vyes")
+    texts = await org.choose(uid, "skip")  # Q2 is optional: skipped
+    assert texts[0].startswith("Câu 3/4 – Một cửa")
+    (row,) = await rows(org, SurveyResponse)
+    assert json.loads(row.answers) == {"Q1": "yes", "Q2": None}  # the skip, in the hashed row
+    assert row.person_id is None
+    (flow,) = await rows(org, Flow)
+    assert "Q2" not in flow.data
+    clock.advance(timedelta(hours=73))
+    texts = await org.press(uid, f"survey:{campaign_id}")
+    assert texts[0] == t("survey.flow.resumed", "vi")
+    assert texts[1].startswith("Câu 3/4 – Một cửa")  # goes on after the skip
+    texts = await org.choose(uid, "__back")
+    assert texts[0].startswith("Câu 2/4")
+    assert "Câu trả lời hiện tại" not in texts[0]
+    await org.choose(uid, "skip")
+    await org.send(uid, "4")
+    texts = await org.send(uid, "1, 2")
+    assert texts[0].startswith("Trân trọng cảm ơn")
+    (row,) = await rows(org, SurveyResponse)
+    assert json.loads(row.answers) == {"Q1": "yes", "Q2": None, "Q3": "4", "Q4": ["1", "2"]}
+    assert row.complete
+    for i in range(5):
+        await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
+    await close(org, clock, campaign_id)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    q2 = res.overall.questions[1]
+    assert (q2.answered, q2.texts) == (0, [])  # a skip is no answer
+
+
 async def test_answers_change_until_the_close_then_no_more(org, clock):
     campaign_id = await launch(org, clock)
     uid = STAFF1[3]
