@@ -31,6 +31,7 @@ from bot.models import (
     ApologyStatus,
     Broadcast,
     BroadcastStatus,
+    Campaign,
     CaseStatus,
     Directive,
     Dossier,
@@ -265,6 +266,7 @@ async def test_a_leader_signs_in_by_the_bots_link_and_reads_every_page(running, 
         "/cases": ("total", _rows(await _count(db, FollowUpCase))),
         "/apologies": ("total", _rows(await _count(db, Apology))),
         "/broadcasts": ("total", _rows(await _count(db, Broadcast))),
+        "/surveys": ("total", _rows(min(20, await _count(db, Campaign)))),
         "/downloads": ("directives", None),
     }
     desktop = await _sign_in(browser, running, LEADER)
