@@ -19,7 +19,8 @@ from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.org.imports.values import FieldError
 from bot.services.reports.documents import send_document
-from bot.services.surveys import answers, campaigns, questionnaire, results, summary
+from bot.services.reports.leadership import takes_files
+from bot.services.surveys import answers, campaigns, chart, questionnaire, results, summary
 from bot.services.surveys.answers import Respondent
 from bot.services.surveys.questionnaire import MAX_QUESTIONS, NO, YES, Definition, Question
 from bot.services.tasks.task_import import parse_due
@@ -422,7 +423,29 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             now=ctx.now,
         )
         return [msg("survey.xlsx_queued")]
-    return [summary.results_message(res)]
+    return [await _with_chart(ctx, res)]
+
+
+async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
+    """Return the results' summary; queue its chart (PNG) after it where the channel takes files,
+    else say where to see it."""
+    image = None if res.overall.hidden else chart.results_png(res, locale=ctx.locale)
+    if image is None:
+        return summary.results_message(res)
+    if not takes_files(ctx.contact):
+        return summary.results_message(res, chart="survey.chart_elsewhere")
+    await send_document(
+        ctx.session,
+        contact=ctx.contact,
+        name=f"khao-sat-{res.campaign.id}.png",
+        data=image,
+        caption="survey.chart_caption",
+        params={"title": res.campaign.title},
+        ref_id=res.campaign.id,
+        now=ctx.now,
+        media="photo",
+    )
+    return summary.results_message(res, chart="survey.chart_follows")
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:

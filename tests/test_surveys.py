@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -805,3 +806,64 @@ async def test_citizens_who_rated_a_unit_are_asked_and_answer_by_their_chat(org,
     assert await org.press(STAFF1[0], f"survey:{campaign_id}") == [
         t("survey.error.not_asked", "vi", title="Khảo sát thử")
     ]
+
+
+# The results chart
+
+
+async def test_the_results_chart_goes_as_an_image_on_telegram_and_is_pointed_to_on_zalo(
+    org, zalo, maker, clock
+):
+    from bot.models import Attachment
+
+    campaign_id = await launch(org, clock, anonymous=False)  # named: every group is shown
+    await answer_as(
+        org, clock, campaign_id, "S10", {"Q1": "yes", "Q2": "Ý", "Q3": "4", "Q4": ["1"]}
+    )
+    await answer_as(org, clock, campaign_id, "S11", {"Q1": "no", "Q3": "2", "Q4": ["1", "2"]})
+    await close(org, clock, campaign_id)
+    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    assert "Có: █████░░░░░ 50% (1)" in texts[0]  # the text chart stays
+    assert texts[0].endswith(t("survey.chart_follows", "vi").strip())
+    (image,) = await rows(org, Attachment)
+    assert image.file_name == f"khao-sat-{campaign_id}.png"
+    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    (queued,) = await rows(org, Outbox, Outbox.kind == "report", Outbox.ref_id == campaign_id)
+    payload = json.loads(queued.payload)
+    assert payload["media"] == "photo"
+    assert payload["attachment_id"] == image.id
+    async with maker() as s:
+        admin = (await s.exec(select(Person).where(Person.code == "AD"))).one()
+        s.add(
+            Contact(
+                channel=Channel.ZALO,
+                external_id="8801000000000000999",
+                person_id=admin.id,
+                created_at=f.T0,
+            )
+        )
+        await s.commit()
+    texts = await zalo.send("8801000000000000999", f"/results {campaign_id}")
+    assert "Có: █████░░░░░ 50% (1)" in texts[0]
+    assert "Zalo không cho phép bot gửi tệp" in texts[0]
+    assert f"/results {campaign_id}" in texts[0]
+    assert len(await rows(org, Attachment)) == 1  # nothing queued for Zalo
+
+
+async def test_the_chart_draws_only_what_may_be_shown(org, clock):
+    from bot.services.surveys import chart
+
+    campaign_id = await launch(org, clock)
+    for i in range(5):
+        await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
+    await close(org, clock, campaign_id)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    assert [q.question.id for q in chart.drawn(res)] == ["Q1", "Q3", "Q4"]  # no free text
+    image = chart.results_png(res, locale="vi") or b""
+    assert image.startswith(b"\x89PNG")
+    if keep := os.environ.get("REFORMBOT_TEST_SHOTS"):
+        (Path(keep) / "survey-results-chart.png").write_bytes(image)
+    res.overall.hidden = True
+    assert chart.drawn(res) == []
+    assert chart.results_png(res, locale="vi") is None
