@@ -89,7 +89,12 @@ async def test_a_survey_from_launch_to_results(bot_runner, sandbox, db):
     sandbox.send_text(ADMIN, f"/survey_close {campaign.id}")
     await sandbox.wait_for_messages(ADMIN, 2, seconds=WAIT)
     sandbox.send_text(ADMIN, f"/results {campaign.id}")
-    shown = (await sandbox.wait_for_messages(ADMIN, 3, seconds=WAIT))[-1]["text"]
+    *_, summary, photo = await sandbox.wait_for_messages(ADMIN, 4, seconds=WAIT)
+    shown = summary["text"]
+    assert photo["caption"].startswith("📊 Biểu đồ kết quả: ")  # the chart follows the summary
+    png = sandbox.sandbox.bot().files.get(photo["photo"][-1]["file_id"])
+    assert png is not None
+    assert png.data.startswith(b"\x89PNG")
     assert "Số phiếu hoàn thành: 6" in shown
     assert "Chưa được hướng dẫn" not in shown  # three free texts: fewer than the minimum
     assert "ít người trả lời câu này" in shown

@@ -50,6 +50,9 @@ def _panel(ax: Axes, q: QuestionResult, locale: str) -> None:
         shown = f"{format_number(share, locale)}% ({format_number(q.counts[value], locale)})"
         ax.text(share + 1, place, shown, va="center", fontsize=9)
     title = _short(f"{q.question.id}. {q.question.text}", 90)
+    if q.mean is not None:
+        mean = format_number(q.mean, locale, digits=2)
+        title += " – " + t("survey.chart.mean", locale, mean=mean)
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     ax.set_xlim(0, 120)
     ax.set_xticks([0, 25, 50, 75, 100])
