@@ -384,8 +384,7 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
                 lines=lines,
             )
         ]
-    require(ctx.actor, Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
-    rows = await campaigns.recent(ctx.session)
+    rows = [done.campaign for done in await campaigns.board(ctx.session, actor=ctx.actor)]
     if not rows:
         return [msg("survey.no_campaigns")]
     lines = Items(

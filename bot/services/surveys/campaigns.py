@@ -596,12 +596,6 @@ async def recipient(
     return row
 
 
-async def recent(session: AsyncSession, limit: int = 20) -> list[Campaign]:
-    """Return the latest campaigns, newest first."""
-    stmt = select(Campaign).order_by(col(Campaign.id).desc()).limit(limit)
-    return list((await session.exec(stmt)).all())
-
-
 async def recipients_of(session: AsyncSession, campaign: Campaign) -> list[CampaignRecipient]:
     """Return a campaign's recipients."""
     stmt = select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id)
