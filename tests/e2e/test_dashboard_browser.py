@@ -359,7 +359,7 @@ async def _survey(db_url: str) -> int:
                 while todo := [q for q in form.asked(given) if q.id not in given]:
                     q = todo[0]
                     if q.kind == "text":
-                        given[q.id] = f"Ý kiến của {person.name}"
+                        given[q.id] = f"Ý kiến của cán bộ {person.code}"
                     elif q.kind == "multiple":
                         given[q.id] = ["1", "2"]
                     else:
