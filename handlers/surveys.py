@@ -8,7 +8,6 @@ and may go through again to change answers until the campaign closes.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,8 @@ from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.org.imports.values import FieldError
 from bot.services.reports.documents import send_document
-from bot.services.surveys import answers, campaigns, questionnaire, results, summary
+from bot.services.reports.leadership import takes_files
+from bot.services.surveys import answers, campaigns, chart, questionnaire, results, summary
 from bot.services.surveys.answers import Respondent
 from bot.services.surveys.questionnaire import MAX_QUESTIONS, NO, YES, Definition, Question
 from bot.services.tasks.task_import import parse_due
@@ -51,7 +51,7 @@ async def _campaign(ctx: Context, data: Data) -> tuple[Campaign, Definition]:
     return campaign, await answers.definition(ctx.session, campaign)
 
 
-async def _given(ctx: Context, campaign: Campaign) -> dict[str, answers.Value]:
+async def _given(ctx: Context, campaign: Campaign) -> dict[str, answers.Value | None]:
     """Return the respondent's answers so far (kept with the answer, never in the flow)."""
     return answers.answers_of(await answers.find(ctx.session, campaign, respondent(ctx)))
 
@@ -130,9 +130,10 @@ def question_prompt(step: str) -> Any:
         given = await _given(ctx, campaign)
         asked = form.asked(given)
         position = asked.index(question) + 1 if question in asked else _index(step) + 1
+        value = given.get(question.id)
         current = (
-            Text("survey.flow.current", {"value": _shown_value(question, given[question.id])})
-            if question.id in given
+            Text("survey.flow.current", {"value": _shown_value(question, value)})
+            if value is not None
             else ""
         )
         return [
@@ -148,7 +149,7 @@ def question_prompt(step: str) -> Any:
                 scale=question.scale,
                 current=current,
                 optional=Text("survey.flow.optional") if question.optional else "",
-                buttons=_buttons(question, data, kept=question.id in given),
+                buttons=_buttons(question, data, kept=value is not None),
             )
         ]
 
@@ -200,10 +201,13 @@ async def _keep_toggle(ctx: Context, data: Data, toggled: _Toggled) -> None:
     assert ctx.contact.id is not None
     flow = await flows.current(ctx.session, contact_id=ctx.contact.id, now=ctx.now)
     if flow is not None:
-        flow.data = json.dumps(
-            {**flows.data_of(flow), "picked": toggled.picked}, ensure_ascii=False
+        await flows.remember(
+            ctx.session,
+            flow,
+            data={**flows.data_of(flow), "picked": toggled.picked},
+            now=ctx.now,
+            ttl=timedelta(hours=ctx.deps.settings.surveys.flow_hours),
         )
-        ctx.session.add(flow)
     labels = ", ".join(toggled.question.options[int(v) - 1] for v in toggled.picked) or "–"
     raise InvalidInput("survey.flow.ticked", picked=labels)
 
@@ -243,9 +247,7 @@ def question_accept(step: str) -> Any:
             value = answers.check_value(question, raw)
         except _Toggled as toggled:
             await _keep_toggle(ctx, data, toggled)
-        given.pop(question.id, None)
-        if value is not None:
-            given[question.id] = value
+        given[question.id] = value  # None: skipped, kept so a resume goes on after it
         data.pop("picked", None)
         await _save(ctx, campaign, given, complete=False)
         later = [i for i, q in enumerate(form.questions) if i > index and q in form.asked(given)]
@@ -382,8 +384,7 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
                 lines=lines,
             )
         ]
-    require(ctx.actor, Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
-    rows = await campaigns.recent(ctx.session)
+    rows = [done.campaign for done in await campaigns.board(ctx.session, actor=ctx.actor)]
     if not rows:
         return [msg("survey.no_campaigns")]
     lines = Items(
@@ -421,7 +422,29 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             now=ctx.now,
         )
         return [msg("survey.xlsx_queued")]
-    return [summary.results_message(res)]
+    return [await _with_chart(ctx, res)]
+
+
+async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
+    """Return the results' summary; queue its chart (PNG) after it where the channel takes files,
+    else say where to see it."""
+    image = None if res.overall.hidden else chart.results_png(res, locale=ctx.locale)
+    if image is None:
+        return summary.results_message(res)
+    if not takes_files(ctx.contact):
+        return summary.results_message(res, chart="survey.chart_elsewhere")
+    await send_document(
+        ctx.session,
+        contact=ctx.contact,
+        name=f"khao-sat-{res.campaign.id}.png",
+        data=image,
+        caption="survey.chart_caption",
+        params={"title": res.campaign.title},
+        ref_id=res.campaign.id,
+        now=ctx.now,
+        media="photo",
+    )
+    return summary.results_message(res, chart="survey.chart_follows")
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:

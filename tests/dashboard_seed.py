@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,7 +27,9 @@ from bot.models import (
     TaskStatus,
     UnitKind,
 )
+from bot.services.org.access import system_actor
 from bot.services.ratings import daily
+from bot.services.surveys import campaigns, questionnaire
 from tests import factories as f
 
 PEOPLE = {  # persona: (code, unit key, roles)
@@ -49,6 +51,7 @@ class Seeded:
     shared_directive: int  # sent to both units
     other_directive: int  # sent to unit XB only
     ratings: dict[str, int]  # per unit code, in the last 30 days
+    surveys: dict[str, int] = field(default_factory=dict)  # shared, other (XB only), open
 
 
 def _rating(unit_id: int, level: int, at: datetime, n: int) -> Rating:
@@ -179,6 +182,7 @@ async def seed(maker: SessionMaker, now: datetime) -> Seeded:
                 created_at=now - timedelta(hours=2),
             )
         )
+        surveys = await _surveys(s, now)
         await s.commit()
         return Seeded(
             people={k: p.id for k, p in people.items()},
@@ -186,4 +190,31 @@ async def seed(maker: SessionMaker, now: datetime) -> Seeded:
             shared_directive=shared.id,
             other_directive=other.id,
             ratings={"PA": 3, "XB": 2},
+            surveys=surveys,
         )
+
+
+async def _surveys(s: AsyncSession, now: datetime) -> dict[str, int]:
+    """Launch three one-question campaigns: to both units and to XB (closed), one still open."""
+    system = system_actor("test")
+    checked = questionnaire.check(
+        {"code": "DS1", "title": "Khảo sát", "intro": ""},
+        [(1, {"id": "Q1", "area": "Một cửa", "text": "Hài lòng không?", "type": "yes_no"})],
+    )
+    assert checked.definition is not None
+    await questionnaire.save(s, checked.definition, actor=system, now=now)
+    ids = {}
+    for key, audience in (("shared", "units:PA,XB"), ("other", "units:XB"), ("open", "units:PA")):
+        draft = campaigns.Draft(
+            title=f"Khảo sát {key}",
+            audience=campaigns.Audience.parse(audience),
+            opens_at=now,
+            closes_at=now + timedelta(days=7),
+            questionnaire="DS1",
+        )
+        campaign = await campaigns.launch(s, draft, actor=system, now=now)
+        assert campaign.id is not None
+        ids[key] = campaign.id
+        if key != "open":
+            await campaigns.close(s, campaign.id, actor=system, now=now)
+    return ids

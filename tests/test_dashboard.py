@@ -123,7 +123,7 @@ async def test_a_link_signs_in_once_and_is_stored_hashed(web):
         assert overview.status_code == 200
         assert t("web.overview.title", "vi") in overview.text
     async with web.maker() as s:
-        audit = (await s.exec(select(AuditLog))).one()
+        audit = (await s.exec(select(AuditLog).where(AuditLog.action == "dashboard_sign_in"))).one()
     assert (audit.actor, audit.action, audit.detail) == ("person:AD01", "dashboard_sign_in", "link")
     async with client(web) as again:
         second = await spend(again, token)
@@ -293,7 +293,9 @@ async def test_the_language_switch_keeps_to_the_session(web):
 
 async def test_every_answer_carries_the_security_headers(web):
     async with signed_in(web, "admin") as c:
-        for path in ("/", "/login", "/static/style.css", "/no-such-page"):
+        shared = web.seeded.surveys["shared"]
+        surveys = ("/surveys", f"/surveys/{shared}", f"/download/survey/{shared}.xlsx")
+        for path in ("/", "/login", "/static/style.css", "/no-such-page", *surveys):
             answer = await c.get(path)
             csp = answer.headers["content-security-policy"]
             assert "script-src" not in csp
@@ -303,7 +305,8 @@ async def test_every_answer_carries_the_security_headers(web):
             assert answer.headers["x-content-type-options"] == "nosniff"
             assert answer.headers["referrer-policy"] == "no-referrer"
             assert "strict-transport-security" not in answer.headers
-        assert "<script" not in (await c.get("/")).text
+        for path in ("/", *surveys[:2]):
+            assert "<script" not in (await c.get(path)).text
         assert (await c.get("/no-such-page")).status_code == 404
     async with client(web) as anonymous:  # HEAD is answered like GET, and changes nothing
         assert (await anonymous.head("/login")).status_code == 200
@@ -348,6 +351,8 @@ def routes(s: Seeded) -> dict[str, dict[str, int]]:
     shared, other = s.shared_directive, s.other_directive
     everyone = {"admin": 200, "leader": 200, "head": 200}
     leadership = {"admin": 200, "leader": 200, "head": 403}
+    nobody = {"admin": 403, "leader": 403, "head": 403}
+    surveys = s.surveys or {"shared": 1, "other": 2, "open": 3}
     return {
         "/": everyone,
         "/?unit=PA&period=7d": everyone,
@@ -374,6 +379,13 @@ def routes(s: Seeded) -> dict[str, dict[str, int]]:
         "/download/scoreboard.xlsx?unit=XB": leadership,
         f"/download/directive/{shared}.xlsx": everyone,
         f"/download/directive/{other}.xlsx": leadership,
+        "/surveys": everyone,
+        f"/surveys/{surveys['shared']}": everyone,
+        f"/surveys/{surveys['other']}": leadership,
+        f"/surveys/{surveys['open']}": everyone,  # the results say when they will show
+        f"/download/survey/{surveys['shared']}.xlsx": everyone,
+        f"/download/survey/{surveys['other']}.xlsx": leadership,
+        f"/download/survey/{surveys['open']}.xlsx": nobody,  # hidden until the close
     }
 
 

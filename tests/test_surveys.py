@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -311,6 +312,41 @@ async def test_a_break_resumes_at_the_question_left_and_back_still_works(org, cl
     assert texts[1].startswith("Câu 2/4")
 
 
+async def test_a_skipped_optional_question_is_not_asked_again_after_a_break(org, clock):
+    campaign_id = await launch(org, clock)
+    uid = STAFF1[3]
+    await org.press(uid, f"survey:{campaign_id}")
+    await org.choose(uid, "vyes")
+    texts = await org.choose(uid, "skip")  # Q2 is optional: skipped
+    assert texts[0].startswith("Câu 3/4 – Một cửa")
+    (row,) = await rows(org, SurveyResponse)
+    assert json.loads(row.answers) == {"Q1": "yes", "Q2": None}  # the skip, in the hashed row
+    assert row.person_id is None
+    (flow,) = await rows(org, Flow)
+    assert "Q2" not in flow.data
+    clock.advance(timedelta(hours=73))
+    texts = await org.press(uid, f"survey:{campaign_id}")
+    assert texts[0] == t("survey.flow.resumed", "vi")
+    assert texts[1].startswith("Câu 3/4 – Một cửa")  # goes on after the skip
+    texts = await org.choose(uid, "__back")
+    assert texts[0].startswith("Câu 2/4")
+    assert "Câu trả lời hiện tại" not in texts[0]
+    await org.choose(uid, "skip")
+    await org.send(uid, "4")
+    texts = await org.send(uid, "1, 2")
+    assert texts[0].startswith("Trân trọng cảm ơn")
+    (row,) = await rows(org, SurveyResponse)
+    assert json.loads(row.answers) == {"Q1": "yes", "Q2": None, "Q3": "4", "Q4": ["1", "2"]}
+    assert row.complete
+    for i in range(5):
+        await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
+    await close(org, clock, campaign_id)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    q2 = res.overall.questions[1]
+    assert (q2.answered, q2.texts) == (0, [])  # a skip is no answer
+
+
 async def test_answers_change_until_the_close_then_no_more(org, clock):
     campaign_id = await launch(org, clock)
     uid = STAFF1[3]
@@ -473,6 +509,14 @@ async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
     texts = await org.send(ADMIN, f"/campaigns {campaign_id}")
     assert "UBND xã Đông Sơn: 0/2 (0%)" in texts[0]
     assert await org.send(STAFF1[0], f"/results {campaign_id}") == [t("errors.forbidden", "vi")]
+    elsewhere = await launch(org, clock, audience="units:U2", title="Chỉ xã Đông Sơn")
+    listed = (await org.send(HEAD, "/campaigns"))[0]
+    assert "Khảo sát thử" in listed
+    assert "Chỉ xã Đông Sơn" not in listed  # a head is offered the campaigns of their unit
+    assert "Chỉ xã Đông Sơn" in (await org.send(ADMIN, "/campaigns"))[0]
+    await close(org, clock, elsewhere)
+    assert await org.send(HEAD, f"/results {elsewhere}") == [t("errors.forbidden", "vi")]
+    assert await org.send(STAFF1[0], "/campaigns") == [t("errors.forbidden", "vi")]
 
 
 async def test_two_campaigns_compared_question_by_question(org, clock):
@@ -770,3 +814,64 @@ async def test_citizens_who_rated_a_unit_are_asked_and_answer_by_their_chat(org,
     assert await org.press(STAFF1[0], f"survey:{campaign_id}") == [
         t("survey.error.not_asked", "vi", title="Khảo sát thử")
     ]
+
+
+# The results chart
+
+
+async def test_the_results_chart_goes_as_an_image_on_telegram_and_is_pointed_to_on_zalo(
+    org, zalo, maker, clock
+):
+    from bot.models import Attachment
+
+    campaign_id = await launch(org, clock, anonymous=False)  # named: every group is shown
+    await answer_as(
+        org, clock, campaign_id, "S10", {"Q1": "yes", "Q2": "Ý", "Q3": "4", "Q4": ["1"]}
+    )
+    await answer_as(org, clock, campaign_id, "S11", {"Q1": "no", "Q3": "2", "Q4": ["1", "2"]})
+    await close(org, clock, campaign_id)
+    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    assert "Có: █████░░░░░ 50% (1)" in texts[0]  # the text chart stays
+    assert texts[0].endswith(t("survey.chart_follows", "vi").strip())
+    (image,) = await rows(org, Attachment)
+    assert image.file_name == f"khao-sat-{campaign_id}.png"
+    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    (queued,) = await rows(org, Outbox, Outbox.kind == "report", Outbox.ref_id == campaign_id)
+    payload = json.loads(queued.payload)
+    assert payload["media"] == "photo"
+    assert payload["attachment_id"] == image.id
+    async with maker() as s:
+        admin = (await s.exec(select(Person).where(Person.code == "AD"))).one()
+        s.add(
+            Contact(
+                channel=Channel.ZALO,
+                external_id="8801000000000000999",
+                person_id=admin.id,
+                created_at=f.T0,
+            )
+        )
+        await s.commit()
+    texts = await zalo.send("8801000000000000999", f"/results {campaign_id}")
+    assert "Có: █████░░░░░ 50% (1)" in texts[0]
+    assert "Zalo không cho phép bot gửi tệp" in texts[0]
+    assert f"/results {campaign_id}" in texts[0]
+    assert len(await rows(org, Attachment)) == 1  # nothing queued for Zalo
+
+
+async def test_the_chart_draws_only_what_may_be_shown(org, clock):
+    from bot.services.surveys import chart
+
+    campaign_id = await launch(org, clock)
+    for i in range(5):
+        await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
+    await close(org, clock, campaign_id)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    assert [q.question.id for q in chart.drawn(res)] == ["Q1", "Q3", "Q4"]  # no free text
+    image = chart.results_png(res, locale="vi") or b""
+    assert image.startswith(b"\x89PNG")
+    if keep := os.environ.get("REFORMBOT_TEST_SHOTS"):
+        (Path(keep) / "survey-results-chart.png").write_bytes(image)
+    res.overall.hidden = True
+    assert chart.drawn(res) == []
+    assert chart.results_png(res, locale="vi") is None

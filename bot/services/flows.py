@@ -262,6 +262,14 @@ async def advance(
     await _move(session, flow, step=step, data=text, now=now, ttl=ttl)
 
 
+async def remember(
+    session: AsyncSession, flow: OpenFlow, *, data: dict[str, Any], now: datetime, ttl: timedelta
+) -> None:
+    """Keep new answers in the flow at the same step (a choice ticked, asked again)."""
+    text = json.dumps(data, ensure_ascii=False)
+    await _move(session, flow, step=flow.step, data=text, now=now, ttl=ttl)
+
+
 async def back(session: AsyncSession, flow: OpenFlow, *, now: datetime, ttl: timedelta) -> bool:
     """Return to the previous step; False when already at the first."""
     data = data_of(flow)

@@ -32,6 +32,7 @@ NAV = (
     ("cases", "/cases"),
     ("apologies", "/apologies"),
     ("broadcasts", "/broadcasts"),
+    ("surveys", "/surveys"),
     ("downloads", "/downloads"),
 )
 WIDE_ONLY = frozenset({"broadcasts"})  # leadership's pages (the service refuses the others too)

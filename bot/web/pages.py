@@ -25,7 +25,7 @@ from bot.services.ratings.ratings import LEVELS
 from bot.services.reports import listings, render
 from bot.services.reports import stats as rating_stats
 from bot.services.reports.scoreboard import Scoreboard, Window, scoreboard_for
-from bot.web import charts
+from bot.web import charts, surveys
 from bot.web.page import PERIODS, Page
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -323,4 +323,5 @@ PAGES: tuple[tuple[str, Callable[[Request, Page], Awaitable[Response]]], ...] = 
     ("/downloads", downloads),
     ("/download/{key:str}.xlsx", download),
     ("/download/directive/{item:int}.xlsx", directive_download),
+    *surveys.PAGES,
 )

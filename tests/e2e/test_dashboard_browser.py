@@ -31,6 +31,7 @@ from bot.models import (
     ApologyStatus,
     Broadcast,
     BroadcastStatus,
+    Campaign,
     CaseStatus,
     Directive,
     Dossier,
@@ -265,6 +266,7 @@ async def test_a_leader_signs_in_by_the_bots_link_and_reads_every_page(running, 
         "/cases": ("total", _rows(await _count(db, FollowUpCase))),
         "/apologies": ("total", _rows(await _count(db, Apology))),
         "/broadcasts": ("total", _rows(await _count(db, Broadcast))),
+        "/surveys": ("total", _rows(min(20, await _count(db, Campaign)))),
         "/downloads": ("directives", None),
     }
     desktop = await _sign_in(browser, running, LEADER)
@@ -323,3 +325,77 @@ async def test_a_head_sees_only_their_unit_in_the_browser(running, browser):
     assert answer.status == 403
     assert await page.locator("h1").inner_text() == t("web.error.forbidden", "vi")
     await context.close()
+
+
+async def _survey(db_url: str) -> int:
+    """Launch a named survey to the head's unit, have everyone there answer, close it."""
+    from bot.models import Person
+    from bot.services.org.access import system_actor
+    from bot.services.surveys import answers, campaigns, questionnaire
+
+    system = system_actor("test")
+    checked = questionnaire.read_file(demo_example())
+    assert checked.definition is not None
+    engine = create_engine(db_url)
+    now = SystemClock().now()
+    try:
+        async with session_maker(engine)() as s:
+            saved = await questionnaire.save(s, checked.definition, actor=system, now=now)
+            draft = campaigns.Draft(
+                title="Khảo sát thử trên điện thoại",
+                audience=campaigns.Audience.parse(f"units:{HEAD_UNIT}"),
+                opens_at=now,
+                closes_at=now + timedelta(days=7),
+                questionnaire=saved.code,
+                anonymous=False,
+            )
+            campaign = await campaigns.launch(s, draft, actor=system, now=now)
+            assert campaign.id is not None
+            form = await answers.definition(s, campaign)
+            for row in await campaigns.recipients_of(s, campaign):
+                person = await s.get(Person, row.person_id)
+                assert person is not None
+                given: dict[str, Any] = {}
+                while todo := [q for q in form.asked(given) if q.id not in given]:
+                    q = todo[0]
+                    if q.kind == "text":
+                        given[q.id] = f"Ý kiến của cán bộ {person.code}"
+                    elif q.kind == "multiple":
+                        given[q.id] = ["1", "2"]
+                    else:
+                        given[q.id] = q.values()[0]
+                who = answers.Respondent(person.id, None)
+                await answers.save(s, campaign, row, who, given, now=now, complete=True)
+            await campaigns.close(s, campaign.id, actor=system, now=now)
+            await s.commit()
+            return campaign.id
+    finally:
+        await engine.dispose()
+
+
+def demo_example() -> Path:
+    """Return the example questionnaire shipped with the project."""
+    return Path(__file__).resolve().parents[2] / "examples" / "survey_par_index.toml"
+
+
+async def test_a_survey_s_results_read_on_a_phone(running, browser):
+    campaign_id = await _survey(running.db_url)
+    desktop = await _sign_in(browser, running, LEADER)
+    phone = await browser.new_context(
+        storage_state=await desktop.storage_state(), viewport=PHONE, is_mobile=True, has_touch=True
+    )
+    page = await phone.new_page()
+    answer = await page.goto(f"{running.dashboard}/surveys/{campaign_id}")
+    assert answer.status == 200
+    assert await page.locator("svg.chart").count() > 0
+    assert await page.locator('[data-figure="done"]').count() >= 1
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    keep = os.environ.get("REFORMBOT_TEST_SHOTS")
+    if keep:
+        _folder(keep)
+        await page.screenshot(path=os.path.join(keep, "dashboard-survey-phone.png"), full_page=True)
+    await phone.close()
+    await desktop.close()

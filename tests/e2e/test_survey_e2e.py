@@ -89,7 +89,13 @@ async def test_a_survey_from_launch_to_results(bot_runner, sandbox, db):
     sandbox.send_text(ADMIN, f"/survey_close {campaign.id}")
     await sandbox.wait_for_messages(ADMIN, 2, seconds=WAIT)
     sandbox.send_text(ADMIN, f"/results {campaign.id}")
-    shown = (await sandbox.wait_for_messages(ADMIN, 3, seconds=WAIT))[-1]["text"]
+    got = (await sandbox.wait_for_messages(ADMIN, 4, seconds=WAIT))[2:]
+    shown = next(m["text"] for m in got if "text" in m)
+    photo = next(m for m in got if "photo" in m)  # the chart comes with the summary
+    assert photo["caption"].startswith("📊 Biểu đồ kết quả: ")  # the chart follows the summary
+    png = sandbox.sandbox.bot().files.get(photo["photo"][-1]["file_id"])
+    assert png is not None
+    assert png.data.startswith(b"\x89PNG")
     assert "Số phiếu hoàn thành: 6" in shown
     assert "Chưa được hướng dẫn" not in shown  # three free texts: fewer than the minimum
     assert "ít người trả lời câu này" in shown

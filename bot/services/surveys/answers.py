@@ -81,11 +81,11 @@ async def find(session: AsyncSession, campaign: Campaign, who: Respondent) -> Su
     return found
 
 
-def answers_of(row: SurveyResponse | None) -> dict[str, Value]:
-    """Return the answers a response holds, by question id."""
+def answers_of(row: SurveyResponse | None) -> dict[str, Value | None]:
+    """Return the answers a response holds, by question id (None: an optional question skipped)."""
     if row is None:
         return {}
-    data: dict[str, Value] = json.loads(row.answers)
+    data: dict[str, Value | None] = json.loads(row.answers)
     return data
 
 
@@ -110,13 +110,17 @@ def check_value(question: Question, value: Any) -> Value | None:
     return str(value)
 
 
-def kept(form: Definition, answers: Mapping[str, Any]) -> dict[str, Value]:
-    """Return the answers to the questions still asked (a changed answer may hide later ones)."""
-    out: dict[str, Value] = {}
+def kept(form: Definition, answers: Mapping[str, Any]) -> dict[str, Value | None]:
+    """Return the answers to the questions still asked (a changed answer may hide later ones).
+
+    A skipped optional question is kept as None, in the same row as the answers (so a resumed
+    survey goes on after it), never anywhere tied to the person.
+    """
+    out: dict[str, Value | None] = {}
     for q in form.questions:
         if q.id in answers and q in form.asked(out):
             value = check_value(q, answers[q.id]) if answers[q.id] is not None else None
-            if value is not None:
+            if value is not None or q.optional:
                 out[q.id] = value
     return out
 

@@ -138,6 +138,7 @@ class UnitRate:
     unit: str
     done: int
     total: int
+    code: str = ""
 
     @property
     def percent(self) -> float:
@@ -492,6 +493,44 @@ async def completion(session: AsyncSession, campaign_id: int, *, actor: Actor) -
     for unit_id, done in rows:
         counts[unit_id][0] += bool(done)
         counts[unit_id][1] += 1
+    return await _rates(session, campaign, counts, actor=actor)
+
+
+async def board(session: AsyncSession, *, actor: Actor, limit: int = 20) -> list[Completion]:
+    """Return the latest campaigns with their completion per unit (a head: those sent to their
+    unit, with their unit's rate only)."""
+    require(actor, Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
+    wide = actor.has_any(frozenset({Role.ADMIN, Role.LEADER}))
+    stmt = select(Campaign).order_by(col(Campaign.id).desc()).limit(limit)
+    if not wide:
+        own = actor.unit.id if actor.unit is not None else -1
+        reached = select(CampaignRecipient.campaign_id).where(CampaignRecipient.unit_id == own)
+        stmt = stmt.where(col(Campaign.id).in_(reached))
+    found = list((await session.exec(stmt)).all())
+    rows = (
+        await session.exec(
+            select(
+                CampaignRecipient.campaign_id, CampaignRecipient.unit_id, CampaignRecipient.done
+            ).where(col(CampaignRecipient.campaign_id).in_([c.id for c in found]))
+        )
+    ).all()
+    counts: dict[int, dict[int | None, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0])
+    )
+    for campaign_id, unit_id, done in rows:
+        counts[campaign_id][unit_id][0] += bool(done)
+        counts[campaign_id][unit_id][1] += 1
+    return [await _rates(session, c, counts[c.id or 0], actor=actor) for c in found]
+
+
+async def _rates(
+    session: AsyncSession,
+    campaign: Campaign,
+    counts: dict[int | None, list[int]],
+    *,
+    actor: Actor,
+) -> Completion:
+    """Return a campaign's counts per unit as rates, as far as the actor may see them."""
     units = {
         u.id: u
         for u in (
@@ -505,7 +544,12 @@ async def completion(session: AsyncSession, campaign_id: int, *, actor: Actor) -
         require_unit_scope(actor, actor.unit)
         counts = {actor.unit.id: counts[actor.unit.id]}
     rates = [
-        UnitRate(units[u].name if u in units else "–", done, total)
+        UnitRate(
+            units[u].name if u in units else "–",
+            done,
+            total,
+            code=units[u].code if u in units else "",
+        )
         for u, (done, total) in sorted(
             counts.items(), key=lambda kv: units[kv[0]].code if kv[0] in units else ""
         )
@@ -550,12 +594,6 @@ async def recipient(
     if campaign.status != CampaignStatus.OPEN:
         raise InvalidInput("survey.error.not_open", title=campaign.title)
     return row
-
-
-async def recent(session: AsyncSession, limit: int = 20) -> list[Campaign]:
-    """Return the latest campaigns, newest first."""
-    stmt = select(Campaign).order_by(col(Campaign.id).desc()).limit(limit)
-    return list((await session.exec(stmt)).all())
 
 
 async def recipients_of(session: AsyncSession, campaign: Campaign) -> list[CampaignRecipient]:

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import t
-from bot.models import Campaign, CampaignStatus, Role, SurveyResponse, Unit
+from bot.models import Campaign, CampaignRecipient, CampaignStatus, Role, SurveyResponse, Unit
 from bot.services.errors import InvalidInput, PermissionDenied
 from bot.services.org.access import Actor, require
 from bot.services.surveys import answers as answer_store
@@ -74,10 +74,15 @@ class Results:
     units: list[GroupResult]
 
 
+def shown_now(campaign: Campaign) -> bool:
+    """Tell whether a campaign's results may be shown yet (closed, or open by its choice)."""
+    return campaign.status == CampaignStatus.CLOSED or campaign.results_open
+
+
 def can_see(campaign: Campaign, actor: Actor) -> None:
     """Refuse results before the close (unless the campaign says otherwise), and to staff."""
     require(actor, Role.ADMIN, Role.LEADER, Role.UNIT_HEAD)
-    if campaign.status != CampaignStatus.CLOSED and not campaign.results_open:
+    if not shown_now(campaign):
         raise PermissionDenied(
             "survey.error.hidden", title=campaign.title, closes=campaign.closes_at
         )
@@ -126,6 +131,11 @@ async def results(
     can_see(campaign, actor)
     if not actor.has_any(frozenset({Role.ADMIN, Role.LEADER})):
         unit_id = actor.unit.id if actor.unit is not None else -1
+        reached = select(CampaignRecipient.id).where(
+            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.unit_id == unit_id
+        )
+        if (await session.exec(reached.limit(1))).first() is None:
+            raise PermissionDenied("errors.forbidden")
     form = await answer_store.definition(session, campaign)
     stmt = select(SurveyResponse.unit_id, SurveyResponse.answers).where(
         SurveyResponse.campaign_id == campaign_id, col(SurveyResponse.complete).is_(True)

@@ -33,8 +33,9 @@ def _lines(q: QuestionResult) -> Any:
     return Items("survey.result_line", rows)
 
 
-def results_message(res: Results) -> OutboundMessage:
-    """Return a campaign's results in chat: each question's figures, then the units."""
+def results_message(res: Results, *, chart: str | None = None) -> OutboundMessage:
+    """Return a campaign's results in chat: each question's figures, then the units; `chart`
+    is the catalog key saying where the chart image is (none: no word of it)."""
     if res.overall.hidden:
         return OutboundMessage(
             "survey.results_too_few",
@@ -63,6 +64,7 @@ def results_message(res: Results) -> OutboundMessage:
             "count": res.overall.respondents,
             "blocks": Items("survey.result_block", blocks, sep="\n\n"),
             "units": Items("survey.result_unit_line", tuple({"line": u} for u in units)),
+            "chart": Text(chart, {"id": res.campaign.id}) if chart else "",
         },
     )
 
