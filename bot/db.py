@@ -19,6 +19,9 @@ from bot import sqlite_driver
 
 SessionMaker = async_sessionmaker[AsyncSession]
 CONNECT_SECONDS = 10
+# Off until fixed: with the one-trip driver, tests/test_zalo_dispatch.py's Zalo lane test hangs or
+# loses its shown list about one run in three (stock aiosqlite: none in twelve).
+SQLITE_ONE_TRIP = False
 # A pooled PostgreSQL connection idle this long is pinged before use (a server restart shows
 # then, not in the transaction). SQLAlchemy's pre-ping on every checkout cost asyncpg three
 # round trips (BEGIN, a ping, ROLLBACK) per transaction: most of what an update spent waiting.
@@ -44,7 +47,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create an async engine; make the SQLite file's folder if needed."""
     kwargs: dict[str, Any] = {"echo": echo}
-    if make_url(url).get_driver_name() == "aiosqlite":
+    if make_url(url).get_driver_name() == "aiosqlite" and SQLITE_ONE_TRIP:
         kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread per statement
     if is_sqlite(url):
         database = make_url(url).database

@@ -10,8 +10,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from bot import db
 from bot.db import create_engine
 from bot.sqlite_driver import OneTripConnection
+
+
+@pytest.fixture(autouse=True)
+def one_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Use the one-trip driver here, though bot.db leaves it off for now."""
+    monkeypatch.setattr(db, "SQLITE_ONE_TRIP", True)
 
 
 @pytest.fixture
