@@ -228,8 +228,13 @@ async def test_a_file_whose_text_is_too_long_for_a_caption_is_not_sent_twice(wor
     assert (row.status, row.parts_sent) == (S.SENT, 2)
 
 
-async def test_on_telegrams_sandbox_a_file_then_its_long_text_that_failed_once(world):
-    world.sandbox.set_faults(Faults(methods={"sendmessage": MethodFault(502, times=1)}))
+@pytest.mark.parametrize("trouble", ["502 once", "1/s per chat"])
+async def test_on_telegrams_sandbox_a_file_then_its_long_text(world, trouble):
+    """The text that failed once resumes after the file; held to 1/s, each waits its own slot."""
+    if trouble == "502 once":
+        world.sandbox.set_faults(Faults(methods={"sendmessage": MethodFault(502, times=1)}))
+    else:
+        world.sandbox.set_limits(Limits(shape="sliding", chat_burst=1))
     (person,) = await world.users(1)
     doc = await attachment(world, b"%PDF-1.4 cong van", "cong-van.pdf", "application/pdf")
     code = "x" * 1100  # over Telegram's caption of 1,024
@@ -240,8 +245,11 @@ async def test_on_telegrams_sandbox_a_file_then_its_long_text_that_failed_once(w
     document, text = world.sandbox.messages(int(person.external_id))
     assert document["document"]["file_name"] == "cong-van.pdf"
     assert text["text"] == t("errors.unknown_unit", "vi", code=code)
+    assert world.sandbox.counters().rate_limited_total == 0
     (row,) = await world.rows()
     assert (row.status, row.parts_sent) == (S.SENT, 2)
+    if trouble == "1/s per chat":
+        assert row.attempts == 1
 
 
 class Clock:
@@ -351,23 +359,6 @@ async def test_on_zalos_sandbox_each_part_waits_for_its_own_slot(world):
     assert zalo.bot.counters.rate_limited_total == 0
     (row,) = await world.rows()
     assert (row.status, row.parts_sent, row.attempts) == (S.SENT, 3, 1)
-
-
-async def test_a_file_then_its_text_each_take_a_slot(world):
-    world.sandbox.set_limits(Limits(shape="sliding", chat_burst=1))
-    (person,) = await world.users(1)
-    doc = await attachment(world, b"%PDF-1.4 cong van", "cong-van.pdf", "application/pdf")
-    code = "x" * 1100  # over Telegram's caption of 1,024
-    await world.queue(person, unit_msg(code, attachment_id=doc))
-
-    await world.drain()
-
-    document, text = world.sandbox.messages(int(person.external_id))
-    assert document["document"]["file_name"] == "cong-van.pdf"
-    assert text["text"] == t("errors.unknown_unit", "vi", code=code)
-    assert world.sandbox.counters().rate_limited_total == 0
-    (row,) = await world.rows()
-    assert (row.status, row.parts_sent, row.attempts) == (S.SENT, 2, 1)
 
 
 async def test_a_reply_in_parts_takes_a_slot_per_part(world):
