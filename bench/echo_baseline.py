@@ -16,38 +16,11 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from telegram import Update
-from telegram.ext import Application, ContextTypes, MessageHandler, filters
-
 from bench.figures import Figures
-from bench.harness import AnyApp, AppFactory, Result, bot_kwargs, measure
+from bench.harness import AnyApp, AppFactory, Result, echo_app, measure, reformbot
 from bot import migrate
-from bot.app import build_application
-from bot.config import Settings
 from bot.db import create_engine, session_maker
 from bot.sandbox import SandboxServer
-
-
-async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Send the text back."""
-    assert update.message is not None
-    assert update.message.text is not None
-    await update.message.reply_text(update.message.text)
-
-
-async def echo_app(server: SandboxServer) -> AnyApp:
-    """Build the bare echo bot."""
-    kw = bot_kwargs(server)
-    app = (
-        Application.builder()
-        .token(kw["token"])
-        .base_url(kw["base_url"])
-        .base_file_url(kw["base_file_url"])
-        .build()
-    )
-    app.add_handler(MessageHandler(filters.TEXT, echo))
-    return app
-
 
 DATABASES = itertools.count()  # every run its own database: a reused one has seen its update ids
 
@@ -58,17 +31,7 @@ def reformbot_factory(folder: Path, *, rate_limit: bool) -> AppFactory:
     async def factory(server: SandboxServer) -> AnyApp:
         url = f"sqlite+aiosqlite:///{folder}/bench-{next(DATABASES)}.db"
         await migrate.upgrade(url)
-        kw = bot_kwargs(server)
-        settings = Settings(
-            telegram={
-                "token": kw["token"],
-                "api_base_url": kw["base_url"],
-                "api_file_url": kw["base_file_url"],
-            },
-            database={"url": url},
-        )
-        maker = session_maker(create_engine(url))
-        return build_application(settings, maker=maker, rate_limit=rate_limit)
+        return reformbot(server, url, session_maker(create_engine(url)), rate_limit=rate_limit)
 
     return factory
 

@@ -30,66 +30,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import statistics
-import tempfile
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import func, text
-from sqlalchemy.engine.url import make_url
+from sqlalchemy import func
 from sqlmodel import select
 
-from bench.echo_baseline import echo_app
 from bench.figures import Figures
-from bench.harness import AnyApp, bot_kwargs, start_app, stop_app
-from bot import migrate
-from bot.app import build_application
+from bench.harness import Run, button, compare, exchange, measure_reformbot, new_database
 from bot.cli.demo import RATING_COUNTER, seed
-from bot.config import Settings
-from bot.db import SessionMaker, create_engine, session_maker
 from bot.models import Rating
-from bot.sandbox import Limits, SandboxServer
+from bot.sandbox import SandboxServer
 from bot.services.ratings.service_points import payload_for_counter
 
 GOAL = 0.5
-PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
-FIRST_UID = 5_000_000
-WAIT = 120.0
-JsonDict = dict[str, Any]
 Answer = tuple[str, str]  # ("press", value) or ("type", text)
-
-
-@dataclass
-class Run:
-    """What one bot did in one mode: updates handled, the time it took, reply latencies."""
-
-    name: str
-    mode: str
-    updates: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0  # CPU seconds of this process (bot, sandbox and driver; not PostgreSQL's)
-    latencies: list[float] = field(default_factory=list)
-    ratings: int = 0
-
-    @property
-    def per_second(self) -> float:
-        """Return updates handled per second, end to end."""
-        return self.updates / self.seconds
-
-    @property
-    def cpu_per_update(self) -> float:
-        """Return this process's CPU seconds per update handled."""
-        return self.cpu / self.updates
-
-    def quantile(self, q: float) -> float:
-        """Return a reply-latency quantile in seconds (q in 0..1)."""
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def script(n: int) -> list[Answer]:
@@ -119,32 +74,7 @@ def script(n: int) -> list[Answer]:
     return answers
 
 
-def button(message: JsonDict, value: str) -> str:
-    """Return the callback data of the message's flow button answering `value`."""
-    rows = message["reply_markup"]["inline_keyboard"]
-    return str(
-        next(
-            b["callback_data"]
-            for row in rows
-            for b in row
-            if b.get("callback_data", "").endswith(f":{value}")
-        )
-    )
-
-
-async def exchange(
-    server: SandboxServer, uid: int, act: Callable[[], object], seen: int, run: Run
-) -> list[JsonDict]:
-    """Do one user action, wait for the bot's next message, record the latency; return the chat."""
-    started = time.perf_counter()
-    act()
-    messages = await server.wait_for_messages(uid, seen + 1, seconds=WAIT)
-    run.latencies.append(time.perf_counter() - started)
-    run.updates += 1
-    return messages
-
-
-async def citizen(server: SandboxServer, uid: int, n: int, payload: str, run: Run) -> None:
+async def citizen(payload: str, server: SandboxServer, uid: int, n: int, run: Run) -> None:
     """Scan the QR code and complete the rating flow, answering each question when it comes."""
     messages = await exchange(server, uid, partial(server.send_text, uid, payload), 0, run)
     for how, value in script(n):
@@ -156,136 +86,17 @@ async def citizen(server: SandboxServer, uid: int, n: int, payload: str, run: Ru
         messages = await exchange(server, uid, act, len(messages), run)
 
 
-async def echo_user(server: SandboxServer, uid: int, texts: int, run: Run) -> None:
-    """Send `texts` messages, each after the echo of the one before."""
-    for i in range(texts):
-        await exchange(server, uid, partial(server.send_text, uid, "xin chào"), i, run)
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    """Run one statement on a PostgreSQL server outside any transaction."""
-    engine = create_engine(server_url)
-    try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def fresh_database(folder: Path, index: int, server: str | None) -> tuple[str, SessionMaker]:
-    """Create, migrate and seed (the demo without its past) a new SQLite file or PG database."""
-    url = f"sqlite+aiosqlite:///{folder}/ratings-{index}.db"
-    if server is not None:
-        name = f"reformbot_bench_{uuid.uuid4().hex[:10]}"
-        await _admin(server, f'CREATE DATABASE "{name}"')
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    await migrate.upgrade(url)
-    maker = session_maker(create_engine(url))
-    await seed(maker, history=False)  # the demo without its past: only the bench's ratings
-    return url, maker
-
-
-async def drop_database(url: str, server: str | None, maker: SessionMaker) -> None:
-    """Close the bot's connections; drop the PostgreSQL database (a SQLite file goes with tmp)."""
-    engine = maker.kw["bind"]
-    await engine.dispose()
-    if server is not None:
-        await _admin(server, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-
-
-def reformbot(server: SandboxServer, url: str, maker: SessionMaker) -> AnyApp:
-    """Build reformbot's Application on the sandbox, without the client-side rate limiter."""
-    kw = bot_kwargs(server)
-    settings = Settings(
-        telegram={
-            "token": kw["token"],
-            "api_base_url": kw["base_url"],
-            "api_file_url": kw["base_file_url"],
-        },
-        database={"url": url},
-    )
-    return build_application(settings, maker=maker, rate_limit=False)
-
-
-async def drive(
-    app: AnyApp,
-    server: SandboxServer,
-    mode: str,
-    users: Callable[[], Awaitable[object]],
-    run: Run,
-) -> None:
-    """Start the bot, run every user at once, stop the bot; note the seconds and CPU they took."""
-    await start_app(app, mode)
-    try:
-        started, cpu = time.perf_counter(), time.process_time()
-        await users()
-        run.seconds = time.perf_counter() - started
-        run.cpu = time.process_time() - cpu
-    finally:
-        await stop_app(app)
-
-
-async def measure_echo(mode: str, users: int, texts: int) -> Run:
-    """Run the echo bot with `users` users each sending `texts` texts, one at a time."""
-    run = Run("echo", mode)
-    server = SandboxServer(limits=Limits.off())
-    await server.start("127.0.0.1", 0)
-    try:
-        app = await echo_app(server)
-        uids = [FIRST_UID + i for i in range(users)]
-        for uid in uids:
-            server.create_user(f"Người dùng {uid}", user_id=uid)
-        await drive(
-            app,
-            server,
-            mode,
-            lambda: asyncio.gather(*(echo_user(server, uid, texts, run) for uid in uids)),
-            run,
-        )
-    finally:
-        await server.stop()
-    return run
-
-
 async def measure_ratings(
-    mode: str, citizens: int, folder: Path, index: int, pg_server: str | None = None
+    citizens: int, mode: str, folder: Path, index: int, pg_server: str | None = None
 ) -> Run:
     """Run reformbot with `citizens` citizens each completing the rating flow."""
-    run = Run("reformbot" if pg_server is None else "reformbot-pg", mode)
-    url, maker = await fresh_database(folder, index, pg_server)
-    server = SandboxServer(limits=Limits.off())
-    await server.start("127.0.0.1", 0)
-    try:
-        app = reformbot(server, url, maker)
-        payload = f"/start {payload_for_counter(RATING_COUNTER)}"
-        uids = [FIRST_UID + i for i in range(citizens)]
-        for uid in uids:
-            server.create_user(f"Công dân {uid}", user_id=uid)
-        await drive(
-            app,
-            server,
-            mode,
-            lambda: asyncio.gather(
-                *(citizen(server, uid, n, payload, run) for n, uid in enumerate(uids))
-            ),
-            run,
-        )
-        async with maker() as session:
-            run.ratings = (await session.exec(select(func.count()).select_from(Rating))).one()
-    finally:
-        await server.stop()
-        await drop_database(url, pg_server, maker)
-    return run
-
-
-def mean(first: Run, second: Run) -> Run:
-    """Return the echo runs before and after reformbot's as one (the machine's load drifts)."""
-    both = Run(first.name, first.mode, first.updates + second.updates)
-    both.seconds = first.seconds + second.seconds
-    both.cpu = first.cpu + second.cpu
-    both.latencies = first.latencies + second.latencies
-    return both
+    url, maker = await new_database(folder, "ratings", index, pg_server)
+    await seed(maker, history=False)  # the demo without its past: only the bench's ratings
+    person = partial(citizen, f"/start {payload_for_counter(RATING_COUNTER)}")
+    counted = select(func.count()).select_from(Rating)
+    return await measure_reformbot(
+        mode, (url, maker), pg_server, citizens, "Công dân", person, counted
+    )
 
 
 def report(echo: Run, bot: Run) -> float:
@@ -299,53 +110,36 @@ def report(echo: Run, bot: Run) -> float:
             f"CPU {run.cpu_per_update * 1000:.2f} ms/update"
         )
     print(
-        f"{bot.mode:8} {bot.name:12} {bot.ratings} ratings in {bot.seconds:.2f} s = "
-        f"{bot.ratings / bot.seconds:.1f} ratings/s; updates/s = {ratio:.2f} x echo "
+        f"{bot.mode:8} {bot.name:12} {bot.completed} ratings in {bot.seconds:.2f} s = "
+        f"{bot.completed / bot.seconds:.1f} ratings/s; updates/s = {ratio:.2f} x echo "
         f"(goal >= {GOAL}); CPU per update: echo's / reformbot's = "
         f"{echo.cpu_per_update / bot.cpu_per_update:.2f}"
     )
     return ratio
 
 
-def postgres_server() -> str | None:
-    """Return the PostgreSQL server to measure on too (asyncpg), or None."""
-    url = os.environ.get(PG_ENV)
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1) if url else None
-
-
 async def main(citizens: int, modes: list[str], repeat: int) -> None:
     """Measure each mode (echo, reformbot, echo again), `repeat` times; print the figures last."""
     figures = Figures("ratings")
-    servers: list[str | None] = [None]
-    if (pg := postgres_server()) is not None:
-        servers.append(pg)
-    with tempfile.TemporaryDirectory() as tmp:
-        index = 0
-        for round_ in range(1, repeat + 1):
-            for mode in modes:
-                texts = len(script(0)) + 1  # about as many updates as a citizen sends
-                before = await measure_echo(mode, citizens, texts)
-                bots = []
-                for server in servers:
-                    index += 1
-                    bot = await measure_ratings(mode, citizens, Path(tmp), index, server)
-                    if bot.ratings != citizens:
-                        raise SystemExit(f"{bot.ratings} ratings stored, {citizens} expected")
-                    bots.append(bot)
-                after = await measure_echo(mode, citizens, texts)
-                echo = mean(before, after)
-                for bot in bots:
-                    ratio = report(echo, bot)
-                    extra: dict[str, Any] = {
-                        "mode": mode,
-                        "database": "postgresql" if bot.name.endswith("-pg") else "sqlite",
-                        "round": round_,
-                    }
-                    figures.add("ratings_per_second", bot.ratings / bot.seconds, **extra)
-                    figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
-                    figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
-                    cpu = echo.cpu_per_update / bot.cpu_per_update
-                    figures.add("echo_cpu_per_update_x_reformbot", cpu, **extra)
+
+    def note(round_: int, echo: Run, bot: Run) -> None:
+        ratio = report(echo, bot)
+        extra = bot.labels(round_)
+        figures.add("ratings_per_second", bot.completed / bot.seconds, **extra)
+        figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
+        figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
+        cpu = echo.cpu_per_update / bot.cpu_per_update
+        figures.add("echo_cpu_per_update_x_reformbot", cpu, **extra)
+
+    await compare(
+        partial(measure_ratings, citizens),
+        people=citizens,
+        texts=len(script(0)) + 1,  # about as many updates as a citizen sends
+        modes=modes,
+        repeat=repeat,
+        what="ratings stored",
+        note=note,
+    )
     figures.print()
 
 

@@ -26,38 +26,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
-import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.engine.url import make_url
 from sqlmodel import col, select
 
 from bench.figures import Figures
-from bench.ratings import (
+from bench.harness import (
     FIRST_UID,
-    PG_ENV,
-    WAIT,
-    JsonDict,
     Run,
-    _admin,
     button,
-    drive,
-    drop_database,
-    mean,
-    measure_echo,
-    postgres_server,
-    reformbot,
+    compare,
+    exchange,
+    measure_reformbot,
+    new_database,
 )
-from bot import migrate
-from bot.db import SessionMaker, create_engine, session_maker
+from bot.db import SessionMaker
 from bot.models import Channel, Contact, Person, PersonRole, Role, SurveyResponse, Unit, UnitKind
-from bot.sandbox import Limits, SandboxServer
+from bot.sandbox import SandboxServer
 from bot.services.delivery import outbox
 from bot.services.org.access import system_actor
 from bot.services.surveys import campaigns, questionnaire
@@ -162,76 +151,31 @@ async def seed(maker: SessionMaker, people: int) -> int:
         return campaign.id
 
 
-async def fresh_database(
-    folder: Path, index: int, server: str | None, people: int
-) -> tuple[str, SessionMaker, int]:
-    """Create, migrate and seed a new SQLite file or PostgreSQL database; return the campaign."""
-    url = f"sqlite+aiosqlite:///{folder}/surveys-{index}.db"
-    if server is not None:
-        name = f"reformbot_bench_surveys_{uuid.uuid4().hex[:10]}"
-        await _admin(server, f'CREATE DATABASE "{name}"')
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    await migrate.upgrade(url)
-    maker = session_maker(create_engine(url))
-    return url, maker, await seed(maker, people)
-
-
-async def exchange(
-    server: SandboxServer, uid: int, act: Any, seen: int, replies: int, run: Run
-) -> list[JsonDict]:
-    """Do one action, wait for the bot's replies to it, record the latency; return the chat."""
-    started = time.perf_counter()
-    act()
-    messages = await server.wait_for_messages(uid, seen + replies, seconds=WAIT)
-    run.latencies.append(time.perf_counter() - started)
-    run.updates += 1
-    return messages
-
-
-async def person(server: SandboxServer, uid: int, n: int, campaign_id: int, run: Run) -> None:
+async def person(campaign_id: int, server: SandboxServer, uid: int, n: int, run: Run) -> None:
     """Open the survey and answer every question when it comes."""
-    messages = await exchange(server, uid, partial(server.send_text, uid, "/survey"), 0, 1, run)
+    messages = await exchange(server, uid, partial(server.send_text, uid, "/survey"), 0, run)
     invite = messages[-1]
     press = partial(server.press_button, uid, invite["message_id"], f"survey:{campaign_id}")
-    messages = await exchange(server, uid, press, len(messages), 2, run)  # intro, question 1
+    messages = await exchange(server, uid, press, len(messages), run, 2)  # intro, question 1
     for how, value, replies in script(n):
         last = messages[-1]
         if how == "press":
             act = partial(server.press_button, uid, last["message_id"], button(last, value))
         else:
             act = partial(server.send_text, uid, value)
-        messages = await exchange(server, uid, act, len(messages), replies, run)
+        messages = await exchange(server, uid, act, len(messages), run, replies)
 
 
 async def measure_surveys(
-    mode: str, people: int, folder: Path, index: int, pg_server: str | None = None
+    people: int, mode: str, folder: Path, index: int, pg_server: str | None = None
 ) -> Run:
     """Run reformbot with `people` people each completing the survey."""
-    run = Run("reformbot" if pg_server is None else "reformbot-pg", mode)
-    url, maker, campaign_id = await fresh_database(folder, index, pg_server, people)
-    server = SandboxServer(limits=Limits.off())
-    await server.start("127.0.0.1", 0)
-    try:
-        app = reformbot(server, url, maker)
-        uids = [FIRST_UID + i for i in range(people)]
-        for uid in uids:
-            server.create_user(f"Cán bộ {uid}", user_id=uid)
-        await drive(
-            app,
-            server,
-            mode,
-            lambda: asyncio.gather(
-                *(person(server, uid, n, campaign_id, run) for n, uid in enumerate(uids))
-            ),
-            run,
-        )
-        async with maker() as session:
-            stmt = select(func.count()).select_from(SurveyResponse)
-            run.ratings = (await session.exec(stmt.where(col(SurveyResponse.complete)))).one()
-    finally:
-        await server.stop()
-        await drop_database(url, pg_server, maker)
-    return run
+    url, maker = await new_database(folder, "surveys", index, pg_server)
+    campaign_id = await seed(maker, people)
+    counted = select(func.count()).select_from(SurveyResponse).where(col(SurveyResponse.complete))
+    return await measure_reformbot(
+        mode, (url, maker), pg_server, people, "Cán bộ", partial(person, campaign_id), counted
+    )
 
 
 def report(echo: Run, bot: Run) -> float:
@@ -243,9 +187,9 @@ def report(echo: Run, bot: Run) -> float:
             f"= {run.per_second:6.0f} updates/s; reply p50 {run.quantile(0.5) * 1000:6.0f} ms, "
             f"p95 {run.quantile(0.95) * 1000:6.0f} ms"
         )
-    answers = bot.ratings * len(QUESTIONS)
+    answers = bot.completed * len(QUESTIONS)
     print(
-        f"{bot.mode:8} {bot.name:12} {bot.ratings} surveys ({answers} answers) in "
+        f"{bot.mode:8} {bot.name:12} {bot.completed} surveys ({answers} answers) in "
         f"{bot.seconds:.2f} s = {answers / bot.seconds:.1f} answers/s; "
         f"updates/s = {ratio:.2f} x echo (goal >= {GOAL})"
     )
@@ -255,41 +199,26 @@ def report(echo: Run, bot: Run) -> float:
 async def main(people: int, modes: list[str], repeat: int, databases: list[str]) -> None:
     """Measure each mode (echo, reformbot, echo again), `repeat` times; print the figures last."""
     figures = Figures("surveys")
-    servers: list[str | None] = [None] if "sqlite" in databases else []
-    if (pg := postgres_server()) is not None and "postgresql" in databases:
-        servers.append(pg)
-    if not servers:
-        raise SystemExit(f"no database to measure on (PostgreSQL needs {PG_ENV})")
-    with tempfile.TemporaryDirectory() as tmp:
-        index = 0
-        for round_ in range(1, repeat + 1):
-            for mode in modes:
-                texts = len(script(0)) + 2  # as many updates as a person sends
-                before = await measure_echo(mode, people, texts)
-                bots = []
-                for server in servers:
-                    index += 1
-                    bot = await measure_surveys(mode, people, Path(tmp), index, server)
-                    if bot.ratings != people:
-                        raise SystemExit(f"{bot.ratings} surveys completed, {people} expected")
-                    bots.append(bot)
-                after = await measure_echo(mode, people, texts)
-                echo = mean(before, after)
-                for bot in bots:
-                    ratio = report(echo, bot)
-                    extra: dict[str, Any] = {
-                        "mode": mode,
-                        "database": "postgresql" if bot.name.endswith("-pg") else "sqlite",
-                        "round": round_,
-                        "people": people,
-                    }
-                    answers = bot.ratings * len(QUESTIONS)
-                    figures.add("answers_per_second", answers / bot.seconds, **extra)
-                    figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
-                    figures.add(
-                        "reply_p95_x_echo", bot.quantile(0.95) / echo.quantile(0.95), **extra
-                    )
-                    figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
+
+    def note(round_: int, echo: Run, bot: Run) -> None:
+        ratio = report(echo, bot)
+        extra = {**bot.labels(round_), "people": people}
+        answers = bot.completed * len(QUESTIONS)
+        figures.add("answers_per_second", answers / bot.seconds, **extra)
+        figures.add("reply_p95_seconds", bot.quantile(0.95), **extra)
+        figures.add("reply_p95_x_echo", bot.quantile(0.95) / echo.quantile(0.95), **extra)
+        figures.add("updates_per_second_x_echo", ratio, f">= {GOAL}", **extra)
+
+    await compare(
+        partial(measure_surveys, people),
+        people=people,
+        texts=len(script(0)) + 2,  # as many updates as a person sends
+        modes=modes,
+        repeat=repeat,
+        what="surveys completed",
+        note=note,
+        databases=databases,
+    )
     figures.print()
 
 

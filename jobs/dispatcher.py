@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.contract import STALE_FILE, Channel, Limits, Outcome, Progress, Scope
+from bot.channels.contract import PACED, STALE_FILE, Channel, Limits, Outcome, Progress, Scope
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
@@ -516,7 +516,11 @@ class Dispatcher:
     async def _deliver(self, job: Job, line: Line, target: outbox.Target) -> None:
         """Send one row and record how it went."""
         try:
-            outcome = await self._when_booked(line) or await self._attempt(job, line.lane, target)
+            outcome = await self._when_booked(line) or await self._attempt(job, line, target)
+            if outcome.code == PACED:  # the rest goes from the chat's line, each part in its turn
+                self.stats["parts_paced"] += 1
+                line.jobs.insert(0, replace(job, parts=outcome.parts))
+                return
             held_back = outcome.kind == "flood" and not outcome.attempted
             self.stats["held_back" if held_back else outcome.kind] += 1
             scope = self._settle(line, outcome)
@@ -531,13 +535,13 @@ class Dispatcher:
 
     # sending -----------------------------------------------------------------
 
-    async def _attempt(self, job: Job, lane: Lane, target: outbox.Target) -> Outcome:
+    async def _attempt(self, job: Job, line: Line, target: outbox.Target) -> Outcome:
         """Send a row in the recipient's current language through its channel; never raise."""
         if target.blocked:
             return Outcome("blocked", error=BLOCKED, attempted=False)
         try:
             message = _decode(job.payload)
-            outcome = await self._send(job, lane, message, target.locale)
+            outcome = await self._send(job, line, message, target.locale)
         except Undeliverable as exc:
             return Outcome.failed(str(exc))
         except (ValueError, KeyError, TypeError) as exc:
@@ -550,10 +554,10 @@ class Dispatcher:
         return outcome
 
     async def _send(
-        self, job: Job, lane: Lane, message: OutboundMessage, locale: str | None
+        self, job: Job, line: Line, message: OutboundMessage, locale: str | None
     ) -> Outcome:
         """Send a row's message, with its attachment when it has one."""
-        locale = locale or self.default_locale
+        locale, lane = locale or self.default_locale, line.lane
         paid = job.paid and lane.paid is not None
         if message.attachment_id is None:
             return await lane.channel.send(
@@ -562,31 +566,45 @@ class Dispatcher:
                 locale,
                 paid=paid,
                 first=job.parts,
-                progress=self._progress(job),
+                progress=self._progress(job, line),
             )
-        return await self._send_file(job, lane, message, locale, paid, message.attachment_id)
+        return await self._send_file(job, line, message, locale, paid, message.attachment_id)
 
-    def _progress(self, job: Job) -> Progress:
+    def _progress(self, job: Job, line: Line) -> Progress:
         """Return the callback that stores, between two parts of a message, how many are out.
 
         So a retry, or another process after a crash, resumes after them: at most the part in
         flight when the process died goes twice. A failed write only logs (the count still
-        comes back with the outcome).
+        comes back with the outcome). Then the next part takes its own slot: at once when the
+        pacer has one free, else the send stops there (PACED) and the row waits in its line.
         """
 
-        async def note(parts: int) -> None:
+        async def note(parts: int) -> bool:
             try:
                 async with self._writing() as session:
                     await outbox.note_parts(session, row_id=job.id, owner=self.owner, parts=parts)
             except Exception:
                 log.warning("outbox row %s: %d parts out, not noted", job.id, parts, exc_info=True)
+            return self._next_part(job, line)
 
         return note
+
+    def _next_part(self, job: Job, line: Line) -> bool:
+        """Settle the slot of the part that went; take the next part's if one is free now."""
+        pacer = line.lane.pacer
+        now = pacer.now()
+        if line.ticket is not None:
+            pacer.answered(line.ticket, now)
+            line.ticket = None
+        if pacer.wait(job.chat_id, job.is_group, job.paid, now) != 0:
+            return False
+        line.ticket = pacer.take(job.chat_id, job.is_group, job.paid, now)
+        return True
 
     async def _send_file(
         self,
         job: Job,
-        lane: Lane,
+        line: Line,
         message: OutboundMessage,
         locale: str,
         paid: bool,
@@ -599,8 +617,8 @@ class Dispatcher:
         `stale` is an id the platform just refused: it is never sent again, even if another
         send cached it meanwhile.
         """
-        channel, name = lane.channel, job.channel
-        parts: dict[str, Any] = {"first": job.parts, "progress": self._progress(job)}
+        channel, name = line.lane.channel, job.channel
+        parts: dict[str, Any] = {"first": job.parts, "progress": self._progress(job, line)}
         file = await self.files.get(attachment_id, name)
         if file.file_id is None or file.file_id == stale:
             async with self.files.lock(attachment_id, name):
@@ -618,7 +636,7 @@ class Dispatcher:
         if outcome.code == STALE_FILE and stale is None and file.file_id is not None:
             await self.files.forget(attachment_id, name, file.file_id)
             return await self._send_file(
-                job, lane, message, locale, paid, attachment_id, stale=file.file_id
+                job, line, message, locale, paid, attachment_id, stale=file.file_id
             )
         return outcome
 

@@ -22,6 +22,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.dossiers.apology_slip import docx_text
 from bot.services.org import invites
 from bot.services.reports.xlsx import data_rows
+from tests.cli_console import plain_consoles
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -34,9 +35,7 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    # Rich's `width` property reads back the terminal's width: patching it would pin that width
-    # on the shared console when undone. Its field is undone to None (follow the terminal).
-    monkeypatch.setattr("bot.cli.common.console._width", 200)
+    plain_consoles(monkeypatch)
     runner = CliRunner()
 
     def invoke(*args: str):
@@ -166,7 +165,7 @@ def bot_api():
 
 
 def test_invite_prints_the_whole_link_on_a_narrow_terminal(cli, monkeypatch):
-    monkeypatch.setattr("bot.cli.common.console._width", 40)
+    plain_consoles(monkeypatch, width=40)
     result = cli("invite", "--person", "CB031", "--username", "so_giao_duc_an_phu_bot")
     assert result.exit_code == 0, result.output
     code = result.output.split("?start=")[1].split()[0]

@@ -15,6 +15,7 @@ from bot.cli.tasks import task_app
 from bot.clock import FakeClock
 from bot.db import create_engine, session_maker
 from bot.models import Task, TaskAssignee, TaskAssignment, TaskSeries
+from tests.cli_console import plain_consoles
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -39,8 +40,7 @@ def cli(tmp_path, monkeypatch, clock):
     monkeypatch.setenv("REFORMBOT_DATABASE__URL", url)
     monkeypatch.delenv("REFORMBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli.common.console._width", 200)  # undone to None (test_cli.py)
-    monkeypatch.setattr("bot.cli.common.err.width", 200)
+    plain_consoles(monkeypatch)  # fields, not Rich's width property (its undo pins a width)
     runner = CliRunner()
     assert runner.invoke(app, ["import", "units", str(EXAMPLES / "units.csv")]).exit_code == 0
     assert runner.invoke(app, ["import", "staff", str(EXAMPLES / "staff.csv")]).exit_code == 0

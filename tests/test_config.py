@@ -10,9 +10,16 @@ from typer.testing import CliRunner
 from bot.cli.main import app
 from bot.config import ConfigError, load_settings
 from bot.i18n import t
+from tests.cli_console import plain_consoles
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnn"
+
+
+@pytest.fixture(autouse=True)
+def _consoles(monkeypatch):
+    """Read the command line's output as printed into a wide file, whatever the terminal."""
+    plain_consoles(monkeypatch)
 
 
 def write(tmp_path: Path, body: str) -> Path:

@@ -16,6 +16,8 @@ import pytest
 from bot.channels.contract import Outcome, send_parts
 from bot.channels.render import split_text
 from bot.channels.replies import Replies
+from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import limits_of as telegram_limits
 from bot.channels.zalo import TEXT_MAX, ZaloApi, ZaloChannel
 from bot.channels.zalo import limits_of as zalo_limits
 from bot.config import DeliverySettings, ZaloSettings
@@ -24,8 +26,10 @@ from bot.messages import InboundEvent, OutboundMessage
 from bot.models import OutboxStatus
 from bot.sandbox import SandboxServer
 from bot.sandbox.faults import Faults, MethodFault
+from bot.sandbox.limits import Limits
 from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN, ZaloSandbox
 from jobs.dispatcher import Dispatcher
+from jobs.pacing import Pacer
 from tests import test_dispatcher as base
 from tests.channels_fake import FAKE_LIMITS, FakeChannel
 from tests.test_dispatcher import attachment, fake_people, unit_msg
@@ -224,8 +228,13 @@ async def test_a_file_whose_text_is_too_long_for_a_caption_is_not_sent_twice(wor
     assert (row.status, row.parts_sent) == (S.SENT, 2)
 
 
-async def test_on_telegrams_sandbox_a_file_then_its_long_text_that_failed_once(world):
-    world.sandbox.set_faults(Faults(methods={"sendmessage": MethodFault(502, times=1)}))
+@pytest.mark.parametrize("trouble", ["502 once", "1/s per chat"])
+async def test_on_telegrams_sandbox_a_file_then_its_long_text(world, trouble):
+    """The text that failed once resumes after the file; held to 1/s, each waits its own slot."""
+    if trouble == "502 once":
+        world.sandbox.set_faults(Faults(methods={"sendmessage": MethodFault(502, times=1)}))
+    else:
+        world.sandbox.set_limits(Limits(shape="sliding", chat_burst=1))
     (person,) = await world.users(1)
     doc = await attachment(world, b"%PDF-1.4 cong van", "cong-van.pdf", "application/pdf")
     code = "x" * 1100  # over Telegram's caption of 1,024
@@ -236,8 +245,11 @@ async def test_on_telegrams_sandbox_a_file_then_its_long_text_that_failed_once(w
     document, text = world.sandbox.messages(int(person.external_id))
     assert document["document"]["file_name"] == "cong-van.pdf"
     assert text["text"] == t("errors.unknown_unit", "vi", code=code)
+    assert world.sandbox.counters().rate_limited_total == 0
     (row,) = await world.rows()
     assert (row.status, row.parts_sent) == (S.SENT, 2)
+    if trouble == "1/s per chat":
+        assert row.attempts == 1
 
 
 class Clock:
@@ -286,3 +298,89 @@ def base_event() -> InboundEvent:
     return InboundEvent(
         channel="fake", external_id="7", chat_id="7", action="ack:1", message_id="m9"
     )
+
+
+# each part its own pacing slot ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["bucket", "sliding", "fixed"])
+async def test_on_telegrams_sandbox_each_part_waits_for_its_own_slot(world, shape):
+    """Three 3-part notices to one chat held to 1 message/s (no burst): no 429, each part once."""
+    world.sandbox.set_limits(Limits(shape=shape, chat_burst=1))
+    (person,) = await world.users(1)
+    codes = [long_code(200) + f"\n{n}" for n in range(3)]  # about 10,000 characters: 3 parts
+    for code in codes:
+        await world.queue(person, unit_msg(code))
+
+    dispatcher = await world.drain()
+
+    expected = [part for code in codes for part in parts_of(code, 4096)]
+    assert len(expected) == 9
+    assert world.texts(int(person.external_id)) == expected
+    assert world.sandbox.counters().rate_limited_total == 0
+    assert world.elapsed() >= 8  # nine messages to one chat at 1/s
+    assert {(r.status, r.parts_sent, r.attempts) for r in await world.rows()} == {(S.SENT, 3, 1)}
+    assert dispatcher.stats["sent"] == 3
+
+
+async def test_parts_to_many_chats_keep_to_the_overall_limit(world):
+    """Sixty 2-part notices to 60 chats on a strict 30/s: no 429, each part once."""
+    world.sandbox.set_limits(Limits(shape="sliding"))
+    people = await world.users(60)
+    code = long_code(100)  # 2 parts of at most 4,096
+    for c in people:
+        await world.queue(c, unit_msg(code))
+
+    await world.drain()
+
+    assert world.sandbox.counters().rate_limited_total == 0
+    assert all(world.texts(int(c.external_id)) == parts_of(code, 4096) for c in people)
+    assert world.elapsed() >= 3  # 120 messages at 30/s
+
+
+async def test_on_zalos_sandbox_each_part_waits_for_its_own_slot(world):
+    zalo = world.sandbox.zalo
+    assert zalo is not None
+    zalo.set_limits(Limits(shape="sliding", global_rate=20, global_burst=20, chat_burst=1))
+    api = ZaloApi(DEFAULT_ZALO_TOKEN, world.sandbox.zalo_base_url)
+    world.channels["zalo"] = ZaloChannel(api, TZ, zalo_limits(ZaloSettings()))  # type: ignore[assignment]
+    (person,) = await fake_people(world, 1, channel="zalo")
+    zalo.create_user("Người dân", user_id=person.external_id)
+    code = long_code(100)  # 3 parts of at most 2,000
+    await world.queue(person, unit_msg(code))
+
+    try:
+        await world.drain()
+    finally:
+        await api.close()
+
+    shown = [m.text for m in zalo.chat_log(person.external_id).messages if m.from_bot]
+    assert shown == parts_of(code, TEXT_MAX)
+    assert zalo.bot.counters.rate_limited_total == 0
+    (row,) = await world.rows()
+    assert (row.status, row.parts_sent, row.attempts) == (S.SENT, 3, 1)
+
+
+async def test_a_reply_in_parts_takes_a_slot_per_part(world):
+    """The reply path on the shared pacer: a 3-part reply to a chat held to 1/s, no 429."""
+    world.sandbox.set_limits(Limits(shape="sliding", chat_burst=1))
+    (person,) = await world.users(1)
+    pacer = Pacer(telegram_limits(DeliverySettings()), world.clock)
+    replies = Replies(TelegramChannel(world.bot, TZ), budget=pacer)
+    code = long_code(200)
+    ticking = asyncio.create_task(tick(world))
+
+    try:
+        outcome = await asyncio.wait_for(replies.send(person.external_id, unit_msg(code), "vi"), 20)
+    finally:
+        ticking.cancel()
+
+    assert outcome.ok
+    assert world.texts(int(person.external_id)) == parts_of(code, 4096)
+    assert world.sandbox.counters().rate_limited_total == 0
+
+
+async def tick(world) -> None:
+    """Move the fake time on while a reply waits for its slots."""
+    while True:
+        await world.sleep(0.05)

@@ -16,14 +16,17 @@ Kind = Literal["sent", "retry", "flood", "failed", "blocked"]
 Scope = Literal["chat", "bot"]
 STALE_FILE = "stale_file"  # the platform no longer knows a file id: upload the bytes again
 NOT_MODIFIED = "not_modified"  # an edit that changed nothing (the message already says it)
-Progress = Callable[[int], Awaitable[None]]  # told how many parts of a message are out so far
+PACED = "paced"  # a message in parts stopped between two parts: the next waits for its own slot
+# told how many parts of a message are out so far; answering False stops the send there (PACED)
+Progress = Callable[[int], Awaitable[bool | None]]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one call to a channel gave.
 
-    sent: `message_id` (and `file_id` for a file); retry: try again after `delay` seconds;
+    sent: `message_id` (and `file_id` for a file); retry: try again after `delay` seconds (code
+    PACED: a send in parts stopped between two parts, to be resumed when its pacing allows);
     flood: the platform's rate limit for `scope` ("chat" or the whole "bot"), wait `delay`;
     blocked: the person blocked the bot; failed: never to be retried, `error` says why and
     `code` says it to machines (e.g. STALE_FILE). `attempted` is False when nothing was sent.
@@ -56,6 +59,13 @@ class Outcome:
         """Return a rate-limit answer: nothing more to `scope` for `delay` seconds."""
         reason = error or f"flood control: retry after {delay:g} s"
         return cls("flood", error=reason, delay=delay, scope=scope)
+
+    @classmethod
+    def paced(cls, parts: int) -> Outcome:
+        """Return a send in parts stopped after `parts` parts: resume there when paced."""
+        return cls(
+            "retry", error=f"paced: part {parts + 1} waits for its slot", code=PACED, parts=parts
+        )
 
     @classmethod
     def blocked(cls, error: str = "blocked") -> Outcome:
@@ -98,8 +108,10 @@ async def send_parts(
     """Send a message's parts in order from part `first`; stop at the first that fails.
 
     After each part but the last, `progress` is told how many are out, so that a retry (or a
-    process that takes over after a crash) resumes after them. A `first` past the end (the text
-    was split differently this time) sends the last part again rather than nothing.
+    process that takes over after a crash) resumes after them; it may wait there for the next
+    part's pacing slot, or answer False to stop (a PACED outcome: the caller sends the rest later,
+    from `parts`). A `first` past the end (the text was split differently this time) sends the
+    last part again rather than nothing.
     """
     if not parts:
         return Outcome.sent(None)
@@ -109,8 +121,8 @@ async def send_parts(
         outcome = await parts[i]()
         if not outcome.ok:
             return outcome.with_parts(i)
-        if progress is not None and i + 1 < len(parts):
-            await progress(i + 1)
+        if progress is not None and i + 1 < len(parts) and await progress(i + 1) is False:
+            return Outcome.paced(i + 1)
     return outcome.with_parts(len(parts))
 
 

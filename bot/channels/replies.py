@@ -139,18 +139,24 @@ class Replies:
     async def send(self, chat_id: str, message: OutboundMessage, locale: str) -> Outcome:
         """Send one message to a chat, retried like any reply.
 
-        A long message goes in parts: a retry resumes after the parts already out (counted in
-        memory, for as long as the reply is tried), so none of them reaches the person twice.
+        A long message goes in parts, each drawing its own slot from the budget: a retry
+        resumes after the parts already out (counted in memory, for as long as the reply is
+        tried), so none of them reaches the person twice.
         """
         out = 0
 
-        async def note(parts: int) -> None:
+        async def next_part(parts: int) -> None:
             nonlocal out
             out = max(out, parts)
+            self.budget.report(chat_id, Outcome.sent(None))  # the part that went
+            await self.budget.acquire(chat_id)  # the next one's slot; `_call` reports it
 
         async def call() -> Outcome:
-            outcome = await self.channel.send(chat_id, message, locale, first=out, progress=note)
-            await note(outcome.parts)
+            nonlocal out
+            outcome = await self.channel.send(
+                chat_id, message, locale, first=out, progress=next_part
+            )
+            out = max(out, outcome.parts)
             return outcome
 
         return await self._call(chat_id, call)

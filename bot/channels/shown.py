@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from bot.channels.contract import Outcome, Part, Progress, send_parts
 from bot.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -23,3 +24,20 @@ async def tell(
         await on_choices(chat_id, message)
     except Exception:
         log.exception("could not remember the choices shown to %s chat %s", channel, chat_id)
+
+
+async def send_parts_then_tell(
+    on_choices: OnChoices | None,
+    channel: str,
+    chat_id: str,
+    message: OutboundMessage,
+    parts: Sequence[Part],
+    *,
+    first: int = 0,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Send a message's parts; once all are out (not before), remember the choices shown."""
+    outcome = await send_parts(parts, first=first, progress=progress)
+    if outcome.ok:
+        await tell(on_choices, channel, chat_id, message)
+    return outcome

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from bot.channels import shown
-from bot.channels.contract import Limits, Outcome, Part, Progress, send_parts
+from bot.channels.contract import Limits, Outcome, Part, Progress
 from bot.channels.render import plain_text, split_text
 from bot.channels.shown import OnChoices
 from bot.config import Settings, ZaloSettings
@@ -255,10 +255,9 @@ class ZaloChannel:
         progress: Progress | None,
     ) -> Outcome:
         """Send the parts; once all are out, remember the list of choices the chat was shown."""
-        outcome = await send_parts(parts, first=first, progress=progress)
-        if outcome.ok:
-            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
-        return outcome
+        return await shown.send_parts_then_tell(
+            self.on_choices, CHANNEL, chat_id, message, parts, first=first, progress=progress
+        )
 
     async def send_file(
         self,

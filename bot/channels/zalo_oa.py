@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from bot.channels import shown
-from bot.channels.contract import Limits, Outcome, Part, Progress, send_parts
+from bot.channels.contract import Limits, Outcome, Part, Progress
 from bot.channels.render import numbered, plain, plain_text, render_key, split_text
 from bot.channels.shown import OnChoices
 from bot.clock import Clock
@@ -313,10 +313,9 @@ class ZaloOAChannel:
             )
             for i, part in enumerate(parts)
         ]
-        outcome = await send_parts(calls, first=first, progress=progress)
-        if outcome.ok:
-            await shown.tell(self.on_choices, CHANNEL, chat_id, message)
-        return outcome
+        return await shown.send_parts_then_tell(
+            self.on_choices, CHANNEL, chat_id, message, calls, first=first, progress=progress
+        )
 
     async def send_file(
         self,

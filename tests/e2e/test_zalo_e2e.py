@@ -6,12 +6,13 @@ dossier on Zalo gets the apology, and forged webhook posts are refused."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.render import typed_key
 from bot.clock import SystemClock
@@ -28,6 +29,7 @@ from bot.models import (
     ServiceCounter,
     TaskAssignment,
     TaskStatus,
+    Unit,
     UnitKind,
 )
 from bot.sandbox.limits import Limits
@@ -198,50 +200,59 @@ async def test_a_citizen_rates_with_typed_answers(bot_runner, sandbox, db, mode)
     came_by(sandbox, mode)
 
 
+async def queue_directive(s: AsyncSession, unit: Unit, chat: str, now: datetime) -> int:
+    """Store directive 15/CT-UBND for An, staff of `unit` on Zalo chat `chat`, with its notice
+    queued; return the recipient row."""
+    staff = await f.person(s, "ST", unit, Role.STAFF, name="An")
+    contact = Contact(channel=Channel.ZALO, external_id=chat, person_id=staff.id, created_at=now)
+    d = Directive(
+        number="15/CT-UBND",
+        issued_on=now.date(),
+        title="Triển khai khảo sát SIPAS",
+        summary="Đề nghị phổ biến tới cán bộ.",
+        audience="everyone",
+        target="all",
+        ack_deadline=now + timedelta(days=2),
+        created_by="e2e",
+        created_at=now,
+    )
+    s.add_all([contact, d])
+    await s.flush()
+    assert d.id is not None
+    assert staff.id is not None
+    row = DirectiveRecipient(directive_id=d.id, person_id=staff.id, unit_id=unit.id)
+    s.add(row)
+    await s.flush()
+    assert row.id is not None
+    message = directives.notice(d, recipient_id=row.id, units=unit.name)
+    await outbox.enqueue(s, contact=contact, message=message, kind="directive", now=now)
+    return row.id
+
+
+async def acknowledge_by_typing(sandbox: SandboxServer, db, chat: str, row_id: int) -> None:
+    """Wait for the directive's notice, type «OK 15»; check the acknowledgement, by Zalo."""
+    [notice] = await zalo(sandbox).wait_for_messages(chat, 1, seconds=WAIT)
+    assert "15/CT-UBND" in notice["text"]
+    assert notice["text"].endswith(f"1. {t('directive.ack_button', 'vi')}")
+    [reply] = await say(sandbox, chat, "OK 15")
+    assert "15/CT-UBND" in reply
+    async with db() as s:
+        acked = await s.get(DirectiveRecipient, row_id)
+    assert acked is not None
+    assert acked.acked_at is not None
+    assert acked.ack_channel == "zalo"
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_directive_acknowledged_by_typing(bot_runner, sandbox, db, mode):
-    now = SystemClock().now()
     async with db() as s:
         unit = await f.unit(s, "PGD1", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE)
-        staff = await f.person(s, "ST", unit, Role.STAFF, name="An")
-        contact = Contact(
-            channel=Channel.ZALO, external_id=HEAD, person_id=staff.id, created_at=now
-        )
-        d = Directive(
-            number="15/CT-UBND",
-            issued_on=now.date(),
-            title="Triển khai khảo sát SIPAS",
-            summary="Đề nghị phổ biến tới cán bộ.",
-            audience="everyone",
-            target="all",
-            ack_deadline=now + timedelta(days=2),
-            created_by="e2e",
-            created_at=now,
-        )
-        s.add_all([contact, d])
-        await s.flush()
-        assert d.id is not None
-        assert staff.id is not None
-        row = DirectiveRecipient(directive_id=d.id, person_id=staff.id, unit_id=unit.id)
-        s.add(row)
-        await s.flush()
-        assert row.id is not None
-        message = directives.notice(d, recipient_id=row.id, units="UBND xã Đông Sơn")
-        await outbox.enqueue(s, contact=contact, message=message, kind="directive", now=now)
+        row_id = await queue_directive(s, unit, HEAD, SystemClock().now())
         await s.commit()
     zalo(sandbox).create_user("An", user_id=HEAD)
     await start_bot(bot_runner, sandbox, mode, **always_deliverable())
 
-    [notice] = await zalo(sandbox).wait_for_messages(HEAD, 1, seconds=WAIT)
-    assert "15/CT-UBND" in notice["text"]
-    assert notice["text"].endswith(f"1. {t('directive.ack_button', 'vi')}")
-    [reply] = await say(sandbox, HEAD, "OK 15")
-    assert "15/CT-UBND" in reply
-    async with db() as s:
-        acked = await s.get(DirectiveRecipient, row.id)
-    assert acked is not None
-    assert acked.acked_at is not None
-    assert acked.ack_channel == "zalo"
+    await acknowledge_by_typing(sandbox, db, HEAD, row_id)
     came_by(sandbox, mode)
 
 

@@ -10,18 +10,14 @@ behind a round-robin proxy (as nginx in deploy/), both receive.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import aiohttp
 import pytest
 from sqlmodel import select
 
 from bot.clock import SystemClock
-from bot.models import Channel as ChannelName
-from bot.models import Contact, Directive, DirectiveRecipient, Person, Role, UnitKind
+from bot.models import Contact, Person, UnitKind
 from bot.sandbox.server import SandboxServer
-from bot.services.delivery import outbox
-from bot.services.directives import directives
 from bot.services.org import invites
 from bot.services.org.access import system_actor
 from bot.webhook import SECRET_HEADER
@@ -32,7 +28,9 @@ from tests.e2e.test_tasks_e2e import always_deliverable
 from tests.e2e.test_zalo_e2e import (
     MODES,
     SECRET,
+    acknowledge_by_typing,
     came_by,
+    queue_directive,
     sandbox,
     say,
     update_from,
@@ -70,33 +68,9 @@ async def seed_invite_and_directive(db) -> tuple[str, int]:
             s, actor=system_actor("e2e"), now=now, valid_days=1, person_code="ST02"
         )
         unit = await f.unit(s, "PGD1", "UBND xã Đông Sơn", kind=UnitKind.COMMUNE, parent=root)
-        staff = await f.person(s, "ST", unit, Role.STAFF, name="An")
-        contact = Contact(
-            channel=ChannelName.ZALO, external_id=HEAD, person_id=staff.id, created_at=now
-        )
-        d = Directive(
-            number="15/CT-UBND",
-            issued_on=now.date(),
-            title="Triển khai khảo sát SIPAS",
-            summary="Đề nghị phổ biến tới cán bộ.",
-            audience="everyone",
-            target="all",
-            ack_deadline=now + timedelta(days=2),
-            created_by="e2e",
-            created_at=now,
-        )
-        s.add_all([contact, d])
-        await s.flush()
-        assert d.id is not None
-        assert staff.id is not None
-        row = DirectiveRecipient(directive_id=d.id, person_id=staff.id, unit_id=unit.id)
-        s.add(row)
-        await s.flush()
-        assert row.id is not None
-        message = directives.notice(d, recipient_id=row.id, units="UBND xã Đông Sơn")
-        await outbox.enqueue(s, contact=contact, message=message, kind="directive", now=now)
+        row_id = await queue_directive(s, unit, HEAD, now)
         await s.commit()
-    return batch.issued[0].code, row.id
+    return batch.issued[0].code, row_id
 
 
 # Zalo only: no Telegram token -------------------------------------------------------------
@@ -120,15 +94,7 @@ async def test_without_telegram_staff_register_and_acknowledge_on_zalo(
         person = (await s.exec(stmt)).one()
     assert person.code == "ST02"
 
-    [notice] = await zalo(sandbox).wait_for_messages(HEAD, 1, seconds=WAIT)
-    assert "15/CT-UBND" in notice["text"]
-    [reply] = await say(sandbox, HEAD, "OK 15")
-    assert "15/CT-UBND" in reply
-    async with db() as s:
-        acked = await s.get(DirectiveRecipient, row_id)
-    assert acked is not None
-    assert acked.acked_at is not None
-    assert acked.ack_channel == "zalo"
+    await acknowledge_by_typing(sandbox, db, HEAD, row_id)
     came_by(sandbox, mode)
     assert sandbox.counters().requests_total == 0  # Telegram's Bot API was never called
     await bot_runner.stop(bot)

@@ -7,13 +7,16 @@ or all of them, a unit head gets their own unit and is refused any other. Each r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from bot.models import (
     Apology,
@@ -37,6 +40,7 @@ from bot.services.ratings.ratings import LEVELS
 WIDE_ROLES = frozenset({Role.ADMIN, Role.LEADER})
 LIMIT = 200
 Row = TypeVar("Row")
+Shown = TypeVarTuple("Shown")  # what a listing's query selects
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,25 @@ async def _count(session: AsyncSession, stmt: Any) -> int:
     return int((await session.exec(select(func.count()).select_from(stmt.subquery()))).one())
 
 
+async def _page(
+    session: AsyncSession,
+    unit: Unit | None,
+    stmt: Select[*Shown],
+    order: Sequence[Any],
+    limit: int,
+    line: Callable[[*Shown], Row],
+) -> Listing[Row]:
+    """Return a listing's first `limit` rows in `order`, each made a line, and its total."""
+    total = await _count(session, stmt)
+    found = await session.exec(stmt.order_by(*order).limit(limit))
+    return Listing(unit, [line(*row) for row in found.all()], total)
+
+
+def _by_unit(stmt: Select[*Shown], unit_id: Any, unit: Unit | None) -> Select[*Shown]:
+    """Return the query joined to the unit a row belongs to, in the scope's unit (or all)."""
+    return stmt.join(Unit, col(Unit.id) == col(unit_id)).where(*_in_unit(unit_id, unit))
+
+
 @dataclass(frozen=True)
 class DirectiveLine:
     """A directive and its acknowledgements within the scope."""
@@ -94,6 +117,12 @@ class DirectiveLine:
     closed: bool
     total: int
     acked: int
+
+    @classmethod
+    def of(cls, d: Directive, total: int, acked: int) -> DirectiveLine:
+        """Return a directive's line."""
+        closed = d.closed_at is not None
+        return cls(d.id or 0, d.number, d.title, d.created_at, d.ack_deadline, closed, total, acked)
 
 
 async def directives(
@@ -108,22 +137,7 @@ async def directives(
         .where(*_in_unit(DirectiveRecipient.unit_id, unit))
         .group_by(col(Directive.id))
     )
-    total = await _count(session, stmt)
-    found = await session.exec(stmt.order_by(col(Directive.id).desc()).limit(limit))
-    rows = [
-        DirectiveLine(
-            d.id or 0,
-            d.number,
-            d.title,
-            d.created_at,
-            d.ack_deadline,
-            d.closed_at is not None,
-            int(n),
-            int(a),
-        )
-        for d, n, a in found.all()
-    ]
-    return Listing(unit, rows, total)
+    return await _page(session, unit, stmt, [col(Directive.id).desc()], limit, DirectiveLine.of)
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,11 @@ class TaskLine:
     def finished(self) -> bool:
         """Tell whether the unit reported it done."""
         return self.done_at is not None
+
+    @classmethod
+    def of(cls, now: datetime, a: TaskAssignment, task: Task, unit: str) -> TaskLine:
+        """Return an assignment's line as it stands at `now`."""
+        return cls(a.id or 0, task.title, unit, a.due_at, a.done_at, _task_state(a, now))
 
 
 def _task_state(row: TaskAssignment, now: datetime) -> str:
@@ -161,21 +180,12 @@ async def tasks(
 ) -> Listing[TaskLine]:
     """List task assignments in the scope, latest due first."""
     unit = await visible_unit(session, actor=actor, unit_code=unit_code)
-    stmt = (
-        select(TaskAssignment, Task, Unit)
-        .join(Task, col(Task.id) == col(TaskAssignment.task_id))
-        .join(Unit, col(Unit.id) == col(TaskAssignment.unit_id))
-        .where(*_in_unit(TaskAssignment.unit_id, unit))
+    stmt = select(TaskAssignment, Task, Unit.name).join(
+        Task, col(Task.id) == col(TaskAssignment.task_id)
     )
-    total = await _count(session, stmt)
-    found = await session.exec(
-        stmt.order_by(col(TaskAssignment.due_at).desc(), col(TaskAssignment.id).desc()).limit(limit)
-    )
-    rows = [
-        TaskLine(a.id or 0, t.title, u.name, a.due_at, a.done_at, _task_state(a, now))
-        for a, t, u in found.all()
-    ]
-    return Listing(unit, rows, total)
+    order = [col(TaskAssignment.due_at).desc(), col(TaskAssignment.id).desc()]
+    stmt = _by_unit(stmt, TaskAssignment.unit_id, unit)
+    return await _page(session, unit, stmt, order, limit, partial(TaskLine.of, now))
 
 
 @dataclass(frozen=True)
@@ -187,6 +197,11 @@ class RatingLine:
     procedure: str | None
     overall: int
     comment: str | None
+
+    @classmethod
+    def of(cls, r: Rating, unit: str, procedure: str | None) -> RatingLine:
+        """Return a rating's line."""
+        return cls(r.created_at, unit, procedure, r.overall, r.comment)
 
 
 async def ratings(
@@ -203,25 +218,17 @@ async def ratings(
     if level is not None and level not in LEVELS:
         raise InvalidInput("dashboard.error.level")
     unit = await visible_unit(session, actor=actor, unit_code=unit_code)
-    where = [
-        col(Rating.created_at) >= since,
-        col(Rating.created_at) < until,
-        *_in_unit(Rating.unit_id, unit),
-    ]
+    where = [col(Rating.created_at) >= since, col(Rating.created_at) < until]
     if level is not None:
         where.append(col(Rating.overall) == level)
     stmt = (
         select(Rating, Unit.name, Procedure.name)
-        .join(Unit, col(Unit.id) == col(Rating.unit_id))
         .outerjoin(Procedure, col(Procedure.id) == col(Rating.procedure_id))
         .where(*where)
     )
-    total = await _count(session, stmt)
-    found = await session.exec(
-        stmt.order_by(col(Rating.created_at).desc(), col(Rating.id).desc()).limit(limit)
-    )
-    rows = [RatingLine(r.created_at, u, p, r.overall, r.comment) for r, u, p in found.all()]
-    return Listing(unit, rows, total)
+    order = [col(Rating.created_at).desc(), col(Rating.id).desc()]
+    stmt = _by_unit(stmt, Rating.unit_id, unit)
+    return await _page(session, unit, stmt, order, limit, RatingLine.of)
 
 
 @dataclass(frozen=True)
@@ -242,34 +249,31 @@ class CaseLine:
         """Tell whether it was closed after its due time."""
         return self.closed_at is not None and self.closed_at > self.due_at
 
-
-async def cases(
-    session: AsyncSession, *, actor: Actor, unit_code: str | None, limit: int = LIMIT
-) -> Listing[CaseLine]:
-    """List follow-up cases in the scope, newest first."""
-    unit = await visible_unit(session, actor=actor, unit_code=unit_code)
-    stmt = (
-        select(FollowUpCase, Rating.overall, Unit.name)
-        .join(Rating, col(Rating.id) == col(FollowUpCase.rating_id))
-        .join(Unit, col(Unit.id) == col(FollowUpCase.unit_id))
-        .where(*_in_unit(FollowUpCase.unit_id, unit))
-    )
-    total = await _count(session, stmt)
-    found = await session.exec(stmt.order_by(col(FollowUpCase.id).desc()).limit(limit))
-    rows = [
-        CaseLine(
+    @classmethod
+    def of(cls, c: FollowUpCase, overall: int, unit: str) -> CaseLine:
+        """Return a case's line."""
+        return cls(
             c.id or 0,
-            u,
-            int(o),
+            unit,
+            int(overall),
             str(c.status),
             c.opened_at,
             c.due_at,
             c.answered_at,
             c.closed_at,
         )
-        for c, o, u in found.all()
-    ]
-    return Listing(unit, rows, total)
+
+
+async def cases(
+    session: AsyncSession, *, actor: Actor, unit_code: str | None, limit: int = LIMIT
+) -> Listing[CaseLine]:
+    """List follow-up cases in the scope, newest first."""
+    unit = await visible_unit(session, actor=actor, unit_code=unit_code)
+    stmt = select(FollowUpCase, Rating.overall, Unit.name).join(
+        Rating, col(Rating.id) == col(FollowUpCase.rating_id)
+    )
+    stmt = _by_unit(stmt, FollowUpCase.unit_id, unit)
+    return await _page(session, unit, stmt, [col(FollowUpCase.id).desc()], limit, CaseLine.of)
 
 
 @dataclass(frozen=True)
@@ -285,31 +289,22 @@ class ApologyLine:
     number: str | None
     new_return_at: datetime | None
 
+    @classmethod
+    def of(cls, a: Apology, dossier: str, unit: str) -> ApologyLine:
+        """Return an apology's line (its number as the slip writes it: 12/2026)."""
+        number = f"{a.number}/{a.number_year}" if a.number is not None else None
+        return cls(
+            a.id or 0, dossier, unit, str(a.status), a.asked_at, a.sent_at, number, a.new_return_at
+        )
+
 
 async def apologies(
     session: AsyncSession, *, actor: Actor, unit_code: str | None, limit: int = LIMIT
 ) -> Listing[ApologyLine]:
     """List apologies in the scope, newest first."""
     unit = await visible_unit(session, actor=actor, unit_code=unit_code)
-    stmt = (
-        select(Apology, Dossier.code, Unit.name)
-        .join(Dossier, col(Dossier.id) == col(Apology.dossier_id))
-        .join(Unit, col(Unit.id) == col(Apology.unit_id))
-        .where(*_in_unit(Apology.unit_id, unit))
+    stmt = select(Apology, Dossier.code, Unit.name).join(
+        Dossier, col(Dossier.id) == col(Apology.dossier_id)
     )
-    total = await _count(session, stmt)
-    found = await session.exec(stmt.order_by(col(Apology.id).desc()).limit(limit))
-    rows = [
-        ApologyLine(
-            a.id or 0,
-            code,
-            u,
-            str(a.status),
-            a.asked_at,
-            a.sent_at,
-            f"{a.number}/{a.number_year}" if a.number is not None else None,
-            a.new_return_at,
-        )
-        for a, code, u in found.all()
-    ]
-    return Listing(unit, rows, total)
+    stmt = _by_unit(stmt, Apology.unit_id, unit)
+    return await _page(session, unit, stmt, [col(Apology.id).desc()], limit, ApologyLine.of)
