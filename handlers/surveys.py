@@ -18,6 +18,8 @@ from bot.services import flows
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.org.imports.values import FieldError
+from bot.services.delivery import outbox
+from bot.services.reports import documents
 from bot.services.reports.documents import send_document
 from bot.services.reports.leadership import takes_files
 from bot.services.surveys import answers, campaigns, chart, questionnaire, results, summary
@@ -32,6 +34,7 @@ from handlers.registry import row_id
 STEPS = tuple(f"q{i}" for i in range(1, MAX_QUESTIONS + 1))
 NUMBERS_RE = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*$")
 DONE_VALUE = "done"
+KIND_RESULTS = "survey_results"
 KEEP = "keep"
 
 
@@ -422,17 +425,32 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             now=ctx.now,
         )
         return [msg("survey.xlsx_queued")]
-    return [await _with_chart(ctx, res)]
+    return await _with_chart(ctx, res)
 
 
-async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
-    """Return the results' summary; queue its chart (PNG) after it where the channel takes files,
-    else say where to see it."""
+async def _with_chart(ctx: Context, res: results.Results) -> list[OutboundMessage]:
+    """Return the results' summary; where the channel takes files, queue the summary and then
+    its chart (PNG) instead, so that the chart never arrives first; else say where to see it.
+
+    The two rows go to one chat in one transaction, at one priority and moment: the outbox
+    sends a chat's rows one at a time in (priority, due, id) order, the summary's id first.
+    A direct reply and a queued row have no order between them.
+    """
     image = None if res.overall.hidden else chart.results_png(res, locale=ctx.locale)
     if image is None:
-        return summary.results_message(res)
+        return [summary.results_message(res)]
     if not takes_files(ctx.contact):
-        return summary.results_message(res, chart="survey.chart_elsewhere")
+        return [summary.results_message(res, chart="survey.chart_elsewhere")]
+    await outbox.enqueue(
+        ctx.session,
+        contact=ctx.contact,
+        message=summary.results_message(res, chart="survey.chart_follows"),
+        kind=KIND_RESULTS,
+        ref_id=res.campaign.id,
+        now=ctx.now,
+        priority=documents.PRIORITY,
+    )
+    await ctx.session.flush()  # the summary's row id comes before the chart's
     await send_document(
         ctx.session,
         contact=ctx.contact,
@@ -443,8 +461,9 @@ async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
         ref_id=res.campaign.id,
         now=ctx.now,
         media="photo",
+        priority=documents.PRIORITY,
     )
-    return summary.results_message(res, chart="survey.chart_follows")
+    return []
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:
