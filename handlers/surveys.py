@@ -15,10 +15,10 @@ from typing import Any
 from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Campaign, Role
 from bot.services import flows
+from bot.services.delivery import outbox
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.org.imports.values import FieldError
-from bot.services.delivery import outbox
 from bot.services.reports import documents
 from bot.services.reports.documents import send_document
 from bot.services.reports.leadership import takes_files

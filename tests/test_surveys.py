@@ -32,7 +32,7 @@ from bot.models import (
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org.access import Actor, system_actor
-from bot.services.surveys import answers, campaigns, questionnaire, results
+from bot.services.surveys import answers, campaigns, questionnaire, results, summary
 from bot.services.surveys.answers import Respondent
 from tests import factories as f
 
@@ -875,3 +875,33 @@ async def test_the_chart_draws_only_what_may_be_shown(org, clock):
     res.overall.hidden = True
     assert chart.drawn(res) == []
     assert chart.results_png(res, locale="vi") is None
+
+
+# Free texts carry no order
+
+
+async def test_anonymous_free_texts_come_back_in_no_order_of_answering(org, clock):
+    given = ["Ý kiến b", "ý kiến A", "Ý kiến a", "ý kiến c", "Ý kiến B", "Ý kiến C"]
+    neutral = ["Ý kiến a", "ý kiến A", "Ý kiến B", "Ý kiến b", "Ý kiến C", "ý kiến c"]
+    orders = []
+    for order in (given, list(reversed(given))):
+        campaign_id = await launch(org, clock)
+        for i, text in enumerate(order):
+            await answer_as(
+                org, clock, campaign_id, f"S1{i}", {"Q1": "yes", "Q2": text, "Q3": "4", "Q4": ["1"]}
+            )
+            clock.advance(timedelta(minutes=7))
+        await close(org, clock, campaign_id)
+        async with org.maker() as s:
+            res = await results.results(s, campaign_id, actor=SYSTEM)
+        book = load_workbook(io.BytesIO(results.workbook(res, locale="vi")))
+        exported = [r[2] for r in book.worksheets[1].iter_rows(min_row=2, values_only=True)]
+        chat = summary.results_message(res).params["blocks"]
+        shown = [x["text"] for x in chat.rows[1]["lines"].rows]
+        assert res.overall.questions[1].texts == exported == shown == neutral
+        stored = await rows(org, SurveyResponse, SurveyResponse.campaign_id == campaign_id)
+        assert all(
+            len(r.id) == 32 and r.answered_at is None and r.person_id is None for r in stored
+        )
+        orders.append(exported)
+    assert orders[0] == orders[1]  # the same answers given in the reverse order: the same list

@@ -99,15 +99,21 @@ PERSONAS = (
 # The rest of the Department Office (with the admin, its five people: the smallest group whose
 # anonymous answers are shown), linked so the example survey can be answered by a whole unit.
 OFFICE_PERSONAS = tuple(
-    DemoPersona(f"office-{code[2:]}", 710000 + int(code[2:]) + 10, "demo.persona.office", code, name,
-                "Văn phòng Sở")
+    DemoPersona(
+        f"office-{code}",
+        710000 + int(code[2:]) + 10,
+        "demo.persona.office",
+        code,
+        name,
+        "Văn phòng Sở",
+    )
     for code, name in (
         ("CB004", "Phạm Minh Tuấn"),
         ("CB005", "Đặng Thị Mai Anh"),
         ("CB006", "Vũ Đức Long"),
         ("CB008", "Bùi Thị Hồng Nhung"),
     )
-)  # fmt: skip
+)
 # Personas on Zalo (the sandbox's Zalo Bot API, ids as strings there): a member of staff who
 # receives the example directive and a citizen who rates; the bot's [zalo] points at the sandbox.
 ZALO_DEMO = True

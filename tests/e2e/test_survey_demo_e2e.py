@@ -17,13 +17,13 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from sqlmodel import col, select
 
 from bot.cli import demo
@@ -37,10 +37,14 @@ from tests.e2e.conftest import free_port
 pytestmark = pytest.mark.e2e
 WAIT = 90.0
 LAUNCHED = re.compile(r"số (\d+) .* tới (\d+) người")
+HIDDEN = "chỉ được xem sau khi đợt khảo sát kết thúc"
+CLOSED = "Đã kết thúc đợt"
 THANKS = re.compile(r"cảm ơn|thank you", re.I)
 PERSONA = {p.id: p for p in (*demo.PERSONAS, *demo.OFFICE_PERSONAS, *demo.ZALO_PERSONAS)}
 OFFICE = ["admin", *(p.id for p in demo.OFFICE_PERSONAS)]
-FORM = questionnaire.read_file(demo.EXAMPLES / demo.SURVEY_FILE).definition
+CHECKED = questionnaire.read_file(demo.EXAMPLES / demo.SURVEY_FILE)
+assert CHECKED.definition is not None
+FORM: Definition = CHECKED.definition
 MC2_TEXTS = [  # given in this order; listed in the neutral one (the text, then its case)
     "Tăng cường tập huấn",
     "bớt họp",
@@ -53,9 +57,10 @@ MC2_TEXTS = [  # given in this order; listed in the neutral one (the text, then 
 
 @dataclass
 class Running:
-    """The running demo: its simulator, its database and what it printed."""
+    """The running demo: its simulator, its dashboard, its database and what it printed."""
 
     simulator: str
+    dashboard: str
     db_url: str
     said: list[str] = field(default_factory=list)
 
@@ -64,8 +69,8 @@ class Running:
 async def running(e2e_db, tmp_path) -> AsyncIterator[Running]:
     """Run `reformbot demo`'s whole process on the e2e database until the test ends."""
     ready, stop = asyncio.Event(), asyncio.Event()
-    port = free_port()
-    out = Running(f"http://127.0.0.1:{port}", e2e_db)
+    port, dashboard_port = free_port(), free_port()
+    out = Running(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}", e2e_db)
 
     def say(text: str) -> None:
         out.said.append(text)
@@ -79,7 +84,7 @@ async def running(e2e_db, tmp_path) -> AsyncIterator[Running]:
             db=demo.fresh_database(tmp_path / "demo"),
             say=say,
             stop=stop,
-            dashboard_port=free_port(),
+            dashboard_port=dashboard_port,
             url=e2e_db,
         )
     )
@@ -128,9 +133,13 @@ class Chat:
     ) -> list[dict[str, Any]]:
         """Press the button whose data ends with `tail`; return what the bot sends after it."""
         rows = message["reply_markup"]["inline_keyboard"]
-        data = next(b["callback_data"] for r in rows for b in r if b["callback_data"].endswith(tail))
+        data = next(
+            b["callback_data"] for r in rows for b in r if b["callback_data"].endswith(tail)
+        )
         path = self.path.replace("/messages", "/callbacks")
-        answer = await self.http.post(path, json={"message_id": message["message_id"], "data": data})
+        answer = await self.http.post(
+            path, json={"message_id": message["message_id"], "data": data}
+        )
         assert answer.status_code == 201, answer.text
         return await self.expect(done)
 
@@ -146,17 +155,19 @@ def _text(message: dict[str, Any]) -> str:
     return str(message.get("text") or message.get("caption") or "")
 
 
-def _asked(form: Definition, messages: list[dict[str, Any]]) -> Question | None:
+def _asked(messages: list[dict[str, Any]]) -> Question | None:
     """Return the question the latest message asking one asks (other messages pass by)."""
     for m in reversed(messages):
-        if found := next((q for q in form.questions if q.text in _text(m)), None):
+        if found := next((q for q in FORM.questions if q.text in _text(m)), None):
             return found
     return None
 
 
 def _thanked(messages: list[dict[str, Any]]) -> str | None:
     """Return the thanks for answering, if it came."""
-    return next((_text(m) for m in messages if FORM.title in _text(m) and THANKS.search(_text(m))), None)
+    return next(
+        (_text(m) for m in messages if FORM.title in _text(m) and THANKS.search(_text(m))), None
+    )
 
 
 def _button(message: dict[str, Any], tail: str) -> bool:
@@ -184,94 +195,117 @@ async def _answer_all(chat: Chat, first: list[dict[str, Any]], n: int) -> str:
     for _ in range(len(FORM.questions) + 1):
         if thanks := _thanked(got):
             return thanks
-        question = _asked(FORM, got)
+        question = _asked(got)
         assert question is not None, got
         got = await chat.say(
-            _typed(question, n), lambda got: _thanked(got) is not None or _asked(FORM, got) is not None
+            _typed(question, n),
+            lambda got: _thanked(got) is not None or _asked(got) is not None,
         )
     raise AssertionError("the questions never ended")
 
 
 async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(running):
-    command = next(m for line in running.said if (m := re.search(r"/survey_launch \S+ \S+ \S+", line)))[0]
-    async with httpx.AsyncClient(base_url=running.simulator, timeout=WAIT) as sim:
-        admin = Chat(sim, PERSONA["admin"].user_id)
+    said = next(m for line in running.said if (m := re.search(r"/survey_launch \S+ \S+ \S+", line)))
+    async with (
+        httpx.AsyncClient(base_url=running.simulator, timeout=WAIT) as sim,
+        httpx.AsyncClient(base_url=running.dashboard, timeout=WAIT) as web,
+    ):
         chats = {pid: Chat(sim, PERSONA[pid].user_id) for pid in OFFICE}
-        chats["admin"] = admin
-        zalo = Chat(sim, PERSONA["zalo-staff"].user_id, zalo=True)
-        for chat in [*chats.values(), zalo]:
-            await chat._take(0)  # the demo's earlier messages (the example directive) are old
-
-        first = await admin.say(command, lambda got: any(LAUNCHED.search(_text(m)) for m in got))
+        admin, zalo = chats["admin"], Chat(sim, PERSONA["zalo-staff"].user_id, zalo=True)
+        first = await admin.say(said[0], lambda got: any(LAUNCHED.search(_text(m)) for m in got))
         found = next(f for m in first if (f := LAUNCHED.search(_text(m))))
         campaign_id, reached = int(found[1]), int(found[2])
         assert reached == 7  # the Office's five and the commune's two
 
+        tail = f"survey:{campaign_id}"
         for n, pid in enumerate(OFFICE):
-            chat = chats[pid]
-            tail = f"survey:{campaign_id}"
             early = [m for m in first if _button(m, tail)] if pid == "admin" else []
-            invite = [
-                m
-                for m in early or await chat.expect(lambda got: any(_button(m, tail) for m in got))
-                if _button(m, tail)
-            ][-1]
-            opened = await chat.press(invite, f"survey:{campaign_id}", lambda got: _asked(FORM, got) is not None)
-            thanks = await _answer_all(chat, opened, n)
+            got = early or await chats[pid].expect(lambda got: any(_button(m, tail) for m in got))
+            invite = next(m for m in reversed(got) if _button(m, tail))
+            opened = await chats[pid].press(invite, tail, lambda got: _asked(got) is not None)
+            thanks = await _answer_all(chats[pid], opened, n)
             assert "ẩn danh" in thanks or "anonymous" in thanks
-        invite = await zalo.expect(lambda got: any("Trả lời khảo sát" in _text(m) for m in got))
-        assert "ẩn danh" in _text(invite[-1])
-        opened = await zalo.say("1", lambda got: _asked(FORM, got) is not None)
-        await _answer_all(zalo, opened, len(OFFICE))
+        got = await zalo.expect(lambda got: any("Trả lời khảo sát" in _text(m) for m in got))
+        assert "ẩn danh" in _text(got[-1])  # the invitation, its button as «1. …»
+        opened = await zalo.say("1", lambda got: _asked(got) is not None)
+        assert "ẩn danh" in await _answer_all(zalo, opened, len(OFFICE))
 
-        hidden = "chỉ được xem sau khi đợt khảo sát kết thúc"
         for ask in (f"/results {campaign_id}", f"/results {campaign_id} xlsx"):
-            shown = await admin.say(ask, lambda got: any(hidden in _text(m) for m in got))
+            shown = await admin.say(ask, lambda got: any(HIDDEN in _text(m) for m in got))
             assert not any("document" in m or "photo" in m for m in shown)
+        await _sign_in(web)
+        page = (await web.get(f"/surveys/{campaign_id}")).text
+        assert 'data-hidden="until-close"' in page
+        assert (await web.get(f"/download/survey/{campaign_id}.xlsx")).status_code == 403
 
-        await admin.say(f"/survey_close {campaign_id}", lambda got: any("/results" in _text(m) or "kết thúc" in _text(m) for m in got))
-        got = await admin.say(
-            f"/results {campaign_id}", lambda got: any("photo" in m for m in got)
+        await admin.say(
+            f"/survey_close {campaign_id}", lambda got: any(CLOSED in _text(m) for m in got)
         )
-        texts = [m for m in got if "text" in m]
+        got = await admin.say(f"/results {campaign_id}", lambda got: any("photo" in m for m in got))
+        summary = next(m for m in got if _text(m).startswith("Kết quả: "))
         photo = next(m for m in got if "photo" in m)
-        assert got.index(texts[0]) < got.index(photo)  # the summary, then its chart
+        assert got.index(summary) < got.index(photo)  # the summary, then its chart
         assert (await admin.file(photo)).startswith(b"\x89PNG")
-        summary = _text(texts[0])
-        assert "Số phiếu hoàn thành: 6" in summary
-        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in summary
-        assert "Văn phòng Sở: không hiển thị riêng" in summary  # its 5 would give the commune's 1
+        assert "Số phiếu hoàn thành: 6" in _text(summary)
+        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in _text(summary)
+        assert "Văn phòng Sở: không hiển thị riêng" in _text(summary)  # 5: the commune's 1 too
+        page = (await web.get(f"/surveys/{campaign_id}")).text
+        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in page
+        assert 'data-hidden="until-close"' not in page
 
         got = await admin.say(
             f"/results {campaign_id} xlsx", lambda got: any("document" in m for m in got)
         )
         document = next(m for m in got if "document" in m)
         book = load_workbook(BytesIO(await admin.file(document)))
+        download = await web.get(f"/download/survey/{campaign_id}.xlsx")
+        assert download.status_code == 200
+        online = load_workbook(BytesIO(download.content))
+        assert _cells(online) == _cells(book)  # the dashboard's file is the chat's
 
-    stored = await _stored(running.db_url, campaign_id)
-    assert stored.complete == 6 and stored.done == 6
-    assert stored.person_ids == {None} and stored.times == {None}
+    _check_against_database(book, await _stored(running.db_url, campaign_id))
+
+
+def _cells(book: Workbook) -> list[list[tuple[Any, ...]]]:
+    """Return every sheet's rows."""
+    return [list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
+
+
+def _check_against_database(book: Workbook, stored: Stored) -> None:
+    """Check the XLSX shows the counts the database holds, and nothing of the small groups."""
+    assert stored.complete == 6
+    assert stored.done == 6
+    assert stored.person_ids == {None}  # anonymous: nobody, and no time
+    assert stored.times == {None}
     rows = list(book.worksheets[0].iter_rows(min_row=2, values_only=True))
     everyone = t("survey.xlsx.everyone", "vi")
     too_few = t("survey.xlsx.too_few", "vi", minimum=5)
-    assert {r[3] for r in rows if r[5] == too_few and not r[0]} == {
-        "Văn phòng Sở",
-        "UBND xã Vĩnh Khang",
-    }
+    hidden_groups = {r[3] for r in rows if r[5] == too_few and not r[0]}
+    assert hidden_groups == {"Văn phòng Sở", "UBND xã Vĩnh Khang"}
+    assert {r[3] for r in rows} == {everyone, *hidden_groups}
     for q in FORM.questions:
-        if q.kind == "text":
-            continue
-        counted = stored.counts[q.id]
         answered = sum(1 for a in stored.answers if a.get(q.id) is not None)
-        mine = [r for r in rows if r[0] == q.id and r[3] == everyone]
+        mine = [r for r in rows if r[0] == q.id]
         assert {r[4] for r in mine} == {answered}, q.id
         if answered < 5:
             assert [r[5] for r in mine] == [too_few], q.id
-            continue
-        shown = {r[5]: r[6] for r in mine}
-        assert shown == {label: counted[value] for value, label in results.labels(q)}, q.id
-    free = [r[2] for r in book.worksheets[1].iter_rows(min_row=2, values_only=True) if r[0] == "MC2"]
-    assert free == sorted(MC2_TEXTS[:6], key=lambda x: (x.casefold(), x))  # no answering order
+        elif q.kind != "text":
+            expected = {label: stored.counts[q.id][v] for v, label in results.labels(q)}
+            assert {r[5]: r[6] for r in mine} == expected, q.id
+    free = [r for r in book.worksheets[1].iter_rows(min_row=2, values_only=True)]
+    assert [r[2] for r in free if r[0] == "MC2"] == sorted(MC2_TEXTS, key=results.neutral)
+    assert [r[2] for r in free if r[0] == "VB3"] == []  # three answers: fewer than five
+
+
+async def _sign_in(web: httpx.AsyncClient) -> None:
+    """Sign in on the dashboard as the admin persona, with the demo's password."""
+    page = (await web.get("/login")).text
+    pre = re.search(r'name="pre" value="([^"]+)"', page)
+    assert pre is not None
+    code = PERSONA["admin"].person_code
+    form = {"pre": pre[1], "code": code, "password": demo.DASHBOARD_PASSWORD}
+    answer = await web.post("/login", data=form)
+    assert answer.status_code == 303, answer.text
 
 
 @dataclass
@@ -292,7 +326,8 @@ async def _stored(url: str, campaign_id: int) -> Stored:
     try:
         async with session_maker(engine)() as s:
             campaign = await s.get(Campaign, campaign_id)
-            assert campaign is not None and campaign.salt is None  # erased at the close
+            assert campaign is not None
+            assert campaign.salt is None  # erased at the close
             rows = (
                 await s.exec(
                     select(SurveyResponse).where(
@@ -329,6 +364,8 @@ async def _stored(url: str, campaign_id: int) -> Stored:
     )
 
 
-def test_the_demo_s_survey_file_is_the_code_it_launches():
-    assert FORM is not None and FORM.code == demo.SURVEY_CODE
-    assert Path(demo.EXAMPLES / demo.SURVEY_FILE).exists()
+def test_the_demo_launches_the_example_file_s_questionnaire():
+    assert FORM.code == demo.SURVEY_CODE
+    assert demo.survey_launch_command(date(2026, 12, 10)) == (
+        "/survey_launch PAR2026 units:SGD.VP,UBND.VKHANG 10/12/2026"
+    )
