@@ -528,14 +528,18 @@ async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
     assert "UBND xã" not in texts[0]
     texts = await org.send(ADMIN, f"/campaigns {campaign_id}")
     assert "UBND xã Đông Sơn: 0/2 (0%)" in texts[0]
-    assert await results_in_chat(org, STAFF1[0], f"/results {campaign_id}") == [t("errors.forbidden", "vi")]
+    assert await results_in_chat(org, STAFF1[0], f"/results {campaign_id}") == [
+        t("errors.forbidden", "vi")
+    ]
     elsewhere = await launch(org, clock, audience="units:U2", title="Chỉ xã Đông Sơn")
     listed = (await org.send(HEAD, "/campaigns"))[0]
     assert "Khảo sát thử" in listed
     assert "Chỉ xã Đông Sơn" not in listed  # a head is offered the campaigns of their unit
     assert "Chỉ xã Đông Sơn" in (await org.send(ADMIN, "/campaigns"))[0]
     await close(org, clock, elsewhere)
-    assert await results_in_chat(org, HEAD, f"/results {elsewhere}") == [t("errors.forbidden", "vi")]
+    assert await results_in_chat(org, HEAD, f"/results {elsewhere}") == [
+        t("errors.forbidden", "vi")
+    ]
     assert await org.send(STAFF1[0], "/campaigns") == [t("errors.forbidden", "vi")]
 
 
