@@ -406,7 +406,8 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
 
 
 async def show_results(ctx: Context) -> list[OutboundMessage]:
-    """Show a campaign's results in chat (of one unit: '/results 3 U1'), or as XLSX ('xlsx')."""
+    """Show a campaign's results in chat (of one unit: '/results 3 U1'), or as XLSX ('xlsx'):
+    its notice queued ahead of the file, so the two arrive in that order."""
     (campaign_id,) = _campaign_arg(ctx, "survey.usage_results")
     rest = [a for a in ctx.event.args[1:] if a.lower() != "xlsx"]
     if len(rest) > 1:
@@ -414,6 +415,7 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
     unit_id = (await campaigns.unit_by_code(ctx.session, rest[0])).id if rest else None
     res = await results.results(ctx.session, campaign_id, actor=ctx.actor, unit_id=unit_id)
     if any(a.lower() == "xlsx" for a in ctx.event.args[1:]):
+        await _queue_first(ctx, msg("survey.xlsx_queued"), campaign_id)
         await send_document(
             ctx.session,
             contact=ctx.contact,
@@ -423,8 +425,9 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             params={"title": res.campaign.title},
             ref_id=campaign_id,
             now=ctx.now,
+            priority=documents.PRIORITY,
         )
-        return [msg("survey.xlsx_queued")]
+        return []
     return await _with_chart(ctx, res)
 
 
@@ -441,16 +444,8 @@ async def _with_chart(ctx: Context, res: results.Results) -> list[OutboundMessag
         return [summary.results_message(res)]
     if not takes_files(ctx.contact):
         return [summary.results_message(res, chart="survey.chart_elsewhere")]
-    await outbox.enqueue(
-        ctx.session,
-        contact=ctx.contact,
-        message=summary.results_message(res, chart="survey.chart_follows"),
-        kind=KIND_RESULTS,
-        ref_id=res.campaign.id,
-        now=ctx.now,
-        priority=documents.PRIORITY,
-    )
-    await ctx.session.flush()  # the summary's row id comes before the chart's
+    summary_message = summary.results_message(res, chart="survey.chart_follows")
+    await _queue_first(ctx, summary_message, res.campaign.id)
     await send_document(
         ctx.session,
         contact=ctx.contact,
@@ -464,6 +459,20 @@ async def _with_chart(ctx: Context, res: results.Results) -> list[OutboundMessag
         priority=documents.PRIORITY,
     )
     return []
+
+
+async def _queue_first(ctx: Context, message: OutboundMessage, campaign_id: int | None) -> None:
+    """Queue a text to the person ahead of the file queued after it (its row id comes first)."""
+    await outbox.enqueue(
+        ctx.session,
+        contact=ctx.contact,
+        message=message,
+        kind=KIND_RESULTS,
+        ref_id=campaign_id,
+        now=ctx.now,
+        priority=documents.PRIORITY,
+    )
+    await ctx.session.flush()
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:

@@ -285,15 +285,29 @@ def zalo_hint(locale: str = "vi") -> str:
     )
 
 
-def survey_hint(settings: Settings, locale: str = "vi", now: datetime | None = None) -> str:
-    """Return how the admin launches the example survey to two units, and how it is answered."""
+async def past_campaign(maker: SessionMaker) -> int | None:
+    """Return the id of the history's closed survey, if the demo has one."""
+    from sqlmodel import col, select
+
+    from bot.models import Campaign, CampaignStatus
+
+    async with maker() as session:
+        stmt = select(Campaign.id).where(Campaign.status == CampaignStatus.CLOSED)
+        return (await session.exec(stmt.order_by(col(Campaign.id)))).first()
+
+
+def survey_hint(
+    settings: Settings, locale: str = "vi", now: datetime | None = None, before: int | None = None
+) -> str:
+    """Return how the admin launches the example survey to two units, and how it is answered;
+    with the history's closed survey, how to see it and compare."""
     from bot.services.calendar import WorkCalendar
 
     cal = WorkCalendar.from_settings(settings)
     closes = cal.close_of_business(now or SystemClock().now(), SURVEY_DAYS)
     command = survey_launch_command(cal.local(closes).date())
     staff = next(p for p in ZALO_PERSONAS if p.id == "zalo-staff")
-    return t(
+    hint = t(
         "demo.survey_hint",
         locale,
         command=command,
@@ -301,6 +315,9 @@ def survey_hint(settings: Settings, locale: str = "vi", now: datetime | None = N
         zalo=staff.name,
         unit=staff.unit,
     )
+    if before is None:
+        return hint
+    return hint + " " + t("demo.survey_before_hint", locale, id=before)
 
 
 def survey_launch_command(closes: date) -> str:
@@ -403,7 +420,7 @@ async def run_demo(
         say(t("demo.rating_hint", "vi", command=rating))
         if server.zalo is not None:
             say(zalo_hint())
-        say(survey_hint(settings))
+        say(survey_hint(settings, before=await past_campaign(maker)))
         say(dashboard_hint(settings))
         config = write_cli_config(db, url)
         say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))

@@ -6,7 +6,8 @@ all linked on Telegram) and a commune with one member on Zalo. Every one of them
 the sandbox's user API (the Zalo one by numbers). Before the close the admin gets no results,
 neither in chat nor as XLSX; after /survey_close the summary comes first and then its chart, the
 commune (one answer) is not shown, nor the Office whose count would give the commune's away;
-the XLSX holds the counts a direct query of the database gives.
+the XLSX holds the counts a direct query of the database gives. The demo's past survey shows
+at once, the Office on its own and the small units not, and compares with the new one.
 """
 
 from __future__ import annotations
@@ -257,11 +258,28 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
             f"/results {campaign_id} xlsx", lambda got: any("document" in m for m in got)
         )
         document = next(m for m in got if "document" in m)
+        notice = next(m for m in got if _text(m) == t("survey.xlsx_queued", "vi"))
+        assert got.index(notice) < got.index(document)  # "the file follows", then the file
         book = load_workbook(BytesIO(await admin.file(document)))
         download = await web.get(f"/download/survey/{campaign_id}.xlsx")
         assert download.status_code == 200
         online = load_workbook(BytesIO(download.content))
         assert _cells(online) == _cells(book)  # the dashboard's file is the chat's
+
+        before = next(
+            int(m[1]) for line in running.said if (m := re.search(r"/compare (\d+)", line))
+        )
+        got = await admin.say(f"/results {before}", lambda got: any("photo" in m for m in got))
+        chart = next(m for m in got if "photo" in m)
+        start = next(i for i, m in enumerate(got) if _text(m).startswith("Kết quả: "))
+        assert start < got.index(chart)
+        earlier = "\n".join(_text(m) for m in got[start : got.index(chart)])  # long: in parts
+        assert "Văn phòng Sở: 5 phiếu" in earlier  # a unit of five is shown on its own …
+        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in earlier  # … a smaller one is not
+        got = await admin.say(
+            f"/compare {before} {campaign_id}", lambda got: any("So sánh" in _text(m) for m in got)
+        )
+        assert "→" in _text(got[-1])
 
     _check_against_database(book, await _stored(running.db_url, campaign_id))
 
