@@ -15,9 +15,11 @@ from typing import Any
 from bot.messages import Button, Items, OutboundMessage, Text
 from bot.models import Campaign, Role
 from bot.services import flows
+from bot.services.delivery import outbox
 from bot.services.errors import InvalidInput
 from bot.services.org.access import require
 from bot.services.org.imports.values import FieldError
+from bot.services.reports import documents
 from bot.services.reports.documents import send_document
 from bot.services.reports.leadership import takes_files
 from bot.services.surveys import answers, campaigns, chart, questionnaire, results, summary
@@ -32,6 +34,7 @@ from handlers.registry import row_id
 STEPS = tuple(f"q{i}" for i in range(1, MAX_QUESTIONS + 1))
 NUMBERS_RE = re.compile(r"^\s*\d+(?:\s*[,;\s]\s*\d+)*\s*$")
 DONE_VALUE = "done"
+KIND_RESULTS = "survey_results"
 KEEP = "keep"
 
 
@@ -403,7 +406,8 @@ async def list_campaigns(ctx: Context) -> list[OutboundMessage]:
 
 
 async def show_results(ctx: Context) -> list[OutboundMessage]:
-    """Show a campaign's results in chat (of one unit: '/results 3 U1'), or as XLSX ('xlsx')."""
+    """Show a campaign's results in chat (of one unit: '/results 3 U1'), or as XLSX ('xlsx'):
+    its notice queued ahead of the file, so the two arrive in that order."""
     (campaign_id,) = _campaign_arg(ctx, "survey.usage_results")
     rest = [a for a in ctx.event.args[1:] if a.lower() != "xlsx"]
     if len(rest) > 1:
@@ -411,6 +415,7 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
     unit_id = (await campaigns.unit_by_code(ctx.session, rest[0])).id if rest else None
     res = await results.results(ctx.session, campaign_id, actor=ctx.actor, unit_id=unit_id)
     if any(a.lower() == "xlsx" for a in ctx.event.args[1:]):
+        await _queue_first(ctx, msg("survey.xlsx_queued"), campaign_id)
         await send_document(
             ctx.session,
             contact=ctx.contact,
@@ -420,19 +425,27 @@ async def show_results(ctx: Context) -> list[OutboundMessage]:
             params={"title": res.campaign.title},
             ref_id=campaign_id,
             now=ctx.now,
+            priority=documents.PRIORITY,
         )
-        return [msg("survey.xlsx_queued")]
-    return [await _with_chart(ctx, res)]
+        return []
+    return await _with_chart(ctx, res)
 
 
-async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
-    """Return the results' summary; queue its chart (PNG) after it where the channel takes files,
-    else say where to see it."""
+async def _with_chart(ctx: Context, res: results.Results) -> list[OutboundMessage]:
+    """Return the results' summary; where the channel takes files, queue the summary and then
+    its chart (PNG) instead, so that the chart never arrives first; else say where to see it.
+
+    The two rows go to one chat in one transaction, at one priority and moment: the outbox
+    sends a chat's rows one at a time in (priority, due, id) order, the summary's id first.
+    A direct reply and a queued row have no order between them.
+    """
     image = None if res.overall.hidden else chart.results_png(res, locale=ctx.locale)
     if image is None:
-        return summary.results_message(res)
+        return [summary.results_message(res)]
     if not takes_files(ctx.contact):
-        return summary.results_message(res, chart="survey.chart_elsewhere")
+        return [summary.results_message(res, chart="survey.chart_elsewhere")]
+    summary_message = summary.results_message(res, chart="survey.chart_follows")
+    await _queue_first(ctx, summary_message, res.campaign.id)
     await send_document(
         ctx.session,
         contact=ctx.contact,
@@ -443,8 +456,23 @@ async def _with_chart(ctx: Context, res: results.Results) -> OutboundMessage:
         ref_id=res.campaign.id,
         now=ctx.now,
         media="photo",
+        priority=documents.PRIORITY,
     )
-    return summary.results_message(res, chart="survey.chart_follows")
+    return []
+
+
+async def _queue_first(ctx: Context, message: OutboundMessage, campaign_id: int | None) -> None:
+    """Queue a text to the person ahead of the file queued after it (its row id comes first)."""
+    await outbox.enqueue(
+        ctx.session,
+        contact=ctx.contact,
+        message=message,
+        kind=KIND_RESULTS,
+        ref_id=campaign_id,
+        now=ctx.now,
+        priority=documents.PRIORITY,
+    )
+    await ctx.session.flush()
 
 
 async def compare(ctx: Context) -> list[OutboundMessage]:

@@ -775,6 +775,9 @@ class Dispatcher:
             await outbox.retry_later(
                 session, due_at=due, error=outcome.error, parts=parts, **common
             )
+            # the chat's next rows wait with it: a chart never goes before its summary
+            rest, record.line.jobs = [j.id for j in record.line.jobs], []
+            await outbox.release(session, row_ids=rest, owner=self.owner, due_at=due)
         else:
             await outbox.mark_failed(
                 session, error=outcome.error, attempted=outcome.attempted, parts=parts, **common

@@ -152,3 +152,28 @@ async def test_the_past_is_the_same_each_run_and_is_played_once(maker, tmp_path)
     assert [(r.unit.code, r.figures) for r in twin.rows] == [
         (r.unit.code, r.figures) for r in first.rows
     ]
+
+
+async def test_the_demo_has_the_example_survey_ready_and_a_closed_one_to_compare_with(maker):
+    from bot.models import Campaign, CampaignStatus, Questionnaire, SurveyResponse
+    from bot.services.org.access import system_actor
+    from bot.services.surveys import results
+
+    await _history(maker)
+    async with maker() as s:
+        (form,) = (await s.exec(select(Questionnaire))).all()
+        (past,) = (await s.exec(select(Campaign))).all()
+        answers = (await s.exec(select(SurveyResponse))).all()
+        invites = (await s.exec(select(Outbox).where(Outbox.kind == "survey_invite"))).all()
+        res = await results.results(s, past.id, actor=system_actor("test"))
+    assert form.code == demo.SURVEY_CODE
+    assert past.status == CampaignStatus.CLOSED
+    assert past.salt is None  # erased at the close: the answers name no one
+    assert past.closed_at < NOW
+    assert len(answers) == res.overall.respondents >= 20
+    assert {(r.person_id, r.answered_at) for r in answers} == {(None, None)}
+    assert invites == []  # nobody had a chat account then: nothing waits to be sent
+    shown = {g.name: g.respondents for g in res.units if not g.hidden}
+    assert shown == {"Văn phòng Sở": 5}  # the only unit of five; the others are held back
+    assert "Văn phòng Sở" in demo.survey_hint(Settings(), before=past.id)
+    assert f"/compare {past.id}" in demo.survey_hint(Settings(), before=past.id)

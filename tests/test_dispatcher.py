@@ -839,3 +839,21 @@ async def test_a_waiting_reply_goes_before_the_outbox_on_the_same_budget(world):
     assert notices_before < 20  # of 60: it did not wait for the outbox to drain
     assert world.sandbox.counters().accepted_total == 61
     assert world.sandbox.counters().rate_limited_total == 0
+
+
+async def test_a_retried_row_keeps_its_place_in_its_chat(world):
+    fake = world.fake()
+    (person,) = await fake_people(world, 1)
+    fake.script("f0", Outcome.retry("server error 502"))
+    first = await world.queue(person, unit_msg("summary"))
+    second = await world.queue(person, unit_msg("chart"))
+
+    await world.drain(backoff_seconds=1)
+
+    rows = {r.id: r for r in await world.rows()}
+    assert (rows[first].status, rows[first].attempts) == (S.SENT, 2)
+    assert rows[second].status == S.SENT
+    assert fake.texts("f0") == [
+        t("errors.unknown_unit", "vi", code="summary"),
+        t("errors.unknown_unit", "vi", code="chart"),
+    ]  # the second never overtakes the first, retried a second later

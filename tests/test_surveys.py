@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlmodel import select
+from sqlmodel import col, func, select
 
 import handlers.router  # noqa: F401
+from bot.channels.render import render
 from bot.i18n import t
+from bot.messages import codec
 from bot.models import (
     Campaign,
     CampaignRecipient,
@@ -32,7 +34,7 @@ from bot.models import (
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import InvalidInput, NotFound, PermissionDenied
 from bot.services.org.access import Actor, system_actor
-from bot.services.surveys import answers, campaigns, questionnaire, results
+from bot.services.surveys import answers, campaigns, questionnaire, results, summary
 from bot.services.surveys.answers import Respondent
 from tests import factories as f
 
@@ -185,6 +187,24 @@ async def close(harness, clock, campaign_id) -> None:
     async with harness.maker() as s:
         await campaigns.close(s, campaign_id, actor=SYSTEM, now=clock.now())
         await s.commit()
+
+
+async def results_in_chat(harness, uid: int, command: str) -> list[str]:
+    """Send a results command; return what the chat gets: the replies, then the summary queued
+    ahead of its chart (where the channel takes files), rendered."""
+    async with harness.maker() as s:
+        last = (await s.exec(select(func.max(Outbox.id)))).one() or 0
+    texts = await harness.send(uid, command)
+    async with harness.maker() as s:
+        queued = (
+            await s.exec(
+                select(Outbox)
+                .where(Outbox.id > last, Outbox.chat_id == str(uid))
+                .order_by(col(Outbox.id))
+            )
+        ).all()
+    messages = [codec.loads(r.payload) for r in queued]
+    return texts + [render(m, "vi") for m in messages if m.attachment_id is None]
 
 
 async def rows(harness, model, *where):
@@ -417,20 +437,20 @@ async def test_results_stay_hidden_from_admins_until_the_close(org, clock):
     campaign_id = await launch(org, clock)
     for i in range(5):
         await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
-    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    texts = await results_in_chat(org, ADMIN, f"/results {campaign_id}")
     assert texts[0].startswith("Kết quả «Khảo sát thử» chỉ được xem sau khi đợt khảo sát kết thúc")
     async with org.maker() as s:
         with pytest.raises(PermissionDenied):
             await results.results(s, campaign_id, actor=SYSTEM)
     texts = await org.send(ADMIN, f"/survey_close {campaign_id}")
     assert texts[0].startswith("Đã kết thúc đợt «Khảo sát thử»")
-    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    texts = await results_in_chat(org, ADMIN, f"/results {campaign_id}")
     assert "Số phiếu hoàn thành: 5" in texts[0]
     assert "Không: ██████████ 100% (5)" in texts[0]
     open_id = await launch(org, clock, results_open=True)
     for i in range(5):
         await answer_as(org, clock, open_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
-    assert "Số phiếu hoàn thành: 5" in (await org.send(ADMIN, f"/results {open_id}"))[0]
+    assert "Số phiếu hoàn thành: 5" in (await results_in_chat(org, ADMIN, f"/results {open_id}"))[0]
 
 
 async def test_small_groups_are_never_shown_or_exported(org, clock):
@@ -479,7 +499,7 @@ async def test_a_whole_campaign_under_the_minimum_shows_nothing(org, clock):
     for i in range(4):
         await answer_as(org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": "4", "Q4": ["1"]})
     await close(org, clock, campaign_id)
-    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    texts = await results_in_chat(org, ADMIN, f"/results {campaign_id}")
     assert texts == [t("survey.results_too_few", "vi", title="Khảo sát thử", minimum=5)]
 
 
@@ -500,7 +520,7 @@ async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
             org, clock, campaign_id, f"S1{i}", {"Q1": "no", "Q3": str(1 + i % 5), "Q4": ["2"]}
         )
     await close(org, clock, campaign_id)
-    texts = await org.send(HEAD, f"/results {campaign_id}")
+    texts = await results_in_chat(org, HEAD, f"/results {campaign_id}")
     assert "Số phiếu hoàn thành: 6" in texts[0]
     assert "UBND xã" not in texts[0]
     texts = await org.send(HEAD, f"/campaigns {campaign_id}")
@@ -508,14 +528,18 @@ async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
     assert "UBND xã" not in texts[0]
     texts = await org.send(ADMIN, f"/campaigns {campaign_id}")
     assert "UBND xã Đông Sơn: 0/2 (0%)" in texts[0]
-    assert await org.send(STAFF1[0], f"/results {campaign_id}") == [t("errors.forbidden", "vi")]
+    assert await results_in_chat(org, STAFF1[0], f"/results {campaign_id}") == [
+        t("errors.forbidden", "vi")
+    ]
     elsewhere = await launch(org, clock, audience="units:U2", title="Chỉ xã Đông Sơn")
     listed = (await org.send(HEAD, "/campaigns"))[0]
     assert "Khảo sát thử" in listed
     assert "Chỉ xã Đông Sơn" not in listed  # a head is offered the campaigns of their unit
     assert "Chỉ xã Đông Sơn" in (await org.send(ADMIN, "/campaigns"))[0]
     await close(org, clock, elsewhere)
-    assert await org.send(HEAD, f"/results {elsewhere}") == [t("errors.forbidden", "vi")]
+    assert await results_in_chat(org, HEAD, f"/results {elsewhere}") == [
+        t("errors.forbidden", "vi")
+    ]
     assert await org.send(STAFF1[0], "/campaigns") == [t("errors.forbidden", "vi")]
 
 
@@ -754,7 +778,7 @@ async def test_one_unit_s_results_and_the_xlsx_agree_with_the_answers_stored(org
     for i in range(2):
         await answer_as(org, clock, campaign_id, f"S2{i}", {"Q1": "yes", "Q3": "5", "Q4": ["2"]})
     await close(org, clock, campaign_id)
-    texts = await org.send(ADMIN, f"/results {campaign_id} U1")
+    texts = await results_in_chat(org, ADMIN, f"/results {campaign_id} U1")
     assert texts[0] == t("survey.results_too_few", "vi", title="Khảo sát thử", minimum=5)
     stored = await rows(org, SurveyResponse)
     async with org.maker() as s:
@@ -776,7 +800,7 @@ async def test_one_unit_s_results_and_the_xlsx_agree_with_the_answers_stored(org
     for value, label in options.items():
         expected = sum(value in json.loads(r.answers)["Q4"] for r in stored)
         assert figures[("Q4", label)] == expected
-    unknown = await org.send(ADMIN, f"/results {campaign_id} NOPE")
+    unknown = await results_in_chat(org, ADMIN, f"/results {campaign_id} NOPE")
     assert unknown[0].startswith("Không tìm thấy")
 
 
@@ -830,7 +854,7 @@ async def test_the_results_chart_goes_as_an_image_on_telegram_and_is_pointed_to_
     )
     await answer_as(org, clock, campaign_id, "S11", {"Q1": "no", "Q3": "2", "Q4": ["1", "2"]})
     await close(org, clock, campaign_id)
-    texts = await org.send(ADMIN, f"/results {campaign_id}")
+    texts = await results_in_chat(org, ADMIN, f"/results {campaign_id}")
     assert "Có: █████░░░░░ 50% (1)" in texts[0]  # the text chart stays
     assert texts[0].endswith(t("survey.chart_follows", "vi").strip())
     (image,) = await rows(org, Attachment)
@@ -840,6 +864,10 @@ async def test_the_results_chart_goes_as_an_image_on_telegram_and_is_pointed_to_
     payload = json.loads(queued.payload)
     assert payload["media"] == "photo"
     assert payload["attachment_id"] == image.id
+    both = await rows(org, Outbox, col(Outbox.kind).in_(["survey_results", "report"]))
+    both.sort(key=lambda r: r.id)
+    assert [r.kind for r in both] == ["survey_results", "report"]  # the summary, then its chart
+    assert len({(r.chat_id, r.priority, r.due_at) for r in both}) == 1  # sent in id order
     async with maker() as s:
         admin = (await s.exec(select(Person).where(Person.code == "AD"))).one()
         s.add(
@@ -875,3 +903,33 @@ async def test_the_chart_draws_only_what_may_be_shown(org, clock):
     res.overall.hidden = True
     assert chart.drawn(res) == []
     assert chart.results_png(res, locale="vi") is None
+
+
+# Free texts carry no order
+
+
+async def test_anonymous_free_texts_come_back_in_no_order_of_answering(org, clock):
+    given = ["Ý kiến b", "ý kiến A", "Ý kiến a", "ý kiến c", "Ý kiến B", "Ý kiến C"]
+    neutral = ["Ý kiến a", "ý kiến A", "Ý kiến B", "Ý kiến b", "Ý kiến C", "ý kiến c"]
+    orders = []
+    for order in (given, list(reversed(given))):
+        campaign_id = await launch(org, clock)
+        for i, text in enumerate(order):
+            await answer_as(
+                org, clock, campaign_id, f"S1{i}", {"Q1": "yes", "Q2": text, "Q3": "4", "Q4": ["1"]}
+            )
+            clock.advance(timedelta(minutes=7))
+        await close(org, clock, campaign_id)
+        async with org.maker() as s:
+            res = await results.results(s, campaign_id, actor=SYSTEM)
+        book = load_workbook(io.BytesIO(results.workbook(res, locale="vi")))
+        exported = [r[2] for r in book.worksheets[1].iter_rows(min_row=2, values_only=True)]
+        chat = summary.results_message(res).params["blocks"]
+        shown = [x["text"] for x in chat.rows[1]["lines"].rows]
+        assert res.overall.questions[1].texts == exported == shown == neutral
+        stored = await rows(org, SurveyResponse, SurveyResponse.campaign_id == campaign_id)
+        assert all(
+            len(r.id) == 32 and r.answered_at is None and r.person_id is None for r in stored
+        )
+        orders.append(exported)
+    assert orders[0] == orders[1]  # the same answers given in the reverse order: the same list

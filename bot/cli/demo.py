@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,10 @@ ACTOR = "demo"
 RATING_COUNTER = "UBND.ANPHU.Q1"  # the head of its unit is the "head" persona
 DASHBOARD_PERSONA = "leader"  # who the hint tells to send /dashboard
 DASHBOARD_PASSWORD = "demo-dashboard-2026"  # the admin persona's, printed: the demo is offline
+SURVEY_FILE = "survey_par_index.toml"  # imported by the demo, ready to launch
+SURVEY_CODE = "PAR2026"  # its code
+SURVEY_UNITS = ("SGD.VP", "UBND.VKHANG")  # the two units the guide launches it to
+SURVEY_DAYS = 3  # the guide's closing date: working days from today
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,24 @@ PERSONAS = (
     ),
     DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
 )
+# The rest of the Department Office (with the admin, its five people: the smallest group whose
+# anonymous answers are shown), linked so the example survey can be answered by a whole unit.
+OFFICE_PERSONAS = tuple(
+    DemoPersona(
+        f"office-{code}",
+        710000 + int(code[2:]) + 10,
+        "demo.persona.office",
+        code,
+        name,
+        "Văn phòng Sở",
+    )
+    for code, name in (
+        ("CB004", "Phạm Minh Tuấn"),
+        ("CB005", "Đặng Thị Mai Anh"),
+        ("CB006", "Vũ Đức Long"),
+        ("CB008", "Bùi Thị Hồng Nhung"),
+    )
+)
 # Personas on Zalo (the sandbox's Zalo Bot API, ids as strings there): a member of staff who
 # receives the example directive and a citizen who rates; the bot's [zalo] points at the sandbox.
 ZALO_DEMO = True
@@ -125,6 +147,20 @@ async def _import_examples(maker: SessionMaker, examples: Path) -> None:
             report = await job(session, table=table, actor=ACTOR, now=now)
         if not report.ok:
             raise RuntimeError(f"example {name}.csv has bad rows: {report.problems[:3]}")
+
+
+async def _import_survey(maker: SessionMaker, examples: Path) -> str:
+    """Import the example questionnaire (PAR INDEX), ready to launch; return its code."""
+    from bot.services.surveys import questionnaire
+
+    checked = questionnaire.read_file(examples / SURVEY_FILE)
+    if checked.definition is None:
+        raise RuntimeError(f"example {SURVEY_FILE} has problems: {checked.problems[:3]}")
+    async with transaction(maker) as session:
+        await questionnaire.save(
+            session, checked.definition, actor=system_actor(ACTOR), now=SystemClock().now()
+        )
+    return checked.definition.code
 
 
 async def _link(maker: SessionMaker, persona: DemoPersona, channel: str = "telegram") -> str | None:
@@ -188,11 +224,13 @@ async def seed(
     from bot.cli.demo_history import seed_history
 
     await _import_examples(maker, examples)
+    await _import_survey(maker, examples)
     if history:
         await seed_history(maker, now=now or SystemClock().now(), settings=settings)
     codes = {}
     on_zalo = ZALO_PERSONAS if zalo else ()
-    for persona, channel in [(p, "telegram") for p in PERSONAS] + [(p, "zalo") for p in on_zalo]:
+    on_telegram = [*PERSONAS, *OFFICE_PERSONAS]
+    for persona, channel in [(p, "telegram") for p in on_telegram] + [(p, "zalo") for p in on_zalo]:
         if persona.person_code is not None:
             code = await _link(maker, persona, channel)
             if code:
@@ -214,7 +252,7 @@ def sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
             "last_name": " ".join(p.name.split()[:-1]),
             "language_code": "vi",
         }
-        for p in PERSONAS
+        for p in (*PERSONAS, *OFFICE_PERSONAS)
     ]
 
 
@@ -247,6 +285,46 @@ def zalo_hint(locale: str = "vi") -> str:
     )
 
 
+async def past_campaign(maker: SessionMaker) -> int | None:
+    """Return the id of the history's closed survey, if the demo has one."""
+    from sqlmodel import col, select
+
+    from bot.models import Campaign, CampaignStatus
+
+    async with maker() as session:
+        stmt = select(Campaign.id).where(Campaign.status == CampaignStatus.CLOSED)
+        return (await session.exec(stmt.order_by(col(Campaign.id)))).first()
+
+
+def survey_hint(
+    settings: Settings, locale: str = "vi", now: datetime | None = None, before: int | None = None
+) -> str:
+    """Return how the admin launches the example survey to two units, and how it is answered;
+    with the history's closed survey, how to see it and compare."""
+    from bot.services.calendar import WorkCalendar
+
+    cal = WorkCalendar.from_settings(settings)
+    closes = cal.close_of_business(now or SystemClock().now(), SURVEY_DAYS)
+    command = survey_launch_command(cal.local(closes).date())
+    staff = next(p for p in ZALO_PERSONAS if p.id == "zalo-staff")
+    hint = t(
+        "demo.survey_hint",
+        locale,
+        command=command,
+        office=", ".join(p.name for p in OFFICE_PERSONAS),
+        zalo=staff.name,
+        unit=staff.unit,
+    )
+    if before is None:
+        return hint
+    return hint + " " + t("demo.survey_before_hint", locale, id=before)
+
+
+def survey_launch_command(closes: date) -> str:
+    """Return the admin's command launching the example survey to the demo's two units."""
+    return f"/survey_launch {SURVEY_CODE} units:{','.join(SURVEY_UNITS)} {closes:%d/%m/%Y}"
+
+
 def demo_settings(server: SandboxServer, db_url: str) -> Settings:
     """Return settings that point the bot at the sandbox (Zalo too, when it has Zalo)."""
     zalo: dict[str, Any] = {}
@@ -269,10 +347,11 @@ def demo_settings(server: SandboxServer, db_url: str) -> Settings:
     )
 
 
-def write_cli_config(db: Path) -> Path:
+def write_cli_config(db: Path, url: str | None = None) -> Path:
     """Write a config beside the demo database, so other commands work on what the demo shows."""
     path = db.parent / "config.toml"
-    url = f"sqlite+aiosqlite:///{db.resolve()}"
+    if url is None or url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{db.resolve()}"
     body = (
         "# Written by `reformbot demo`: the other commands work on the demo's database.\n"
         f"[database]\nurl = {json.dumps(url)}\n\n"
@@ -309,12 +388,14 @@ async def run_demo(
     stop: asyncio.Event | None = None,
     zalo: bool = ZALO_DEMO,
     dashboard_port: int | None = None,
+    url: str | None = None,
 ) -> None:
     """Seed a fresh demo database, start the sandbox, the bot and the dashboard; wait for Ctrl-C.
 
-    The dashboard listens on `dashboard_port` (a free port when None) on the same host.
+    The dashboard listens on `dashboard_port` (a free port when None) on the same host; `url`
+    puts the demo on another (empty) database than the SQLite file `db`.
     """
-    url = f"sqlite+aiosqlite:///{db}"
+    url = url or f"sqlite+aiosqlite:///{db}"
     await migrate.upgrade(url)
     engine = create_engine(url)
     maker = session_maker(engine)
@@ -339,8 +420,9 @@ async def run_demo(
         say(t("demo.rating_hint", "vi", command=rating))
         if server.zalo is not None:
             say(zalo_hint())
+        say(survey_hint(settings, before=await past_campaign(maker)))
         say(dashboard_hint(settings))
-        config = write_cli_config(db)
+        config = write_cli_config(db, url)
         say(t("demo.config_hint", "vi", command=f"export REFORMBOT_CONFIG={config.resolve()}"))
         await bot_task
         say(t("demo.stopping", "vi"))

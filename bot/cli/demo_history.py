@@ -34,6 +34,7 @@ from bot.models import (
     Person,
     PersonRole,
     Procedure,
+    Questionnaire,
     Role,
     ServiceCounter,
     Unit,
@@ -541,4 +542,73 @@ async def seed_history(
         past.plan_imports()
         await past.play()
         await past.catch_up()
+        await past_survey(session, now=now, settings=settings or Settings(), spec=spec)
     return True
+
+
+async def past_survey(
+    session: AsyncSession, *, now: datetime, settings: Settings, spec: dict[str, Any]
+) -> int | None:
+    """Run the history's closed survey: launched to all staff, answered, closed; return its id.
+
+    Nothing when the questionnaire is not imported. Its own random numbers, so the rest of the
+    past stays as it was. Nobody has a chat account yet: no invitation waits to be sent.
+    """
+    from bot.services.surveys import answers, campaigns
+
+    item = spec.get("survey")
+    code = item["questionnaire"] if item else ""
+    if (
+        not item
+        or not (await session.exec(select(Questionnaire).where(Questionnaire.code == code))).first()
+    ):
+        return None
+    rng, cal, admin = (
+        random.Random(SEED + 1),
+        WorkCalendar.from_settings(settings),
+        system_actor(ACTOR),
+    )
+    day = cal.local(now).date() - timedelta(days=int(item["opened_days_ago"]))
+    opened = cal.at_local(day if cal.is_working_day(day) else cal.next_working_day(day), "08:00")
+    closes = opened + timedelta(days=int(item["open_days"]))
+    draft = campaigns.Draft(
+        item["title"],
+        campaigns.Audience(everyone=True),
+        opened,
+        closes,
+        code,
+        min_group=settings.surveys.min_group,
+    )
+    campaign = await campaigns.launch(
+        session, draft, actor=admin, now=opened, floor=settings.surveys.min_group
+    )
+    form = await answers.definition(session, campaign)
+    units = {u.id: u.code for u in (await session.exec(select(Unit))).all()}
+    at = opened
+    for row in sorted(await campaigns.recipients_of(session, campaign), key=lambda r: r.id or 0):
+        if units.get(row.unit_id) not in item["all_answer"] and rng.random() > item["answer_share"]:
+            continue
+        given: dict[str, Any] = {}
+        for q in form.questions:
+            if q in form.asked(given):
+                given[q.id] = _past_answer(q, rng, item["ideas"])
+        at += timedelta(minutes=rng.randint(5, 90))
+        who = answers.Respondent(row.person_id, None)
+        await answers.save(session, campaign, row, who, given, now=at, complete=True)
+    await campaigns.close(session, campaign.id or 0, actor=admin, now=closes)
+    return campaign.id
+
+
+def _past_answer(question: Any, rng: random.Random, ideas: list[str]) -> Any:
+    """Return a plausible answer of the past survey (None: an optional question skipped)."""
+    if question.optional and rng.random() < (0.7 if question.kind == "text" else 0.4):
+        return None
+    if question.kind == "scale":
+        return str(min(question.scale, max(1, round(rng.gauss(question.scale * 0.6, 1.2)))))
+    if question.kind == "yes_no":
+        return "yes" if rng.random() < 0.55 else "no"
+    if question.kind == "single":
+        return str(rng.randint(1, len(question.options)))
+    if question.kind == "multiple":
+        return sorted({str(rng.randint(1, len(question.options))) for _ in range(2)}, key=int)
+    return rng.choice(ideas)

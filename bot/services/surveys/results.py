@@ -93,6 +93,12 @@ def minimum(campaign: Campaign) -> int:
     return campaign.min_group if campaign.anonymous else 1
 
 
+def neutral(text: str) -> tuple[str, str]:
+    """Return where a free-text answer goes in a list: by its words, then its case, so the list
+    holds no trace of who answered first (or last): the same answers, the same order."""
+    return text.casefold(), text
+
+
 def _tally(form: Definition, rows: list[dict[str, Any]], minimum: int) -> list[QuestionResult]:
     """Count the answers of a group, question by question."""
     out = []
@@ -107,7 +113,7 @@ def _tally(form: Definition, rows: list[dict[str, Any]], minimum: int) -> list[Q
                 result.texts.append(str(value))
             else:
                 result.counts.update(value if isinstance(value, list) else [value])
-        result.texts.sort(key=str.casefold)
+        result.texts.sort(key=neutral)
         if result.answered < minimum:
             result.hidden, result.counts, result.texts = bool(result.answered), Counter(), []
         out.append(result)
