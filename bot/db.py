@@ -19,9 +19,10 @@ from bot import sqlite_driver
 
 SessionMaker = async_sessionmaker[AsyncSession]
 CONNECT_SECONDS = 10
-# Off until fixed: with the one-trip driver, tests/test_zalo_dispatch.py's Zalo lane test hangs or
-# loses its shown list about one run in three (stock aiosqlite: none in twelve).
-SQLITE_ONE_TRIP = False
+# SQLite statements run on the event loop's thread, writers taking turns (bot/sqlite_driver.py);
+# False gives stock aiosqlite (a thread per connection, SQLite's own busy timeout).
+SQLITE_ON_LOOP = True
+SQLITE_TIMEOUT_SECONDS = 30
 # A pooled PostgreSQL connection idle this long is pinged before use (a server restart shows
 # then, not in the transaction). SQLAlchemy's pre-ping on every checkout cost asyncpg three
 # round trips (BEGIN, a ping, ROLLBACK) per transaction: most of what an update spent waiting.
@@ -38,7 +39,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """Turn on foreign keys, WAL and a busy timeout on every SQLite connection."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    if not isinstance(dbapi_conn, sqlite_driver.LoopConnection):  # it awaits a busy database
+        cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -47,15 +49,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create an async engine; make the SQLite file's folder if needed."""
     kwargs: dict[str, Any] = {"echo": echo}
-    if make_url(url).get_driver_name() == "aiosqlite" and SQLITE_ONE_TRIP:
-        kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread per statement
+    if make_url(url).get_driver_name() == "aiosqlite" and SQLITE_ON_LOOP:
+        kwargs["module"] = sqlite_driver.dbapi()  # statements on the loop's thread
     if is_sqlite(url):
         database = make_url(url).database
         if database in (None, "", ":memory:"):
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_SECONDS}
     else:
         # An unroutable host fails in seconds, not after asyncpg's default minute.
         kwargs.update(
