@@ -95,9 +95,12 @@ async def test_on_postgresql_a_batch_is_recorded_without_a_pooled_connection(mak
     taken.put(update(702))
     taken.put(update(701))
     await taken.record()
+    assert taken.bare is not None
+    assert await taken.bare.conn.fetchval("SHOW synchronous_commit") == "off"  # see BareConnection
     await taken.stop()
 
     assert checkouts == []  # the handlers' pool is left to the handlers
+    assert taken.bare.conn is None  # closed with the intake
     assert queued(taken) == [701, 702]
     async with maker() as session:
         seen = (await session.exec(select(SeenUpdate.update_id))).all()
