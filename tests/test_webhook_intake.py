@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import pytest
+from sqlalchemy import event, text
 from sqlmodel import select
 from telegram import Update
 
@@ -74,3 +76,60 @@ async def test_while_the_database_fails_taken_updates_wait_and_new_ones_are_refu
 
     assert handled.update_id == 601
     assert taken.accepts()
+
+
+def pooled_checkouts(maker) -> list[object]:
+    """Record every connection taken from the engine's pool from now on."""
+    taken: list[object] = []
+    event.listen(maker.kw["bind"].sync_engine.pool, "checkout", lambda *a: taken.append(a[0]))
+    return taken
+
+
+async def test_on_postgresql_a_batch_is_recorded_without_a_pooled_connection(maker, clock):
+    if maker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite records in a session")
+    taken = intake(maker, clock)
+    taken.put(update(701))
+    await taken.record()  # the first batch prunes old records first, in a session
+    checkouts = pooled_checkouts(maker)
+    taken.put(update(702))
+    taken.put(update(701))
+    await taken.record()
+    assert taken.bare is not None
+    assert await taken.bare.conn.fetchval("SHOW synchronous_commit") == "off"  # see BareConnection
+    await taken.stop()
+
+    assert checkouts == []  # the handlers' pool is left to the handlers
+    assert taken.bare.conn is None  # closed with the intake
+    assert queued(taken) == [701, 702]
+    async with maker() as session:
+        seen = (await session.exec(select(SeenUpdate.update_id))).all()
+    assert sorted(seen) == ["701", "702"]
+
+
+async def test_on_postgresql_a_lost_connection_is_replaced_and_nothing_is_lost(
+    maker, clock, monkeypatch
+):
+    if maker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite records in a session")
+    monkeypatch.setattr(webhook, "RETRY_SECONDS", 0.0)
+    taken = intake(maker, clock)
+    taken.start()
+    taken.put(update(801))
+    assert (await taken.app.update_queue.get()).update_id == 801
+    assert taken.bare is not None
+    assert taken.bare.conn is not None
+    async with maker() as session:  # the server ends the intake's connection (a restart)
+        pid = taken.bare.conn.get_server_pid()
+        await session.exec(text(f"SELECT pg_terminate_backend({pid})"))  # type: ignore[call-overload]
+    taken.put(update(802))
+    taken.put(update(801))
+    handled = await asyncio.wait_for(taken.app.update_queue.get(), 10)
+    await taken.stop()
+
+    assert handled.update_id == 802
+    assert taken.app.update_queue.empty()  # 801 again: answered, not handled twice
+    assert taken.accepts()
+    async with maker() as session:
+        seen = (await session.exec(select(SeenUpdate.update_id))).all()
+    assert sorted(seen) == ["801", "802"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import String, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +24,13 @@ _PG_FIRST_SIGHTS = text(
     bindparam("channel", type_=String()),
     bindparam("ids", type_=postgresql.ARRAY(String())),
     bindparam("now", type_=UTCDateTime()),
+)
+
+# The same on a bare asyncpg connection (the webhook's intake keeps one): no session, no pool.
+_PG_FIRST_SIGHTS_BARE = (
+    "INSERT INTO seen_update (channel, update_id, received_at)"
+    " SELECT $1::varchar, u, $3::timestamp FROM unnest($2::varchar[]) AS u"
+    " ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
 )
 
 
@@ -53,6 +61,17 @@ async def first_sights(
         .returning(col(SeenUpdate.update_id))
     )
     return set((await session.exec(stmt)).scalars().all())
+
+
+async def first_sights_bare(
+    conn: Any, *, channel: str, update_ids: Sequence[str], now: datetime
+) -> set[str]:
+    """Record updates as received on a bare asyncpg connection (PostgreSQL); return the new ones."""
+    if not update_ids:
+        return set()
+    ids = list(dict.fromkeys(update_ids))
+    naive = now.astimezone(UTC).replace(tzinfo=None)
+    return {row[0] for row in await conn.fetch(_PG_FIRST_SIGHTS_BARE, channel, ids, naive)}
 
 
 async def prune(session: AsyncSession, *, now: datetime, keep: timedelta = KEEP) -> int:
