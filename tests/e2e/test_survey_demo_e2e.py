@@ -289,6 +289,18 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
         notice = next(m for m in got if _text(m) == t("survey.xlsx_queued", "vi"))
         assert got.index(notice) < got.index(document)  # "the file follows", then the file
         book = load_workbook(BytesIO(await admin.file(document)))
+        for unit, code, hd2 in (
+            (OFFICE_UNIT, "SGD.VP", "survey.result_held_back_question"),
+            (COMMUNE_UNIT, "UBND.VKHANG", "survey.result_hidden_question"),
+        ):
+            got = await admin.say(
+                f"/results {campaign_id} {code}", lambda got: any("photo" in m for m in got)
+            )
+            start = next(i for i, m in enumerate(got) if _text(m).startswith("Kết quả: "))
+            one = "\n".join(_text(m) for m in got[start:] if "photo" not in m)
+            assert "Số phiếu hoàn thành: 5" in one
+            assert f"{unit}: 5 phiếu" in one
+            assert t(hd2, "vi") in one.split("HD2. ", 1)[1].split("MC1. ", 1)[0]
         download = await web.get(f"/download/survey/{campaign_id}.xlsx")
         assert download.status_code == 200
         online = load_workbook(BytesIO(download.content))
