@@ -177,3 +177,29 @@ async def test_the_demo_has_the_example_survey_ready_and_a_closed_one_to_compare
     assert shown == {"Văn phòng Sở": 5}  # the only unit of five; the others are held back
     assert "Văn phòng Sở" in demo.survey_hint(Settings(), before=past.id)
     assert f"/compare {past.id}" in demo.survey_hint(Settings(), before=past.id)
+
+
+async def test_each_unit_the_demo_survey_goes_to_has_five_linked_people_one_on_zalo(maker):
+    from bot.models import Channel, Contact
+
+    await demo.seed(maker, history=False)
+    async with maker() as s:
+        linked = (
+            await s.exec(
+                select(Unit.code, Contact.channel, Person.code)
+                .join(Person, col(Person.unit_id) == col(Unit.id))
+                .join(Contact, col(Contact.person_id) == col(Person.id))
+                .where(col(Unit.code).in_(demo.SURVEY_UNITS), col(Person.active).is_(True))
+            )
+        ).all()
+    by_unit = {u: sorted(code for unit, _, code in linked if unit == u) for u in demo.SURVEY_UNITS}
+    assert by_unit == {
+        "SGD.VP": ["CB004", "CB005", "CB006", "CB007", "CB008"],  # the admin among them
+        "UBND.VKHANG": ["CB033", "CB034", "CB061", "CB062", "CB063"],
+    }
+    assert {(c, ch) for _, ch, c in linked if ch != Channel.TELEGRAM} == {("CB034", Channel.ZALO)}
+    hint = demo.survey_hint(Settings())
+    listed = {p["label"] for p in demo.sandbox_personas()}
+    for persona in demo.COMMUNE_PERSONAS:
+        assert persona.name in hint
+        assert persona.name in listed

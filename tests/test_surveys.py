@@ -511,6 +511,73 @@ def test_a_unit_is_held_back_with_a_small_one_so_neither_can_be_worked_out():
     assert held({1: 6, 2: 1}, 5) == {1, 2}
 
 
+def test_a_question_is_held_back_with_a_small_one_so_neither_can_be_worked_out():
+    def given(n: int, q2: int) -> list[dict[str, object]]:
+        base = {"Q1": "yes", "Q3": "3", "Q4": ["1"]}
+        return [{**base, "Q2": "ý kiến"} for _ in range(q2)] + [base] * (n - q2)
+
+    rows = {1: given(6, 6), 2: given(6, 2), 3: given(7, 0), 4: given(3, 1), 5: given(2, 0)}
+    hidden = results._held_back({u: len(r) for u, r in rows.items()}, 5)
+    assert hidden == {4, 5}  # 3 + 2: together five, so the others are shown
+    held = results._questions_held_back(form(), rows, hidden, 5)
+    assert held[2] == {"Q2"}  # answered there by two
+    assert held[1] == {"Q2"}  # 9 − 6 would give the others' three away (the hidden unit's one)
+    assert held.get(3, frozenset()) <= {"Q2"}  # nobody answered it there: nothing to show
+    held = results._questions_held_back(form(), {1: given(6, 6), 2: given(6, 0)}, set(), 5)
+    assert held.get(1, frozenset()) == frozenset()  # 6 − 6 gives nobody away
+
+
+async def test_a_question_few_answered_in_a_unit_is_hidden_there_and_where_it_gives_it_away(
+    org, clock
+):
+    async with org.maker() as s:
+        u2 = (await s.exec(select(Unit).where(Unit.code == "U2"))).one()
+        for i in range(2, 5):
+            await f.person(s, f"S2{i}", u2)
+        await s.commit()
+    campaign_id = await launch(org, clock)
+    for i in range(6):
+        given = {"Q1": "yes", "Q2": f"Ý kiến {i}", "Q3": "4", "Q4": ["1"]}
+        await answer_as(org, clock, campaign_id, f"S1{i}", given)
+    for i in range(5):
+        given = {"Q1": "yes", "Q2": "Ý kiến xã"} if i < 2 else {"Q1": "no"}
+        await answer_as(org, clock, campaign_id, f"S2{i}", {**given, "Q3": "2", "Q4": ["2"]})
+    await close(org, clock, campaign_id)
+    async with org.maker() as s:
+        res = await results.results(s, campaign_id, actor=SYSTEM)
+    assert res.overall.questions[1].texts == sorted(
+        [f"Ý kiến {i}" for i in range(6)] + ["Ý kiến xã"] * 2
+    )
+    office, commune = res.units
+    assert (office.hidden, office.respondents, commune.hidden, commune.respondents) == (
+        False,
+        6,
+        False,
+        5,
+    )
+    shown = {
+        g.name: {
+            q.question.id: (q.answered, q.hidden, q.held_back, dict(q.counts)) for q in g.questions
+        }
+        for g in res.units
+    }
+    assert shown["UBND xã Đông Sơn"]["Q2"] == (2, True, False, {})  # too few
+    assert shown["Phòng Tổ chức"]["Q2"] == (6, True, True, {})  # 8 − 6 would give the 2 away
+    assert shown["UBND xã Đông Sơn"]["Q1"] == (5, False, False, {"yes": 2, "no": 3})
+    assert shown["Phòng Tổ chức"]["Q3"] == (6, False, False, {"4": 6})
+    book = load_workbook(io.BytesIO(results.workbook(res, locale="vi")))
+    marks = {
+        (row[3], row[0]): row[5]
+        for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)
+        if row[0] == "Q2"
+    }
+    assert marks == {
+        ("Toàn bộ", "Q2"): None,
+        ("Phòng Tổ chức", "Q2"): t("survey.xlsx.held_back", "vi"),
+        ("UBND xã Đông Sơn", "Q2"): t("survey.xlsx.too_few", "vi", minimum=5),
+    }
+
+
 async def test_per_unit_results_and_a_head_sees_only_their_unit(org, clock):
     campaign_id = await launch(org, clock, min_group=2)  # the installation's floor (5) wins
     (campaign,) = await rows(org, Campaign)

@@ -96,23 +96,42 @@ PERSONAS = (
     ),
     DemoPersona("citizen", 710006, "demo.persona.citizen", None, "Nguyễn Văn Dân", "–"),
 )
-# The rest of the Department Office (with the admin, its five people: the smallest group whose
-# anonymous answers are shown), linked so the example survey can be answered by a whole unit.
-OFFICE_PERSONAS = tuple(
-    DemoPersona(
-        f"office-{code}",
-        710000 + int(code[2:]) + 10,
-        "demo.persona.office",
-        code,
-        name,
-        "Văn phòng Sở",
+
+
+def _colleagues(
+    prefix: str, role_key: str, unit: str, people: tuple[tuple[str, str], ...]
+) -> tuple[DemoPersona, ...]:
+    """Return the personas of a unit's staff linked on Telegram (user id: 710010 + their number)."""
+    return tuple(
+        DemoPersona(f"{prefix}-{code}", 710000 + int(code[2:]) + 10, role_key, code, name, unit)
+        for code, name in people
     )
-    for code, name in (
+
+
+# The two units the example survey goes to, each with five people who answer (the smallest
+# group whose anonymous answers are shown): the rest of the Department Office, with the admin;
+# the commune's staff on Telegram, with its member on Zalo (ZALO_PERSONAS).
+OFFICE_PERSONAS = _colleagues(
+    "office",
+    "demo.persona.office",
+    "Văn phòng Sở",
+    (
         ("CB004", "Phạm Minh Tuấn"),
         ("CB005", "Đặng Thị Mai Anh"),
         ("CB006", "Vũ Đức Long"),
         ("CB008", "Bùi Thị Hồng Nhung"),
-    )
+    ),
+)
+COMMUNE_PERSONAS = _colleagues(
+    "commune",
+    "demo.persona.commune",
+    "UBND xã Vĩnh Khang",
+    (
+        ("CB033", "Phạm Thị Thanh Hương"),
+        ("CB061", "Trần Minh Khôi"),
+        ("CB062", "Phạm Thị Ngọc Diệp"),
+        ("CB063", "Võ Thành Đạt"),
+    ),
 )
 # Personas on Zalo (the sandbox's Zalo Bot API, ids as strings there): a member of staff who
 # receives the example directive and a citizen who rates; the bot's [zalo] points at the sandbox.
@@ -229,7 +248,7 @@ async def seed(
         await seed_history(maker, now=now or SystemClock().now(), settings=settings)
     codes = {}
     on_zalo = ZALO_PERSONAS if zalo else ()
-    on_telegram = [*PERSONAS, *OFFICE_PERSONAS]
+    on_telegram = [*PERSONAS, *OFFICE_PERSONAS, *COMMUNE_PERSONAS]
     for persona, channel in [(p, "telegram") for p in on_telegram] + [(p, "zalo") for p in on_zalo]:
         if persona.person_code is not None:
             code = await _link(maker, persona, channel)
@@ -252,7 +271,7 @@ def sandbox_personas(locale: str = "vi") -> list[dict[str, Any]]:
             "last_name": " ".join(p.name.split()[:-1]),
             "language_code": "vi",
         }
-        for p in (*PERSONAS, *OFFICE_PERSONAS)
+        for p in (*PERSONAS, *OFFICE_PERSONAS, *COMMUNE_PERSONAS)
     ]
 
 
@@ -312,6 +331,7 @@ def survey_hint(
         locale,
         command=command,
         office=", ".join(p.name for p in OFFICE_PERSONAS),
+        commune=", ".join(p.name for p in COMMUNE_PERSONAS),
         zalo=staff.name,
         unit=staff.unit,
     )

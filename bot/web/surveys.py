@@ -36,6 +36,7 @@ class QuestionView:
     chart: Any = None
     texts: list[str] = field(default_factory=list)
     is_text: bool = False
+    held_back: bool = False
 
 
 @dataclass
@@ -66,6 +67,7 @@ def _question(q: results.QuestionResult, locale: str, *, texts: bool) -> Questio
         q.hidden,
         q.mean,
         is_text=q.question.kind == "text",
+        held_back=q.held_back,
     )
     if q.hidden or not q.answered:
         return view

@@ -328,8 +328,9 @@ async def test_a_head_sees_only_their_unit_in_the_browser(running, browser):
 
 
 async def _survey(db_url: str) -> int:
-    """Launch a named survey to the head's unit, have everyone there answer, close it."""
-    from bot.models import Person
+    """Launch a named survey of the demo's questionnaire to the head's unit, have everyone there
+    answer, close it."""
+    from bot.models import Person, Questionnaire
     from bot.services.org.access import system_actor
     from bot.services.surveys import answers, campaigns, questionnaire
 
@@ -340,7 +341,10 @@ async def _survey(db_url: str) -> int:
     now = SystemClock().now()
     try:
         async with session_maker(engine)() as s:
-            saved = await questionnaire.save(s, checked.definition, actor=system, now=now)
+            code = checked.definition.code  # the demo imported it already
+            saved = (
+                await s.exec(select(Questionnaire).where(Questionnaire.code == code))
+            ).first() or await questionnaire.save(s, checked.definition, actor=system, now=now)
             draft = campaigns.Draft(
                 title="Khảo sát thử trên điện thoại",
                 audience=campaigns.Audience.parse(f"units:{HEAD_UNIT}"),

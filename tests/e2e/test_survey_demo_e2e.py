@@ -1,13 +1,15 @@
 """Issue 12's "done means", in the demo: the example survey from launch to its XLSX.
 
 The whole demo runs (sandbox, bot, dashboard) on SQLite and on PostgreSQL. The admin persona
-sends the launch command the demo prints, to two units: the Department Office (five people,
-all linked on Telegram) and a commune with one member on Zalo. Every one of them answers through
-the sandbox's user API (the Zalo one by numbers). Before the close the admin gets no results,
-neither in chat nor as XLSX; after /survey_close the summary comes first and then its chart, the
-commune (one answer) is not shown, nor the Office whose count would give the commune's away;
-the XLSX holds the counts a direct query of the database gives. The demo's past survey shows
-at once, the Office on its own and the small units not, and compares with the new one.
+sends the launch command the demo prints, to two units of five: the Department Office (all on
+Telegram) and a commune (four on Telegram, one on Zalo). Every one of them answers through the
+sandbox's user API (the Zalo one by numbers); three of the commune skip the optional question
+HD2. Before the close the admin gets no results, neither in chat nor as XLSX; after
+/survey_close the summary comes first and then its chart, and each unit is shown with its own
+figures, except the commune's HD2 (two answers: too few) and the Office's HD2, which would give
+the commune's two away as the total minus the Office; the XLSX holds, per unit, the counts a
+direct query of the database gives. The demo's past survey shows at once, the Office on its
+own and the small units not, and compares with the new one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlmodel import col, select
 from bot.cli import demo
 from bot.db import create_engine, session_maker
 from bot.i18n import t
-from bot.models import Campaign, CampaignRecipient, SurveyResponse
+from bot.models import Campaign, CampaignRecipient, SurveyResponse, Unit
 from bot.services.surveys import questionnaire, results
 from bot.services.surveys.questionnaire import Definition, Question
 from tests.e2e.conftest import free_port
@@ -41,8 +43,14 @@ LAUNCHED = re.compile(r"số (\d+) .* tới (\d+) người")
 HIDDEN = "chỉ được xem sau khi đợt khảo sát kết thúc"
 CLOSED = "Đã kết thúc đợt"
 THANKS = re.compile(r"cảm ơn|thank you", re.I)
-PERSONA = {p.id: p for p in (*demo.PERSONAS, *demo.OFFICE_PERSONAS, *demo.ZALO_PERSONAS)}
+PERSONA = {
+    p.id: p
+    for p in (*demo.PERSONAS, *demo.OFFICE_PERSONAS, *demo.COMMUNE_PERSONAS, *demo.ZALO_PERSONAS)
+}
 OFFICE = ["admin", *(p.id for p in demo.OFFICE_PERSONAS)]
+TELEGRAM = [*OFFICE, *(p.id for p in demo.COMMUNE_PERSONAS)]  # then the Zalo persona
+SKIPS_HD2 = {5, 6, 7}  # three of the commune: two answer it there, too few to show
+OFFICE_UNIT, COMMUNE_UNIT = "Văn phòng Sở", "UBND xã Vĩnh Khang"
 CHECKED = questionnaire.read_file(demo.EXAMPLES / demo.SURVEY_FILE)
 assert CHECKED.definition is not None
 FORM: Definition = CHECKED.definition
@@ -53,6 +61,10 @@ MC2_TEXTS = [  # given in this order; listed in the neutral one (the text, then 
     "Bớt họp",
     "áp dụng ứng dụng",
     "Cải tiến phần mềm",
+    "Giảm giấy tờ",
+    "giảm giấy tờ",
+    "Một cửa liên thông",
+    "Đào tạo kỹ năng số",
 ]
 
 
@@ -186,6 +198,8 @@ def _typed(question: Question, n: int) -> str:
     if question.kind == "single":
         return str(1 + n % len(question.options))
     if question.kind == "multiple":
+        if question.id == "HD2" and n in SKIPS_HD2:
+            return t("survey.flow.skip", "vi")
         return f"1, {2 + n % (len(question.options) - 1)}"
     return MC2_TEXTS[n] if question.id == "MC2" else f"Văn bản hướng dẫn số {n}"
 
@@ -211,25 +225,31 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
         httpx.AsyncClient(base_url=running.simulator, timeout=WAIT) as sim,
         httpx.AsyncClient(base_url=running.dashboard, timeout=WAIT) as web,
     ):
-        chats = {pid: Chat(sim, PERSONA[pid].user_id) for pid in OFFICE}
+        chats = {pid: Chat(sim, PERSONA[pid].user_id) for pid in TELEGRAM}
         admin, zalo = chats["admin"], Chat(sim, PERSONA["zalo-staff"].user_id, zalo=True)
         first = await admin.say(said[0], lambda got: any(LAUNCHED.search(_text(m)) for m in got))
         found = next(f for m in first if (f := LAUNCHED.search(_text(m))))
         campaign_id, reached = int(found[1]), int(found[2])
-        assert reached == 7  # the Office's five and the commune's two
+        assert reached == 10  # five in the Office, five in the commune
 
         tail = f"survey:{campaign_id}"
-        for n, pid in enumerate(OFFICE):
+
+        async def on_telegram(n: int, pid: str) -> str:
             early = [m for m in first if _button(m, tail)] if pid == "admin" else []
             got = early or await chats[pid].expect(lambda got: any(_button(m, tail) for m in got))
             invite = next(m for m in reversed(got) if _button(m, tail))
             opened = await chats[pid].press(invite, tail, lambda got: _asked(got) is not None)
-            thanks = await _answer_all(chats[pid], opened, n)
-            assert "ẩn danh" in thanks or "anonymous" in thanks
-        got = await zalo.expect(lambda got: any("Trả lời khảo sát" in _text(m) for m in got))
-        assert "ẩn danh" in _text(got[-1])  # the invitation, its button as «1. …»
-        opened = await zalo.say("1", lambda got: _asked(got) is not None)
-        assert "ẩn danh" in await _answer_all(zalo, opened, len(OFFICE))
+            return await _answer_all(chats[pid], opened, n)
+
+        async def on_zalo(n: int) -> str:
+            got = await zalo.expect(lambda got: any("Trả lời khảo sát" in _text(m) for m in got))
+            assert "ẩn danh" in _text(got[-1])  # the invitation, its button as «1. …»
+            opened = await zalo.say("1", lambda got: _asked(got) is not None)
+            return await _answer_all(zalo, opened, n)
+
+        everyone = [on_telegram(n, pid) for n, pid in enumerate(TELEGRAM)]
+        for thanks in await asyncio.gather(*everyone, on_zalo(len(TELEGRAM))):
+            assert "ẩn danh" in thanks or "anonymous" in thanks  # all ten, anonymously
 
         for ask in (f"/results {campaign_id}", f"/results {campaign_id} xlsx"):
             shown = await admin.say(ask, lambda got: any(HIDDEN in _text(m) for m in got))
@@ -247,12 +267,20 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
         photo = next(m for m in got if "photo" in m)
         assert got.index(summary) < got.index(photo)  # the summary, then its chart
         assert (await admin.file(photo)).startswith(b"\x89PNG")
-        assert "Số phiếu hoàn thành: 6" in _text(summary)
-        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in _text(summary)
-        assert "Văn phòng Sở: không hiển thị riêng" in _text(summary)  # 5: the commune's 1 too
+        assert "Số phiếu hoàn thành: 10" in _text(summary)
+        assert f"{OFFICE_UNIT}: 5 phiếu" in _text(summary)  # each unit on its own
+        assert f"{COMMUNE_UNIT}: 5 phiếu" in _text(summary)
+        assert "không hiển thị riêng" not in _text(summary)
         page = (await web.get(f"/surveys/{campaign_id}")).text
-        assert "UBND xã Vĩnh Khang: không hiển thị riêng" in page
         assert 'data-hidden="until-close"' not in page
+        office, commune = _unit_sections(page, OFFICE_UNIT), _unit_sections(page, COMMUNE_UNIT)
+        assert "5 phiếu hoàn thành" in office["head"]
+        assert "5 phiếu hoàn thành" in commune["head"]
+        assert 'data-hidden="too-few"' in commune["HD2"]  # two answers
+        assert 'data-hidden="held-back"' in office["HD2"]  # total − Office = the commune's two
+        for section in (office, commune):
+            assert "data-hidden" not in section["VB1"]
+            assert "<svg" in section["VB1"]
 
         got = await admin.say(
             f"/results {campaign_id} xlsx", lambda got: any("document" in m for m in got)
@@ -261,6 +289,18 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
         notice = next(m for m in got if _text(m) == t("survey.xlsx_queued", "vi"))
         assert got.index(notice) < got.index(document)  # "the file follows", then the file
         book = load_workbook(BytesIO(await admin.file(document)))
+        for unit, code, hd2 in (
+            (OFFICE_UNIT, "SGD.VP", "survey.result_held_back_question"),
+            (COMMUNE_UNIT, "UBND.VKHANG", "survey.result_hidden_question"),
+        ):
+            got = await admin.say(
+                f"/results {campaign_id} {code}", lambda got: any("photo" in m for m in got)
+            )
+            start = next(i for i, m in enumerate(got) if _text(m).startswith("Kết quả: "))
+            one = "\n".join(_text(m) for m in got[start:] if "photo" not in m)
+            assert "Số phiếu hoàn thành: 5" in one
+            assert f"{unit}: 5 phiếu" in one
+            assert t(hd2, "vi") in one.split("HD2. ", 1)[1].split("MC1. ", 1)[0]
         download = await web.get(f"/download/survey/{campaign_id}.xlsx")
         assert download.status_code == 200
         online = load_workbook(BytesIO(download.content))
@@ -284,35 +324,65 @@ async def test_the_demo_survey_launched_answered_hidden_closed_and_exported(runn
     _check_against_database(book, await _stored(running.db_url, campaign_id))
 
 
+def _unit_sections(page: str, unit: str) -> dict[str, str]:
+    """Return a unit's part of the dashboard page: its heading, then each question's section."""
+    part = page.split(f'data-group="{unit}"', 1)[1].split("</details>", 1)[0]
+    head, *questions = part.split('data-question="')
+    return {"head": head} | {q.split('"', 1)[0]: q for q in questions}
+
+
 def _cells(book: Workbook) -> list[list[tuple[Any, ...]]]:
     """Return every sheet's rows."""
     return [list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
 
 
 def _check_against_database(book: Workbook, stored: Stored) -> None:
-    """Check the XLSX shows the counts the database holds, and nothing of the small groups."""
-    assert stored.complete == 6
-    assert stored.done == 6
+    """Check the XLSX shows, for everyone and per unit, the counts the database holds, and
+    nothing of a group under five, nor what would give one away."""
+    assert stored.complete == 10
+    assert stored.done == 10
     assert stored.person_ids == {None}  # anonymous: nobody, and no time
     assert stored.times == {None}
     rows = list(book.worksheets[0].iter_rows(min_row=2, values_only=True))
     everyone = t("survey.xlsx.everyone", "vi")
     too_few = t("survey.xlsx.too_few", "vi", minimum=5)
-    hidden_groups = {r[3] for r in rows if r[5] == too_few and not r[0]}
-    assert hidden_groups == {"Văn phòng Sở", "UBND xã Vĩnh Khang"}
-    assert {r[3] for r in rows} == {everyone, *hidden_groups}
-    for q in FORM.questions:
-        answered = sum(1 for a in stored.answers if a.get(q.id) is not None)
-        mine = [r for r in rows if r[0] == q.id]
-        assert {r[4] for r in mine} == {answered}, q.id
-        if answered < 5:
-            assert [r[5] for r in mine] == [too_few], q.id
-        elif q.kind != "text":
-            expected = {label: stored.counts[q.id][v] for v, label in results.labels(q)}
-            assert {r[5]: r[6] for r in mine} == expected, q.id
+    held_back = t("survey.xlsx.held_back", "vi")
+    assert {r[3] for r in rows} == {everyone, OFFICE_UNIT, COMMUNE_UNIT}
+    assert not [r for r in rows if not r[0]]  # no group hidden as a whole
+    groups = {everyone: stored.answers} | {u: stored.by_unit[u] for u in stored.by_unit}
+    assert sorted(len(a) for a in groups.values()) == [5, 5, 10]
+    marked = set()
+    for group, answers in groups.items():
+        for q in FORM.questions:
+            answered = sum(1 for a in answers if a.get(q.id) is not None)
+            mine = [r for r in book.worksheets[0].iter_rows(min_row=2, values_only=True)]
+            mine = [r for r in mine if r[0] == q.id and r[3] == group]
+            assert {r[4] for r in mine} == {answered}, (group, q.id)
+            if answered < 5:
+                assert [r[5:] for r in mine] == [(too_few, None, None, None)], (group, q.id)
+                marked.add((group, q.id, "too few"))
+            elif (group, q.id) == (OFFICE_UNIT, "HD2"):
+                assert [r[5:] for r in mine] == [(held_back, None, None, None)], (group, q.id)
+                marked.add((group, q.id, "held back"))
+            elif q.kind != "text":
+                expected = Counter[str]()
+                for a in answers:
+                    v = a.get(q.id)
+                    expected.update([] if v is None else v if isinstance(v, list) else [v])
+                shown = {r[5]: r[6] for r in mine}
+                assert shown == {label: expected[v] for v, label in results.labels(q)}, q.id
+    assert marked == {
+        (OFFICE_UNIT, "VB3", "too few"),  # three of the Office said yes to VB2
+        (COMMUNE_UNIT, "VB3", "too few"),  # two of the commune
+        (COMMUNE_UNIT, "HD2", "too few"),  # three of the commune skipped it
+        (OFFICE_UNIT, "HD2", "held back"),  # the whole's HD2 minus the Office's: the commune's
+    }
     free = [r for r in book.worksheets[1].iter_rows(min_row=2, values_only=True)]
     assert [r[2] for r in free if r[0] == "MC2"] == sorted(MC2_TEXTS, key=results.neutral)
-    assert [r[2] for r in free if r[0] == "VB3"] == []  # three answers: fewer than five
+    vb3 = sorted(
+        (f"Văn bản hướng dẫn số {n}" for n in range(10) if n % 2 == 0), key=results.neutral
+    )
+    assert [r[2] for r in free if r[0] == "VB3"] == vb3  # five in all: shown, with no unit
 
 
 async def _sign_in(web: httpx.AsyncClient) -> None:
@@ -335,7 +405,7 @@ class Stored:
     person_ids: set[int | None]
     times: set[Any]
     answers: list[dict[str, Any]]
-    counts: dict[str, Counter[str]]
+    by_unit: dict[str, list[dict[str, Any]]]
 
 
 async def _stored(url: str, campaign_id: int) -> Stored:
@@ -346,6 +416,7 @@ async def _stored(url: str, campaign_id: int) -> Stored:
             campaign = await s.get(Campaign, campaign_id)
             assert campaign is not None
             assert campaign.salt is None  # erased at the close
+            units = {u.id: u.name for u in (await s.exec(select(Unit))).all()}
             rows = (
                 await s.exec(
                     select(SurveyResponse).where(
@@ -364,21 +435,16 @@ async def _stored(url: str, campaign_id: int) -> Stored:
             ).all()
     finally:
         await engine.dispose()
-    answers = [json.loads(r.answers) for r in rows]
-    counts: dict[str, Counter[str]] = {}
-    for q in FORM.questions:
-        counts[q.id] = Counter()
-        for a in answers:
-            v = a.get(q.id)
-            if v is not None and q.kind != "text":
-                counts[q.id].update(v if isinstance(v, list) else [v])
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_unit.setdefault(units[r.unit_id], []).append(json.loads(r.answers))
     return Stored(
         len(rows),
         len(done),
         {r.person_id for r in rows},
         {r.answered_at for r in rows},
-        answers,
-        counts,
+        [json.loads(r.answers) for r in rows],
+        by_unit,
     )
 
 

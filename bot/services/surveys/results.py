@@ -5,7 +5,9 @@ Rules kept here, for every caller (chat, command line, export):
   campaign was launched with its results open;
 - in an anonymous campaign a group (the whole, or a unit) with fewer answers than its minimum
   is never shown; a second unit is held back with it when its count could be worked out from
-  the total; a question answered by fewer than the minimum is shown without its figures;
+  the total; a question answered by fewer than the minimum is shown without its figures, and
+  so is the same question in the next smallest unit when the small answers could be worked
+  out from the whole;
 - free-text answers are listed in alphabetical order, with no time and no respondent.
 """
 
@@ -41,6 +43,7 @@ class QuestionResult:
     counts: Counter[str] = field(default_factory=Counter)
     texts: list[str] = field(default_factory=list)
     hidden: bool = False  # too few answers to show
+    held_back: bool = False  # enough, but hidden so that a smaller group's cannot be worked out
 
     @property
     def mean(self) -> float | None:
@@ -99,8 +102,10 @@ def neutral(text: str) -> tuple[str, str]:
     return text.casefold(), text
 
 
-def _tally(form: Definition, rows: list[dict[str, Any]], minimum: int) -> list[QuestionResult]:
-    """Count the answers of a group, question by question."""
+def _tally(
+    form: Definition, rows: list[dict[str, Any]], minimum: int, held: frozenset[str] = frozenset()
+) -> list[QuestionResult]:
+    """Count the answers of a group, question by question (those `held` shown without figures)."""
     out = []
     for q in form.questions:
         result = QuestionResult(q)
@@ -114,19 +119,39 @@ def _tally(form: Definition, rows: list[dict[str, Any]], minimum: int) -> list[Q
             else:
                 result.counts.update(value if isinstance(value, list) else [value])
         result.texts.sort(key=neutral)
-        if result.answered < minimum:
+        if result.answered < minimum or q.id in held:
             result.hidden, result.counts, result.texts = bool(result.answered), Counter(), []
+            result.held_back = result.answered >= minimum
         out.append(result)
     return out
 
 
-def _held_back(sizes: dict[int | None, int], minimum: int) -> set[int | None]:
-    """Return the units not shown: the small ones, and the next smallest while they sum small."""
-    hidden = {u for u, n in sizes.items() if n < minimum}
+def _held_back(
+    sizes: dict[int | None, int], minimum: int, hidden_already: frozenset[int | None] = frozenset()
+) -> set[int | None]:
+    """Return the units not shown: the small ones (and those hidden already), and the next
+    smallest while they sum small."""
+    hidden = set(hidden_already) | {u for u, n in sizes.items() if n < minimum}
     shown = sorted((n, str(u), u) for u, n in sizes.items() if u not in hidden)
     while shown and 0 < sum(sizes[u] for u in hidden) < minimum:
         hidden.add(shown.pop(0)[2])
     return hidden
+
+
+def _questions_held_back(
+    form: Definition,
+    by_unit: dict[int | None, list[dict[str, Any]]],
+    hidden_units: set[int | None],
+    minimum: int,
+) -> dict[int | None, frozenset[str]]:
+    """Return, per unit, the questions shown without figures: answered there by too few, and,
+    like units, the next smallest while the answers not shown (hidden units' too) sum small."""
+    held: dict[int | None, set[str]] = defaultdict(set)
+    for q in form.questions:
+        sizes = {u: sum(a.get(q.id) is not None for a in rows) for u, rows in by_unit.items()}
+        for u in _held_back(sizes, minimum, frozenset(hidden_units)):
+            held[u].add(q.id)
+    return {u: frozenset(ids) for u, ids in held.items()}
 
 
 async def results(
@@ -152,13 +177,21 @@ async def results(
     smallest = minimum(campaign)
     every = [a for rows in by_unit.values() for a in rows]
     hidden_units = _held_back({u: len(r) for u, r in by_unit.items()}, smallest)
+    held = _questions_held_back(form, by_unit, hidden_units, smallest)
     ids = [u for u in by_unit if u is not None]
     names = {
         u.id: (u.code, u.name)
         for u in (await session.exec(select(Unit).where(col(Unit.id).in_(ids)))).all()
     }
     units = [
-        _group(form, names.get(u, ("", "–"))[1], rows, smallest, hidden=u in hidden_units)
+        _group(
+            form,
+            names.get(u, ("", "–"))[1],
+            rows,
+            smallest,
+            hidden=u in hidden_units,
+            held=held.get(u, frozenset()),
+        )
         for u, rows in sorted(by_unit.items(), key=lambda kv: names.get(kv[0], ("~", ""))[0])
         if unit_id is None or u == unit_id
     ]
@@ -171,12 +204,18 @@ async def results(
 
 
 def _group(
-    form: Definition, name: str, rows: list[dict[str, Any]], minimum: int, *, hidden: bool
+    form: Definition,
+    name: str,
+    rows: list[dict[str, Any]],
+    minimum: int,
+    *,
+    hidden: bool,
+    held: frozenset[str] = frozenset(),
 ) -> GroupResult:
     """Tally a group, or leave it empty when it may not be shown."""
     if hidden:
         return GroupResult(name, len(rows) if len(rows) >= minimum else 0, [], hidden=True)
-    return GroupResult(name, len(rows), _tally(form, rows, minimum))
+    return GroupResult(name, len(rows), _tally(form, rows, minimum, held))
 
 
 def bar(percent: float) -> str:
@@ -258,15 +297,16 @@ def workbook(res: Results, *, locale: str) -> bytes:
     sheet.append([t(f"survey.xlsx.col_{c}", locale) for c in XLSX_COLUMNS])
     everyone = t("survey.xlsx.everyone", locale)
     too_few = t("survey.xlsx.too_few", locale, minimum=minimum(res.campaign))
+    held_back = t("survey.xlsx.held_back", locale)
     for group in [res.overall, *res.units]:
         name = group.name or everyone
         if group.hidden:
-            sheet.append(["", "", "", name, "", too_few])
+            sheet.append(["", "", "", name, "", held_back if group.respondents else too_few])
             continue
         for q in group.questions:
             head = [q.question.id, q.question.area, q.question.text, name, q.answered]
             if q.hidden:
-                sheet.append([*head, too_few])
+                sheet.append([*head, held_back if q.held_back else too_few])
                 continue
             if q.question.kind == "text":
                 sheet.append(head)

@@ -22,6 +22,8 @@ def _labels(question: Question) -> list[tuple[str, Any]]:
 
 def _lines(q: QuestionResult) -> Any:
     """Return a question's figures: a bar per answer, the free texts, or why none are shown."""
+    if q.held_back:
+        return Text("survey.result_held_back_question")
     if q.hidden:
         return Text("survey.result_hidden_question")
     if q.question.kind == "text":
