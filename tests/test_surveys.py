@@ -474,6 +474,10 @@ async def test_small_groups_are_never_shown_or_exported(org, clock):
         ("Phòng Tổ chức", True, []),
         ("UBND xã Đông Sơn", True, []),
     ]
+    # the chat says which is too small and which is held back with it
+    shown = render(summary.results_message(res), "vi")
+    assert t("survey.result_unit_held_back", "vi", unit="Phòng Tổ chức") in shown
+    assert t("survey.result_unit_hidden", "vi", unit="UBND xã Đông Sơn") in shown
     q2 = res.overall.questions[1]
     assert q2.texts == sorted(q2.texts)
     assert len(q2.texts) == 6

@@ -47,6 +47,7 @@ class GroupView:
     respondents: int
     hidden: bool
     questions: list[QuestionView]
+    held_back: bool = False  # hidden though big enough: a smaller group's would show
 
 
 def _id(request: Request) -> int:
@@ -98,6 +99,7 @@ def _group(group: results.GroupResult, locale: str, *, texts: bool) -> GroupView
         group.respondents,
         group.hidden,
         [_question(q, locale, texts=texts) for q in group.questions],
+        held_back=group.held_back,
     )
 
 

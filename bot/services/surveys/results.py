@@ -66,6 +66,11 @@ class GroupResult:
     questions: list[QuestionResult]
     hidden: bool = False
 
+    @property
+    def held_back(self) -> bool:
+        """Tell whether a group big enough is hidden so that a smaller one's can't be worked out."""
+        return self.hidden and self.respondents > 0
+
 
 @dataclass
 class Results:

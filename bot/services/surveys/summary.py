@@ -54,7 +54,10 @@ def results_message(res: Results, *, chart: str | None = None) -> OutboundMessag
         for q in res.overall.questions
     )
     units = tuple(
-        Text("survey.result_unit_hidden", {"unit": g.name})
+        Text(
+            "survey.result_unit_held_back" if g.held_back else "survey.result_unit_hidden",
+            {"unit": g.name},
+        )
         if g.hidden
         else Text("survey.result_unit", {"unit": g.name, "count": g.respondents})
         for g in res.units
