@@ -102,10 +102,9 @@ class BareConnection:
             conn.terminate()
 
 
-def bare_connection(maker: SessionMaker) -> BareConnection | None:
-    """Return an own connection to record with on PostgreSQL; None on SQLite (a session)."""
-    engine = maker.kw.get("bind")
-    if isinstance(engine, AsyncEngine) and engine.dialect.driver == "asyncpg":
+def bare_connection(engine: AsyncEngine) -> BareConnection | None:
+    """Return an own connection to record with on PostgreSQL; None on SQLite (the pool's)."""
+    if engine.dialect.driver == "asyncpg":
         return BareConnection(engine)
     return None
 
@@ -115,7 +114,8 @@ class Intake:
 
     def __init__(self, app: AnyApp, maker: SessionMaker, clock: Clock) -> None:
         self.app, self.maker, self.clock = app, maker, clock
-        self.bare = bare_connection(maker)
+        self.engine: AsyncEngine = maker.kw["bind"]
+        self.bare = bare_connection(self.engine)
         self.pending: list[Update] = []
         self.failing = False
         self.pruned_at: datetime | None = None
@@ -190,10 +190,10 @@ class Intake:
             async with transaction(self.maker) as session:
                 await seen_updates.prune(session, now=now)
             self.pruned_at = now
-        if self.bare is None:
-            async with transaction(self.maker) as session:
-                return await seen_updates.first_sights(
-                    session, channel=CHANNEL, update_ids=update_ids, now=now
+        if self.bare is None:  # SQLite: a Core connection, no ORM session to set up
+            async with self.engine.begin() as conn:
+                return await seen_updates.first_sights_on(
+                    conn, channel=CHANNEL, update_ids=update_ids, now=now
                 )
         try:
             return await seen_updates.first_sights_bare(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, bindparam, delete, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +25,18 @@ _PG_FIRST_SIGHTS = text(
 ).bindparams(
     bindparam("channel", type_=String()),
     bindparam("ids", type_=postgresql.ARRAY(String())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+# The same on SQLite, the ids as one JSON array: one statement text whatever the batch size, so
+# compiled once (a VALUES list of the batch's length was compiled anew for nearly every batch).
+_SQLITE_FIRST_SIGHTS = text(
+    "INSERT INTO seen_update (channel, update_id, received_at)"
+    " SELECT :channel, value, :now FROM json_each(:ids) WHERE true"
+    " ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
+).bindparams(
+    bindparam("channel", type_=String()),
+    bindparam("ids", type_=String()),
     bindparam("now", type_=UTCDateTime()),
 )
 
@@ -47,20 +61,21 @@ async def first_sights(
     """Record updates as received, in one statement; return those no one had seen before."""
     if not update_ids:
         return set()
+    conn = await session.connection()
+    return await first_sights_on(conn, channel=channel, update_ids=update_ids, now=now)
+
+
+async def first_sights_on(
+    conn: AsyncConnection, *, channel: str, update_ids: Sequence[str], now: datetime
+) -> set[str]:
+    """Record updates as received on a connection (no ORM session); return the new ones."""
     ids = list(dict.fromkeys(update_ids))
-    if session.get_bind().dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # One statement text whatever the batch size: prepared once per connection.
         params = {"channel": channel, "ids": ids, "now": now}
-        conn = await session.connection()
         return set((await conn.execute(_PG_FIRST_SIGHTS, params)).scalars().all())
-    rows = [{"channel": channel, "update_id": update_id, "received_at": now} for update_id in ids]
-    stmt = (
-        sqlite.insert(SeenUpdate)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-        .returning(col(SeenUpdate.update_id))
-    )
-    return set((await session.exec(stmt)).scalars().all())
+    params = {"channel": channel, "ids": json.dumps(ids), "now": now}
+    return set((await conn.execute(_SQLITE_FIRST_SIGHTS, params)).scalars().all())
 
 
 async def first_sights_bare(
