@@ -32,7 +32,9 @@ import sqlite3
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy.util.concurrency import await_
@@ -53,6 +55,7 @@ _BEGINS_WRITE = frozenset(
 _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
+_LONG_EXPECTED: ContextVar[bool] = ContextVar("sqlite_long_writes_expected", default=False)
 Outcome = tuple[Any, int, int, list[Any]]
 T = TypeVar("T")
 
@@ -85,6 +88,16 @@ def is_busy(error: BaseException) -> bool:
     if code is not None:
         return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
     return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
+
+
+@contextmanager
+def long_writes_expected() -> Iterator[None]:
+    """Log no long write transaction made within (a seed that is long by design)."""
+    token = _LONG_EXPECTED.set(True)
+    try:
+        yield
+    finally:
+        _LONG_EXPECTED.reset(token)
 
 
 def _writer_lock(key: str) -> asyncio.Lock:
@@ -317,7 +330,7 @@ class LoopConnection:
         if lock is None:
             return
         held = time.monotonic() - self._since
-        if held > LONG_HOLD_SECONDS:
+        if held > LONG_HOLD_SECONDS and not _LONG_EXPECTED.get():
             log.warning("SQLite write transaction open %.1f s: %.120s", held, self._first)
         if lock.locked():
             lock.release()
@@ -373,4 +386,11 @@ def dbapi() -> LoopDbapi:
     return LoopDbapi()
 
 
-__all__: Sequence[str] = ("LoopConnection", "LoopCursor", "LoopDbapi", "begins_write", "dbapi")
+__all__: Sequence[str] = (
+    "LoopConnection",
+    "LoopCursor",
+    "LoopDbapi",
+    "begins_write",
+    "dbapi",
+    "long_writes_expected",
+)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import db
+from bot import db, sqlite_driver
 from bot.db import create_engine, session_maker
 from bot.sqlite_driver import LoopConnection, begins_write
 
@@ -287,3 +287,24 @@ async def _sql(session: AsyncSession, sql: str, params: dict[str, str] | None = 
 async def _schema_on(engine: object) -> None:
     async with engine.begin() as conn:  # type: ignore[attr-defined]
         await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+
+
+LOGGED = "INSERT INTO t (name) VALUES ('logged')"
+QUIET = "INSERT INTO t (name) VALUES ('quiet')"
+
+
+async def test_a_long_write_is_logged_unless_expected(tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(sqlite_driver, "LONG_HOLD_SECONDS", 0.0)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'long.db'}"
+    await _schema(url)
+    engine = create_engine(url)
+    maker = session_maker(engine)
+    with caplog.at_level("WARNING", logger="bot.sqlite_driver"):
+        async with db.transaction(maker) as session:
+            await (await session.connection()).execute(text(LOGGED))
+        with sqlite_driver.long_writes_expected():
+            async with db.transaction(maker) as session:
+                await (await session.connection()).execute(text(QUIET))
+    await engine.dispose()
+    assert LOGGED in caplog.text
+    assert "quiet" not in caplog.text

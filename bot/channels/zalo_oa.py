@@ -137,7 +137,11 @@ class TokenKeeper:
                 now=self.clock.now(),
             )
         if row is not None and row.refreshing_owner is not None:
-            log.warning("zalo_oa: a token refresh was left unfinished; resuming it")
+            until = row.refreshing_until
+            if until is not None and until > self.clock.now():  # another keeper, under way
+                log.info("zalo_oa: a token refresh is under way (%s)", row.refreshing_owner)
+            else:
+                log.warning("zalo_oa: a token refresh was left unfinished; resuming it")
             await self._refresh_once()
         elif row is not None and row.needs_reauth:
             self._tell_operator(row.last_error or "")

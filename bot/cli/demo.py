@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from bot import migrate
+from bot import migrate, sqlite_driver
 from bot.app import build, serve, stop_on_signals
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -244,8 +244,9 @@ async def seed(
 
     await _import_examples(maker, examples)
     await _import_survey(maker, examples)
-    if history:
-        await seed_history(maker, now=now or SystemClock().now(), settings=settings)
+    if history:  # three months in a few long transactions: nothing to warn about
+        with sqlite_driver.long_writes_expected():
+            await seed_history(maker, now=now or SystemClock().now(), settings=settings)
     codes = {}
     on_zalo = ZALO_PERSONAS if zalo else ()
     on_telegram = [*PERSONAS, *OFFICE_PERSONAS, *COMMUNE_PERSONAS]
