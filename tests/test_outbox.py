@@ -261,15 +261,19 @@ async def test_many_deliveries_are_recorded_at_once(maker, clock):
     ids = await seed(maker, clock, 3)
     await claim(maker, clock, owner="a", limit=2)
     async with maker() as s:
-        sent = [(i, f"m{i}") for i in ids]
+        sent = [(i, f"m{i}", 2) for i in ids]
         await outbox.mark_sent_many(s, owner="a", sent=sent, now=clock.now())
         await s.commit()
     stored = await rows_by_id(maker)
-    assert [(stored[i].status, stored[i].platform_message_id) for i in ids] == [
-        (S.SENT, f"m{ids[0]}"),
-        (S.SENT, f"m{ids[1]}"),
-        (S.PENDING, None),  # not claimed by a: untouched
+    assert [
+        (stored[i].status, stored[i].platform_message_id, stored[i].parts_sent, stored[i].attempts)
+        for i in ids
+    ] == [
+        (S.SENT, f"m{ids[0]}", 2, 1),
+        (S.SENT, f"m{ids[1]}", 2, 1),
+        (S.PENDING, None, 0, 0),  # not claimed by a: untouched
     ]
+    assert stored[ids[0]].lease_until is None
     assert stored[ids[0]].sent_at == clock.now()
 
 

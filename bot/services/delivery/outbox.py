@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import Integer, String, and_, bindparam, func, or_, text, update
+from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -245,6 +246,23 @@ def _sent_statement() -> Any:
 
 SENT_STATEMENT = _sent_statement()
 
+# The same for a whole batch on PostgreSQL: one statement over arrays, executed once, where
+# executemany runs the UPDATE once per row on the server.
+SENT_MANY_PG = text(
+    "UPDATE outbox SET status = :sent, platform_message_id = u.mid,"
+    " sent_at = CAST(:now AS TIMESTAMP WITHOUT TIME ZONE), parts_sent = u.parts,"
+    " attempts = outbox.attempts + 1, lease_until = NULL, last_error = NULL"
+    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:mids AS VARCHAR[]), CAST(:parts AS INTEGER[]))"
+    " AS u(id, mid, parts)"
+    " WHERE outbox.id = u.id AND outbox.lease_owner = :owner"
+    " AND outbox.status IN (:sending, :cancelled)"
+).bindparams(
+    bindparam("ids", type_=postgresql.ARRAY(Integer())),
+    bindparam("mids", type_=postgresql.ARRAY(String())),
+    bindparam("parts", type_=postgresql.ARRAY(Integer())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
 
 Sent = tuple[int, str | None] | tuple[int, str | None, int]
 
@@ -266,6 +284,18 @@ async def mark_sent_many(
         for item in sent
     ]
     conn = await session.connection()  # Core: no ORM bookkeeping per row
+    if len(params) > 1 and conn.dialect.name == "postgresql":
+        arrays = {
+            "ids": [p["b_id"] for p in params],
+            "mids": [p["b_message_id"] for p in params],
+            "parts": [p["b_parts"] for p in params],
+        }
+        states = {"sending": SENDING.value, "cancelled": OutboxStatus.CANCELLED.value}
+        result = await conn.execute(
+            SENT_MANY_PG,
+            {**arrays, **states, "sent": OutboxStatus.SENT.value, "owner": owner, "now": now},
+        )
+        return int(result.rowcount)
     if len(params) == 1:
         result = await conn.execute(SENT_STATEMENT, params[0])
         return int(result.rowcount)
