@@ -35,7 +35,7 @@ from bot.db import SessionMaker, create_engine, session_maker, transaction
 from bot.i18n import LOCALES, t
 from bot.messages import OutboundMessage
 from bot.polling import PollingLeader
-from bot.runtime import Runtime
+from bot.runtime import Runtime, settle_heap
 from bot.services.delivery import contacts
 from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
 from bot.services.org import bootstrap
@@ -353,6 +353,7 @@ async def serve(
         await _start_jobs(rt)
         if settings.dashboard.enabled:
             rt.extra[dashboard.KEY] = await dashboard.start(rt)
+        settle_heap()
         leader = rt.extra.get("polling")
         waiting = leader is not None and not leader.polling
         log.info(

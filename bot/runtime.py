@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,3 +19,14 @@ class Runtime:
     maker: SessionMaker
     clock: Clock
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def settle_heap() -> None:
+    """Move what start-up built into the collector's permanent generation, once started.
+
+    Modules, settings and the wiring live as long as the process; left in the collected
+    generations, every full collection walks all of them again (130 ms each in bench.throughput,
+    ten of them per 10,000 messages sent).
+    """
+    gc.collect()
+    gc.freeze()

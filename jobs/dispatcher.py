@@ -20,7 +20,6 @@ from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.db import SessionMaker, transaction
 from bot.messages import OutboundMessage, StoredFile, codec
-from bot.models import Outbox
 from bot.services.delivery import contacts, outbox
 from jobs.files import Attachments, Undeliverable
 from jobs.pacing import Pacer, Ticket, Window
@@ -143,14 +142,13 @@ class Job:
     parts: int = 0  # parts of the message out already: a send resumes after them
 
     @classmethod
-    def of(cls, row: Outbox) -> Job:
+    def of(cls, row: outbox.Claimed) -> Job:
         """Copy what is needed from a claimed row."""
-        assert row.id is not None
         return cls(
             id=row.id,
             order=(row.priority, row.due_at, row.id),
             chat_id=row.chat_id,
-            channel=str(row.channel),
+            channel=row.channel,
             is_group=row.is_group,
             paid=row.paid,
             payload=row.payload,

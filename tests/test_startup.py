@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import json
 import logging
@@ -20,6 +21,7 @@ from bot.config import Settings, TelegramSettings, ZaloSettings, load_settings
 from bot.i18n import t
 from bot.logs import Redactor
 from bot.polling import PollingLeader
+from bot.runtime import settle_heap
 from bot.services.delivery.lease import POLLING, POLLING_KEY, Lease
 from bot.startup import OptionalCalls, StartupFault, classify
 from tests.zalo_fake import TOKEN as ZALO_TOKEN
@@ -311,3 +313,17 @@ def test_no_secret_reaches_a_log_line(json_lines):
         assert secret not in text
     if json_lines:
         assert all(json.loads(line) for line in text.splitlines() if line.startswith("{"))
+
+
+# the heap once started ----------------------------------------------------------------
+
+
+def test_what_start_up_built_is_left_out_of_every_later_collection():
+    built = {"wiring": [object() for _ in range(3)]}
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is built for o in gc.get_objects())  # no collection walks it again
+    finally:
+        gc.unfreeze()
+    assert any(o is built for o in gc.get_objects())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, String, and_, bindparam, func, or_, text, update
 from sqlalchemy.dialects import postgresql
@@ -18,6 +19,8 @@ from bot.services.delivery.contacts import reachable
 
 ERROR_MAX = 500
 PENDING, SENDING = OutboxStatus.PENDING, OutboxStatus.SENDING
+TABLE = Outbox.metadata.tables["outbox"]  # Core statements, where ORM objects would cost per row
+CONTACTS = Contact.metadata.tables["contact"]
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,30 @@ def _row(
 def _due(now: datetime) -> Any:
     """Return the condition of rows to take: pending and due, or sending with a lapsed lease."""
     return or_(
-        and_(col(Outbox.status) == PENDING, col(Outbox.due_at) <= now),
-        and_(col(Outbox.status) == SENDING, col(Outbox.lease_until) <= now),
+        and_(TABLE.c.status == PENDING.value, TABLE.c.due_at <= now),
+        and_(TABLE.c.status == SENDING.value, TABLE.c.lease_until <= now),
     )
+
+
+class Claimed(NamedTuple):
+    """A row just claimed: what sending it needs, and its lease."""
+
+    id: int
+    priority: int
+    due_at: datetime
+    chat_id: str
+    channel: str
+    is_group: bool
+    paid: bool
+    payload: str
+    attempts: int
+    parts_sent: int
+    status: str
+    lease_owner: str | None
+    lease_until: datetime | None
+
+
+CLAIMED = [TABLE.c[name] for name in Claimed._fields]
 
 
 async def claim(
@@ -158,27 +182,32 @@ async def claim(
     limit: int,
     lease_seconds: float,
     skip_chats: Collection[str] = (),
-) -> list[Outbox]:
-    """Take up to `limit` due rows for `owner` (the caller commits); never one another holds."""
-    pick = select(Outbox.id).where(_due(now))
+) -> list[Claimed]:
+    """Take up to `limit` due rows for `owner` (the caller commits); never one another holds.
+
+    Core rows, not ORM objects: a claim of hundreds builds no identity map to commit and expire.
+    """
+    pick = select(TABLE.c.id).where(_due(now))
     if skip_chats:
-        pick = pick.where(col(Outbox.chat_id).not_in(list(skip_chats)))
+        pick = pick.where(TABLE.c.chat_id.not_in(list(skip_chats)))
     pick = (
-        pick.order_by(col(Outbox.priority), col(Outbox.due_at), col(Outbox.id))
+        pick.order_by(TABLE.c.priority, TABLE.c.due_at, TABLE.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     stmt = (
-        update(Outbox)
-        .where(col(Outbox.id).in_(pick.scalar_subquery()))
+        update(TABLE)
+        .where(TABLE.c.id.in_(pick.scalar_subquery()))
         .values(
-            status=SENDING, lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)
+            status=SENDING.value,
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease_seconds),
         )
-        .returning(Outbox)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*CLAIMED)
     )
-    rows = list((await session.exec(stmt)).scalars().all())
-    rows.sort(key=lambda r: (r.priority, r.due_at, r.id or 0))
+    conn = await session.connection()
+    rows = [Claimed(*row) for row in await conn.execute(stmt)]
+    rows.sort(key=lambda r: (r.priority, r.due_at, r.id))
     return rows
 
 
@@ -224,7 +253,7 @@ async def mark_sent(
 
 def _sent_statement() -> Any:
     """Return the UPDATE that records one delivery, with bound parameters for executemany."""
-    table = Outbox.metadata.tables["outbox"]
+    table = TABLE
     return (
         update(table)
         .where(
@@ -410,20 +439,25 @@ async def targets(
     if not row_ids:
         return {}
     stmt = (
-        select(Outbox.id, Contact.locale, Contact.blocked_at)
-        .select_from(Outbox)
-        .outerjoin(Contact, col(Contact.id) == col(Outbox.contact_id))
+        select(TABLE.c.id, CONTACTS.c.locale, CONTACTS.c.blocked_at.is_not(None))
+        .select_from(TABLE.outerjoin(CONTACTS, CONTACTS.c.id == TABLE.c.contact_id))
         .where(
-            col(Outbox.id).in_(list(row_ids)),
-            col(Outbox.status) == SENDING,
-            col(Outbox.lease_owner) == owner,
+            TABLE.c.id.in_(list(row_ids)),
+            TABLE.c.status == SENDING.value,
+            TABLE.c.lease_owner == owner,
         )
     )
+    conn = await session.connection()  # Core: held rows are re-read often, a few times each
     return {
-        row_id: Target(locale=locale, blocked=blocked_at is not None)
-        for row_id, locale, blocked_at in (await session.exec(stmt)).all()
-        if row_id is not None
+        row_id: _target(locale, bool(blocked))
+        for row_id, locale, blocked in await conn.execute(stmt)
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _target(locale: str | None, blocked: bool) -> Target:
+    """Return the one Target of a locale and block state (rows share them)."""
+    return Target(locale=locale, blocked=blocked)
 
 
 async def target(session: AsyncSession, *, row_id: int, owner: str) -> Target | None:
