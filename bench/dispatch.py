@@ -47,6 +47,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from bench.figures import Figures
+from bench.sandbox_process import Sandbox, Spec, close_sandbox, open_sandbox
 from bot.channels.http import AiohttpRequest
 from bot.channels.telegram import TelegramChannel, limits_of
 from bot.clock import SystemClock
@@ -54,10 +55,12 @@ from bot.config import DeliverySettings
 from bot.db import create_engine, session_maker
 from bot.messages import OutboundMessage
 from bot.models import Channel, Contact
-from bot.sandbox import Limits, SandboxServer
+from bot.runtime import settle_heap
+from bot.sandbox import Limits
 from bot.sandbox.limits import SHAPES
 from bot.sandbox.server import DEFAULT_TOKEN
 from bot.services.delivery import outbox
+from bot.sqlite_driver import long_writes_expected
 from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
 PG_ENV = "REFORMBOT_TEST_POSTGRES_URL"
@@ -110,6 +113,7 @@ class Setup:
     jitter: tuple[float, float]
     speed: float
     seed: int = 7
+    inline: bool = False  # the sandbox on the bench's event loop, sharing its core
 
     def limits(self) -> Limits:
         """Return the sandbox limits of this setup."""
@@ -127,22 +131,19 @@ def targets(case: Case) -> list[int]:
     return [FIRST_UID + i for i in range(case.messages)]
 
 
-async def fresh_server(setup: Setup, case: Case) -> SandboxServer:
-    """Start a sandbox of the shape, with a user per message."""
-    server = SandboxServer(limits=setup.limits())
-    await server.start("127.0.0.1", 0)
-    for uid in targets(case):
-        server.create_user(f"User {uid}", user_id=uid)
-    return server
+async def fresh_server(setup: Setup, case: Case) -> Sandbox:
+    """Start a sandbox of the shape, with a user per message (in a process of its own)."""
+    spec = Spec(case.messages, FIRST_UID, setup.limits())
+    return await open_sandbox(spec, inline=setup.inline)
 
 
-def tally(server: SandboxServer, case: Case) -> tuple[int, int, int]:
+def tally(box: Sandbox, case: Case) -> tuple[int, int, int]:
     """Return the 429s, the lost and the duplicated messages, from the sandbox's counts."""
-    counters = server.counters()
-    by_chat = counters.accepted_by_chat
-    lost = sum(1 for uid in targets(case) if by_chat.get(uid, 0) == 0)
-    duplicated = sum(max(0, by_chat.get(uid, 0) - 1) for uid in targets(case))
-    return counters.rate_limited_total, lost, duplicated
+    counters = box.counters()
+    by_chat = counters["accepted_by_chat"]
+    lost = sum(1 for uid in targets(case) if by_chat.get(str(uid), 0) == 0)
+    duplicated = sum(max(0, by_chat.get(str(uid), 0) - 1) for uid in targets(case))
+    return int(counters["rate_limited_total"]), lost, duplicated
 
 
 def request(pool: int) -> HTTPXRequest:
@@ -180,7 +181,7 @@ async def ptb_run(setup: Setup, case: Case) -> Run:
         await asyncio.gather(*(send(uid) for uid in targets(case)))
         elapsed = time.perf_counter() - started
     flood, lost, duplicated = tally(server, case)
-    await server.stop()
+    await close_sandbox(server)
     return Run(
         "ptb AIORateLimiter", setup.shape, case, elapsed, flood, lost, duplicated, setup.speed
     )
@@ -195,19 +196,20 @@ async def dispatcher_run(url: str, backend: str, setup: Setup, case: Case) -> Ru
         await conn.run_sync(SQLModel.metadata.create_all)
     maker = session_maker(engine)
     now = datetime.now(UTC)
-    async with maker() as session:
-        people = [
-            Contact(channel=Channel.TELEGRAM, external_id=str(uid), created_at=now)
-            for uid in targets(case)
-        ]
-        session.add_all(people)
-        await session.flush()
-        for n, person in enumerate(people):
-            message = OutboundMessage("errors.unknown_unit", {"code": str(n)})
-            await outbox.enqueue(
-                session, contact=person, message=message, kind="b", now=now, paid=case.paid
-            )
-        await session.commit()
+    with long_writes_expected():  # the seed: thousands of rows in one write
+        async with maker() as session:
+            people = [
+                Contact(channel=Channel.TELEGRAM, external_id=str(uid), created_at=now)
+                for uid in targets(case)
+            ]
+            session.add_all(people)
+            await session.flush()
+            for n, person in enumerate(people):
+                message = OutboundMessage("errors.unknown_unit", {"code": str(n)})
+                await outbox.enqueue(
+                    session, contact=person, message=message, kind="b", now=now, paid=case.paid
+                )
+            await session.commit()
     speed = setup.speed
     settings = DeliverySettings(
         global_rate=30 * speed,
@@ -233,7 +235,7 @@ async def dispatcher_run(url: str, backend: str, setup: Setup, case: Case) -> Ru
         await dispatcher.drain()
         elapsed = time.perf_counter() - started
     flood, lost, duplicated = tally(server, case)
-    await server.stop()
+    await close_sandbox(server)
     await engine.dispose()
     name = f"dispatcher {backend}"
     return Run(name, setup.shape, case, elapsed, flood, lost, duplicated, speed)
@@ -294,13 +296,15 @@ async def main(args: argparse.Namespace) -> None:
     low, _, high = args.jitter_ms.partition("-")
     jitter = (float(low), float(high or low))
     figures = Figures("dispatch")
+    settle_heap()  # as the bot does once started (bot.app.serve)
     if "postgres" in args.backends and not os.environ.get(PG_ENV):
         print(f"(PostgreSQL skipped: set {PG_ENV})")
-    print(f"jitter {jitter[0]:.0f}-{jitter[1]:.0f} ms, speed {args.speed}")
+    where = "on the bench's event loop" if args.inline_sandbox else "in its own process"
+    print(f"jitter {jitter[0]:.0f}-{jitter[1]:.0f} ms, speed {args.speed}, sandbox {where}")
     with TemporaryDirectory() as folder:
         for shape in args.shapes:
             for name in args.cases:
-                setup = Setup(shape, jitter, args.speed)
+                setup = Setup(shape, jitter, args.speed, inline=args.inline_sandbox)
                 case = CASES[name]
                 if case.paid:
                     case = replace(case, name=f"{args.paid_messages} {case.name}")
@@ -319,6 +323,7 @@ def cli() -> None:
     parser.add_argument("--jitter-ms", default="0-40", metavar="MIN-MAX")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--paid-messages", type=int, default=1000)
+    parser.add_argument("--inline-sandbox", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     asyncio.run(main(args))

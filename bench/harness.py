@@ -30,6 +30,7 @@ from bot import migrate
 from bot.app import build_application
 from bot.config import Settings
 from bot.db import SessionMaker, create_engine, session_maker
+from bot.runtime import settle_heap
 from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.server import DEFAULT_TOKEN
 
@@ -415,6 +416,7 @@ async def compare(
         servers.append(pg)
     if not servers:
         raise SystemExit(f"no database to measure on (PostgreSQL needs {PG_ENV})")
+    settle_heap()  # as `reformbot run` does once started; echo, in this process too, gains alike
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         for round_ in range(1, repeat + 1):

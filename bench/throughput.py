@@ -38,18 +38,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import importlib
-import json
-import multiprocessing
 import os
 import time
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -63,7 +58,9 @@ from sqlmodel import SQLModel
 from telegram.constants import ParseMode
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bench import sandbox_process
 from bench.figures import Figures
+from bench.sandbox_process import Sandbox, Spec, close_sandbox
 from bot.channels.contract import Limits as ChannelLimits
 from bot.channels.http import AiohttpRequest
 from bot.channels.render import html_escape, plain_text, render
@@ -76,9 +73,8 @@ from bot.db import create_engine, session_maker
 from bot.messages import Button, OutboundMessage, codec
 from bot.models import Channel, Contact, Outbox, OutboxStatus
 from bot.runtime import settle_heap
-from bot.sandbox import Limits, SandboxServer
 from bot.sandbox.server import DEFAULT_TOKEN
-from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN, ZaloSandbox
+from bot.sandbox.zalo import DEFAULT_ZALO_TOKEN
 from bot.zalo_app import recorder
 from jobs.dispatcher import MAX_IN_FLIGHT, Dispatcher
 
@@ -122,7 +118,7 @@ class Run:
 class Stopwatch:
     """Wall time and the CPU time of the bench and of the sandbox, over one timed stretch."""
 
-    box: Sandbox | InlineSandbox
+    box: Sandbox
     profile_to: Path | None = None
     wall: float = 0.0
     cpu: float = 0.0
@@ -149,124 +145,14 @@ class Stopwatch:
 # the sandbox, in a process of its own --------------------------------------------------------
 
 
-def sandbox_server(users: int) -> SandboxServer:
-    """Return a sandbox with limits off and `users` users on Telegram and on Zalo."""
-    server = SandboxServer(limits=Limits.off(), zalo=ZaloSandbox(limits=Limits.off()))
-    assert server.zalo is not None
-    for i in range(users):
-        server.create_user(f"Người dùng {i}", user_id=FIRST_UID + i)
-        server.zalo.create_user(f"Người dùng {i}", user_id=str(FIRST_UID + i))
-    return server
+async def open_sandbox(users: int, inline: bool) -> Sandbox:
+    """Start a sandbox with limits off and `users` users on Telegram and Zalo, in a child
+    process unless asked otherwise."""
+    spec = Spec(users, FIRST_UID, zalo=True)
+    return await sandbox_process.open_sandbox(spec, inline=inline, loop=CLIENT["loop"])
 
 
-def _serve(users: int, conn: Connection, loop: str) -> None:
-    """Run a sandbox with limits off and `users` users until the parent says stop."""
-
-    async def main() -> None:
-        """Start, report the port, wait for the word to stop."""
-        server = sandbox_server(users)
-        port = await server.start("127.0.0.1", 0)
-        conn.send(port)
-        while await asyncio.to_thread(conn.recv) == "cpu":
-            conn.send(time.process_time())
-        await server.stop()
-
-    choose_loop(loop)
-    asyncio.run(main())
-
-
-def choose_loop(name: str) -> None:
-    """Run asyncio on its own loop, or on uvloop when asked (and installed)."""
-    if name == "uvloop":
-        try:
-            uvloop = importlib.import_module("uvloop")
-        except ImportError:
-            raise SystemExit("--loop uvloop: uvloop is not installed") from None
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-class Sandbox:
-    """A sandbox server in a child process, so that it does not share the bot's core."""
-
-    def __init__(self, users: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(users, child, CLIENT["loop"]), daemon=True)
-        self._process.start()
-        port = self._conn.recv()
-        self.root = f"http://127.0.0.1:{port}"
-        self.base_url = f"{self.root}/bot"
-        self.file_base_url = f"{self.root}/file/bot"
-        self.zalo_base_url = f"{self.root}/zalo"
-
-    def counters(self, channel: str = "telegram") -> dict[str, Any]:
-        """Read the bot's counters (Telegram's or Zalo's) over the sandbox's user API."""
-        path = "/zalo/sandbox/api/counters" if channel == "zalo" else "/sandbox/api/counters"
-        with urllib.request.urlopen(f"{self.root}{path}") as answer:
-            data: dict[str, Any] = json.load(answer)["result"]
-        return data["bot"] if channel == "zalo" else data
-
-    def cpu(self) -> float:
-        """Return the CPU seconds the sandbox process has used."""
-        self._conn.send("cpu")
-        return float(self._conn.recv())
-
-    def stop(self) -> None:
-        """Stop the child process."""
-        self._conn.send("stop")
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-
-
-class InlineSandbox:
-    """A sandbox server on the bench's own event loop (to show what sharing the core costs)."""
-
-    def __init__(self, users: int) -> None:
-        self.server = sandbox_server(users)
-
-    async def start(self) -> None:
-        """Start serving on a free port."""
-        await self.server.start("127.0.0.1", 0)
-        self.base_url, self.file_base_url = self.server.base_url, self.server.file_base_url
-        self.zalo_base_url = self.server.zalo_base_url
-
-    def cpu(self) -> float:
-        """Return nothing apart: the sandbox's CPU is the bench's own here."""
-        return 0.0
-
-    def counters(self, channel: str = "telegram") -> dict[str, Any]:
-        """Return the bot's counters (Telegram's or Zalo's)."""
-        if channel == "zalo":
-            assert self.server.zalo is not None
-            return self.server.zalo.bot.counters.to_json()
-        return self.server.counters().to_json()
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        await self.server.stop()
-
-
-async def open_sandbox(users: int, inline: bool) -> Sandbox | InlineSandbox:
-    """Start a sandbox with limits off, in a child process unless asked otherwise."""
-    if inline:
-        box = InlineSandbox(users)
-        await box.start()
-        return box
-    return await asyncio.to_thread(Sandbox, users)
-
-
-async def close_sandbox(box: Sandbox | InlineSandbox) -> None:
-    """Stop a sandbox."""
-    if isinstance(box, InlineSandbox):
-        await box.stop()
-    else:
-        await asyncio.to_thread(box.stop)
-
-
-def check(
-    box: Sandbox | InlineSandbox, messages: int, channel: str = "telegram"
-) -> tuple[int, int]:
+def check(box: Sandbox, messages: int, channel: str = "telegram") -> tuple[int, int]:
     """Return how many messages the sandbox accepted, and how many chats got other than one."""
     counters = box.counters(channel)
     by_chat = counters["accepted_by_chat"]
@@ -295,7 +181,7 @@ def locale_of(n: int) -> str:
 CLIENT = {"name": "aiohttp", "loop": "asyncio"}
 
 
-def make_bot(box: Sandbox | InlineSandbox, concurrency: int) -> telegram.Bot:
+def make_bot(box: Sandbox, concurrency: int) -> telegram.Bot:
     """Return a stock Bot for the sandbox, its pool big enough for `concurrency` requests."""
     request: BaseRequest
     if CLIENT["name"] == "httpx":
@@ -516,9 +402,7 @@ async def dispatcher_run(
     )
 
 
-def zalo_channel(
-    box: Sandbox | InlineSandbox, concurrency: int, on_choices: Any = None
-) -> ZaloChannel:
+def zalo_channel(box: Sandbox, concurrency: int, on_choices: Any = None) -> ZaloChannel:
     """Return the dispatcher's Zalo channel for the sandbox, its limits raised out of the way
     and its pool as large as the ceiling's (as the lane records the numbered lists it shows)."""
     limits = ChannelLimits(
@@ -659,7 +543,7 @@ def cli() -> None:
     )
     args = parser.parse_args()
     CLIENT["name"], CLIENT["loop"] = args.client, args.loop
-    choose_loop(args.loop)
+    sandbox_process.choose_loop(args.loop)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="Please use 'Bot.sendMessage'")
     asyncio.run(
