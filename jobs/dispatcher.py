@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -127,34 +127,7 @@ class Lane:
         return self.pacer.paid
 
 
-@dataclass(frozen=True)
-class Job:
-    """A claimed row, as the dispatcher keeps it in memory."""
-
-    id: int
-    order: tuple[int, datetime, int]
-    chat_id: str
-    channel: str
-    is_group: bool
-    paid: bool
-    payload: str
-    attempts: int
-    parts: int = 0  # parts of the message out already: a send resumes after them
-
-    @classmethod
-    def of(cls, row: outbox.Claimed) -> Job:
-        """Copy what is needed from a claimed row."""
-        return cls(
-            id=row.id,
-            order=(row.priority, row.due_at, row.id),
-            chat_id=row.chat_id,
-            channel=row.channel,
-            is_group=row.is_group,
-            paid=row.paid,
-            payload=row.payload,
-            attempts=row.attempts,
-            parts=row.parts_sent,
-        )
+Job = outbox.Claimed  # a claimed row, as the dispatcher keeps it in memory
 
 
 @dataclass
@@ -338,7 +311,7 @@ class Dispatcher:
         self._next_claim = now + self.settings.poll_seconds
         held: list[Job] = []
         extra: list[int] = []
-        for job in (Job.of(row) for row in rows):  # one pass: `not in held` was n² comparisons
+        for job in rows:  # one pass: `not in held` was n² comparisons
             if self._hold_job(job):
                 held.append(job)
             else:
@@ -521,7 +494,7 @@ class Dispatcher:
             outcome = await self._when_booked(line) or await self._attempt(job, line, target)
             if outcome.code == PACED:  # the rest goes from the chat's line, each part in its turn
                 self.stats["parts_paced"] += 1
-                line.jobs.insert(0, replace(job, parts=outcome.parts))
+                line.jobs.insert(0, job._replace(parts_sent=outcome.parts))
                 return
             held_back = outcome.kind == "flood" and not outcome.attempted
             self.stats["held_back" if held_back else outcome.kind] += 1
@@ -567,7 +540,7 @@ class Dispatcher:
                 message,
                 locale,
                 paid=paid,
-                first=job.parts,
+                first=job.parts_sent,
                 progress=self._progress(job, line),
             )
         return await self._send_file(job, line, message, locale, paid, message.attachment_id)
@@ -620,7 +593,7 @@ class Dispatcher:
         send cached it meanwhile.
         """
         channel, name = line.lane.channel, job.channel
-        parts: dict[str, Any] = {"first": job.parts, "progress": self._progress(job, line)}
+        parts: dict[str, Any] = {"first": job.parts_sent, "progress": self._progress(job, line)}
         file = await self.files.get(attachment_id, name)
         if file.file_id is None or file.file_id == stale:
             async with self.files.lock(attachment_id, name):
@@ -764,7 +737,7 @@ class Dispatcher:
                 session, message_id=outcome.message_id, now=now, parts=outcome.parts, **common
             )
             return
-        parts = outcome.parts if outcome.parts > job.parts else None  # kept with the row
+        parts = outcome.parts if outcome.parts > job.parts_sent else None  # kept with the row
         if outcome.kind == "flood":
             due = now + timedelta(seconds=outcome.delay)
             await outbox.retry_later(

@@ -154,7 +154,7 @@ def _due(now: datetime) -> Any:
 
 
 class Claimed(NamedTuple):
-    """A row just claimed: what sending it needs, and its lease."""
+    """A row just claimed: what sending it needs, and its lease (the dispatcher's job)."""
 
     id: int
     priority: int
@@ -169,6 +169,11 @@ class Claimed(NamedTuple):
     status: str
     lease_owner: str | None
     lease_until: datetime | None
+
+    @property
+    def order(self) -> tuple[int, datetime, int]:
+        """Return the row's place in the send order."""
+        return (self.priority, self.due_at, self.id)
 
 
 CLAIMED = [TABLE.c[name] for name in Claimed._fields]
