@@ -212,7 +212,7 @@ async def claim(
     )
     conn = await session.connection()
     rows = [Claimed(*row) for row in await conn.execute(stmt)]
-    rows.sort(key=lambda r: (r.priority, r.due_at, r.id))
+    rows.sort(key=lambda r: r.order)
     return rows
 
 
@@ -258,20 +258,19 @@ async def mark_sent(
 
 def _sent_statement() -> Any:
     """Return the UPDATE that records one delivery, with bound parameters for executemany."""
-    table = TABLE
     return (
-        update(table)
+        update(TABLE)
         .where(
-            table.c.id == bindparam("b_id"),
-            table.c.lease_owner == bindparam("b_owner"),
-            or_(table.c.status == SENDING.value, table.c.status == OutboxStatus.CANCELLED.value),
+            TABLE.c.id == bindparam("b_id"),
+            TABLE.c.lease_owner == bindparam("b_owner"),
+            or_(TABLE.c.status == SENDING.value, TABLE.c.status == OutboxStatus.CANCELLED.value),
         )
         .values(
             status=OutboxStatus.SENT.value,
             platform_message_id=bindparam("b_message_id"),
             sent_at=bindparam("b_now", type_=UTCDateTime()),
             parts_sent=bindparam("b_parts"),
-            attempts=table.c.attempts + 1,
+            attempts=TABLE.c.attempts + 1,
             lease_until=None,
             last_error=None,
         )
