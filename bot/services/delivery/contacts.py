@@ -36,10 +36,16 @@ class Identity:
     display_name: str | None = None
 
 
+# Built once: every update reuses the statement, and SQLAlchemy its cache key.
+FIND = select(Contact).where(
+    Contact.channel == bindparam("channel"), Contact.external_id == bindparam("external_id")
+)
+
+
 async def find(session: AsyncSession, *, channel: str, external_id: str) -> Contact | None:
     """Return the contact of a channel account, if known."""
-    stmt = select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
-    return (await session.exec(stmt)).first()
+    params = {"channel": channel, "external_id": external_id}
+    return (await session.exec(FIND, params=params)).first()
 
 
 async def last_seen(

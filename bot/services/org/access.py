@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -75,11 +76,14 @@ def require_unit_scope(actor: Actor, unit: Unit) -> None:
     raise PermissionDenied("errors.forbidden_unit", unit=unit.name)
 
 
+ROLES = select(PersonRole.role).where(PersonRole.person_id == bindparam("person_id"))
+
+
 async def roles_of(session: AsyncSession, person: Person) -> frozenset[Role]:
     """Return the roles a person holds (none when inactive)."""
     if not person.active:
         return frozenset()
-    rows = await session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id))
+    rows = await session.exec(ROLES, params={"person_id": person.id})
     return frozenset(Role(r) for r in rows.all())
 
 

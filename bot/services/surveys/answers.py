@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -69,14 +70,18 @@ async def definition(session: AsyncSession, campaign: Campaign) -> Definition:
     return definition_of(row)
 
 
+FIND = select(SurveyResponse).where(
+    SurveyResponse.campaign_id == bindparam("campaign_id"),
+    SurveyResponse.voter_hash == bindparam("voter_hash"),
+)
+
+
 async def find(session: AsyncSession, campaign: Campaign, who: Respondent) -> SurveyResponse | None:
     """Return the respondent's answer to a campaign, if any."""
     key = ("response", campaign.id, voter_hash(campaign, who))
     if key not in memo(session):
-        stmt = select(SurveyResponse).where(
-            SurveyResponse.campaign_id == campaign.id, SurveyResponse.voter_hash == key[2]
-        )
-        memo(session)[key] = (await session.exec(stmt)).first()
+        params = {"campaign_id": campaign.id, "voter_hash": key[2]}
+        memo(session)[key] = (await session.exec(FIND, params=params)).first()
     found: SurveyResponse | None = memo(session)[key]
     return found
 

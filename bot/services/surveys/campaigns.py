@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -575,20 +576,24 @@ async def open_for(
     return [(c, r) for c, r in (await session.exec(stmt)).all()]
 
 
+RECIPIENT = {  # by person (staff), or by chat account (citizens)
+    by: select(CampaignRecipient).where(
+        CampaignRecipient.campaign_id == bindparam("campaign_id"), column == bindparam("who")
+    )
+    for by, column in (
+        ("person", col(CampaignRecipient.person_id)),
+        ("contact", col(CampaignRecipient.contact_id)),
+    )
+}
+
+
 async def recipient(
     session: AsyncSession, campaign: Campaign, *, person_id: int | None, contact_id: int | None
 ) -> CampaignRecipient:
     """Return the caller's recipient row of an open campaign; refuse anyone not asked, or late."""
-    who = (
-        CampaignRecipient.person_id == person_id
-        if person_id is not None
-        else CampaignRecipient.contact_id == contact_id
-    )
-    row = (
-        await session.exec(
-            select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id, who)
-        )
-    ).first()
+    by, who = ("person", person_id) if person_id is not None else ("contact", contact_id)
+    params = {"campaign_id": campaign.id, "who": who}
+    row = (await session.exec(RECIPIENT[by], params=params)).first()
     if row is None:
         raise InvalidInput("survey.error.not_asked", title=campaign.title)
     if campaign.status != CampaignStatus.OPEN:
