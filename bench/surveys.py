@@ -50,6 +50,7 @@ from bot.sandbox import SandboxServer
 from bot.services.delivery import outbox
 from bot.services.org.access import system_actor
 from bot.services.surveys import campaigns, questionnaire
+from bot.sqlite_driver import long_writes_expected
 
 GOAL = 0.5
 QUESTIONS: list[dict[str, Any]] = [
@@ -93,62 +94,63 @@ def script(n: int) -> list[Step]:
 async def seed(maker: SessionMaker, people: int) -> int:
     """Store two units, `people` staff with chats, the questionnaire and a launched campaign."""
     now = datetime.now(UTC)
-    async with maker() as s:
-        units = [
-            Unit(
-                code=f"U{i}",
-                name=f"Đơn vị {i}",
-                kind=UnitKind.OFFICE,
-                created_at=now,
-                updated_at=now,
-            )
-            for i in (1, 2)
-        ]
-        s.add_all(units)
-        await s.flush()
-        for n in range(people):
-            person = Person(
-                code=f"B{n:05d}",
-                full_name=f"Cán bộ {n}",
-                unit_id=units[n % 2].id,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(person)
-            await s.flush()
-            assert person.id is not None
-            s.add(PersonRole(person_id=person.id, role=Role.STAFF))
-            s.add(
-                Contact(
-                    channel=Channel.TELEGRAM,
-                    external_id=str(FIRST_UID + n),
-                    person_id=person.id,
+    with long_writes_expected():  # the seed: thousands of rows in one write
+        async with maker() as s:
+            units = [
+                Unit(
+                    code=f"U{i}",
+                    name=f"Đơn vị {i}",
+                    kind=UnitKind.OFFICE,
                     created_at=now,
+                    updated_at=now,
                 )
+                for i in (1, 2)
+            ]
+            s.add_all(units)
+            await s.flush()
+            for n in range(people):
+                person = Person(
+                    code=f"B{n:05d}",
+                    full_name=f"Cán bộ {n}",
+                    unit_id=units[n % 2].id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(person)
+                await s.flush()
+                assert person.id is not None
+                s.add(PersonRole(person_id=person.id, role=Role.STAFF))
+                s.add(
+                    Contact(
+                        channel=Channel.TELEGRAM,
+                        external_id=str(FIRST_UID + n),
+                        person_id=person.id,
+                        created_at=now,
+                    )
+                )
+            rows = [
+                (k + 1, {"id": f"Q{k + 1}", "text": f"Câu hỏi {k + 1}", **q})
+                for k, q in enumerate(QUESTIONS)
+            ]
+            form = questionnaire.check({"code": "BENCH", "title": "Khảo sát"}, rows).definition
+            assert form is not None
+            actor = system_actor("bench")
+            await questionnaire.save(s, form, actor=actor, now=now)
+            draft = campaigns.Draft(
+                "Khảo sát",
+                campaigns.Audience(units=("U1", "U2")),
+                now,
+                now + timedelta(days=7),
+                "BENCH",
             )
-        rows = [
-            (k + 1, {"id": f"Q{k + 1}", "text": f"Câu hỏi {k + 1}", **q})
-            for k, q in enumerate(QUESTIONS)
-        ]
-        form = questionnaire.check({"code": "BENCH", "title": "Khảo sát"}, rows).definition
-        assert form is not None
-        actor = system_actor("bench")
-        await questionnaire.save(s, form, actor=actor, now=now)
-        draft = campaigns.Draft(
-            "Khảo sát",
-            campaigns.Audience(units=("U1", "U2")),
-            now,
-            now + timedelta(days=7),
-            "BENCH",
-        )
-        campaign = await campaigns.launch(s, draft, actor=actor, now=now)
-        await s.flush()
-        assert campaign.id is not None
-        # the invitations' delivery is the dispatcher's (bench/dispatch.py): here people ask
-        await outbox.cancel(s, kind=campaigns.KIND_INVITE, ref_id=campaign.id)
-        await s.commit()
-        assert campaign.id is not None
-        return campaign.id
+            campaign = await campaigns.launch(s, draft, actor=actor, now=now)
+            await s.flush()
+            assert campaign.id is not None
+            # the invitations' delivery is the dispatcher's (bench/dispatch.py): here people ask
+            await outbox.cancel(s, kind=campaigns.KIND_INVITE, ref_id=campaign.id)
+            await s.commit()
+            assert campaign.id is not None
+            return campaign.id
 
 
 async def person(campaign_id: int, server: SandboxServer, uid: int, n: int, run: Run) -> None:
