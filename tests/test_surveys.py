@@ -310,6 +310,20 @@ async def test_a_person_outside_the_audience_cannot_answer(org, clock):
     assert await org.send(OUTSIDER, "/survey") == [t("survey.none_open", "vi")]
 
 
+async def test_the_recipient_row_is_found_by_its_person_and_never_without_one(org, clock):
+    campaign_id = await launch(org, clock)
+    async with org.maker() as s:
+        campaign = await s.get(Campaign, campaign_id)
+        staff = (await s.exec(select(Person).where(Person.code == "S10"))).one()
+        outsider = (await s.exec(select(Person).where(Person.code == "OUT"))).one()
+        row = await campaigns.recipient(s, campaign, person_id=staff.id, contact_id=None)
+        assert (row.campaign_id, row.person_id, row.contact_id) == (campaign_id, staff.id, None)
+        for person_id in (outsider.id, None):  # no ids: no staff row, though theirs hold no chat
+            with pytest.raises(InvalidInput) as refused:
+                await campaigns.recipient(s, campaign, person_id=person_id, contact_id=None)
+            assert refused.value.key == "survey.error.not_asked"
+
+
 async def test_a_break_resumes_at_the_question_left_and_back_still_works(org, clock):
     campaign_id = await launch(org, clock)
     uid = STAFF1[2]
